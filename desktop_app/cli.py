@@ -1,0 +1,81 @@
+"""`radassist`: the GUI launcher and the headless subcommands.
+
+``radassist [PATH ...]`` opens the GUI. ``radassist <command> ...`` runs a headless command;
+each lives in ``desktop_app.commands.<name>`` with ``add_arguments(parser)`` and
+``run(args) -> int``, imported only when used so that `inspect` starts without torch or Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from desktop_app import __version__
+from desktop_app.commands._common import EXIT_USAGE, configure_logging, guarded
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": (
+        "desktop_app.commands.inspect",
+        "index studies, decode every image, report problems",
+    ),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (never the whole usage dump) on a usage error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = _Parser(prog=f"radassist {name}", description=help_text)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    module.add_arguments(parser)  # type: ignore[attr-defined]
+    return parser, module
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  {n:10s} {h}" for n, (_, h) in COMMANDS.items())
+    parser = _Parser(
+        prog="radassist",
+        description="RadAssist: review CNN findings over DICOM studies (research use only).",
+        epilog=f"headless commands (radassist <command> --help):\n{commands}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="DICOM files, folders or DICOMDIRs"
+    )
+    parser.add_argument("--version", action="version", version=f"radassist {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    try:
+        gui = importlib.import_module("desktop_app.qt.launch")
+    except ImportError:  # the GUI is optional for headless installs
+        gui = None
+    if gui is not None:
+        gui.add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in COMMANDS:
+        parser, module = _command_parser(args_list[0])
+        args = parser.parse_args(args_list[1:])
+        configure_logging(args.verbose)
+        return guarded(lambda: module.run(args), f"radassist {args_list[0]}")  # type: ignore[attr-defined]
+    parser = _gui_parser()
+    args = parser.parse_args(args_list)
+    configure_logging(args.verbose)
+    from desktop_app.qt import launch
+
+    return guarded(lambda: launch.run(args), "radassist")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""What every command shares: exit codes, one-line errors, a progress bar on stderr."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from desktop_app.core.errors import RadAssistError
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """Entry points (and only they) configure handlers; a library never does."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def guarded(run: Callable[[], int], prog: str) -> int:
+    """Run a command; turn any error into one line on stderr and an exit code.
+
+    User errors (RadAssistError) print their one-line reason. An unexpected exception is a
+    bug: it still prints one line, and the traceback goes to the log at DEBUG level only.
+    """
+    try:
+        return run()
+    except RadAssistError as err:
+        print(f"{prog}: error: {err.one_line()}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into `head`): not an error worth reporting.
+        with _suppress_all():
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+    except Exception as err:
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"{prog}: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
+            "(please report this; run with -v for details)",
+            file=sys.stderr,
+        )
+        return EXIT_SOME_FAILED
+
+
+class _suppress_all:  # noqa: N801 - used like contextlib.suppress
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+class ProgressBar:
+    """A text progress bar on stderr, fed with ``(done, total)``.
+
+    Redraws in place on a terminal; on a pipe it prints at most a line per 10%.
+    """
+
+    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last_decile = -1
+        self._last_draw = 0.0
+        self._start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        frac = min(max(done / total, 0.0), 1.0)
+        if self.tty:
+            now = time.perf_counter()
+            if done < total and now - self._last_draw < 0.1:
+                return
+            self._last_draw = now
+            width = 30
+            filled = int(frac * width)
+            elapsed = now - self._start
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:5.1f}s")
+            if done >= total:
+                self.stream.write("\n")
+            self.stream.flush()
+        else:
+            decile = int(frac * 10)
+            if decile != self._last_decile:
+                self._last_decile = decile
+                self.stream.write(f"{self.label}: {done}/{total}\n")
+                self.stream.flush()

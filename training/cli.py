@@ -1,0 +1,55 @@
+"""`radassist-train`: headless training, evaluation and model-file tools.
+
+Each subcommand lives in ``training.commands.<name>`` with ``add_arguments(parser)`` and
+``run(args) -> int``, imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from desktop_app import __version__
+from desktop_app.commands._common import EXIT_USAGE, configure_logging, guarded
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = _Parser(
+        prog="radassist-train",
+        description="Train, evaluate and package RadAssist models (headless).",
+    )
+    parser.add_argument("--version", action="version", version=f"radassist-train {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    modules: dict[str, object] = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+        module = importlib.import_module(module_name)
+        module.add_arguments(p)  # type: ignore[attr-defined]
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.verbose)
+    module = modules[args.command]
+    return guarded(lambda: module.run(args), f"radassist-train {args.command}")  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `radassist-train`, one module each."""
