@@ -84,3 +84,15 @@ class PacsError(RadAssistError):
 
 class ReviewStateError(RadAssistError):
     """A saved review state can't be read back."""
+
+
+def describe(err: BaseException) -> str:
+    """One line for any exception: the project's own reason, else ``Type: message``."""
+    if isinstance(err, RadAssistError):
+        return err.one_line()
+    text = " ".join(str(err).split())
+    return (
+        f"unexpected error: {type(err).__name__}: {text}"
+        if text
+        else f"unexpected error: {type(err).__name__}"
+    )

@@ -1,0 +1,295 @@
+"""ViewerWidget: one series in the canvas, with a slice slider, window/level and a readout.
+
+The series' pixels come from a core :class:`~desktop_app.core.volume.SeriesVolume`: the shown
+slice is decoded first and the rest in the background, so the first image appears before the
+series is read. A slice that isn't decoded yet is fetched in a worker, never on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from desktop_app.core.display import Window, auto_window, render
+from desktop_app.core.errors import describe
+from desktop_app.core.pixels import Frame
+from desktop_app.core.series import SliceStack
+from desktop_app.core.viewing import (
+    ValueRange,
+    distance_mm,
+    drag_window,
+    format_distance,
+    pixel_readout,
+)
+from desktop_app.core.volume import BackgroundLoad, SeriesVolume
+from desktop_app.qt.canvas import ImageCanvas, Ruler
+from desktop_app.qt.workers import TaskChannel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SeriesContext:
+    """What the viewer shows: a stack, its volume, and labels for the corner text."""
+
+    stack: SliceStack
+    volume: SeriesVolume
+    modality: str = ""
+    description: str = ""
+    key: str = ""  # stable id of the stack (hashed series UID + part)
+
+
+class _LoadRelay(QObject):
+    progressed = Signal(int, int, int)  # token, done, total
+
+
+class ViewerWidget(QWidget):
+    """Canvas + slice slider + readout. Emits what changed so the window can follow."""
+
+    sliceChanged = Signal(int)
+    windowChanged = Signal(object)
+    readoutChanged = Signal(str)
+    loadProgress = Signal(int, int)  # background decode of the series
+    errorOccurred = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = ImageCanvas(self)
+        self.canvas.set_placeholder("Open a study: File ▸ Open, or drop files here")
+        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider.setObjectName("sliceSlider")
+        self.slider.setEnabled(False)
+        self.slice_label = QLabel("", self)
+        self.slice_label.setMinimumWidth(90)
+        self.slice_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        bottom = QHBoxLayout()
+        bottom.setContentsMargins(6, 2, 6, 4)
+        bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.slice_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.canvas, 1)
+        layout.addLayout(bottom)
+
+        self.context: SeriesContext | None = None
+        self.index = 0
+        self.window: Window | None = None
+        self.invert = False
+        self._frame: Frame | None = None
+        self._frame_index = -1
+        self._value_range = ValueRange(0.0, 1.0)
+        self._background: BackgroundLoad | None = None
+        self._token = 0
+        self._relay = _LoadRelay(self)
+        self._relay.progressed.connect(self._on_load_progress)
+        self._slice_channel = TaskChannel("slice", self)
+        self._slice_channel.finished.connect(self._on_slice_decoded)
+        self._slice_channel.failed.connect(self.errorOccurred)
+        self._rulers: dict[int, list[Ruler]] = {}
+        self._wl_timer = QTimer(self)
+        self._wl_timer.setSingleShot(True)
+        self._wl_timer.setInterval(0)
+        self._wl_timer.timeout.connect(self._refresh_image)
+        self.render_hook: Callable[[int], None] | None = None
+
+        self.slider.valueChanged.connect(self.set_index)
+        self.canvas.sliceStepRequested.connect(self.step)
+        self.canvas.windowDragged.connect(self._on_window_drag)
+        self.canvas.cursorMoved.connect(self._on_cursor)
+        self.canvas.rulerFinished.connect(self._on_ruler)
+
+    # ------------------------------------------------------------------ series
+    def set_series(self, context: SeriesContext | None, start: int | None = None) -> None:
+        """Show a series: decode the start slice (default the middle) first, the rest behind."""
+        self._stop_background()
+        self._token += 1
+        self.context = context
+        self._frame = None
+        self._frame_index = -1
+        self.window = None
+        self._rulers = {}
+        self.canvas.set_rulers([])
+        if context is None:
+            self.slider.setEnabled(False)
+            self.canvas.set_image(None)
+            self.slice_label.setText("")
+            return
+        n = len(context.volume)
+        index = context.volume.middle() if start is None else min(max(start, 0), n - 1)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(n - 1, 0))
+        self.slider.setValue(index)
+        self.slider.setEnabled(n > 1)
+        self.slider.blockSignals(False)
+        self.index = index
+        self._show_index(index)
+        token = self._token
+        self._background = context.volume.start_background_load(
+            progress=lambda done, total: self._relay.progressed.emit(token, done, total),
+            first=index,
+        )
+
+    def _stop_background(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            self._background = None
+
+    def shutdown(self) -> None:
+        self._stop_background()
+        self._slice_channel.cancel()
+
+    def _on_load_progress(self, token: int, done: int, total: int) -> None:
+        if token == self._token:
+            self.loadProgress.emit(done, total)
+
+    @property
+    def slice_count(self) -> int:
+        return 0 if self.context is None else len(self.context.volume)
+
+    # ------------------------------------------------------------------ slices
+    def step(self, delta: int) -> None:
+        if self.context is not None:
+            self.set_index(self.index + delta)
+
+    def set_index(self, index: int) -> None:
+        if self.context is None:
+            return
+        index = min(max(int(index), 0), self.slice_count - 1)
+        if index == self.index and self._frame_index == index:
+            return
+        self.index = index
+        if self.slider.value() != index:
+            self.slider.blockSignals(True)
+            self.slider.setValue(index)
+            self.slider.blockSignals(False)
+        self._show_index(index)
+
+    def _show_index(self, index: int) -> None:
+        assert self.context is not None
+        self.slice_label.setText(f"{index + 1} / {self.slice_count}")
+        volume = self.context.volume
+        if volume.is_loaded(index):
+            try:
+                frame = volume.frame(index)
+            except Exception as err:
+                self.errorOccurred.emit(describe(err))
+                return
+            self._set_frame(index, frame)
+        else:
+            token = self._token
+
+            def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
+                return token, index, volume.frame(index)
+
+            self._slice_channel.submit(work)
+        self.sliceChanged.emit(index)
+
+    def _on_slice_decoded(self, result: object) -> None:
+        token, index, frame = result  # type: ignore[misc]
+        if token == self._token and index == self.index:
+            self._set_frame(index, frame)
+
+    def _set_frame(self, index: int, frame: Frame) -> None:
+        first = self._frame is None
+        self._frame = frame
+        self._frame_index = index
+        if first:
+            self._value_range = ValueRange.of(frame.values)
+            if self.window is None and not frame.is_color:
+                self.window = frame.windows[0] if frame.windows else auto_window(frame.values)
+                self.windowChanged.emit(self.window)
+        self._refresh_image()
+        self.canvas.set_rulers(self._rulers.get(index, []))
+        if self.render_hook is not None:
+            self.render_hook(index)
+
+    @property
+    def frame(self) -> Frame | None:
+        return self._frame
+
+    # ------------------------------------------------------------------ window / level
+    def set_window(self, window: Window | None) -> None:
+        if self._frame is not None and window is None:
+            window = (
+                self._frame.windows[0] if self._frame.windows else auto_window(self._frame.values)
+            )
+        self.window = window
+        self.windowChanged.emit(window)
+        self._wl_timer.start()
+
+    def reset_window(self) -> None:
+        self.set_window(None)
+
+    def set_invert(self, invert: bool) -> None:
+        self.invert = invert
+        self._refresh_image()
+
+    def _on_window_drag(self, dx: float, dy: float) -> None:
+        if self._frame is None or self._frame.is_color or self.window is None:
+            return
+        self.window = drag_window(self.window, dx, dy, self._value_range)
+        self.windowChanged.emit(self.window)
+        self._wl_timer.start()  # coalesce a burst of drag events into one render
+
+    def _refresh_image(self) -> None:
+        if self._frame is None:
+            return
+        try:
+            image = render(self._frame, self.window, invert=self.invert)
+        except Exception as err:
+            self.errorOccurred.emit(f"can't display this image: {err}")
+            return
+        self.canvas.set_image(image)
+
+    def displayed_image(self) -> np.ndarray | None:
+        if self._frame is None:
+            return None
+        return render(self._frame, self.window, invert=self.invert)
+
+    # ------------------------------------------------------------------ readout / ruler
+    def _on_cursor(self, pos: object) -> None:
+        if pos is None or self._frame is None:
+            self.readoutChanged.emit("")
+            return
+        x, y = pos  # type: ignore[misc]
+        modality = self.context.modality if self.context else ""
+        text = pixel_readout(
+            self._frame.values, x, y, modality=modality, is_color=self._frame.is_color
+        )
+        self.readoutChanged.emit(text or "")
+
+    def _on_ruler(self, ruler: Ruler) -> None:
+        spacing = self._frame.pixel_spacing if self._frame is not None else None
+        value, unit = distance_mm(ruler.start, ruler.end, spacing)
+        ruler.text = format_distance(value, unit)
+        self._rulers.setdefault(self.index, []).append(ruler)
+        self.canvas.set_rulers(self._rulers[self.index])
+
+    def clear_rulers(self) -> None:
+        self._rulers.pop(self.index, None)
+        self.canvas.set_rulers([])
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Left):
+            self.step(-1)
+        elif key in (Qt.Key.Key_Down, Qt.Key.Key_Right):
+            self.step(1)
+        elif key == Qt.Key.Key_PageUp:
+            self.step(-max(1, self.slice_count // 10))
+        elif key == Qt.Key.Key_PageDown:
+            self.step(max(1, self.slice_count // 10))
+        elif key == Qt.Key.Key_Home:
+            self.set_index(0)
+        elif key == Qt.Key.Key_End:
+            self.set_index(self.slice_count - 1)
+        else:
+            super().keyPressEvent(event)
