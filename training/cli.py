@@ -15,7 +15,16 @@ from desktop_app import __version__
 from desktop_app.commands._common import EXIT_USAGE, configure_logging, guarded
 
 # name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": (
+        "training.commands.convert",
+        "package a plain state dict (.pth, weights only) as a RadAssist model file",
+    ),
+    "make-demo-data": (
+        "training.commands.make_demo_data",
+        "write a synthetic annotated chest-radiograph dataset and its manifest",
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,16 +32,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    """The top-level parser; only ``command``'s module is imported (torch takes seconds)."""
+    listing = "\n".join(f"  {n:22s} {h}" for n, (_, h) in COMMANDS.items())
     parser = _Parser(
         prog="radassist-train",
         description="Train, evaluate and package RadAssist models (headless).",
+        epilog=f"commands (radassist-train COMMAND --help):\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"radassist-train {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     modules: dict[str, object] = {}
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
+            continue
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
         module = importlib.import_module(module_name)
         module.add_arguments(p)  # type: ignore[attr-defined]
@@ -41,8 +56,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, modules = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    parser, modules = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(args_list)
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
