@@ -25,6 +25,9 @@ def configure_logging(verbose: int = 0) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # pydicom logs decoder failures with tracebacks (and values, which may be a patient's
+    # name); the core already reports each problem file in one line. Shown only with -vv.
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
 
 
 def guarded(run: Callable[[], int], prog: str) -> int:
