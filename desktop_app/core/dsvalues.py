@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
 
@@ -110,12 +111,10 @@ def text(ds: Dataset, key: str | int, default: str = "") -> str:
         return default
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
-    if not isinstance(value, str):
-        try:
-            seq = list(value)
-            value = seq[0] if seq else ""
-        except TypeError:
-            pass
+    if isinstance(value, (MultiValue, list, tuple)):
+        value = value[0] if len(value) else ""
+    elif not isinstance(value, str):
+        value = str(value)  # PersonName, numbers: iterating a PersonName gives characters
     out = " ".join(str(value).split("\\")[0].split()) if isinstance(value, str) else str(value)
     return out.strip() or default
 
@@ -129,6 +128,8 @@ def texts(ds: Dataset, key: str | int) -> tuple[str, ...]:
         value = value.decode("ascii", "replace")
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split("\\"))
+    if not isinstance(value, (MultiValue, list, tuple)):
+        return (str(value).strip(),)
     try:
         return tuple(str(part).strip() for part in value)
     except TypeError:
