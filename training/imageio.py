@@ -13,10 +13,14 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from desktop_app.core.errors import DataError
+
+if TYPE_CHECKING:
+    from desktop_app.core.pixels import Frame
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +79,19 @@ def read_image(path: PathLike, frame: int = 0) -> ImageForModel:
 
 
 def _read_dicom(path: Path, frame: int) -> ImageForModel:
-    from desktop_app.core.pixels import grayscale, load_frame
+    from desktop_app.core.pixels import load_frame
 
-    loaded = load_frame(path, frame)
+    return image_from_frame(load_frame(path, frame))
+
+
+def image_from_frame(loaded: Frame) -> ImageForModel:
+    """A decoded DICOM frame (``desktop_app.core.pixels.Frame``) as the model reads it.
+
+    The one conversion that training (``read_image``) and the app's inference engine (frames
+    from ``volume.SeriesVolume``) share, so both feed the preprocessing the same values.
+    """
+    from desktop_app.core.pixels import grayscale
+
     if loaded.is_color:
         # Colour (RGB, YBR, palette) becomes luma; its photometric no longer applies.
         return ImageForModel(grayscale(loaded), "MONOCHROME2", None, loaded.pixel_spacing)

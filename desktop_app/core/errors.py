@@ -86,6 +86,15 @@ class ReviewStateError(RadAssistError):
     """A saved review state can't be read back."""
 
 
+class Cancelled(Exception):
+    """Long core work (e.g. an inference run) noticed its stop flag and ended early.
+
+    Not an error and not a :class:`RadAssistError`: nothing failed and there is nothing to
+    fix. The GUI shows "cancelled"; a CLI exits 130. It carries no partial result on purpose,
+    so that a half-finished run can never be mistaken for a finished one.
+    """
+
+
 def describe(err: BaseException) -> str:
     """One line for any exception: the project's own reason, else ``Type: message``."""
     if isinstance(err, RadAssistError):

@@ -1,0 +1,478 @@
+"""Inference benchmark: the engine's CPU path, end-to-end predict, Grad-CAM, int8, pointing game.
+
+One run, ratios against a baseline measured in the same process, no assertions. Repetitions of
+the compared paths are interleaved and medians reported, because other people's work on a
+shared machine inflates wall time unevenly.
+
+(1) Network latency of the engine's CPU path (what ``InferenceEngine`` chose) against a plain
+    ONNX Runtime session on the same weights (exported here, default session options, the same
+    thread count), at batch 1 and batch 16. Goal: ratio <= 1.0. For the record, the other
+    candidates of ``fastpath``: eager PyTorch (``inference_mode``), eager with channels_last,
+    TorchScript trace + freeze + optimize_for_inference.
+(2) End-to-end predict of one radiograph (the bundled 1024x1024 RLE sample): ``engine.run`` +
+    writing findings.json, the heatmap PNG and the overlay PNG (as ``radassist predict`` does),
+    model already loaded. Reported: the share of time outside the network (forward passes and
+    Grad-CAM count as network). Goal: <= 30 %.
+(3) Grad-CAM cost against one forward pass at batch 1 (eager PyTorch, the path Grad-CAM uses,
+    and the engine's path).
+(4) int8 against fp32 (ONNX Runtime both): speed-up at batch 1 and 16, and per-label AUROC on
+    the demo test split, fp32 against int8.
+(5) Pointing game on the demo test split: for each ground-truth positive label with a box, is
+    the Grad-CAM heatmap's peak inside the box? Chance = mean box area / image area.
+
+(4) and (5) need a trained model: the bundled demo model by default, or --model. The test split
+is the ``split == test`` rows of the demo dataset's manifest (--data manifest.csv, boxes from
+its boxes.csv); without --data it is drawn again, exactly, from ``make-demo-data`` options
+(--demo-n/--demo-seed/--demo-size; ``training.demo_data.plan_demo_dataset``).
+
+    python benchmarks/bench_inference.py [--model FILE] [--data MANIFEST] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from desktop_app.core.devices import configure_cpu_threads  # noqa: E402
+from desktop_app.core.engine import InferenceEngine  # noqa: E402
+from desktop_app.core.errors import ModelFileError  # noqa: E402
+from desktop_app.core.fastpath import TorchRunner, export_onnx  # noqa: E402
+from desktop_app.core.modelpaths import default_model_path, resources_dir  # noqa: E402
+
+CHEST = resources_dir() / "sample" / "chest_xr" / "chest_pa.dcm"
+
+
+def _cpu() -> float:
+    t = time.process_time()
+    return t
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2
+) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds of each function, runs interleaved round by round."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            c0, t0 = _cpu(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(_cpu() - c0)
+    return {k: {"wall": statistics.median(wall[k]), "cpu": statistics.median(cpu[k])} for k in fns}
+
+
+def torchscript(network: torch.nn.Module, x: torch.Tensor) -> Any:
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(network, x)
+        traced = torch.jit.freeze(traced)
+        return torch.jit.optimize_for_inference(traced)
+
+
+def section_latency(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
+    spec = engine.manifest.preprocessing
+    size, ch = spec.image_size, spec.channels
+    network = engine.network
+    t0 = time.perf_counter()
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()  # ONNX Runtime's defaults, the same thread count
+    options.intra_op_num_threads = engine.threads
+    session = ort.InferenceSession(
+        export_onnx(network, size, ch), options, providers=["CPUExecutionProvider"]
+    )
+
+    def baseline(x: np.ndarray) -> Any:
+        return session.run(None, {"input": x})[0]
+
+    export_s = time.perf_counter() - t0
+    eager = TorchRunner(network)
+    cl_net = network  # channels_last changes the parameters' layout in place: restore after
+    t0 = time.perf_counter()
+    ts = torchscript(network, torch.zeros(1, ch, size, size))
+    ts_build = time.perf_counter() - t0
+    out: dict[str, Any] = {"onnx_export_s": export_s, "torchscript_build_s": ts_build}
+    rng = np.random.default_rng(0)
+    for batch in (1, 16):
+        x = rng.normal(size=(batch, ch, size, size)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        xcl = xt.contiguous(memory_format=torch.channels_last)
+
+        def run_cl(xcl: torch.Tensor = xcl) -> Any:
+            with torch.inference_mode():
+                return cl_net(xcl)
+
+        def run_ts(xt: torch.Tensor = xt) -> Any:
+            with torch.inference_mode():
+                return ts(xt)
+
+        fns: dict[str, Callable[[], Any]] = {
+            "engine": lambda x=x: engine._call_runner(x),
+            "ort_baseline": lambda x=x: baseline(x),
+            "eager": lambda x=x: eager(x),
+            "torchscript": run_ts,
+        }
+        reps = repeat if batch == 1 else max(5, repeat // 4)
+        times = interleaved(fns, reps)
+        cl_net.to(memory_format=torch.channels_last)
+        times["channels_last"] = interleaved({"channels_last": run_cl}, reps)["channels_last"]
+        cl_net.to(memory_format=torch.contiguous_format)
+        out[f"batch{batch}"] = times
+    return out
+
+
+def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
+    from desktop_app.commands.predict import _write_outputs
+    from desktop_app.core.index import index_paths
+    from desktop_app.core.series import assemble
+    from desktop_app.core.volume import SeriesVolume
+
+    ((_, study, series),) = list(index_paths([CHEST]).iter_series())
+    stack = assemble(series).stacks[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(max(3, repeat // 5)):
+            volume = SeriesVolume(stack, keep=True)  # as the CLI: fresh each round, decoded once
+            t0 = time.perf_counter()
+            result = engine.run(volume, study_instance_uid=study.study_instance_uid)
+            t1 = time.perf_counter()
+            _write_outputs(Path(tmp) / f"r{k}", result, engine.labels, volume)
+            t2 = time.perf_counter()
+            t = result.timings
+            rows.append(
+                {
+                    "total": t2 - t0,
+                    "run": t1 - t0,
+                    "write": t2 - t1,
+                    "preprocess": t.preprocess,
+                    "network": t.network,
+                    "gradcam": t.gradcam,
+                    "postprocess": t.postprocess,
+                    "positives": len(result.positives),
+                }
+            )
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    net = med["network"] + med["gradcam"]
+    med["share_outside_network"] = 1.0 - net / med["total"]
+    med["share_outside_network_run_only"] = 1.0 - net / med["run"]
+    return med
+
+
+def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
+    from desktop_app.core.gradcam import cam_from_features, grad_cam, head_weight
+    from training.networks import gradcam_target_layer
+
+    spec = engine.manifest.preprocessing
+    x = (
+        np.random.default_rng(1)
+        .normal(size=(1, spec.channels, spec.image_size, spec.image_size))
+        .astype(np.float32)
+    )
+    xt = torch.from_numpy(x)
+    eager = TorchRunner(engine.network)
+    layer = gradcam_target_layer(engine.manifest.architecture)
+    labels = list(range(len(engine.labels)))
+    features = engine._call_runner(x)[1]
+    weight = head_weight(engine.network)
+    fns = {
+        "engine_forward_logits_only": lambda: engine._runner(x),
+        "engine_cam_all_labels": lambda: (
+            cam_from_features(features[0], weight, labels) if features is not None else None
+        ),
+        "engine_forward": lambda: engine._call_runner(x),
+        "eager_forward": lambda: eager(x),
+        "gradcam_1_label": lambda: grad_cam(engine.network, layer, xt, labels[:1]),
+        "gradcam_all_labels": lambda: grad_cam(engine.network, layer, xt, labels),
+    }
+    times = interleaved(fns, max(5, repeat // 2))
+    times["ratio_1_label_vs_eager_forward"] = (
+        times["gradcam_1_label"]["wall"] / times["eager_forward"]["wall"]
+    )
+    times["ratio_1_label_vs_engine_forward"] = (
+        times["gradcam_1_label"]["wall"] / times["engine_forward"]["wall"]
+    )
+    times["ratio_all_labels_vs_eager_forward"] = (
+        times["gradcam_all_labels"]["wall"] / times["eager_forward"]["wall"]
+    )
+    # what the engine pays: the features output of its forward pass, plus the maps in numpy
+    times["ratio_engine_cam_vs_engine_forward"] = (
+        times["engine_forward"]["wall"]
+        - times["engine_forward_logits_only"]["wall"]
+        + times["engine_cam_all_labels"]["wall"]
+    ) / times["engine_forward_logits_only"]["wall"]
+    return times
+
+
+# --------------------------------------------------------------------------- demo test split
+
+
+@dataclass
+class TestImage:
+    path: Path
+    present: set[str]
+    boxes: dict[str, tuple[float, float, float, float]]
+
+
+def test_split_from_manifest(manifest: Path, labels: Sequence[str]) -> list[TestImage]:
+    """The ``split == test`` rows of a demo manifest, with every box from its boxes.csv."""
+    with open(manifest, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("split") == "test"]
+    boxes: dict[str, dict[str, tuple[float, float, float, float]]] = {}
+    box_file = manifest.parent / "boxes.csv"
+    if box_file.is_file():
+        with open(box_file, newline="") as fh:
+            for b in csv.DictReader(fh):
+                boxes.setdefault(b["path"], {})[b["label"]] = tuple(  # type: ignore[assignment]
+                    float(b[k]) for k in ("x", "y", "width", "height")
+                )
+    return [
+        TestImage(
+            manifest.parent / r["path"],
+            {label for label in labels if r.get(label) == "1"},
+            boxes.get(r["path"], {}),
+        )
+        for r in rows
+    ]
+
+
+def test_split_regenerated(folder: Path, options: Any) -> list[TestImage]:
+    """The test split of ``make-demo-data`` with ``options``, drawn again (deterministic)."""
+    from training.demo_data import plan_demo_dataset, render_image
+
+    items = []
+    for plan in (p for p in plan_demo_dataset(options) if p.split == "test"):
+        result = render_image(str(folder), plan, options.image_format)
+        boxes = {k: tuple(float(v) for v in b) for k, b in result.boxes.items()}
+        items.append(TestImage(folder / plan.path, set(plan.findings), boxes))  # type: ignore[arg-type]
+    return items
+
+
+def auroc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Mann-Whitney AUROC (ties count half); NaN when a class is missing."""
+    pos, neg = scores[truth == 1], scores[truth == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def section_accuracy(
+    model: Path,
+    fp32: InferenceEngine,
+    repeat: int,
+    max_images: int | None,
+    data: Path | None,
+    demo_n: int,
+    demo_seed: int,
+    demo_size: int,
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    int8 = InferenceEngine(model, device="cpu", int8=True, threads=fp32.threads)
+    build_int8_s = time.perf_counter() - t0
+    labels = fp32.labels
+    out: dict[str, Any] = {"int8_build_s": build_int8_s, "int8_backend": int8.backend}
+    spec = fp32.manifest.preprocessing
+    rng = np.random.default_rng(2)
+    for batch in (1, 16):
+        x = rng.normal(size=(batch, spec.channels, spec.image_size, spec.image_size)).astype(
+            np.float32
+        )
+        times = interleaved(
+            {"fp32": lambda x=x: fp32._call_runner(x), "int8": lambda x=x: int8._call_runner(x)},
+            repeat if batch == 1 else max(5, repeat // 4),
+        )
+        times["speedup"] = times["fp32"]["wall"] / times["int8"]["wall"]
+        out[f"batch{batch}"] = times
+    with tempfile.TemporaryDirectory() as tmp:
+        if data is not None:
+            items = test_split_from_manifest(data, labels)
+            out["test_split"] = str(data)
+        else:
+            from training.demo_data import DemoDataOptions
+
+            options = DemoDataOptions(n=demo_n, seed=demo_seed, size=demo_size)
+            items = test_split_regenerated(Path(tmp), options)
+            out["test_split"] = f"make-demo-data --n {demo_n} --seed {demo_seed} --size {demo_size}"
+        if max_images:
+            items = items[:max_images]
+        out["test_images"] = len(items)
+        p32, p8, truth = [], [], []
+        hits, chance, pairs = 0, [], 0
+        hits_tp, pairs_tp = 0, 0
+        per_label = {label: [0, 0] for label in labels}
+        for item in items:
+            r32 = fp32.run(item.path, heatmaps="all")
+            r8 = int8.run(item.path, heatmaps="none")
+            p32.append([f.probability for f in r32.findings])
+            p8.append([f.probability for f in r8.findings])
+            truth.append([int(label in item.present) for label in labels])
+            area = r32.slices[0].rows * r32.slices[0].columns
+            for f in r32.findings:
+                if f.label not in item.boxes or f.label not in item.present:
+                    continue
+                x, y, w, h = item.boxes[f.label]
+                pairs += 1
+                chance.append(w * h / area)
+                inside = f.peak is not None and x <= f.peak[0] <= x + w and y <= f.peak[1] <= y + h
+                hits += inside
+                per_label[f.label][0] += inside
+                per_label[f.label][1] += 1
+                if f.positive:
+                    hits_tp += inside
+                    pairs_tp += 1
+        a32, a8, t = np.array(p32), np.array(p8), np.array(truth)
+        out["auroc"] = {
+            label: {"fp32": auroc(a32[:, j], t[:, j]), "int8": auroc(a8[:, j], t[:, j])}
+            for j, label in enumerate(labels)
+        }
+        out["max_probability_change"] = float(np.max(np.abs(a32 - a8))) if len(a32) else None
+        out["decisions_changed"] = (
+            int(
+                sum(
+                    (a32[:, j] >= fp32.thresholds[label]) != (a8[:, j] >= fp32.thresholds[label])
+                    for j, label in enumerate(labels)
+                ).sum()
+            )
+            if len(a32)
+            else 0
+        )
+        out["pointing_game"] = {
+            "pairs": pairs,
+            "hits": hits,
+            "rate": hits / pairs if pairs else None,
+            "chance": float(np.mean(chance)) if chance else None,
+            "true_positive_pairs": pairs_tp,
+            "true_positive_rate": hits_tp / pairs_tp if pairs_tp else None,
+            "per_label": {k: f"{h}/{n}" for k, (h, n) in per_label.items()},
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--max-test-images", type=int, default=None)
+    parser.add_argument(
+        "--data", type=Path, default=None, help="the demo dataset's manifest.csv (its test split)"
+    )
+    parser.add_argument("--demo-n", type=int, default=500, help="without --data: regenerate")
+    parser.add_argument("--demo-seed", type=int, default=0)
+    parser.add_argument("--demo-size", type=int, default=512)
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: the physical cores)"
+    )
+    parser.add_argument(
+        "--speed-only", action="store_true", help="sections (1)-(3) only: no trained model needed"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    threads = configure_cpu_threads(args.threads)
+    try:
+        model = args.model or default_model_path()
+    except ModelFileError as err:
+        print(f"no model: {err.one_line()}")
+        return 0
+    print(f"model {model.name}; {threads} CPU threads; torch {torch.__version__}")
+    t0 = time.perf_counter()
+    engine = InferenceEngine(model, device="cpu", threads=threads)
+    load_s = time.perf_counter() - t0
+    print(f"engine: backend {engine.backend}, loaded in {load_s:.2f} s ({'; '.join(engine.notes)})")
+    report: dict[str, Any] = {"model": model.name, "threads": threads, "engine_load_s": load_s}
+
+    lat = section_latency(engine, args.repeat)
+    report["latency"] = lat
+    print("\n(1) network latency, median wall ms (CPU ms) — ratio = engine / ONNX Runtime baseline")
+    for batch in (1, 16):
+        t = lat[f"batch{batch}"]
+        row = ", ".join(f"{k} {1000 * v['wall']:.1f} ({1000 * v['cpu']:.0f})" for k, v in t.items())
+        ratio = t["engine"]["wall"] / t["ort_baseline"]["wall"]
+        lat[f"batch{batch}"]["ratio_engine_vs_ort"] = ratio
+        print(f"  batch {batch}: {row}\n    ratio {ratio:.2f}; "
+              f"img/s engine {batch / t['engine']['wall']:.1f}, eager {batch / t['eager']['wall']:.1f}")  # fmt: skip
+    print(
+        f"  ONNX export {lat['onnx_export_s']:.1f} s, TorchScript build {lat['torchscript_build_s']:.1f} s"
+    )
+
+    e2e = section_end_to_end(engine, args.repeat)
+    report["end_to_end"] = e2e
+    print("\n(2) end-to-end predict, one 1024x1024 radiograph (median s)")
+    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in e2e.items() if not k.startswith("share")))
+    print(f"  share outside the network: {100 * e2e['share_outside_network']:.0f} % "
+          f"(run only, without writing files: {100 * e2e['share_outside_network_run_only']:.0f} %)")  # fmt: skip
+
+    cam = section_gradcam(engine, args.repeat)
+    report["gradcam"] = cam
+    print("\n(3) Grad-CAM vs one forward pass (batch 1)")
+    print(
+        "  "
+        + ", ".join(f"{k} {1000 * v['wall']:.1f} ms" for k, v in cam.items() if isinstance(v, dict))
+    )
+    print(f"  1 label: {cam['ratio_1_label_vs_eager_forward']:.1f}x an eager forward, "
+          f"{cam['ratio_1_label_vs_engine_forward']:.1f}x the engine's; all labels: "
+          f"{cam['ratio_all_labels_vs_eager_forward']:.1f}x eager")  # fmt: skip
+    print(f"  the engine's Grad-CAM (features output + maps for all labels): "
+          f"{cam['ratio_engine_cam_vs_engine_forward']:+.2f}x its forward pass")  # fmt: skip
+
+    if args.speed_only:
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, default=float))
+        return 0
+    acc = section_accuracy(
+        model,
+        engine,
+        args.repeat,
+        args.max_test_images,
+        args.data,
+        args.demo_n,
+        args.demo_seed,
+        args.demo_size,
+    )
+    report["int8"] = acc
+    print(f"\n(4) int8 vs fp32 (int8 built in {acc['int8_build_s']:.1f} s)")
+    for batch in (1, 16):
+        t = acc[f"batch{batch}"]
+        print(f"  batch {batch}: fp32 {1000 * t['fp32']['wall']:.1f} ms, int8 {1000 * t['int8']['wall']:.1f} ms, "
+              f"speed-up {t['speedup']:.2f}x")  # fmt: skip
+    print(f"  demo test split {acc['test_split']}: {acc['test_images']} images")
+    for label, a in acc["auroc"].items():
+        print(
+            f"  AUROC {label}: fp32 {a['fp32']:.4f}, int8 {a['int8']:.4f}, change {a['int8'] - a['fp32']:+.4f}"
+        )
+    print(f"  largest probability change {acc['max_probability_change']}, decisions changed "
+          f"{acc['decisions_changed']}")  # fmt: skip
+    pg = acc["pointing_game"]
+    print("\n(5) pointing game (heatmap peak inside the ground-truth box)")
+    print(f"  {pg['hits']}/{pg['pairs']} = {pg['rate']}; chance {pg['chance']}; "
+          f"on true positives {pg['true_positive_rate']} ({pg['true_positive_pairs']}); "
+          f"per label {pg['per_label']}")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

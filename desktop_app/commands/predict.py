@@ -1,0 +1,329 @@
+"""`radassist predict PATH ... --out DIR`: headless inference with the GUI's engine.
+
+For every image stack found in the inputs (files, folders, DICOMDIRs; PNG/JPEG files named
+explicitly), writes ``DIR/<h>/`` where ``<h>`` is the first 16 hex digits of the SHA-256 of the
+Series Instance UID (of the file's resolved path for PNG/JPEG), with ``-pN`` appended when a
+series had to be split into N parts; never a tag value:
+
+- ``findings.json``: the versioned document of docs/findings-json-schema.md;
+- ``heatmap_<k>_<label>.png``: each computed Grad-CAM heatmap on the original pixel grid,
+  8-bit grey (value / 255 = relative level), ``k`` the label's index in the model;
+- ``overlay.png``: the key image (the most probable positive finding's slice, else the most
+  probable finding's) with the heatmaps, outlines, boxes and label text of the positive
+  findings on it; ``overlay_<k>_<label>.png`` for positive findings on other slices.
+
+stdout: a summary table (series, label, probability, threshold, positive). stderr: a progress
+bar per stack, one line per unreadable input, the engine's warnings (e.g. the CPU fallback).
+Exit status: 0 all inputs read; 1 some input could not be read (each named on one line) or the
+model was refused; 2 usage error (bad --threshold, unknown label, bad device); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from desktop_app import RESEARCH_USE_NOTICE
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ProgressBar
+from desktop_app.core.errors import ConfigError, RadAssistError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+KEEP_DECODED_BYTES = 256 * 1024 * 1024
+_THRESHOLD = re.compile(r"^\s*(?P<label>[^=]+?)\s*=\s*(?P<value>[^=]+?)\s*$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="DICOM files, folders (recursive) or DICOMDIRs; PNG/JPEG files named explicitly",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
+    parser.add_argument(
+        "--model", metavar="FILE", help="model file (.safetensors; default: the bundled model)"
+    )
+    parser.add_argument(
+        "--device", default="auto", type=_device, metavar="{auto,cpu,cuda,mps}",
+        help="where to run the network (default: auto = CUDA, then MPS, then CPU)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_threshold,
+        metavar="LABEL=VALUE",
+        help="override a label's operating threshold (0..1); repeat for several labels",
+    )
+    parser.add_argument(
+        "--batch-size", type=_batch_size, default=8, metavar="N", help="slices per forward pass"
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="int8-quantized CPU inference (faster; outputs change slightly)",
+    )
+    parser.add_argument(
+        "--all-heatmaps",
+        action="store_true",
+        help="compute Grad-CAM heatmaps for every label, not only the positive ones",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "torch"),
+        default="auto",
+        help="CPU forward path (default: the fastest that matches PyTorch)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        metavar="N",
+        help="CPU threads for the network (default: the physical cores)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _device(text: str) -> str:
+    value = text.strip().lower()
+    if value in DEVICES or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    match = _THRESHOLD.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=VALUE (e.g. nodule=0.4)")
+    label, raw = match.group("label"), match.group("value")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {raw!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the threshold must be between 0 and 1")
+    return label, value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} should be between 1 and 256")
+    return value
+
+
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} should be between 1 and 256")
+    return value
+
+
+def _safe_label(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "label"
+
+
+def run(args: argparse.Namespace) -> int:
+    thresholds: dict[str, float] = {}
+    for label, value in args.threshold:
+        if label in thresholds:
+            print(f"radassist predict: error: --threshold names {label!r} twice", file=sys.stderr)
+            return EXIT_USAGE
+        thresholds[label] = value
+
+    from desktop_app.core.engine import InferenceEngine
+
+    try:
+        engine = InferenceEngine(
+            args.model,
+            device=args.device,
+            batch_size=args.batch_size,
+            backend=args.backend,
+            int8=args.int8,
+            thresholds=thresholds,
+            heatmaps="all" if args.all_heatmaps else "positive",
+            threads=args.threads,
+        )
+    except ConfigError as err:
+        print(f"radassist predict: error: {err.one_line()}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"radassist predict: error: {out}: is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    printed = set(engine.warnings)
+    for message in engine.warnings:
+        print(f"radassist predict: warning: {message}", file=sys.stderr)
+
+    jobs, problems = _collect(args.paths)
+    results: list[Any] = []
+    for name, source, study_uid, render_source in jobs:
+        bar = ProgressBar(f"predict {name}", enabled=not args.quiet)
+        try:
+            result = engine.run(source, progress=bar, study_instance_uid=study_uid)
+        except RadAssistError as err:
+            problems.append(err.one_line())
+            continue
+        for path, reason in result.unreadable:
+            problems.append(reason if reason.startswith(path) else f"{path}: {reason}")
+        try:
+            _write_outputs(out / name, result, engine.labels, render_source)
+        except OSError as err:
+            print(
+                f"radassist predict: error: {out / name}: can't be written: {err.strerror or err}",
+                file=sys.stderr,
+            )
+            return EXIT_SOME_FAILED
+        results.append((name, result))
+    for message in engine.warnings:
+        if message not in printed:  # e.g. a CUDA failure during a run: said once
+            print(f"radassist predict: warning: {message}", file=sys.stderr)
+    _print_table(results, sys.stdout)
+    sys.stdout.flush()
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not jobs and not problems:
+        print("radassist predict: error: no images found in the inputs", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    if problems:
+        print(
+            f"radassist predict: {len(problems)} input(s) could not be read; "
+            f"{len(results)} stack(s) written to {out}",
+            file=sys.stderr,
+        )
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], list[str]]:
+    """(output name, engine source, study UID, source for rendering) per stack, and problem
+    lines. PNG/JPEG files named on the command line are runs of their own."""
+    from desktop_app.core.hashedpaths import uid_hash
+    from desktop_app.core.index import index_paths
+    from desktop_app.core.series import assemble
+    from desktop_app.core.volume import SeriesVolume
+    from training.imageio import image_kind
+
+    jobs: list[tuple[str, Any, str, Any]] = []
+    dicom_inputs: list[str] = []
+    for text in paths:
+        p = Path(text)
+        if p.is_file():
+            try:
+                kind = image_kind(p)
+            except RadAssistError:
+                kind = "dicom"  # let the index name the problem
+            if kind in ("png", "jpeg"):
+                jobs.append((uid_hash(str(p.resolve())), p, "", p))
+                continue
+        dicom_inputs.append(text)
+    problems: list[str] = []
+    if dicom_inputs:
+        index = index_paths(dicom_inputs)
+        problems.extend(problem.one_line() for problem in index.problems)
+        for _patient, study, series in index.iter_series():
+            assembly = assemble(series)
+            for stack in assembly.stacks:
+                name = uid_hash(series.series_instance_uid)
+                if stack.parts > 1:
+                    name += f"-p{stack.part}"
+                # keep decoded slices (so the overlay's key image is not decoded twice) unless
+                # the stack is large; the volume is dropped after its run either way
+                first = stack.slices[0].instance
+                raw = len(stack) * stack.rows * stack.columns * stack.samples_per_pixel
+                raw *= max(1, first.bits_allocated // 8)
+                volume = SeriesVolume(stack, keep=raw <= KEEP_DECODED_BYTES)
+                jobs.append((name, volume, study.study_instance_uid, volume))
+    return jobs, problems
+
+
+def _key_image(render_source: Any, index: int) -> np.ndarray:
+    """The slice as the viewer shows it by default (file window, else automatic), uint8."""
+    from desktop_app.core.display import render
+    from desktop_app.core.volume import SeriesVolume
+
+    if isinstance(render_source, SeriesVolume):
+        return render(render_source.frame(index))
+    from training.imageio import read_image
+
+    values = read_image(render_source).values
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    unit = np.clip((values - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+    return np.rint(unit * 255.0).astype(np.uint8)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    # level 1: a 1024² overlay takes a few times less to write than at zlib's default, and is
+    # about 10 % larger
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _write_outputs(folder: Path, result: Any, labels: Sequence[str], render_source: Any) -> None:
+    from desktop_app.core.atomicio import atomic_write_bytes, atomic_write_json
+    from desktop_app.core.overlays import marks_from_findings, render_overlay
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    for k, finding in enumerate(result.findings):
+        if finding.heatmap is None:
+            continue
+        name = f"heatmap_{k}_{_safe_label(finding.label)}.png"
+        grey = np.rint(np.clip(finding.heatmap, 0.0, 1.0) * 255.0).astype(np.uint8)
+        atomic_write_bytes(folder / name, _png_bytes(grey))
+        files[finding.label] = name
+    key = result.key_finding()
+    by_slice: dict[int, list[Any]] = {}
+    for finding in result.positives:
+        by_slice.setdefault(finding.slice_index, []).append(finding)
+    slices = [key.slice_index, *sorted(i for i in by_slice if i != key.slice_index)]
+    for n, index in enumerate(slices):
+        image = _key_image(render_source, index)
+        on_slice = by_slice.get(index, [])
+        marks = marks_from_findings(on_slice, labels)
+        title = f"{RESEARCH_USE_NOTICE} · slice {index}"
+        if not on_slice:
+            title += f" · no positive finding (highest: {key.label} {key.probability:.2f})"
+        overlay = render_overlay(image, marks, title=title)
+        if n == 0:
+            name = "overlay.png"
+        else:
+            first = on_slice[0]
+            name = f"overlay_{labels.index(first.label)}_{_safe_label(first.label)}.png"
+        atomic_write_bytes(folder / name, _png_bytes(overlay))
+    atomic_write_json(folder / "findings.json", result.to_json(files))
+
+
+def _print_table(results: Sequence[tuple[str, Any]], stream: TextIO) -> None:
+    rows = [("series", "label", "probability", "threshold", "positive")]
+    for name, result in results:
+        for f in result.findings:
+            rows.append(
+                (name, f.label, f"{f.probability:.3f}", f"{f.threshold:.3f}",
+                 "yes" if f.positive else "no")
+            )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
+        cells += [r[i].rjust(widths[i]) for i in (2, 3)] + [r[4]]
+        stream.write("  ".join(cells).rstrip() + "\n")

@@ -1,0 +1,122 @@
+"""`radassist-train export-onnx --model FILE --out model.onnx [--int8]`: a model file as ONNX,
+for edge deployment (ONNX Runtime, TensorRT, OpenVINO...).
+
+The model file is loaded and verified as the app loads it (``training.modelfile``). The ONNX
+graph takes ``input`` (N, C, S, S) float32, the model file's preprocessing already applied, and
+gives ``logits`` (N, labels); probabilities are their sigmoid. The whole RadAssist manifest
+(labels, thresholds, preprocessing, tensor hash, intended use) goes into the ONNX
+``metadata_props`` under ``radassist_manifest``, so the file says how to feed it.
+
+Before writing, ONNX Runtime's output is compared with PyTorch's on a fixed probe batch: fp32
+must match within ``fastpath.EXACT_ATOL + EXACT_RTOL * |logit|`` or nothing is written. With
+``--int8`` (static QDQ quantization calibrated on seeded synthetic radiographs) the largest
+logit and probability changes are reported instead. Exit 0 on success, 1 when refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from desktop_app.commands._common import EXIT_OK
+from desktop_app.core.atomicio import atomic_write_bytes
+from desktop_app.core.errors import InferenceError, ModelFileError
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "radassist_manifest"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="the .safetensors model file")
+    parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    parser.add_argument(
+        "--int8", action="store_true", help="static int8 quantization (smaller, faster on CPU)"
+    )
+    parser.add_argument(
+        "--opset", type=int, default=17, choices=range(13, 21), metavar="N",
+        help="ONNX opset (13-20, default 17)",
+    )  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+
+
+def with_metadata(onnx_model: bytes, key: str, value: str) -> bytes:
+    """The ONNX model with ``metadata_props[key] = value`` (replacing an existing entry)."""
+    import onnx
+
+    proto = onnx.load_from_string(onnx_model)
+    for prop in list(proto.metadata_props):
+        if prop.key == key:
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = key, value
+    return bytes(proto.SerializeToString())
+
+
+def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, dict[str, float]]:
+    """The verified ONNX bytes of ``model`` and what the check measured."""
+    from desktop_app.core.devices import configure_cpu_threads
+    from desktop_app.core.fastpath import (
+        OrtRunner,
+        TorchRunner,
+        calibration_inputs,
+        export_onnx,
+        max_difference,
+        probe_input,
+        quantize_int8,
+    )
+    from training.modelfile import load_model_file
+
+    loaded = load_model_file(model)
+    spec = loaded.manifest.preprocessing
+    threads = configure_cpu_threads()
+    fp32 = export_onnx(loaded.network, spec.image_size, spec.channels, opset=opset)
+    probe = np.concatenate(
+        [probe_input(spec.image_size, spec.channels), calibration_inputs(spec, n=2)]
+    )
+    reference = TorchRunner(loaded.network)(probe)
+    diff = max_difference(OrtRunner(fp32, threads)(probe), reference)
+    if diff > 1.0:
+        raise InferenceError(
+            f"ONNX Runtime's logits differ from PyTorch's by {diff:.1f}x the tolerance; "
+            "not written",
+            model,
+            "try another --opset",
+        )
+    report = {
+        "fp32_tolerance_ratio": diff,
+        "max_logit_difference": float(np.max(np.abs(OrtRunner(fp32, threads)(probe) - reference))),
+    }
+    onnx_bytes = fp32
+    if int8:
+        onnx_bytes = quantize_int8(fp32, calibration_inputs(spec))
+        out = OrtRunner(onnx_bytes, threads)(probe)
+        sig = lambda z: 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))  # noqa: E731
+        report["int8_max_logit_change"] = float(np.max(np.abs(out - reference)))
+        report["int8_max_probability_change"] = float(np.max(np.abs(sig(out) - sig(reference))))
+    manifest = loaded.manifest.to_dict()
+    return with_metadata(onnx_bytes, METADATA_KEY, json.dumps(manifest, sort_keys=True)), report
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.suffix.lower() != ".onnx":
+        raise ModelFileError("the output's name must end in .onnx", out)
+    if out.exists() and not args.force:
+        raise ModelFileError("already exists", out, "pass --force to overwrite it")
+    data, report = export(args.model, int8=args.int8, opset=args.opset)
+    atomic_write_bytes(out, data)
+    kind = "int8" if args.int8 else "fp32"
+    print(f"wrote {out} ({kind}, {len(data) / 1e6:.1f} MB)")
+    print(f"fp32 check: ONNX Runtime matches PyTorch, largest logit difference "
+          f"{report['max_logit_difference']:.2e}")  # fmt: skip
+    if args.int8:
+        print(
+            f"int8: largest logit change {report['int8_max_logit_change']:.3f}, largest "
+            f"probability change {report['int8_max_probability_change']:.3f} on the probe"
+        )
+    return EXIT_OK
