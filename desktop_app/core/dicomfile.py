@@ -11,6 +11,15 @@ project's own one-line errors (:class:`NotDicomError`, :class:`DicomReadError`,
 The walk mirrors pydicom's tolerance (per-element switch to implicit VR, trailing bytes
 shorter than an element header ignored, a top-level Item Delimitation Item ends the dataset)
 so that a file pydicom reads is not refused for a difference in parsing.
+
+:func:`scan_header` is the same walk for a header read, plus the raw values of chosen
+top-level elements (:class:`TopLevel`), so the index needs no pydicom parse at all. The
+common file (File Meta, little endian, not deflated, tags in order) gets a quick walk over its
+first KiB, read in one call: the top level is walked by ``_quick_walk`` with the same checks,
+each sequence's value and encapsulated pixel data by :class:`_Walker`'s own code. Anything
+else, or anything the full walk would refuse or note, is left to the full walk over the
+mapped file, which decides. The tests compare both walks' results and errors file by file
+(corpora, hand-made structures, seeded mutations).
 """
 
 from __future__ import annotations
@@ -20,11 +29,12 @@ import itertools
 import logging
 import mmap
 import os
+import stat
 import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +51,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from desktop_app.core.errors import DicomReadError, LimitExceededError, NotDicomError
+from desktop_app.core.errors import (
+    DicomReadError,
+    LimitExceededError,
+    NotDicomError,
+    RadAssistError,
+)
 from desktop_app.core.limits import DEFAULT_LIMITS, ReadLimits
 
 log = logging.getLogger(__name__)
@@ -97,6 +112,9 @@ _KNOWN_VRS = frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
     b"UN UR US UT UV".split()
 )
+_SHORT_VRS = _KNOWN_VRS - _VR32  # 2-byte length (PS3.5 Table 7.1-2)
+RawPosition = tuple[bytes | None, int, int]
+"""A recorded element: (VR as read, None for implicit VR; value offset; declared length)."""
 _HINT_CORRUPT = "the file is truncated or corrupt; re-export or re-transfer it"
 _HINT_NOT_DICOM = "this does not look like a DICOM file"
 
@@ -372,27 +390,48 @@ class _Walker:
         *,
         stop_group: int | None = None,
         top_level_pixels: bool = False,
+        record: dict[int, RawPosition] | None = None,
+        top_level_sequence: tuple[int | None, bool] | None = None,
     ) -> tuple[int, bool]:
         """Walk a top-level dataset from ``pos``; returns (end position, implicit VR used).
 
         ``stop_group``: stop before the first element not in this group (file meta).
+        ``record``: filled with the top-level elements before the first pixel data element
+        (what pydicom's ``stop_before_pixels`` keeps), as (VR, value offset, length); the VR
+        is as read (None: implicit), ``b"SQ"`` for anything walked as a sequence.
+        ``top_level_sequence``: (end or None for undefined length, implicit VR): ``pos`` is the
+        value of a top-level sequence; walk just that value, exactly as the whole walk would
+        when it reached it, and return the position after it.
         """
         buf, size = self.buf, self.size
-        found = _looks_explicit(buf, pos, size)
-        if stop_group is None and found is not None and found == implicit:
-            # pydicom switches the whole top-level dataset on its first element.
-            implicit = not found
-            self.scan.note(
-                f"dataset is {'implicit' if implicit else 'explicit'} VR, unlike its transfer syntax"
-            )
+        if top_level_sequence is None:
+            found = _looks_explicit(buf, pos, size)
+            if stop_group is None and found is not None and found == implicit:
+                # pydicom switches the whole top-level dataset on its first element.
+                implicit = not found
+                self.scan.note(
+                    f"dataset is {'implicit' if implicit else 'explicit'} VR, unlike its "
+                    "transfer syntax"
+                )
         top_implicit = implicit
         stack = [_Frame(False, pos, None, implicit)]
         max_depth = self.limits.max_sequence_depth
         depth = 0
+        floor = 0
+        if top_level_sequence is not None:
+            depth = floor = 1
+            self.scan.max_depth = max(self.scan.max_depth, depth)
+            if depth > max_depth:  # pragma: no cover - limits are >= 1
+                raise LimitExceededError(
+                    f"sequences nested deeper than {max_depth} levels",
+                    self.path,
+                    _hint_limit("max_sequence_depth"),
+                )
+            stack.append(_Frame(True, pos, *top_level_sequence))
         tag_len = self.tag_len
         explicit_head = self.explicit_head
         u32 = self.u32
-        while stack:
+        while len(stack) > floor:
             frame = stack[-1]
             if frame.is_sequence:
                 if frame.end is not None and pos >= frame.end:
@@ -477,6 +516,8 @@ class _Walker:
                     if not is_sq and pos + 4 <= size:
                         g2, e2 = struct.unpack_from(self.e + "HH", buf, pos)
                         is_sq = (g2 << 16 | e2) == _ITEM
+                if record is not None and is_top and self.scan.pixel is None:
+                    record[tag] = (b"SQ" if is_sq else vr, pos, length)
                 if is_sq:
                     depth += 1
                     self.scan.max_depth = max(self.scan.max_depth, depth)
@@ -503,6 +544,8 @@ class _Walker:
                 is_sq = starts_with_item or (vr is None and _sq_by_dictionary(tag))
                 if vr == b"UN" and not starts_with_item:
                     is_sq = False
+            if record is not None and len(stack) == 1 and self.scan.pixel is None:
+                record[tag] = (b"SQ" if is_sq else vr, pos, length)
             if is_sq and length > 0:
                 depth += 1
                 self.scan.max_depth = max(self.scan.max_depth, depth)
@@ -694,7 +737,9 @@ def scan_file(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> ScanRes
             return _scan_buffer(mm, size, p, limits)
 
 
-def _scan_buffer(mm: Any, size: int, p: Path, limits: ReadLimits) -> ScanResult:
+def _scan_buffer(
+    mm: Any, size: int, p: Path, limits: ReadLimits, top: _TopLevelRecord | None = None
+) -> ScanResult:
     has_preamble = size >= 132 and mm[128:132] == b"DICM"
     if not has_preamble and not _plausible_first_element(bytes(mm[:144]), size):
         raise NotDicomError(
@@ -714,19 +759,25 @@ def _scan_buffer(mm: Any, size: int, p: Path, limits: ReadLimits) -> ScanResult:
         deflated=False,
     )
     try:
-        return _scan_body(mm, size, pos, p, limits, scan)
+        return _scan_body(mm, size, pos, p, limits, scan, top)
     except (struct.error, IndexError, ValueError, OverflowError) as err:
         raise DicomReadError(f"structure can't be parsed ({err})", p, _HINT_CORRUPT) from None
 
 
 def _scan_body(
-    mm: Any, size: int, pos: int, p: Path, limits: ReadLimits, scan: ScanResult
+    mm: Any,
+    size: int,
+    pos: int,
+    p: Path,
+    limits: ReadLimits,
+    scan: ScanResult,
+    top: _TopLevelRecord | None = None,
 ) -> ScanResult:
     # File Meta Information (PS3.10 7.1): explicit VR little endian, group 0002.
     meta = _Walker(mm, size, p, limits, True, scan)
     if pos + 4 <= size and struct.unpack_from("<H", mm, pos)[0] == 0x0002:
         meta_start = pos
-        pos, _ = meta.walk(pos, False, stop_group=0x0002)
+        pos, _ = meta.walk(pos, False, stop_group=0x0002, record=None if top is None else top.meta)
         scan.has_meta = True
         scan.transfer_syntax = _transfer_syntax_from_meta(mm, meta_start, pos)
     elif scan.has_preamble:
@@ -734,6 +785,8 @@ def _scan_body(
     # Command group 0000 (pydicom reads it as implicit VR little endian).
     if pos + 4 <= size and struct.unpack_from("<H", mm, pos)[0] == 0x0000:
         pos, _ = meta.walk(pos, True, stop_group=0x0000)
+        if top is not None:
+            top.command_group = True
 
     ts = scan.transfer_syntax
     implicit, little, deflated = True, True, False
@@ -773,8 +826,425 @@ def _scan_body(
         return scan
     body = _Walker(mm, size, p, limits, little, scan)
     body.header_bytes = meta.header_bytes
-    _, scan.implicit_vr = body.walk(pos, implicit, top_level_pixels=True)
+    _, scan.implicit_vr = body.walk(
+        pos, implicit, top_level_pixels=True, record=None if top is None else top.body
+    )
     return scan
+
+
+# --------------------------------------------------------------------------- header scan
+
+RawValue = tuple[bytes | None, bytes | None]
+"""A top-level element for :class:`TopLevel`: (VR as read, None for implicit VR and
+``b"SQ"`` for anything walked as a sequence; the value bytes, None for a sequence, an
+undefined length or more than :data:`MAX_RAW_VALUE` bytes)."""
+MAX_RAW_VALUE = 64 * 1024
+"""Values longer than this are not copied into :class:`TopLevel` (the index needs none)."""
+
+
+class TopLevel:
+    """Top-level elements of one file as the structure walk found them (PS3.5 7.1).
+
+    ``meta``: every File Meta element (group 0002). ``values``: those of the wanted tags
+    that are in the dataset before its pixel data, which is what pydicom's
+    ``stop_before_pixels`` keeps. ``command_group``: the file has a command group 0000
+    (pydicom merges it into the dataset).
+    """
+
+    __slots__ = ("command_group", "meta", "values")
+
+    def __init__(
+        self, meta: dict[int, RawValue], values: dict[int, RawValue], command_group: bool
+    ) -> None:
+        self.meta = meta
+        self.values = values
+        self.command_group = command_group
+
+
+class _TopLevelRecord:
+    """What the full walk records of the top level: positions of the File Meta and of the
+    dataset's elements before the pixel data."""
+
+    __slots__ = ("body", "command_group", "meta")
+
+    def __init__(self) -> None:
+        self.meta: dict[int, RawPosition] = {}
+        self.body: dict[int, RawPosition] = {}
+        self.command_group = False
+
+    def top_level(self, buf: Any, wanted: Collection[int]) -> TopLevel:
+        """Copy the values out of ``buf`` (a mapping about to be closed)."""
+
+        def value(vr: bytes | None, offset: int, length: int) -> RawValue:
+            if vr == b"SQ" or length == _UNDEFINED or length > MAX_RAW_VALUE:
+                return vr, None
+            return vr, bytes(buf[offset : offset + length])
+
+        body = self.body
+        return TopLevel(
+            {tag: value(*pos) for tag, pos in self.meta.items()},
+            {tag: value(*body[tag]) for tag in wanted if tag in body},
+            self.command_group,
+        )
+
+
+class _Bail(Exception):
+    """The quick walk met something it leaves to the full walk (never seen by callers)."""
+
+
+class _NeedMore(Exception):
+    """The quick walk needs the file's bytes up to ``end``."""
+
+    def __init__(self, end: int) -> None:
+        super().__init__(end)
+        self.end = end
+
+
+_HEAD_BYTES = 8 * 1024
+_QUICK_MAX_BYTES = 1024 * 1024
+_ITEM_LE = b"\xfe\xff\x00\xe0"
+_EXPLICIT_LE = struct.Struct("<HH2sH")
+_IMPLICIT_LE = struct.Struct("<HHL")
+_U32_LE = struct.Struct("<L")
+_TS_IMPLICIT = str(ImplicitVRLittleEndian)
+_TS_NOT_QUICK = frozenset((str(ExplicitVRBigEndian), str(DeflatedExplicitVRLittleEndian)))
+_FIRST_PIXEL_TAG = min(PIXEL_KEYWORDS)
+_SQ_BY_DICTIONARY: dict[int, bool] = {}
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _is_dictionary_sq(tag: int) -> bool:
+    found = _SQ_BY_DICTIONARY.get(tag)
+    if found is None:
+        found = _sq_by_dictionary(tag)
+        if len(_SQ_BY_DICTIONARY) < 4096:  # private tags vary; keep the cache bounded
+            _SQ_BY_DICTIONARY[tag] = found
+    return found
+
+
+def _quick_walk(
+    buf: Any, size: int, p: Path, limits: ReadLimits, wanted: Collection[int]
+) -> tuple[ScanResult, TopLevel]:
+    """The structure walk for the common file, over its first ``len(buf)`` bytes.
+
+    Accepts: preamble, File Meta with a Transfer Syntax UID, explicit or implicit VR little
+    endian (not deflated), strictly ascending top-level tags, no command group, nothing the
+    full walk would note. It walks the top level itself, with the checks that
+    :class:`_Walker` makes there (every declared length against the bytes that remain, the
+    element count, the header bytes, the pixel data size), and hands each sequence's value
+    and encapsulated pixel data to :class:`_Walker`'s own code; so it returns the same
+    :class:`ScanResult` as :func:`scan_file`. For anything else, or anything the full walk
+    would refuse, it raises :class:`_Bail` and the full walk decides. Raises
+    :class:`_NeedMore` when ``buf`` ends before the header does.
+    """
+    avail = len(buf)
+    full = avail == size
+    if size < 140 or buf[128:132] != b"DICM" or buf[132:134] != b"\x02\x00":
+        raise _Bail
+    count = 0
+    header_bytes = 0
+    pos = 132
+    last = -1
+    meta: dict[int, RawValue] = {}
+    unpack_explicit = _EXPLICIT_LE.unpack_from
+    unpack_implicit = _IMPLICIT_LE.unpack_from
+    unpack_u32 = _U32_LE.unpack_from
+    vr32 = _VR32
+    short_vrs = _SHORT_VRS
+    undefined = _UNDEFINED
+    # File Meta Information (PS3.10 7.1): explicit VR little endian, group 0002.
+    while True:
+        if pos + 8 > size:
+            raise _Bail
+        if pos + 12 > avail and not full:
+            raise _NeedMore(pos + 12)
+        group, elem, vr, length = unpack_explicit(buf, pos)
+        if group != 2:
+            break
+        tag = 0x20000 | elem
+        if tag <= last:
+            raise _Bail
+        last = tag
+        if vr in short_vrs:
+            value_pos = pos + 8
+        elif vr in vr32 and vr != b"SQ" and vr != b"UN" and pos + 12 <= size:
+            (length,) = unpack_u32(buf, pos + 8)
+            value_pos = pos + 12
+        else:
+            raise _Bail
+        count += 1
+        pos = value_pos + length
+        if length == undefined or pos > size or length > MAX_RAW_VALUE:
+            raise _Bail
+        if pos > avail:
+            raise _NeedMore(pos)
+        header_bytes += length
+        meta[tag] = (vr, buf[value_pos:pos])
+    ts_entry = meta.get(0x00020010)
+    if ts_entry is None or ts_entry[1] is None or group == 0x0000:
+        raise _Bail
+    ts = ts_entry[1].rstrip(b"\x00 ").decode("ascii", "replace").strip()
+    if not ts or ts in _TS_NOT_QUICK:
+        raise _Bail
+    implicit = ts == _TS_IMPLICIT
+    # pydicom switches the whole dataset when its first element disagrees (see walk()).
+    if (0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B) == implicit:
+        raise _Bail
+    scan = ScanResult(
+        path=p,
+        file_size=size,
+        has_preamble=True,
+        has_meta=True,
+        transfer_syntax=ts,
+        implicit_vr=implicit,
+        little_endian=True,
+        deflated=False,
+    )
+    values: dict[int, RawValue] = {}
+    last = 0x0002FFFF
+    recording = True
+    walker: _Walker | None = None
+    sq_cache = _SQ_BY_DICTIONARY
+    first_pixel = _FIRST_PIXEL_TAG
+    while pos < size:
+        if pos + 12 > avail:
+            if pos + 8 > size:
+                raise _Bail  # trailing bytes: the full walk notes them
+            if not full:
+                raise _NeedMore(pos + 12)
+        if implicit:
+            group, elem, length = unpack_implicit(buf, pos)
+            tag = group << 16 | elem
+            vr = None
+            value_pos = pos + 8
+            if (
+                last < tag < first_pixel
+                and (length < 8 or (sq_cache.get(tag) is False and length != undefined))
+                and buf[value_pos : value_pos + 4] != _ITEM_LE
+            ):
+                # A plain value, not a sequence: too short for the item test, or neither the
+                # dictionary (cached) nor an item at its start says SQ (see below).
+                last = tag
+                count += 1
+                header_bytes += length
+                pos = value_pos + length
+                if tag in wanted:
+                    if pos > avail:
+                        raise _NeedMore(pos)
+                    values[tag] = (None, buf[value_pos:pos])
+                continue
+        else:
+            group, elem, vr, length = unpack_explicit(buf, pos)
+            tag = group << 16 | elem
+            if vr in short_vrs and last < tag < first_pixel:
+                # The common element: a plain value with a 2-byte length, before the pixel
+                # data. A length past the end of the file ends the loop with pos > size,
+                # and the walk bails below.
+                last = tag
+                count += 1
+                header_bytes += length
+                value_pos = pos + 8
+                pos = value_pos + length
+                if tag in wanted:
+                    if pos > avail:
+                        raise _NeedMore(pos)
+                    values[tag] = (vr, buf[value_pos:pos])
+                continue
+            if vr in short_vrs:
+                value_pos = pos + 8
+            elif vr in vr32:
+                if pos + 12 > size:
+                    raise _Bail
+                (length,) = unpack_u32(buf, pos + 8)
+                value_pos = pos + 12
+            else:
+                raise _Bail
+        if tag <= last or group == 0xFFFE:
+            raise _Bail
+        last = tag
+        count += 1
+        if recording and tag in PIXEL_KEYWORDS:
+            recording = False
+            scan.elements = count
+            pos = _quick_pixel_data(buf, size, p, limits, scan, tag, vr, length, value_pos)
+            count = scan.elements
+            continue
+        # Which values are sequences: the same decisions as _Walker.walk at the top level.
+        if length == undefined:
+            is_sq = vr == b"SQ" or vr == b"UN"
+            if vr is None:
+                is_sq = _is_dictionary_sq(tag)
+                if not is_sq:
+                    if value_pos + 4 > avail and not full:
+                        raise _NeedMore(value_pos + 4)
+                    is_sq = buf[value_pos : value_pos + 4] == _ITEM_LE
+            if not is_sq:
+                raise _Bail  # an undefined-length value that is not a sequence: rare
+            sequence_end = None
+        else:
+            if length > size - value_pos:
+                raise _Bail
+            is_sq = vr == b"SQ"
+            if length >= 8 and (vr is None or vr == b"UN"):
+                if value_pos + 4 > avail:
+                    raise _NeedMore(value_pos + 4)
+                is_sq = buf[value_pos : value_pos + 4] == _ITEM_LE or (
+                    vr is None and _is_dictionary_sq(tag)
+                )
+            sequence_end = value_pos + length
+        if recording and tag in wanted:
+            if is_sq or length > MAX_RAW_VALUE:
+                values[tag] = (b"SQ" if is_sq else vr, None)
+            elif value_pos + length > avail:
+                raise _NeedMore(value_pos + length)
+            else:
+                values[tag] = (vr, buf[value_pos : value_pos + length])
+        if is_sq and length:
+            # The sequence's contents get the full walk's own code, from here.
+            if walker is None:
+                walker = _Walker(buf, size, p, limits, True, scan)
+            walker.header_bytes = header_bytes
+            scan.elements = count
+            try:
+                pos, _ = walker.walk(
+                    value_pos,
+                    implicit,
+                    top_level_sequence=(sequence_end, implicit or vr == b"UN"),
+                )
+            except (RadAssistError, struct.error, IndexError, ValueError, OverflowError):
+                # Cut off by the end of ``buf``, or broken: more bytes, or the full walk.
+                if not full:
+                    raise _NeedMore(avail + 1) from None
+                raise _Bail from None
+            count = scan.elements
+            header_bytes = walker.header_bytes
+            continue
+        header_bytes += length
+        pos = value_pos + length
+    if pos != size or count > limits.max_elements or header_bytes > limits.max_header_bytes:
+        raise _Bail
+    scan.elements = count
+    return scan, TopLevel(meta, values, False)
+
+
+def _quick_pixel_data(
+    buf: Any,
+    size: int,
+    p: Path,
+    limits: ReadLimits,
+    scan: ScanResult,
+    tag: int,
+    vr: bytes | None,
+    length: int,
+    value_pos: int,
+) -> int:
+    """The quick walk's top-level pixel data element: recorded in ``scan`` as _Walker does;
+    returns the position after it (``scan.elements`` counts its items)."""
+    if length == _UNDEFINED:
+        if len(buf) != size:
+            raise _NeedMore(size)  # the fragments run through the whole file
+        try:
+            return _Walker(buf, size, p, limits, True, scan)._pixel_data(
+                tag, vr, length, value_pos, scan.implicit_vr
+            )
+        except RadAssistError:
+            raise _Bail from None
+    if length > size - value_pos or length > limits.max_object_bytes:
+        raise _Bail
+    scan.pixel = PixelDataInfo(
+        keyword=PIXEL_KEYWORDS[tag],
+        vr=None if vr is None else vr.decode("ascii", "replace"),
+        value_offset=value_pos,
+        length=length,
+        transfer_syntax=scan.transfer_syntax,
+        implicit_vr=scan.implicit_vr,
+        little_endian=True,
+        deflated=False,
+        file_size=size,
+    )
+    return value_pos + length
+
+
+def _read_head(p: Path, size_hint: int) -> tuple[bytes, int] | None:
+    """The first ``size_hint`` bytes of a regular file and its size; None if it can't be read
+    (the full walk then reports why)."""
+    try:
+        fd = os.open(p, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return os.read(fd, min(size_hint, st.st_size)), st.st_size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _scan_mapped(
+    p: Path, limits: ReadLimits, wanted: Collection[int], quick: bool
+) -> tuple[ScanResult, TopLevel]:
+    """The walk over the whole (mapped) file: quick when it can be, else the full walk."""
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed below, with the map
+    except IsADirectoryError:
+        raise NotDicomError("is a folder, not a file", p, "give a DICOM file") from None
+    except OSError as err:
+        raise DicomReadError(f"can't be opened: {err.strerror or err}", p) from None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise NotDicomError("is empty (0 bytes)", p, _HINT_NOT_DICOM)
+        try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as err:
+            raise DicomReadError(f"can't be mapped for reading: {err}", p) from None
+        with mm:
+            if quick:
+                try:
+                    return _quick_walk(mm, size, p, limits, wanted)  # slices are copies
+                except (_Bail, _NeedMore, struct.error, IndexError, ValueError, OverflowError):
+                    pass
+            record = _TopLevelRecord()
+            scan = _scan_buffer(mm, size, p, limits, record)
+            return scan, record.top_level(mm, wanted)
+
+
+def scan_header(
+    path: PathLike,
+    *,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    wanted: Collection[int] = (),
+    quick: bool = True,
+) -> tuple[ScanResult, TopLevel]:
+    """:func:`scan_file`, plus the top-level elements (PS3.5 7.1), read without pydicom.
+
+    The same checks, errors and :class:`ScanResult` as :func:`scan_file`, and the values of
+    the ``wanted`` top-level tags. The common file (see ``_quick_walk``) is walked from its
+    first KiB, read in one call and not mapped: ~0.03 ms instead of ~0.09 ms. Anything else
+    gets the full walk over the mapped file, as does everything with ``quick=False`` (the
+    reference that tests compare the quick walk with).
+    """
+    p = path if isinstance(path, Path) else Path(path)
+    head = _read_head(p, _HEAD_BYTES) if quick else None
+    if head is not None:
+        buf, size = head
+        while True:
+            try:
+                return _quick_walk(buf, size, p, limits, wanted)
+            except _NeedMore as more:
+                if more.end > _QUICK_MAX_BYTES or more.end >= size:
+                    break  # a large header or encapsulated pixel data: map the file
+                grown = _read_head(p, max(more.end + _HEAD_BYTES, 2 * len(buf)))
+                if grown is None or grown[1] != size:
+                    break
+                buf = grown[0]
+            except (_Bail, struct.error, IndexError, ValueError, OverflowError):
+                quick = False
+                break
+    return _scan_mapped(p, limits, wanted, quick)
 
 
 # --------------------------------------------------------------------------- reading
@@ -816,10 +1286,15 @@ def read_header(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> Datas
     read when they start with a plausible element; the transfer syntax is then guessed as
     pydicom does.
     """
-    p = Path(path)
-    scan = scan_file(p, limits=limits)
+    scan, _ = scan_header(path, limits=limits)
+    return read_scanned_header(scan)
+
+
+def read_scanned_header(scan: ScanResult) -> Dataset:
+    """:func:`read_header` of the file that :func:`scan_header` (or :func:`scan_file`) has
+    just walked into ``scan``: pydicom's parse without a second walk."""
     defer = None if scan.deflated else "1 MB"
-    return _read_with_pydicom(p, scan, stop_before_pixels=True, defer_size=defer)
+    return _read_with_pydicom(scan.path, scan, stop_before_pixels=True, defer_size=defer)
 
 
 def read_dataset(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> Dataset:

@@ -18,11 +18,20 @@ Rules:
   ``dicomdir.resolve_file_id``, which refuses anything outside the file-set).
 - Patient names and IDs are kept for display only; logs and reprs never show them.
 
-Parallel header reading: pydicom parses in pure Python and holds the GIL, so threads do not
-help (2 threads took 0.9-1.1x the serial time on 2 cores). Worker processes do, minus their
-start: ``executor="auto"`` forks them from ``FORK_THRESHOLD`` files up when that is safe (Linux,
-no other thread running, e.g. the CLI), else starts a forkserver from ``PROCESS_THRESHOLD`` up
-(a GUI has threads; the server costs ~0.4 s). The instance details come from ``headerinfo``.
+Reading a header: ``dicomfile.scan_header`` walks and checks the file's structure and copies
+the values of the ~30 top-level tags the index needs (``headerinfo.RAW_TAGS``);
+``headerinfo.RawFields`` turns them into the same InstanceInfo and tree fields that pydicom's
+parse gives (~0.08 ms a file instead of ~0.5 ms). Files it can't promise that for (big endian,
+deflated, enhanced multi-frame, DICOMDIRs, text pydicom must decode...) are parsed by pydicom
+as before (``headerinfo.instance_from_header``).
+
+Parallel header reading: the work is pure Python and holds the GIL, so threads do not help.
+Worker processes do only where a file's work outweighs sending its result back (~0.07 ms of
+pickling a file, about as much as reading its header): ``executor="auto"`` uses them only on
+4 or more CPUs, forking them from ``FORK_THRESHOLD`` files up when that is safe (Linux, no
+other thread running, e.g. the CLI), else starting a forkserver from ``PROCESS_THRESHOLD`` up
+(a GUI has threads; the server costs ~0.4 s). On the 2-core CI machine, 2 processes took
+2.0x the serial wall time for 2000 files (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -44,14 +53,18 @@ from typing import Literal
 from pydicom.dataset import Dataset
 
 from desktop_app.core import dsvalues
-from desktop_app.core.dicomfile import quiet_pydicom, read_header
+from desktop_app.core.dicomfile import quiet_pydicom, read_scanned_header, scan_header
 from desktop_app.core.errors import NotDicomError, RadAssistError
 from desktop_app.core.headerinfo import (
+    RAW_TAGS,
     HeaderFields,
     InstanceInfo,
+    NeedsPydicom,
     Orientation,
+    RawFields,
     Vec3,
     instance_from_header,
+    instance_from_raw,
 )
 from desktop_app.core.limits import DEFAULT_LIMITS, ReadLimits
 
@@ -70,6 +83,7 @@ __all__ = [  # InstanceInfo, Orientation and Vec3 live in headerinfo; re-exporte
     "index_paths",
     "patient_key",
     "read_record",
+    "read_record_with_pydicom",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,10 +94,12 @@ StopFlag = threading.Event | Callable[[], bool] | None
 ExecutorKind = Literal["auto", "serial", "threads", "processes"]
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # PS3.4 B.5: Media Storage Directory Storage
-PROCESS_THRESHOLD = 1500
+PROCESS_THRESHOLD = 10_000
 """From this many files up, ``executor="auto"`` reads headers in worker processes..."""
-FORK_THRESHOLD = 400
+FORK_THRESHOLD = 3000
 """...or from this many when they can be forked (Linux, no other thread running)."""
+PROCESS_MIN_CPUS = 4
+"""...and only with this many CPUs or more (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -253,34 +269,50 @@ written in Rust raise ``PanicException``, a BaseException, on hostile data)."""
 
 def read_record(path: PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> _Outcome:
     """Read one file's header; never raises (runs in worker threads and processes)."""
-    with quiet_pydicom():
-        return _read_record(Path(path), limits)
+    return _read_record(path if isinstance(path, Path) else Path(path), limits)
 
 
-def _read_record(p: Path, limits: ReadLimits) -> _Outcome:
+def read_record_with_pydicom(path: PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> _Outcome:
+    """:func:`read_record` always through pydicom's parse (the reference the fast path is
+    tested against; see tests/core/test_headerinfo_raw.py)."""
+    return _read_record(Path(path), limits, raw=False)
+
+
+def _record(instance: InstanceInfo, f: HeaderFields | RawFields) -> _Record:
+    return _Record(
+        instance=instance,
+        patient_id=f.text(0x00100020),
+        patient_name=f.person_name(),
+        study_uid=f.ascii(0x0020000D),
+        study_date=f.ascii(0x00080020),
+        study_time=f.ascii(0x00080030),
+        study_description=f.text(0x00081030),
+        series_uid=f.ascii(0x0020000E),
+        series_number=f.integer(0x00200011),
+        series_description=f.text(0x0008103E),
+        series_date=f.ascii(0x00080021),
+        body_part=f.ascii(0x00180015),
+    )
+
+
+def _read_record(p: Path, limits: ReadLimits, raw: bool = True) -> _Outcome:
     try:
         st = os.stat(p)
         if not stat.S_ISREG(st.st_mode):
             return FileProblem(p, "not a regular file (a device, pipe or socket)", "NotDicomError")
-        ds = read_header(p, limits=limits)
-        if _is_dicomdir(ds):
-            return _Dicomdir(p)
-        instance = instance_from_header(p, ds, st.st_size)
-        f = HeaderFields(ds)
-        return _Record(
-            instance=instance,
-            patient_id=f.text(0x00100020),
-            patient_name=f.person_name(),
-            study_uid=f.ascii(0x0020000D),
-            study_date=f.ascii(0x00080020),
-            study_time=f.ascii(0x00080030),
-            study_description=f.text(0x00081030),
-            series_uid=f.ascii(0x0020000E),
-            series_number=f.integer(0x00200011),
-            series_description=f.text(0x0008103E),
-            series_date=f.ascii(0x00080021),
-            body_part=f.ascii(0x00180015),
-        )
+        scan, top = scan_header(p, limits=limits, wanted=RAW_TAGS)
+        if raw:
+            # The common header: its values straight from the bytes the walk checked.
+            try:
+                f = RawFields(scan, top)
+                return _record(instance_from_raw(p, f, st.st_size), f)
+            except NeedsPydicom:
+                pass
+        with quiet_pydicom():
+            ds = read_scanned_header(scan)
+            if _is_dicomdir(ds):
+                return _Dicomdir(p)
+            return _record(instance_from_header(p, ds, st.st_size), HeaderFields(ds))
     except NotDicomError as err:
         return _NonDicom(err.reason)
     except BaseException as err:
@@ -317,8 +349,10 @@ class _Walker:
         self.dicomdir_problems: list[FileProblem] = []
         self.skipped_other = 0
 
-    def _claim(self, path: Path) -> bool:
-        real = os.path.realpath(path)
+    def _claim(self, path: Path, real: str | None = None) -> bool:
+        """Whether ``path`` (whose real path is ``real``, when known) is met the first time."""
+        if real is None:
+            real = os.path.realpath(path)
         if real in self.seen_files:
             return False
         self.seen_files.add(real)
@@ -367,18 +401,23 @@ class _Walker:
                 )
                 continue
             subfolders: list[Path] = []
+            real_folder = os.path.realpath(folder)
             for entry in entries:
                 path = Path(entry.path)
                 try:
                     is_dir = entry.is_dir(follow_symlinks=True)
                     is_file = entry.is_file(follow_symlinks=True)
+                    # Not a link: its real path is the real folder's plus its name (saves a
+                    # realpath, i.e. an lstat per path component, per file).
+                    real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
                 except OSError:
                     is_dir = is_file = False
                 if is_dir:
                     subfolders.append(path)
                 elif is_file:
-                    if self._claim(path):
-                        yield _Candidate(path, explicit=path.suffix.lower() == ".dcm")
+                    if self._claim(path, real):
+                        name = entry.name.lower()
+                        yield _Candidate(path, explicit=len(name) > 4 and name.endswith(".dcm"))
                 else:
                     self.skipped_other += 1  # broken links, pipes, sockets, devices
             stack.extend(reversed(subfolders))
@@ -396,7 +435,7 @@ def _make_executor(kind: ExecutorKind, n_files: int, workers: int | None) -> Exe
     can_fork = sys.platform == "linux" and threading.active_count() == 1
     if kind == "auto":
         threshold = FORK_THRESHOLD if can_fork else PROCESS_THRESHOLD
-        if n_workers <= 1 or cpus <= 1 or n_files < threshold:
+        if n_workers <= 1 or cpus < PROCESS_MIN_CPUS or n_files < threshold:
             return None
         kind = "processes"
     if kind == "serial" or n_workers <= 1:
@@ -419,10 +458,14 @@ def _make_executor(kind: ExecutorKind, n_files: int, workers: int | None) -> Exe
 class _TreeBuilder:
     def __init__(self) -> None:
         self.patients: dict[str, PatientNode] = {}
+        self.keys: dict[tuple[str, str], str] = {}
         self.count = 0
 
     def add(self, rec: _Record) -> None:
-        key = patient_key(rec.patient_id, rec.patient_name)
+        key = self.keys.get((rec.patient_id, rec.patient_name))
+        if key is None:
+            key = patient_key(rec.patient_id, rec.patient_name)
+            self.keys[rec.patient_id, rec.patient_name] = key
         patient = self.patients.get(key)
         if patient is None:
             patient = PatientNode(key=key, name=rec.patient_name, patient_id=rec.patient_id)

@@ -189,6 +189,18 @@ class TestWhatIsSkipped:
         assert problem.kind == "NotDicomError"
         assert "\n" not in problem.one_line()
 
+    @pytest.mark.parametrize(
+        ("name", "refused"),
+        [("x.dcm", True), ("X.DCM", True), ("notes.dcm.txt", False), (".dcm", False)],
+    )
+    def test_only_dcm_names_in_a_folder_are_expected_to_be_dicom(
+        self, tmp_path: Path, name: str, refused: bool
+    ) -> None:
+        (tmp_path / name).write_text("hello")
+        index = index_paths([tmp_path])
+        assert [p.path.name for p in index.problems] == ([name] if refused else [])
+        assert index.skipped_non_dicom == (0 if refused else 1)
+
     def test_a_named_file_that_is_not_dicom_is_a_problem(self, tmp_path: Path) -> None:
         note = tmp_path / "notes.txt"
         note.write_text("hello")
@@ -224,6 +236,17 @@ class TestLinksAndSpecialFiles:
         os.symlink(f, link)
         index = index_paths([f, f, link])
         assert index.instance_count == 1
+
+    def test_a_linked_file_in_a_folder_counts_once(self, tree: Path) -> None:
+        os.symlink(tree / "a" / "s1_0.dcm", tree / "b" / "alias.dcm")
+        index = index_paths([tree])
+        assert index.instance_count == 6 and index.files_seen == 6
+
+    def test_a_folder_named_through_a_link_and_its_file_named_directly(self, tree: Path) -> None:
+        link = tree.parent / "link_to_tree"
+        os.symlink(tree, link)
+        index = index_paths([link, tree / "a" / "s1_0.dcm", tree / "b"])
+        assert index.instance_count == 6 and index.files_seen == 6
 
     def test_a_fifo_is_never_opened(self, tmp_path: Path) -> None:
         fifo = tmp_path / "pipe.dcm"
