@@ -21,6 +21,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "desktop_app.commands.inspect",
         "index studies, decode every image, report problems",
     ),
+    "deidentify": (
+        "desktop_app.commands.deidentify",
+        "export a de-identified copy of studies for sharing (PS3.15 Annex E)",
+    ),
+    "pacs": (
+        "desktop_app.commands.pacs",
+        "echo, query, retrieve from and send to a PACS; manage PACS nodes",
+    ),
+    "audit": (
+        "desktop_app.commands.audit",
+        "verify or show the hash-chained audit trail",
+    ),
+    "predict": (
+        "desktop_app.commands.predict",
+        "run the model headlessly: findings JSON, heatmaps and overlays per series",
+    ),
+    "export": (
+        "desktop_app.commands.export",
+        "export a reviewed study: DICOM SR, secondary captures, PDF report, JSON",
+    ),
+    "info": (
+        "desktop_app.commands.info",
+        "version, chosen device, estimated time per image here, model file, data folder",
+    ),
 }
 
 

@@ -2,4 +2,45 @@
 
 Modules (one job each):
 - errors: the project's exceptions; each carries the path and a one-line reason.
+- limits: ReadLimits, the safety caps checked before reading or allocating (sizes, depth, counts).
+- dicomfile: safe header/dataset reading; a non-recursive structure walk checks lengths and limits first.
+- dsvalues: tolerant reading of numeric/text values and functional groups from a Dataset (never raises).
+- pixels: pixel-module checks, lazy one-frame decoding, Modality LUT, palette/colour, Frame.
+- display: VOI windows and LUTs, auto window, rendering to uint8 (MONOCHROME1 inverted), CT presets.
+- synthetic: seeded synthetic studies written as DICOM (chest radiographs, CT series); the entry point.
+- synthetic_xr: chest-radiograph phantom arrays, finding renderers by name, ground-truth boxes.
+- synthetic_ct: CT phantom volumes in HU, slice by slice, with spherical lesions and their truth.
+- dicomwrite: builds DX/CR and CT datasets with seeded UIDs and writes them atomically.
+- index: files, folders and DICOMDIRs -> patient/study/series/instance tree (headers only).
+- headerinfo: one header -> InstanceInfo (geometry, pixel layout), from raw bytes or pydicom.
+- dicomdir: DICOMDIR record traversal; Referenced File IDs resolved inside the file-set root.
+- series: orders a series into slice stacks (position on the normal), splits geometries, warns.
+- volume: a lazily decoded stack (one contiguous stored-value buffer), background loading.
+- inspection: `radassist inspect` logic: index, assemble, decode every image, versioned report.
+- userdirs: the user data folder (platformdirs; RADASSIST_DATA_DIR overrides) and its files.
+- hashedpaths: instance file names from hashed UIDs (<h(study)>/<h(series)>/<h(sop)>.dcm).
+- filelock: an exclusive lock between processes on a lock file (flock / msvcrt).
+- audit: the append-only, hash-chained audit trail (JSON lines) and its verification.
+- deid_table: PS3.15 Table E.1-1 (Basic Profile actions) and E.3.10-1 (safe private) as data.
+- deid_keys: the local de-identification secret and remembered UID mappings (never exported).
+- deid: PS3.15 Annex E de-identification of datasets and files; burned-in annotation risk.
+- pacs_nodes: PACS nodes and our own AE (pacs.json): validation, load and save.
+- pacs_store: the local store of retrieved instances by hashed UIDs; the C-STORE receiver.
+- pacs: C-ECHO, C-FIND, C-GET, C-MOVE and C-STORE with timeouts, progress, stop, one-line errors.
+- modelpaths: where the bundled default model lives (resources/models/), without torch.
+- devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
+- fastpath: the CPU forward pass by the fastest exact path (ONNX Runtime, checked vs PyTorch), int8.
+- gradcam: Grad-CAM with hooks on the model's target layer, leaving the network untouched.
+- findings: Finding / SeriesResult dataclasses and the versioned findings JSON (to_json/from_json).
+- overlays: heatmap colours (RGBA), peak region box and outline, burned-in overlay images.
+- engine: InferenceEngine, the model runner shared by the GUI and `radassist predict`.
+- viewing: viewer arithmetic: window/level drags, ruler lengths in mm, cursor readouts (HU).
+- review: review state per study (verdicts, reasons, notes, edited boxes, live thresholds), its atomic store and background writer.
+- tags: a dataset flattened into tag-viewer rows (nested sequences), and the search filter.
+- thumbnails: series thumbnails as small uint8 arrays (middle slice, area-averaged).
+- colormaps: heatmap colour maps for the viewer (Turbo as in overlays, matplotlib's others).
+- shortcuts: the keyboard shortcut table (ids, labels, defaults, groups), conflicts, cheat-sheet.
+- settings_model: the GUI settings' keys, types, defaults and coercion of stored values.
+- firststart: first start's device and measured time per image, cached per machine and model.
+- exports: results that leave the app (package): DICOM SR, secondary captures, PDF, JSON; export_study.
 """

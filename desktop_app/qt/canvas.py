@@ -79,9 +79,12 @@ class ImageCanvas(QWidget):
         self._image: QImage | None = None
         self._overlay: QImage | None = None
         self._overlay_visible = True
+        self._overlay_opacity = 0.45
         self._shapes: list[CanvasShape] = []
-        self._shapes_visible = True
+        self._outlines_visible = True
+        self._boxes_visible = True
         self._text_visible = True
+        self._all_hidden = False
         self._rulers: list[Ruler] = []
         self._corners: dict[str, list[str]] = {}
         self._placeholder = ""
@@ -118,9 +121,27 @@ class ImageCanvas(QWidget):
             return None
         return self._image.width(), self._image.height()
 
-    def set_overlay(self, rgba: np.ndarray | None) -> None:
-        self._overlay = None if rgba is None else array_to_qimage(rgba)
+    def set_overlay(self, rgba: np.ndarray | QImage | None) -> None:
+        """The heatmap layer: an RGBA array or QImage covering the image (any size; scaled)."""
+        if rgba is None or isinstance(rgba, QImage):
+            self._overlay = rgba
+        else:
+            self._overlay = array_to_qimage(rgba)
         self.update()
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self._overlay_opacity = float(min(max(opacity, 0.0), 1.0))
+        self.update()
+
+    @property
+    def overlay_opacity(self) -> float:
+        return self._overlay_opacity
+
+    def has_overlay(self) -> bool:
+        return self._overlay is not None
+
+    def shapes(self) -> list[CanvasShape]:
+        return list(self._shapes)
 
     def set_shapes(self, shapes: list[CanvasShape]) -> None:
         self._shapes = list(shapes)
@@ -143,15 +164,35 @@ class ImageCanvas(QWidget):
         self.update()
 
     def set_layer_visibility(
-        self, *, heatmap: bool | None = None, shapes: bool | None = None, text: bool | None = None
+        self,
+        *,
+        heatmap: bool | None = None,
+        outline: bool | None = None,
+        box: bool | None = None,
+        text: bool | None = None,
+        all_hidden: bool | None = None,
     ) -> None:
+        """Which overlay layers are drawn; ``all_hidden`` shows the raw image whatever the rest."""
         if heatmap is not None:
             self._overlay_visible = heatmap
-        if shapes is not None:
-            self._shapes_visible = shapes
+        if outline is not None:
+            self._outlines_visible = outline
+        if box is not None:
+            self._boxes_visible = box
         if text is not None:
             self._text_visible = text
+        if all_hidden is not None:
+            self._all_hidden = all_hidden
         self.update()
+
+    def layer_visibility(self) -> dict[str, bool]:
+        return {
+            "heatmap": self._overlay_visible,
+            "outline": self._outlines_visible,
+            "box": self._boxes_visible,
+            "text": self._text_visible,
+            "all_hidden": self._all_hidden,
+        }
 
     # ------------------------------------------------------------------- view
     def fit(self) -> None:
@@ -191,6 +232,19 @@ class ImageCanvas(QWidget):
         self.rotation = 0
         self.flip_h = self.flip_v = False
         self.fit()
+
+    def box_in_view(self, box: tuple[float, float, float, float], margin: float = 0.0) -> bool:
+        """Whether an image-space box lies inside the widget, ``margin`` (a fraction of the
+        widget's size) away from every edge."""
+        if self._image is None:
+            return False
+        x, y, w, h = box
+        mx, my = self.width() * margin, self.height() * margin
+        for px, py in ((x, y), (x + w, y), (x, y + h), (x + w, y + h)):
+            p = self.image_to_widget(QPointF(px, py))
+            if not (mx <= p.x() <= self.width() - mx and my <= p.y() <= self.height() - my):
+                return False
+        return True
 
     def center_on(self, x: float, y: float) -> None:
         self.center = QPointF(x, y)
@@ -244,13 +298,16 @@ class ImageCanvas(QWidget):
         painter.setTransform(t)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
         painter.drawImage(QPointF(0, 0), self._image)
-        if self._overlay is not None and self._overlay_visible:
+        overlays = not self._all_hidden
+        if overlays and self._overlay is not None and self._overlay_visible:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.setOpacity(self._overlay_opacity)
             target = QRectF(0, 0, self._image.width(), self._image.height())
             painter.drawImage(target, self._overlay)
+            painter.setOpacity(1.0)
         painter.restore()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        if self._shapes_visible:
+        if overlays:
             for shape in self._shapes:
                 self._paint_shape(painter, t, shape)
         for ruler in self._rulers + ([self._ruler_draft] if self._ruler_draft else []):
@@ -265,7 +322,7 @@ class ImageCanvas(QWidget):
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        for contour in shape.contours:
+        for contour in shape.contours if self._outlines_visible else []:
             if len(contour) < 2:
                 continue
             poly = QPolygonF([t.map(QPointF(float(x), float(y))) for x, y in contour])
@@ -274,7 +331,8 @@ class ImageCanvas(QWidget):
             path.closeSubpath()
             painter.drawPath(path)
         anchor: QPointF | None = None
-        if shape.box is not None:
+        editing = shape.selected and self.tool == self.TOOL_EDIT
+        if shape.box is not None and (self._boxes_visible or editing):
             x, y, w, h = shape.box
             corners = [QPointF(x, y), QPointF(x + w, y), QPointF(x + w, y + h), QPointF(x, y + h)]
             poly = QPolygonF([t.map(c) for c in corners])
@@ -283,12 +341,16 @@ class ImageCanvas(QWidget):
             painter.setPen(box_pen)
             painter.drawPolygon(poly)
             anchor = min((poly.at(i) for i in range(4)), key=lambda p: (p.y(), p.x()))
-            if shape.selected and self.tool == self.TOOL_EDIT:
+            if editing:
                 painter.setBrush(color)
                 for i in range(4):
                     p = poly.at(i)
                     painter.drawRect(QRectF(p.x() - 3.5, p.y() - 3.5, 7, 7))
                 painter.setBrush(Qt.BrushStyle.NoBrush)
+        elif shape.box is not None:
+            x, y, w, h = shape.box
+            corners = [QPointF(x, y), QPointF(x + w, y), QPointF(x + w, y + h), QPointF(x, y + h)]
+            anchor = min((t.map(c) for c in corners), key=lambda p: (p.y(), p.x()))
         elif shape.contours:
             pts = np.concatenate(shape.contours)
             top = pts[np.argmin(pts[:, 1])]

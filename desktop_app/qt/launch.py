@@ -1,4 +1,9 @@
-"""`radassist [PATH ...]`: build the QApplication and the main window; screenshot mode for docs."""
+"""`radassist [PATH ...]`: build the QApplication and the main window; screenshot mode for docs.
+
+Settings live in the platform's QSettings store; ``RADASSIST_SETTINGS_FILE`` names an INI file
+to use instead (tests, portable installs). ``--screenshot`` runs on a fresh temporary settings
+file, so docs look the same on every machine and the user's recent list is left alone.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +54,26 @@ def _parse_size(text: str) -> tuple[int, int]:
     return max(w, 320), max(h, 240)
 
 
+SETTINGS_ENV = "RADASSIST_SETTINGS_FILE"
+
+
+def _settings(screenshot: bool, keep: list[object]) -> object:
+    from PySide6.QtCore import QSettings
+
+    path = os.environ.get(SETTINGS_ENV, "").strip()
+    if not path and screenshot:
+        import tempfile
+
+        folder = tempfile.TemporaryDirectory(prefix="radassist-shot-")
+        keep.append(folder)
+        path = str(Path(folder.name) / "settings.ini")
+        # nor does a screenshot's inference land in the user's reviews and audit trail
+        os.environ.setdefault("RADASSIST_DATA_DIR", str(Path(folder.name) / "data"))
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -58,12 +83,21 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.qt.main_window import MainWindow
     from desktop_app.qt.theme import apply_dark_theme
 
+    # The inference worker runs Python between its GIL-free network calls; a shorter switch
+    # interval than the default 5 ms hands the GIL back to the GUI thread sooner.
+    sys.setswitchinterval(0.002)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("RadAssist")
     app.setOrganizationName("RadAssist")
     apply_dark_theme(app)  # type: ignore[arg-type]
     install_exception_hook()
-    window = MainWindow(model_path=args.model, device=args.device)
+    keep: list[object] = []
+    window = MainWindow(
+        model_path=args.model,
+        device=args.device,
+        settings=_settings(bool(args.screenshot), keep),  # type: ignore[arg-type]
+        warm_up_ms=-1 if args.screenshot else None,  # a screenshot loads the model only to run it
+    )
     if args.screenshot:
         from desktop_app.qt.screenshot import take_screenshot
 

@@ -59,10 +59,9 @@ def take_screenshot(
                 return 1
             ok = window.run_inference_and_wait(TIMEOUT_MS)  # type: ignore[attr-defined]
             if not ok:
-                print(
-                    "radassist: error: inference did not finish (see the status bar message)",
-                    file=sys.stderr,
-                )
+                reason = getattr(window, "last_error", None) or "it did not finish in time"
+                print(f"radassist: error: inference failed: {reason}", file=sys.stderr)
+                window.close()
                 return 1
     for _ in range(5):
         app.processEvents()

@@ -1,17 +1,31 @@
-"""StudyBrowserWidget: the patient → study → series tree, with the files that could not be read."""
+"""StudyBrowserWidget: the patient → study → series tree with thumbnails.
+
+Patient and study rows span the whole width so their text is never squeezed (the study row
+carries the date and description); series rows show a thumbnail (made in a worker by
+``core.thumbnails``), the description, modality and image count. Activating a series asks the
+window to show it.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
+from desktop_app.core.errors import RadAssistError
 from desktop_app.core.index import StudyIndex
-from desktop_app.core.series import SeriesAssembly, assemble
+from desktop_app.core.series import SeriesAssembly, SliceStack, assemble
+from desktop_app.core.thumbnails import stack_thumbnail
+from desktop_app.qt.images import array_to_qimage
+from desktop_app.qt.workers import TaskChannel
 
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
+THUMB_PX = 44
 
 
 def format_dicom_date(value: str) -> str:
@@ -31,89 +45,176 @@ class StackEntry:
     part: int
     modality: str
     description: str
+    study_uid: str = ""
+
+    @property
+    def stack(self) -> SliceStack:
+        return self.assembly.stacks[self.part]
 
 
 class StudyBrowserWidget(QTreeWidget):
     """Lists what an index found; activating a series row asks the window to show it."""
 
     stackActivated = Signal(str)  # StackEntry.key
+    thumbnailsDone = Signal()
 
-    COLUMNS = ("Patient / study / series", "Mod.", "Images", "Date")
+    COLUMNS = ("Series", "Mod", "Img")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("studyBrowser")
         self.setHeaderLabels(list(self.COLUMNS))
-        self.setAlternatingRowColors(True)
-        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(False)
+        self.setUniformRowHeights(False)
+        self.setRootIsDecorated(True)
+        self.setIndentation(14)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setIconSize(QSize(40, 40))
+        self.setIconSize(QSize(THUMB_PX, THUMB_PX))
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.header()
         header.setStretchLastSection(False)
+        header.setMinimumSectionSize(36)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3):
+        for col in (1, 2):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.entries: dict[str, StackEntry] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self.itemActivated.connect(self._on_activated)
         self.itemClicked.connect(self._on_activated)
+        self._thumbs = TaskChannel("thumbnails", self)
+        self._thumbs.partial.connect(self._on_thumbnail)
+        self._thumbs.finished.connect(lambda _r: self.thumbnailsDone.emit())
+        self._thumbs.cancelled.connect(self.thumbnailsDone.emit)
+        self._thumbs.failed.connect(lambda _m: self.thumbnailsDone.emit())
+        self._placeholder_icon = self._blank_icon()
 
-    def populate(self, index: StudyIndex) -> list[StackEntry]:
-        """Fill the tree from an index; returns the stacks in display order."""
+    def sizeHint(self) -> QSize:
+        return QSize(380, 400)
+
+    def _blank_icon(self) -> QIcon:
+        pix = QPixmap(THUMB_PX, THUMB_PX)
+        pix.fill(QColor("#202226"))
+        return QIcon(pix)
+
+    def populate(
+        self, index: StudyIndex, assemblies: dict[str, SeriesAssembly] | None = None
+    ) -> list[StackEntry]:
+        """Fill the tree from an index; returns the stacks in display order. ``assemblies``
+        (by Series Instance UID) are the series already ordered in a worker; any missing one
+        is assembled here. Thumbnails follow from a worker."""
+        assemblies = assemblies or {}
+        self._thumbs.cancel()
         self.clear()
         self.entries.clear()
         self._items.clear()
         order: list[StackEntry] = []
         for patient in index.patients:
-            p_item = QTreeWidgetItem([patient.name or "(no name)", "", "", ""])
-            p_item.setToolTip(0, f"Patient ID: {patient.patient_id or '—'}")
+            name = (patient.name or "(no name)").replace("^", " ").strip()
+            pid = f"  ·  ID {patient.patient_id}" if patient.patient_id else ""
+            p_item = QTreeWidgetItem([f"{name}{pid}"])
+            p_item.setToolTip(0, f"{name}{pid}")
+            font = p_item.font(0)
+            font.setBold(True)
+            p_item.setFont(0, font)
             self.addTopLevelItem(p_item)
+            p_item.setFirstColumnSpanned(True)
             for study in patient.studies:
-                s_text = study.description or "(study)"
-                s_item = QTreeWidgetItem([s_text, "", "", format_dicom_date(study.date)])
+                date = format_dicom_date(study.date)
+                s_text = "  —  ".join(t for t in (date, study.description or "(study)") if t)
+                s_item = QTreeWidgetItem([s_text])
+                s_item.setForeground(0, QColor("#b8bec6"))
+                s_item.setToolTip(0, s_text)
                 p_item.addChild(s_item)
+                s_item.setFirstColumnSpanned(True)
                 for series in study.series:
-                    assembly = assemble(series)
-                    if not assembly.stacks:
-                        continue
+                    assembly = assemblies.get(series.series_instance_uid) or assemble(series)
                     for part, stack in enumerate(assembly.stacks):
-                        key = f"{series.series_instance_uid}#{part}"
+                        # 1-based part, as SliceStack.part and SeriesResult.part (and exports)
+                        key = f"{series.series_instance_uid}#{part + 1}"
                         desc = series.description or f"Series {series.series_number or ''}".strip()
                         if len(assembly.stacks) > 1:
                             desc = f"{desc} (part {part + 1}/{len(assembly.stacks)})"
-                        item = QTreeWidgetItem(
-                            [
-                                desc,
-                                series.modality,
-                                str(len(stack)),
-                                format_dicom_date(series.date or study.date),
-                            ]
-                        )
+                        shown = f"⚠ {desc}" if stack.warnings else desc
+                        item = QTreeWidgetItem([shown, series.modality, str(len(stack))])
                         item.setData(0, ROLE_KEY, key)
-                        tips = [f"{stack.size_text} · {stack.plane or 'unknown plane'}"]
+                        item.setIcon(0, self._placeholder_icon)
+                        item.setTextAlignment(
+                            2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                        )
+                        when = format_dicom_date(series.date or study.date)
+                        number = f"#{series.series_number} · " if series.series_number else ""
+                        tips = [
+                            desc,
+                            f"{number}{series.modality} · {len(stack)} image(s) · {when}",
+                            f"{stack.size_text} · {stack.plane or 'unknown plane'}",
+                        ]
                         if stack.pixel_spacing:
                             tips.append("spacing {:.3g} × {:.3g} mm".format(*stack.pixel_spacing))
+                        if stack.slice_spacing:
+                            tips.append(f"slice spacing {stack.slice_spacing:.3g} mm")
                         tips += [f"⚠ {w}" for w in stack.warnings]
                         item.setToolTip(0, "\n".join(tips))
-                        if stack.warnings:
-                            item.setText(0, f"⚠ {desc}")
                         s_item.addChild(item)
-                        entry = StackEntry(key, assembly, part, series.modality, desc)
+                        entry = StackEntry(
+                            key, assembly, part, series.modality, desc, study.study_instance_uid
+                        )
                         self.entries[key] = entry
                         self._items[key] = item
                         order.append(entry)
         self.expandAll()
+        self._start_thumbnails(order)
         return order
+
+    def _start_thumbnails(self, order: list[StackEntry]) -> None:
+        if not order:
+            return
+        jobs = [(e.key, e.stack) for e in order]
+
+        def work(
+            progress: Callable[[int, int], None],
+            stop: threading.Event,
+            emit: Callable[[object], None],
+        ) -> int:
+            made = 0
+            for i, (key, stack) in enumerate(jobs):
+                if stop.is_set():
+                    break
+                try:
+                    emit((key, stack_thumbnail(stack, THUMB_PX)))
+                    made += 1
+                except RadAssistError:
+                    emit((key, None))  # the series' own error shows when it is opened
+                progress(i + 1, len(jobs))
+            return made
+
+        self._thumbs.submit_streaming(work)
+
+    def _on_thumbnail(self, item: object) -> None:
+        key, array = item  # type: ignore[misc]
+        tree_item = self._items.get(key)
+        if tree_item is None:
+            return
+        if array is None:
+            tree_item.setIcon(0, QIcon())
+            return
+        self.set_thumbnail(key, QIcon(QPixmap.fromImage(array_to_qimage(np.asarray(array)))))
 
     def set_thumbnail(self, key: str, icon: QIcon) -> None:
         item = self._items.get(key)
         if item is not None:
             item.setIcon(0, icon)
 
+    def has_thumbnail(self, key: str) -> bool:
+        item = self._items.get(key)
+        return item is not None and item.icon(0).cacheKey() != self._placeholder_icon.cacheKey()
+
     def select(self, key: str) -> None:
         item = self._items.get(key)
         if item is not None:
             self.setCurrentItem(item)
+
+    def shutdown(self) -> None:
+        self._thumbs.shutdown()
 
     def _on_activated(self, item: QTreeWidgetItem, column: int) -> None:
         key = item.data(0, ROLE_KEY)

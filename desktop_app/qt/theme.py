@@ -21,7 +21,7 @@ QTreeView, QTableView, QListView, QPlainTextEdit, QTextEdit, QLineEdit {{
 }}
 QHeaderView::section {{ background: #1c1e21; color: #aab0b8; border: 0; padding: 3px 6px; }}
 QToolBar {{ background: #1a1b1e; border: 0; spacing: 2px; padding: 2px; }}
-QToolButton {{ padding: 3px 6px; border-radius: 3px; }}
+QToolButton {{ padding: 3px 5px; border-radius: 3px; }}
 QToolButton:hover {{ background: #2a2d32; }}
 QToolButton:checked {{ background: #27507a; }}
 QStatusBar {{ background: #161719; color: #aab0b8; }}
@@ -36,6 +36,17 @@ QPushButton:hover {{ background: #2c2f34; }}
 QPushButton:pressed {{ background: #27507a; }}
 QPushButton:disabled {{ color: #5c6066; }}
 QLabel#researchNotice {{ color: {WARNING}; font-weight: bold; padding: 0 8px; }}
+QLabel#panelNotice {{ color: {WARNING}; font-weight: bold; }}
+QLabel#caption, QLabel#findingWhere, QLabel#decidedLabel, QLabel#tagStatus {{ color: #8a9099; }}
+QLabel#findingsSummary {{ color: #c8ccd2; }}
+QLabel#modelLabel {{ color: #aab0b8; }}
+QFrame#findingCard {{ background: #1c1e22; border: 1px solid #2a2c30; border-radius: 4px; }}
+QFrame#findingCard[selected="true"] {{ background: #1c2733; border: 1px solid {ACCENT}; }}
+QFrame#reviewBox {{ background: #1c1e22; border: 1px solid #2a2c30; border-radius: 4px; }}
+QPushButton#acceptButton:enabled {{ border-color: #3f7a48; }}
+QPushButton#rejectButton:enabled {{ border-color: #8a3b2a; }}
+QPushButton#runButton {{ background: #27507a; border-color: #3d8bd9; font-weight: bold; }}
+QPushButton#runButton:disabled {{ background: #24262a; border-color: #34373c; }}
 QLabel#deviceBadge {{ color: #d0d4da; background: #24262a; border-radius: 3px; padding: 1px 6px; }}
 QMenu {{ background: #1c1e21; border: 1px solid #2a2c30; }}
 QMenu::item:selected {{ background: #27507a; }}

@@ -7,6 +7,7 @@ series is read. A slice that isn't decoded yet is fetched in a worker, never on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -18,7 +19,6 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from desktop_app.core.display import Window, auto_window, render
-from desktop_app.core.errors import describe
 from desktop_app.core.pixels import Frame
 from desktop_app.core.series import SliceStack
 from desktop_app.core.viewing import (
@@ -43,7 +43,7 @@ class SeriesContext:
     volume: SeriesVolume
     modality: str = ""
     description: str = ""
-    key: str = ""  # stable id of the stack (hashed series UID + part)
+    key: str = ""  # stable id of the stack: "<Series Instance UID>#<part, 1-based>"
 
 
 class _LoadRelay(QObject):
@@ -58,6 +58,8 @@ class ViewerWidget(QWidget):
     readoutChanged = Signal(str)
     loadProgress = Signal(int, int)  # background decode of the series
     errorOccurred = Signal(str)
+    frameShown = Signal(int)  # slice index, once its pixels are on the canvas
+    cineChanged = Signal(bool)  # playing or not
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -99,6 +101,9 @@ class ViewerWidget(QWidget):
         self._wl_timer.setInterval(0)
         self._wl_timer.timeout.connect(self._refresh_image)
         self.render_hook: Callable[[int], None] | None = None
+        self.cine_fps = 10
+        self._cine = QTimer(self)
+        self._cine.timeout.connect(self._cine_tick)
 
         self.slider.valueChanged.connect(self.set_index)
         self.canvas.sliceStepRequested.connect(self.step)
@@ -109,6 +114,7 @@ class ViewerWidget(QWidget):
     # ------------------------------------------------------------------ series
     def set_series(self, context: SeriesContext | None, start: int | None = None) -> None:
         """Show a series: decode the start slice (default the middle) first, the rest behind."""
+        self.stop_cine()
         self._stop_background()
         self._token += 1
         self.context = context
@@ -132,10 +138,13 @@ class ViewerWidget(QWidget):
         self.index = index
         self._show_index(index)
         token = self._token
-        self._background = context.volume.start_background_load(
-            progress=lambda done, total: self._relay.progressed.emit(token, done, total),
-            first=index,
-        )
+        relay = self._relay
+
+        def progress(done: int, total: int) -> None:
+            with contextlib.suppress(RuntimeError):  # the viewer is gone
+                relay.progressed.emit(token, done, total)
+
+        self._background = context.volume.start_background_load(progress=progress, first=index)
 
     def _stop_background(self) -> None:
         if self._background is not None:
@@ -143,8 +152,49 @@ class ViewerWidget(QWidget):
             self._background = None
 
     def shutdown(self) -> None:
+        """Stop cine, the background decode and slice requests, and wait for them."""
+        self.stop_cine()
+        background = self._background
         self._stop_background()
-        self._slice_channel.cancel()
+        if background is not None:
+            background.wait(30.0)
+        self._slice_channel.shutdown()
+
+    # ------------------------------------------------------------------ cine
+    @property
+    def cine_playing(self) -> bool:
+        return self._cine.isActive()
+
+    def set_cine_fps(self, fps: int) -> None:
+        self.cine_fps = int(min(max(fps, 1), 60))
+        if self._cine.isActive():
+            self._cine.setInterval(round(1000 / self.cine_fps))
+
+    def play_cine(self) -> None:
+        if self.slice_count < 2:
+            return
+        self._cine.start(round(1000 / self.cine_fps))
+        self.cineChanged.emit(True)
+
+    def stop_cine(self) -> None:
+        if self._cine.isActive():
+            self._cine.stop()
+            self.cineChanged.emit(False)
+
+    def toggle_cine(self) -> None:
+        if self._cine.isActive():
+            self.stop_cine()
+        else:
+            self.play_cine()
+
+    def _cine_tick(self) -> None:
+        if self.context is None or self.slice_count < 2:
+            self.stop_cine()
+            return
+        # Wait for a slice still being decoded rather than skipping past it.
+        if self._frame_index != self.index:
+            return
+        self.set_index((self.index + 1) % self.slice_count)
 
     def _on_load_progress(self, token: int, done: int, total: int) -> None:
         if token == self._token:
@@ -173,43 +223,55 @@ class ViewerWidget(QWidget):
         self._show_index(index)
 
     def _show_index(self, index: int) -> None:
+        """Decode (if needed) and render slice ``index`` in a worker; the GUI thread only
+        wraps the result. A newer request supersedes an older one, so fast scrolling skips
+        what it has already passed."""
         assert self.context is not None
         self.slice_label.setText(f"{index + 1} / {self.slice_count}")
         volume = self.context.volume
-        if volume.is_loaded(index):
-            try:
-                frame = volume.frame(index)
-            except Exception as err:
-                self.errorOccurred.emit(describe(err))
-                return
-            self._set_frame(index, frame)
-        else:
-            token = self._token
+        token = self._token
+        window, invert = self.window, self.invert
 
-            def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
-                return token, index, volume.frame(index)
+        def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
+            frame = volume.frame(index)
+            shown = window
+            if shown is None and not frame.is_color:
+                shown = frame.windows[0] if frame.windows else auto_window(frame.values)
+            image = render(frame, shown, invert=invert)
+            return token, index, frame, shown, invert, image
 
-            self._slice_channel.submit(work)
+        self._slice_channel.submit(work)
         self.sliceChanged.emit(index)
 
     def _on_slice_decoded(self, result: object) -> None:
-        token, index, frame = result  # type: ignore[misc]
+        token, index, frame, window, invert, image = result  # type: ignore[misc]
         if token == self._token and index == self.index:
-            self._set_frame(index, frame)
+            self._set_frame(index, frame, window, invert, image)
 
-    def _set_frame(self, index: int, frame: Frame) -> None:
+    def _set_frame(
+        self,
+        index: int,
+        frame: Frame,
+        window: Window | None,
+        invert: bool,
+        image: np.ndarray,
+    ) -> None:
         first = self._frame is None
         self._frame = frame
         self._frame_index = index
         if first:
             self._value_range = ValueRange.of(frame.values)
-            if self.window is None and not frame.is_color:
-                self.window = frame.windows[0] if frame.windows else auto_window(frame.values)
+            if self.window is None and window is not None:
+                self.window = window
                 self.windowChanged.emit(self.window)
-        self._refresh_image()
+        if window == self.window and invert == self.invert:
+            self.canvas.set_image(image)
+        else:  # window/level or invert changed while the worker rendered
+            self._refresh_image()
         self.canvas.set_rulers(self._rulers.get(index, []))
         if self.render_hook is not None:
             self.render_hook(index)
+        self.frameShown.emit(index)
 
     @property
     def frame(self) -> Frame | None:

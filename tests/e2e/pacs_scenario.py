@@ -322,7 +322,142 @@ def run_scenario(workdir: Path) -> dict[str, Any]:
         return {"stored": len(got.stored), "status": got.status}
 
     _step(results, "get_unknown_study", unknown_study)
+    export_round_trip(client, workdir, results)
     results["storage_files"] = sum(
         1 for p in (workdir / "orthanc-storage").rglob("*") if p.is_file()
     )
     return results
+
+
+# ---------------------------------------------------------------------- predict, export, send
+
+
+SAMPLE_XR = (
+    Path(__file__).resolve().parents[2] / "resources" / "sample" / "chest_xr" / "chest_pa.dcm"
+)
+XR_PATIENT_ID = "PH002024"  # the bundled synthetic phantom's made-up ID
+XR_LABELS = ("nodule", "effusion", "cardiomegaly")
+
+
+def _tiny_model(path: Path) -> Path:
+    """A seeded random-init model file (64 px): the round trip tests plumbing, not accuracy.
+    Its nodule threshold is 0 so that a positive finding (and a key image) always exists."""
+    import torch
+
+    from training import modelfile
+    from training.networks import build_network
+
+    torch.manual_seed(0)
+    network = build_network("efficientnet-lite0", 3, pretrained=False, image_size=64).eval()
+    manifest = modelfile.default_manifest(
+        name="round trip model",
+        architecture="efficientnet-lite0",
+        labels=XR_LABELS,
+        image_size=64,
+        thresholds={"nodule": 0.0, "effusion": 1.0, "cardiomegaly": 1.0},
+    )
+    modelfile.save_model_file(path, network, manifest)
+    return path
+
+
+def export_round_trip(client: PacsClient, workdir: Path, results: dict[str, Any]) -> None:
+    """Store the bundled sample study, find it, get it back, run the model on the retrieved
+    file, export the SR and the secondary captures, C-STORE them, and find their series in
+    the study (shared state between steps in ``state``)."""
+    state: dict[str, Any] = {}
+
+    def store() -> dict[str, Any]:
+        sent = client.send([SAMPLE_XR])
+        return {"sent": len(sent.sent), "failed": [why for _, why in sent.failed]}
+
+    _step(results, "xr_store", store)
+
+    def find() -> dict[str, Any]:
+        [match] = client.find("STUDY", {"PatientID": XR_PATIENT_ID})
+        state["study"] = match.get("StudyInstanceUID")
+        source = pydicom.dcmread(SAMPLE_XR, stop_before_pixels=True)
+        return {"found": state["study"], "expected": str(source.StudyInstanceUID)}
+
+    _step(results, "xr_find", find)
+
+    def get() -> dict[str, Any]:
+        got = client.get(state["study"], store=LocalStore(workdir / "store-xr"))
+        state["files"] = list(got.stored)
+        return {"stored": len(got.stored), "status": got.status}
+
+    _step(results, "xr_get", get)
+
+    def predict() -> dict[str, Any]:
+        from desktop_app.core.engine import InferenceEngine
+
+        started = time.monotonic()
+        model = _tiny_model(workdir / "round-trip.safetensors")
+        engine = InferenceEngine(model, device="cpu", backend="torch")
+        [path] = state["files"]
+        result = engine.run(path)
+        state["result"] = result
+        return {
+            "positives": [f.label for f in result.positives],
+            "located": [f.label for f in result.positives if f.box is not None],
+            "sop": result.findings[0].sop_instance_uid,
+            "expected_sop": str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID),
+            "device": result.device,
+            "model_and_run_s": round(time.monotonic() - started, 3),
+        }
+
+    _step(results, "xr_predict", predict)
+
+    def export() -> dict[str, Any]:
+        from desktop_app.core.exports import ExportRequest, export_study
+
+        out = export_study(
+            ExportRequest(
+                study_paths=state["files"],
+                out_dir=workdir / "exports",
+                results=[state["result"]],
+                formats=["sr", "sc"],
+            )
+        )
+        state["exported"] = [out.sr, *out.sc]
+        sr = pydicom.dcmread(out.sr)
+        scs = [pydicom.dcmread(p) for p in out.sc]
+        state["sr_series"] = str(sr.SeriesInstanceUID)
+        state["sc_series"] = sorted({str(sc.SeriesInstanceUID) for sc in scs})
+        return {
+            "sr": 1 if out.sr else 0,
+            "sc": len(out.sc),
+            "study_uids": sorted({str(ds.StudyInstanceUID) for ds in [sr, *scs]}),
+            "sr_evidence": str(
+                sr.CurrentRequestedProcedureEvidenceSequence[0]
+                .ReferencedSeriesSequence[0]
+                .ReferencedSOPSequence[0]
+                .ReferencedSOPInstanceUID
+            ),
+            "sc_sources": [str(sc.SourceImageSequence[0].ReferencedSOPInstanceUID) for sc in scs],
+        }
+
+    _step(results, "xr_export", export)
+
+    def send_exports() -> dict[str, Any]:
+        sent = client.send(state["exported"])
+        return {"sent": len(sent.sent), "failed": [why for _, why in sent.failed]}
+
+    _step(results, "xr_send_exports", send_exports)
+
+    def find_series() -> dict[str, Any]:
+        matches = client.find("SERIES", {"StudyInstanceUID": state["study"]})
+        return {
+            "series": sorted(
+                (
+                    m.get("Modality"),
+                    m.get("SeriesInstanceUID"),
+                    m.get("NumberOfSeriesRelatedInstances"),
+                    m.get("SeriesDescription"),
+                )
+                for m in matches
+            ),
+            "sr_series": state["sr_series"],
+            "sc_series": state["sc_series"],
+        }
+
+    _step(results, "xr_find_series", find_series)

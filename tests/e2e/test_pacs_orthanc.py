@@ -176,3 +176,43 @@ def test_association_failures_are_one_line_and_return(
     assert step["returned"], f"{name} did not return (hung)"
     assert step["error"] is not None and "\n" not in step["error"]
     assert re.match(pattern, step["error"]), step["error"]
+
+
+# ---------------------------------------------------------------------- predict, export, send
+
+
+def test_sample_study_is_stored_found_and_retrieved(steps: dict[str, Any]) -> None:
+    stored = _ok(steps, "xr_store")
+    assert (stored["sent"], stored["failed"]) == (1, [])
+    found = _ok(steps, "xr_find")
+    assert found["found"] == found["expected"]
+    got = _ok(steps, "xr_get")
+    assert (got["stored"], got["status"]) == (1, 0)
+
+
+def test_the_model_runs_on_the_retrieved_file(steps: dict[str, Any]) -> None:
+    step = _ok(steps, "xr_predict")
+    assert step["positives"] == ["nodule"]  # its threshold is 0 in the test model
+    assert step["sop"] == step["expected_sop"]
+    assert step["device"] == "cpu"
+
+
+def test_sr_and_sc_are_exported_into_the_same_study(steps: dict[str, Any]) -> None:
+    step = _ok(steps, "xr_export")
+    assert (step["sr"], step["sc"]) == (1, 1)
+    assert step["study_uids"] == [steps["xr_find"]["expected"]]
+    expected_sop = steps["xr_predict"]["expected_sop"]
+    assert step["sr_evidence"] == expected_sop
+    assert step["sc_sources"] == [expected_sop]
+
+
+def test_exports_are_sent_and_found_as_new_series_of_the_study(steps: dict[str, Any]) -> None:
+    sent = _ok(steps, "xr_send_exports")
+    assert (sent["sent"], sent["failed"]) == (2, [])
+    step = _ok(steps, "xr_find_series")
+    by_modality = {modality: (uid, count, desc) for modality, uid, count, desc in step["series"]}
+    assert set(by_modality) == {"DX", "SR", "OT"}
+    assert by_modality["SR"][:2] == (step["sr_series"], "1")
+    assert [by_modality["OT"][0]] == step["sc_series"] and by_modality["OT"][1] == "1"
+    assert by_modality["SR"][2] == "RadAssist AI findings - research use only"
+    assert by_modality["OT"][2] == "RadAssist AI overlay - research use only"

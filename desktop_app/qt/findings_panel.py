@@ -1,0 +1,525 @@
+"""FindingsPanelWidget: the model's findings for the shown series, and the reader's review.
+
+One card per label: probability (a bar with the operating threshold marked), a live threshold
+slider that re-decides positive/negative at once (``core.review``; the model is not run
+again), and the verdict. Below the cards, the selected finding's review: accept, reject with a
+reason code, clear, edit the box, and a free-text note. The panel only shows state and emits
+what the reader asked for; the window applies it to the review state.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app import RESEARCH_USE_NOTICE
+from desktop_app.core.overlays import label_colour
+from desktop_app.core.review import (
+    ACCEPTED,
+    REJECT_REASONS,
+    REJECTED,
+    FindingReview,
+    ReviewState,
+)
+from desktop_app.qt.theme import ACCENT, NEGATIVE, POSITIVE, WARNING
+
+SLIDER_STEPS = 1000
+ACCEPTED_COLOR = "#5fb36b"
+REJECTED_COLOR = "#8a9099"
+
+
+def label_text(label: str) -> str:
+    return label.replace("_", " ").capitalize()
+
+
+def label_color(index: int) -> str:
+    """The colour of the label at ``index`` in the model's label order: the same as in the
+    exported overlay images (``core.overlays.label_colour``)."""
+    r, g, b = label_colour(index)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def verdict_text(finding: FindingReview) -> str:
+    if finding.verdict == ACCEPTED:
+        return "✓ Accepted"
+    if finding.verdict == REJECTED:
+        return f"✗ Rejected — {REJECT_REASONS.get(finding.reason or '', finding.reason or '')}"
+    return "Pending review"
+
+
+def finding_color(finding: FindingReview, positive: bool) -> str:
+    """The colour of a finding everywhere (card, outline, box): verdict first, then result."""
+    if finding.verdict == ACCEPTED:
+        return ACCEPTED_COLOR
+    if finding.verdict == REJECTED:
+        return REJECTED_COLOR
+    return POSITIVE if positive else NEGATIVE
+
+
+class ProbabilityBar(QWidget):
+    """A bar filled to the probability, with the operating threshold as a tick."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.probability = 0.0
+        self.threshold = 0.5
+        self.color = QColor(POSITIVE)
+        self.setFixedHeight(8)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_values(self, probability: float, threshold: float, color: str) -> None:
+        self.probability, self.threshold, self.color = probability, threshold, QColor(color)
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor("#2a2c30"))
+        p.drawRoundedRect(r, 3, 3)
+        fill = QRectF(r)
+        fill.setWidth(r.width() * min(max(self.probability, 0.0), 1.0))
+        p.setBrush(self.color)
+        p.drawRoundedRect(fill, 3, 3)
+        x = r.left() + r.width() * min(max(self.threshold, 0.0), 1.0)
+        p.setPen(QPen(QColor("#f2f3f5"), 2))
+        p.drawLine(QPointF(x, r.top() - 1), QPointF(x, r.bottom() + 1))
+        p.end()
+
+
+class FindingCard(QFrame):
+    """One label's finding on the shown series."""
+
+    clicked = Signal(str)  # finding id
+    thresholdMoved = Signal(str, float, bool)  # label, value, final (slider released)
+
+    def __init__(self, finding: FindingReview, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.finding_id = finding.finding_id
+        self.label = finding.label
+        self.setObjectName("findingCard")
+        self.setProperty("selected", False)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.name = QLabel(label_text(finding.label), self)
+        self.name.setObjectName("findingName")
+        self.prob = QLabel("", self)
+        self.prob.setObjectName("findingProbability")
+        self.prob.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.result = QLabel("", self)
+        self.result.setObjectName("findingResult")
+        self.result.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.result.setFixedWidth(88)
+        self.bar = ProbabilityBar(self)
+        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider.setObjectName("thresholdSlider")
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.slider.setPageStep(50)
+        self.slider.setToolTip("Operating threshold for this label (live: the model is not re-run)")
+        self.threshold = QLabel("", self)
+        self.threshold.setObjectName("thresholdValue")
+        self.threshold.setMinimumWidth(34)
+        self.threshold.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.verdict = QLabel("", self)
+        self.verdict.setObjectName("findingVerdict")
+        self.verdict.setWordWrap(True)
+        self.verdict.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.where = QLabel("", self)
+        self.where.setObjectName("findingWhere")
+        self.where.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+        grid = QGridLayout(self)
+        grid.setContentsMargins(10, 8, 10, 8)
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(5)
+        grid.addWidget(self.name, 0, 0)
+        grid.addWidget(self.prob, 0, 1)
+        grid.addWidget(self.result, 0, 2)
+        grid.addWidget(self.bar, 1, 0, 1, 3)
+        thr_row = QHBoxLayout()
+        thr_row.setSpacing(8)
+        caption = QLabel("Threshold", self)
+        caption.setObjectName("caption")
+        thr_row.addWidget(caption)
+        thr_row.addWidget(self.slider, 1)
+        thr_row.addWidget(self.threshold)
+        grid.addLayout(thr_row, 2, 0, 1, 3)
+        grid.addWidget(self.verdict, 3, 0, 1, 2)
+        grid.addWidget(self.where, 3, 1, 1, 2)
+        grid.setColumnStretch(0, 1)
+
+        self._model_threshold = finding.model_threshold
+        self.slider.valueChanged.connect(self._on_slider)
+        self.slider.sliderReleased.connect(
+            lambda: self.thresholdMoved.emit(self.label, self.slider.value() / SLIDER_STEPS, True)
+        )
+
+    def update_from(
+        self, finding: FindingReview, threshold: float, positive: bool, mark: str = "#ffffff"
+    ) -> None:
+        self._model_threshold = finding.model_threshold
+        self.prob.setText(f"{finding.probability * 100:.1f} %")
+        self.result.setText("POSITIVE" if positive else "negative")
+        self.result.setProperty("positive", positive)
+        color = finding_color(finding, positive)
+        self.result.setStyleSheet(
+            f"color: {'#101113' if positive else NEGATIVE}; background: "
+            f"{POSITIVE if positive else 'transparent'}; border: 1px solid "
+            f"{POSITIVE if positive else NEGATIVE}; border-radius: 3px; padding: 1px 4px; "
+            "font-weight: bold;"
+        )
+        self.bar.set_values(finding.probability, threshold, color)
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(threshold * SLIDER_STEPS))
+        self.slider.blockSignals(False)
+        self._show_threshold(threshold)
+        self.verdict.setText(verdict_text(finding))
+        self.verdict.setStyleSheet(
+            f"color: {finding_color(finding, positive) if finding.verdict != 'pending' else '#aab0b8'};"
+        )
+        changed = abs(threshold - finding.model_threshold) > 1e-9
+        model = f"model {finding.model_threshold:.2f} · " if changed else ""
+        self.where.setText(f"{model}Im {finding.slice_index + 1}")
+        self.setToolTip(
+            f"{label_text(finding.label)}: probability {finding.probability:.3f}, operating "
+            f"threshold {threshold:.2f} (the model's: {finding.model_threshold:.2f}); "
+            f"maximum on image {finding.slice_index + 1}"
+        )
+        self.name.setText(
+            f"<span style='color:{mark}'>●</span>&nbsp;<span style='color:{color}'>"
+            f"<b>{label_text(finding.label)}</b></span>"
+        )
+
+    def _show_threshold(self, value: float) -> None:
+        self.threshold.setText(f"{value:.2f}")
+
+    def _on_slider(self, value: int) -> None:
+        final = not self.slider.isSliderDown()
+        self.thresholdMoved.emit(self.label, value / SLIDER_STEPS, final)
+
+    def set_selected(self, selected: bool) -> None:
+        self.setProperty("selected", selected)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.clicked.emit(self.finding_id)
+        super().mousePressEvent(event)
+
+
+class FindingsPanelWidget(QWidget):
+    """The right-hand panel: notice, model, cards, and the selected finding's review."""
+
+    findingSelected = Signal(str)
+    thresholdChanged = Signal(str, float, bool)  # label, value, final
+    acceptRequested = Signal(str)
+    rejectRequested = Signal(str, str)  # finding id, reason code ("": ask for one)
+    clearRequested = Signal(str)
+    noteEdited = Signal(str, str)  # finding id, text
+    editBoxRequested = Signal(str)
+    resetBoxRequested = Signal(str)
+    runRequested = Signal()
+    modelInfoRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("findingsPanel")
+        self.notice = QLabel(f"⚠ {RESEARCH_USE_NOTICE}", self)
+        self.notice.setObjectName("panelNotice")
+        self.notice.setWordWrap(True)
+        self.model_label = QLabel("Model: not loaded", self)
+        self.model_label.setObjectName("modelLabel")
+        self.model_label.setWordWrap(True)
+        self.info_button = QPushButton("Model info", self)
+        self.run_button = QPushButton("▶ Run model", self)
+        self.run_button.setObjectName("runButton")
+        self.message = QLabel("", self)
+        self.message.setObjectName("panelMessage")
+        self.message.setWordWrap(True)
+        self.summary = QLabel("", self)
+        self.summary.setObjectName("findingsSummary")
+
+        self.cards_host = QWidget(self)
+        self.cards_layout = QVBoxLayout(self.cards_host)
+        self.cards_layout.setContentsMargins(0, 0, 0, 0)
+        self.cards_layout.setSpacing(6)
+        self.cards_layout.addStretch(1)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.cards_host)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        # review of the selected finding
+        self.review_box = QFrame(self)
+        self.review_box.setObjectName("reviewBox")
+        self.review_title = QLabel("No finding selected", self.review_box)
+        self.review_title.setObjectName("reviewTitle")
+        self.accept_button = QPushButton("✓ Accept  (A)", self.review_box)
+        self.accept_button.setObjectName("acceptButton")
+        self.reject_button = QPushButton("✗ Reject  (D)", self.review_box)
+        self.reject_button.setObjectName("rejectButton")
+        self.clear_button = QPushButton("Clear  (U)", self.review_box)
+        self.reason = QComboBox(self.review_box)
+        self.reason.setObjectName("reasonCombo")
+        for code, text in REJECT_REASONS.items():
+            self.reason.addItem(text, code)
+        self.reason.setPlaceholderText("Reason (asked when rejecting)")
+        self.reason.setCurrentIndex(-1)
+        self.edit_button = QPushButton("Edit box  (E)", self.review_box)
+        self.edit_button.setCheckable(True)
+        self.reset_box_button = QPushButton("Model's box", self.review_box)
+        self.note = QPlainTextEdit(self.review_box)
+        self.note.setObjectName("noteEdit")
+        self.note.setPlaceholderText("Note on this finding (saved as you type)…  (C)")
+        self.note.setTabChangesFocus(True)
+        self.note.setFixedHeight(64)
+        self.decided = QLabel("", self.review_box)
+        self.decided.setObjectName("decidedLabel")
+        self.decided.setWordWrap(True)
+        rb = QVBoxLayout(self.review_box)
+        rb.setContentsMargins(10, 8, 10, 8)
+        rb.setSpacing(6)
+        rb.addWidget(self.review_title)
+        row1 = QHBoxLayout()
+        row1.addWidget(self.accept_button, 1)
+        row1.addWidget(self.reject_button, 1)
+        row1.addWidget(self.clear_button)
+        rb.addLayout(row1)
+        row2 = QHBoxLayout()
+        reason_caption = QLabel("Reason", self.review_box)
+        reason_caption.setObjectName("caption")
+        row2.addWidget(reason_caption)
+        row2.addWidget(self.reason, 1)
+        rb.addLayout(row2)
+        row3 = QHBoxLayout()
+        row3.addWidget(self.edit_button, 1)
+        row3.addWidget(self.reset_box_button, 1)
+        rb.addLayout(row3)
+        rb.addWidget(self.note)
+        rb.addWidget(self.decided)
+
+        head = QHBoxLayout()
+        head.addWidget(self.model_label, 1)
+        head.addWidget(self.info_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(8)
+        layout.addWidget(self.notice)
+        layout.addLayout(head)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.message)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.review_box)
+
+        self.cards: dict[str, FindingCard] = {}
+        self.label_colors: dict[str, str] = {}
+        self.state: ReviewState | None = None
+        self.series_key: str | None = None
+        self.selected: str | None = None
+        self._note_timer = QTimer(self)
+        self._note_timer.setSingleShot(True)
+        self._note_timer.setInterval(300)
+        self._note_timer.timeout.connect(self._emit_note)
+        self._note_for: str | None = None
+
+        self.info_button.clicked.connect(self.modelInfoRequested)
+        self.run_button.clicked.connect(self.runRequested)
+        self.accept_button.clicked.connect(lambda: self._emit_for(self.acceptRequested))
+        self.clear_button.clicked.connect(lambda: self._emit_for(self.clearRequested))
+        self.reject_button.clicked.connect(self._on_reject_clicked)
+        self.edit_button.clicked.connect(lambda: self._emit_for(self.editBoxRequested))
+        self.reset_box_button.clicked.connect(lambda: self._emit_for(self.resetBoxRequested))
+        self.note.textChanged.connect(self._on_note_changed)
+        self.set_state(None, None)
+
+    def sizeHint(self) -> QSize:
+        return QSize(380, 600)
+
+    # ------------------------------------------------------------------ content
+    def set_model_text(self, text: str) -> None:
+        self.model_label.setText(text)
+
+    def set_message(self, text: str, kind: str = "info") -> None:
+        """A line under the run button: progress, "no findings yet", or an error."""
+        color = {"error": POSITIVE, "warning": WARNING}.get(kind, "#aab0b8")
+        self.message.setStyleSheet(f"color: {color};")
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def set_state(self, state: ReviewState | None, series_key: str | None) -> None:
+        """Show ``state``'s findings on ``series_key`` (rebuilds the cards unless the same
+        findings are shown already: a re-run then only refreshes them)."""
+        self.flush_note()
+        findings = state.for_series(series_key) if state and series_key else []
+        same = (
+            state is self.state
+            and series_key == self.series_key
+            and [f.finding_id for f in sorted(findings, key=lambda f: -f.probability)]
+            == list(self.cards)
+        )
+        self.state = state
+        self.series_key = series_key
+        if same and findings:
+            self.refresh()
+            return
+        for card in self.cards.values():
+            card.setParent(None)
+            card.deleteLater()
+        self.cards.clear()
+        self.label_colors = {f.label: label_color(i) for i, f in enumerate(findings)}
+        findings.sort(key=lambda f: -f.probability)
+        for f in findings:
+            card = FindingCard(f, self.cards_host)
+            card.clicked.connect(self.findingSelected)
+            card.thresholdMoved.connect(self.thresholdChanged)
+            self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
+            self.cards[f.finding_id] = card
+        if self.selected not in self.cards:
+            self.selected = None
+        self.refresh()
+
+    def finding_ids(self) -> list[str]:
+        """The shown findings, in panel order (highest probability first)."""
+        return list(self.cards)
+
+    def refresh(self) -> None:
+        """Re-read every shown finding from the state (after any change)."""
+        state = self.state
+        if state is not None:
+            for fid, card in self.cards.items():
+                f = state.find(fid)
+                card.update_from(
+                    f,
+                    state.threshold(f.label),
+                    state.positive(f),
+                    self.label_colors.get(f.label, "#ffffff"),
+                )
+                card.set_selected(fid == self.selected)
+        shown = [state.find(fid) for fid in self.cards] if state else []
+        if shown and state is not None:
+            pos = sum(1 for f in shown if state.positive(f))
+            acc = sum(1 for f in shown if f.verdict == ACCEPTED)
+            rej = sum(1 for f in shown if f.verdict == REJECTED)
+            self.summary.setText(
+                f"{pos} positive of {len(shown)}  ·  {acc} accepted  ·  {rej} rejected  ·  "
+                f"{len(shown) - acc - rej} pending"
+            )
+        else:
+            self.summary.setText("No findings for this series yet — run the model (Ctrl+Enter)")
+        self._refresh_review_box()
+
+    def select(self, finding_id: str | None) -> None:
+        if finding_id is not None and finding_id not in self.cards:
+            return
+        if finding_id != self.selected:
+            self.flush_note()
+        self.selected = finding_id
+        for fid, card in self.cards.items():
+            card.set_selected(fid == finding_id)
+        if finding_id is not None:
+            self.scroll.ensureWidgetVisible(self.cards[finding_id])
+        self._refresh_review_box(load_note=True)
+
+    def _refresh_review_box(self, load_note: bool = False) -> None:
+        f = self._selected_finding()
+        enabled = f is not None
+        for w in (
+            self.accept_button,
+            self.reject_button,
+            self.clear_button,
+            self.reason,
+            self.edit_button,
+            self.reset_box_button,
+            self.note,
+        ):
+            w.setEnabled(enabled)
+        if f is None:
+            self.review_title.setText("Select a finding to review it (J / K)")
+            self.decided.setText("")
+            if load_note or self.note.toPlainText():
+                self.note.blockSignals(True)
+                self.note.setPlainText("")
+                self.note.blockSignals(False)
+            return
+        state = self.state
+        assert state is not None
+        positive = state.positive(f)
+        self.review_title.setText(
+            f"<b>{label_text(f.label)}</b> — {f.probability * 100:.1f} % · "
+            f"{'positive' if positive else 'negative'} · image {f.slice_index + 1}"
+        )
+        self.reset_box_button.setEnabled(f.edited_box is not None)
+        self.reason.setCurrentIndex(self.reason.findData(f.reason) if f.reason else -1)
+        when = (f.updated or "").replace("T", " ")[:19]
+        by = f" by {f.reviewer}" if f.reviewer else ""
+        self.decided.setText(
+            f"{verdict_text(f)}{by} · {when} UTC" if f.updated else "Not reviewed yet"
+        )
+        if f.edited_box is not None:
+            self.decided.setText(self.decided.text() + " · box edited")
+        if load_note:
+            self.note.blockSignals(True)
+            self.note.setPlainText(f.note)
+            self.note.blockSignals(False)
+
+    def _selected_finding(self) -> FindingReview | None:
+        if self.state is None or self.selected is None:
+            return None
+        try:
+            return self.state.find(self.selected)
+        except KeyError:
+            return None
+
+    # ------------------------------------------------------------------ actions
+    def _emit_for(self, signal: Signal) -> None:  # type: ignore[type-arg]
+        if self.selected is not None:
+            signal.emit(self.selected)  # type: ignore[attr-defined]
+
+    def _on_reject_clicked(self) -> None:
+        """Reject with the reason shown, or "" (none chosen yet: the window asks for one)."""
+        if self.selected is not None:
+            self.rejectRequested.emit(self.selected, self.current_reason())
+
+    def current_reason(self) -> str:
+        data = self.reason.currentData()
+        return str(data) if data else ""
+
+    def focus_note(self) -> None:
+        if self.note.isEnabled():
+            self.note.setFocus()
+
+    def _on_note_changed(self) -> None:
+        self._note_for = self.selected
+        self._note_timer.start()
+
+    def _emit_note(self) -> None:
+        if self._note_for is not None:
+            self.noteEdited.emit(self._note_for, self.note.toPlainText())
+        self._note_for = None
+
+    def flush_note(self) -> None:
+        """Deliver a note still being typed (before the selection or the series changes)."""
+        if self._note_timer.isActive():
+            self._note_timer.stop()
+            self._emit_note()
+
+
+__all__ = ["ACCENT", "FindingCard", "FindingsPanelWidget", "ProbabilityBar", "finding_color"]

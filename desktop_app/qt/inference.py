@@ -1,0 +1,266 @@
+"""InferenceController: runs the core's inference engine over a series in a worker.
+
+One request at a time is delivered: a newer request supersedes an older one (its result is
+dropped, ``workers.TaskChannel``), and Cancel stops the engine between batches (the engine
+checks the stop event). The model is loaded once, in the worker, and reused; a lock keeps two
+requests from using the same network at once (the superseded one stops within a batch).
+Heatmaps are coloured into RGBA in the worker too, so the GUI thread only wraps arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from desktop_app.core.review import FindingReview, ModelRef
+from desktop_app.core.series import SliceStack
+from desktop_app.core.volume import SeriesVolume
+from desktop_app.qt.workers import Cancelled, TaskChannel, lower_thread_priority, make_pool
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ModelInfo:
+    """What the GUI shows about the loaded model."""
+
+    name: str
+    version: str
+    sha256: str
+    labels: tuple[str, ...]
+    card: str
+    device: str
+    warning: str = ""
+
+
+@dataclass
+class RunOutput:
+    """A runner's result for one series: findings and their raw heatmaps (0..1 floats)."""
+
+    findings: list[FindingReview]
+    heatmaps: dict[str, np.ndarray]
+    device: str
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds
+
+
+@dataclass
+class InferenceOutcome:
+    """What reaches the GUI thread: findings, heatmaps raw and coloured, provenance."""
+
+    series_key: str
+    findings: list[FindingReview]
+    heatmaps: dict[str, np.ndarray]
+    overlays: dict[str, np.ndarray]
+    model: ModelRef
+    device: str
+    warnings: list[str]
+    timings: dict[str, float]
+
+
+class Runner(Protocol):
+    """The seam between the controller and an engine (tests may pass their own)."""
+
+    def load(self) -> ModelInfo: ...
+
+    def run(
+        self,
+        stack: SliceStack,
+        volume: SeriesVolume,
+        series_key: str,
+        progress: Progress,
+        stop: threading.Event,
+    ) -> RunOutput: ...
+
+
+RunnerFactory = Callable[[str | None, str], Runner]
+Colorizer = Callable[[np.ndarray, str], np.ndarray]
+
+
+def default_runner(model_path: str | None, device: str) -> Runner:
+    """The core engine behind the Runner seam."""
+    from desktop_app.qt.engine_runner import EngineRunner
+
+    return EngineRunner(model_path, device)
+
+
+def default_colorizer(heatmap: np.ndarray, colormap: str) -> np.ndarray:
+    """Heatmap (0..1) -> straight-alpha RGBA uint8, by the core's overlay renderer."""
+    from desktop_app.qt.engine_runner import colorize
+
+    return colorize(heatmap, colormap)
+
+
+class InferenceController(QObject):
+    """Owns the model and the inference worker; emits what the window shows."""
+
+    started = Signal(str)  # series key
+    progressed = Signal(int, int)
+    finished = Signal(object)  # InferenceOutcome
+    failed = Signal(str)
+    cancelled = Signal()
+    overlaysReady = Signal(object)  # {finding id: RGBA} after a colormap change
+    modelLoaded = Signal(object)  # ModelInfo
+    deviceChanged = Signal(str, str)  # badge text, fallback warning ("" if none)
+    warmUpFailed = Signal(str)  # one-line reason the model could not be loaded ahead of use
+
+    def __init__(
+        self,
+        model_path: str | None,
+        device: str,
+        parent: QObject | None = None,
+        *,
+        runner_factory: RunnerFactory | None = None,
+        colorizer: Colorizer | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.model_path = model_path
+        self.device = device or "auto"
+        self.runner_factory = runner_factory or default_runner
+        self.colorizer = colorizer or default_colorizer
+        self.info: ModelInfo | None = None
+        self._runner: Runner | None = None
+        self._runner_key: tuple[str | None, str] | None = None
+        self._lock = threading.Lock()
+        self._pool = make_pool(2, self)
+        self.channel = TaskChannel("inference", self, pool=self._pool)
+        self.channel.progressed.connect(self.progressed)
+        self.channel.finished.connect(self._on_finished)
+        self.channel.failed.connect(self.failed)
+        self.channel.cancelled.connect(self.cancelled)
+        self._recolor = TaskChannel("recolor", self, pool=self._pool)
+        self._recolor.finished.connect(self.overlaysReady)
+        self._recolor.failed.connect(self.failed)
+        self._warm = TaskChannel("warm-up", self, pool=self._pool)
+        self._warm.failed.connect(self.warmUpFailed)
+        self.work_threads: list[int] = []  # thread ids that ran inference (for tests)
+
+    # ------------------------------------------------------------------ configuration
+    def configure(self, model_path: str | None, device: str) -> None:
+        """Use another model or device from the next run on."""
+        self.model_path = model_path or None
+        self.device = device or "auto"
+
+    @property
+    def running(self) -> bool:
+        return self.channel.running
+
+    def device_label(self) -> str:
+        """The status bar badge: the device in use once the model is loaded, else the choice."""
+        if self.info is not None:
+            return self.info.device.upper()
+        return f"Device: {self.device}"
+
+    def model_text(self) -> str:
+        if self.info is None:
+            where = Path(self.model_path).name if self.model_path else "bundled demo model"
+            return f"Model: {where} (loads on first run)"
+        return f"Model: {self.info.name} {self.info.version} · sha {self.info.sha256[:8]}"
+
+    def model_card(self) -> str | None:
+        return self.info.card if self.info is not None else None
+
+    # ------------------------------------------------------------------ running
+    def _runner_for(self, model_path: str | None, device: str) -> Runner:
+        """Load (once per model and device) the runner; called in the worker, under the lock."""
+        key = (model_path, device)
+        if self._runner is None or self._runner_key != key:
+            runner = self.runner_factory(model_path, device)
+            info = runner.load()
+            self._runner, self._runner_key, self.info = runner, key, info
+            self.modelLoaded.emit(info)
+            self.deviceChanged.emit(info.device.upper(), info.warning)
+        return self._runner
+
+    def run(
+        self,
+        series_key: str,
+        stack: SliceStack,
+        volume: SeriesVolume,
+        study_uid: str,
+        colormap: str,
+    ) -> int:
+        """Start inference over ``stack``; returns the request's generation number."""
+        model_path, device = self.model_path, self.device
+        colorize = self.colorizer
+
+        def work(progress: Progress, stop: threading.Event) -> InferenceOutcome:
+            self.work_threads.append(threading.get_ident())
+            lower_thread_priority()
+            with self._lock:  # a superseded run stops within one batch and frees this
+                if stop.is_set():
+                    raise Cancelled()
+                runner = self._runner_for(model_path, device)
+                info = self.info
+                assert info is not None
+                out = runner.run(stack, volume, series_key, progress, stop)
+            if stop.is_set():
+                raise Cancelled()
+            overlays = {fid: colorize(h, colormap) for fid, h in out.heatmaps.items()}
+            warnings = list(out.warnings)
+            if info.warning and info.warning not in warnings:
+                warnings.append(info.warning)
+            return InferenceOutcome(
+                series_key=series_key,
+                findings=out.findings,
+                heatmaps=out.heatmaps,
+                overlays=overlays,
+                model=ModelRef(info.name, info.version, info.sha256),
+                device=out.device,
+                warnings=warnings,
+                timings=out.timings,
+            )
+
+        generation = self.channel.submit(work)
+        self.started.emit(series_key)
+        return generation
+
+    def _on_finished(self, outcome: Any) -> None:
+        if self.info is not None and outcome.device.upper() != self.info.device.upper():
+            self.deviceChanged.emit(outcome.device.upper(), "; ".join(outcome.warnings))
+        self.finished.emit(outcome)
+
+    def cancel(self) -> None:
+        self.channel.cancel()
+
+    def warm_up(self) -> None:
+        """Import the engine and load the model in the worker now, ahead of the first run.
+
+        Importing torch holds Python's GIL for a few hundred milliseconds in one piece (C
+        extension set-up), which would freeze the window if it happened when the reader first
+        asks for inference; done right after start-up, the first run starts at once.
+        """
+        model_path, device = self.model_path, self.device
+
+        def work(progress: Progress, stop: threading.Event) -> None:
+            lower_thread_priority()  # ONNX Runtime's threads, made here, inherit it
+            with self._lock:
+                if not stop.is_set():
+                    self._runner_for(model_path, device)
+
+        self._warm.submit(work)
+
+    def recolor(self, heatmaps: dict[str, np.ndarray], colormap: str) -> None:
+        """Re-colour heatmaps with another colormap, in the worker pool."""
+        colorize = self.colorizer
+        items = dict(heatmaps)
+
+        def work(progress: Progress, stop: threading.Event) -> dict[str, np.ndarray]:
+            return {fid: colorize(h, colormap) for fid, h in items.items()}
+
+        self._recolor.submit(work)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> None:
+        for channel in (self.channel, self._recolor, self._warm):
+            channel.cancel()
+        for channel in (self.channel, self._recolor, self._warm):
+            channel.wait_idle(timeout_ms)

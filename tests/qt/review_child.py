@@ -1,0 +1,42 @@
+"""A RadAssist window in its own process, for the kill test: it opens the sample CT, runs the
+fake model, reviews the findings, waits for the review to be on disk, prints READY and waits
+to be killed (SIGKILL: no clean shutdown, no atexit, nothing flushed after READY)."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from desktop_app.qt.main_window import MainWindow
+from tests.qt.conftest import SAMPLE_CT, FakeRunner, fake_colorizer
+
+
+def main(settings_path: str) -> int:
+    app = QApplication(sys.argv[:1])
+    settings = QSettings(settings_path, QSettings.Format.IniFormat)
+    window = MainWindow(
+        settings=settings, runner_factory=lambda m, d: FakeRunner(m, d), colorizer=fake_colorizer
+    )
+    window.show()
+
+    def reviewed(_key: str) -> None:
+        key = window.current_key
+        window.accept_finding(f"{key}:nodule")
+        window.reject_finding(f"{key}:effusion", "fp_normal_anatomy")
+        window.set_note(f"{key}:nodule", "round, 22 mm; compare with prior")
+        window.set_threshold("effusion", 0.2, final=True)
+        if not window.writer.flush(30):
+            print("NOT FLUSHED", flush=True)
+            return
+        print("READY", flush=True)
+
+    window.seriesShown.connect(lambda _k: window.run_inference())
+    window.inferenceDone.connect(reviewed)
+    QTimer.singleShot(0, lambda: window.open_paths([SAMPLE_CT]))
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
