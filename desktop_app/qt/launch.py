@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     app.setApplicationName("RadAssist")
     app.setOrganizationName("RadAssist")
     apply_dark_theme(app)  # type: ignore[arg-type]
+    _set_window_icon(app)  # type: ignore[arg-type]
     install_exception_hook()
     keep: list[object] = []
     window = MainWindow(
@@ -109,3 +110,18 @@ def run(args: argparse.Namespace) -> int:
     if args.paths:
         window.open_paths([Path(p) for p in args.paths])
     return int(app.exec())
+
+
+def _set_window_icon(app: object) -> None:
+    """The app icon in the title bar and task switcher (resources/icons, also in the bundle)."""
+    from PySide6.QtGui import QIcon
+
+    from desktop_app.core.modelpaths import resources_dir
+
+    icon = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256):
+        path = resources_dir() / "icons" / f"radassist-{size}.png"
+        if path.is_file():
+            icon.addFile(str(path))
+    if not icon.isNull():
+        app.setWindowIcon(icon)  # type: ignore[attr-defined]

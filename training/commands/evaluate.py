@@ -1,0 +1,105 @@
+"""`radassist-train evaluate`: score a model file on a manifest's split.
+
+    radassist-train evaluate --model FILE --data MANIFEST [--split test] [--json OUT]
+        [--device auto|cpu|cuda] [--bootstrap N] [--batch-size B] [--workers N]
+
+Per label: AUROC with a bootstrap 95 % CI, sensitivity and specificity at the model file's
+operating threshold (Wilson 95 % CIs), expected calibration error and the confusion matrix.
+A table goes to stdout; ``--json OUT`` writes the same as JSON (``-`` for stdout, and then the
+table is left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from desktop_app.commands._common import EXIT_OK, ProgressBar
+from desktop_app.core.atomicio import atomic_write_json
+from training.config import DEVICES
+from training.evaluate import EVAL_SPLITS, evaluate_model_file, format_table
+
+PROG = "radassist-train evaluate"
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value != 0 and not 100 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{value} should be 0 (no CIs) or 100..100000")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", metavar="FILE", type=Path, required=True, help="model file (.safetensors)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="MANIFEST",
+        type=Path,
+        required=True,
+        help="manifest CSV (or RSNA CSV/folder)",
+    )
+    parser.add_argument(
+        "--split", choices=EVAL_SPLITS, default="test", help="which split to score (default test)"
+    )
+    parser.add_argument(
+        "--json", metavar="OUT", help="write the results as JSON to OUT ('-': stdout)"
+    )
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="auto (default), cpu, cuda or mps"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=_count,
+        default=1000,
+        help="bootstrap resamples for the AUROC CI (default 1000)",
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="images per batch (default 32)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="decode threads (default 2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = None if args.quiet else ProgressBar("decode + preprocess")
+    result = evaluate_model_file(
+        args.model,
+        args.data,
+        split=args.split,
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        n_boot=args.bootstrap,
+        progress=progress,
+    )
+    if args.json == "-":
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if args.json:
+        atomic_write_json(args.json, result)
+    data = result["data"]
+    print(
+        f"{result['model']['name']} (version {result['model']['version']}) on the {data['split']} "
+        f"split: {data['images']} images of {data['patients']} patients; device {result['device']}"
+    )
+    print(format_table(result["labels"], result["mean_auroc"]))
+    print(f"thresholds: {result['model']['threshold_rule']}")
+    return EXIT_OK

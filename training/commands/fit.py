@@ -1,0 +1,290 @@
+"""`radassist-train fit`: train a model on a manifest and write a RadAssist model file.
+
+    radassist-train fit --data MANIFEST --out DIR [--config FILE] [--epochs N]
+        [--batch-size B] [--lr LR] [--image-size S] [--arch NAME] [--no-pretrained]
+        [--folds K] [--device auto|cpu|cuda] [--resume] [--seed S] [--workers N]
+        [--labels a,b] [--cache-dir DIR] [--set section.key=value ...] [--quiet]
+
+Defaults come from ``training/defaults.yaml`` (the same values as ``training.config``); a
+``--config`` YAML overrides them, ``--set`` overrides that, and named flags override all.
+With ``--resume``, DIR/config.yaml is the starting point. A config file may name the data and
+the output folder itself (``data.manifest``, ``output.dir``): ``radassist-train fit --config
+FILE`` then needs no other flag. Multi-process training:
+``torchrun --nproc_per_node 2 -m training.cli fit ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from desktop_app.commands._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar
+from desktop_app.core.errors import ConfigError
+from training.config import (
+    DEVICES,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config_file,
+    parse_set_option,
+)
+from training.networks import ARCHITECTURES
+
+log = logging.getLogger(__name__)
+PROG = "radassist-train fit"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} should be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} should be above 0")
+    return value
+
+
+def _labels(text: str) -> list[str]:
+    labels = [part.strip() for part in text.split(",") if part.strip()]
+    if not labels:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated label names")
+    return labels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()  # the help states the real defaults
+    parser.add_argument(
+        "--data", metavar="MANIFEST", help="manifest CSV, or an RSNA labels CSV or its folder"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", type=Path, help="output folder (or output.dir in --config)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", type=Path, help="YAML config (see training/defaults.yaml)"
+    )
+    parser.add_argument(
+        "--epochs", metavar="N", type=_positive_int, help=f"epochs (default {d.optim.epochs})"
+    )
+    parser.add_argument(
+        "--batch-size",
+        metavar="B",
+        type=_positive_int,
+        help=f"images per batch and process (default {d.optim.batch_size})",
+    )
+    parser.add_argument(
+        "--lr",
+        metavar="LR",
+        type=_positive_float,
+        help=f"peak learning rate of the head (default {d.optim.lr:g}; the backbone gets "
+        f"x{d.optim.backbone_lr_factor:g})",
+    )
+    parser.add_argument(
+        "--image-size",
+        metavar="S",
+        type=_positive_int,
+        help="network input side (default: the architecture's, 224 for Lite0)",
+    )
+    parser.add_argument(
+        "--arch", choices=list(ARCHITECTURES), help=f"architecture (default {d.model.arch})"
+    )
+    parser.add_argument(
+        "--no-pretrained", action="store_true", help="random init instead of ImageNet weights"
+    )
+    parser.add_argument(
+        "--folds",
+        metavar="K",
+        type=_positive_int,
+        help="k-fold cross-validation by patient over train+val (default 1: off)",
+    )
+    parser.add_argument("--device", choices=DEVICES, help="auto (default), cpu, cuda or mps")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in DIR from its last checkpoint"
+    )
+    parser.add_argument(
+        "--seed",
+        metavar="S",
+        type=_non_negative_int,
+        help=f"seed for init, splits, augmentation and order (default {d.seed})",
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=_non_negative_int,
+        help="DataLoader processes, and decode threads (default 0: in-process; decoding uses "
+        "up to 4 threads)",
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="A,B",
+        type=_labels,
+        help="label columns to train on (default: every 0/1 column)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="also keep decoded images here as .npy (a private folder, reused by later runs)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override any config key, e.g. --set optim.weight_decay=0.05 (repeatable)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """defaults < DIR/config.yaml (with --resume) < --config < --set < flags."""
+    config = TrainConfig()
+    stored = args.out / "config.yaml" if args.out is not None else None
+    if args.resume and stored is not None and stored.is_file() and args.config is None:
+        config = load_config_file(stored)
+    if args.config is not None:
+        config = load_config_file(args.config)
+    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
+    flags: dict[str, Any] = {}
+    optim: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    if args.epochs is not None:
+        optim["epochs"] = args.epochs
+    if args.batch_size is not None:
+        optim["batch_size"] = args.batch_size
+    if args.lr is not None:
+        optim["lr"] = args.lr
+    if args.arch is not None:
+        model["arch"] = args.arch
+    if args.no_pretrained:
+        model["pretrained"] = False
+        model["weights"] = None
+    if args.folds is not None:
+        data["folds"] = args.folds
+    if args.workers is not None:
+        data["workers"] = args.workers
+    if args.labels is not None:
+        data["labels"] = args.labels
+    if args.cache_dir is not None:
+        data["cache"] = "disk"
+        data["cache_dir"] = args.cache_dir
+    if args.data is not None:
+        data["manifest"] = str(args.data)
+    if args.device is not None:
+        flags["device"] = args.device
+    if args.out is not None:
+        flags["output"] = {"dir": str(args.out)}
+    if args.seed is not None:
+        flags["seed"] = args.seed
+    if optim:
+        flags["optim"] = optim
+    if data:
+        flags["data"] = data
+    if model:
+        flags["model"] = model
+    if args.image_size is not None:
+        flags["preprocessing"] = {"image_size": args.image_size}
+    config = config_from_dict(flags, config)
+    if args.arch is not None and args.image_size is None and args.config is None:
+        # a new architecture brings its own native size unless one was asked for
+        config = replace(config, preprocessing=replace(config.preprocessing, image_size=None))
+    if not config.data.manifest:
+        raise ConfigError("no training data given", hint="pass --data MANIFEST")
+    if not config.output.dir:
+        raise ConfigError("no output folder given", hint="pass --out DIR")
+    return config.resolved().validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.pipeline import epoch_line, run_fit
+
+    try:
+        config = resolve_config(args)
+    except ConfigError as err:
+        print(f"{PROG}: error: {err.one_line()}", file=sys.stderr)
+        return EXIT_USAGE
+    quiet = args.quiet
+    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+    def progress_factory(label: str) -> ProgressBar | None:
+        if quiet:
+            return None
+        if label.startswith("decode"):
+            return ProgressBar(label)
+        return ProgressBar(label) if tty else None  # per-batch bars only on a terminal
+
+    def on_epoch(tag: str, entry: dict[str, Any], epochs: int) -> None:
+        if not quiet:
+            print(epoch_line(entry, epochs, tag), file=sys.stderr, flush=True)
+
+    outcome = run_fit(
+        config,
+        Path(str(config.output.dir)),
+        resume=args.resume,
+        on_epoch=on_epoch,
+        progress_factory=progress_factory,
+    )
+    if outcome.stopped:
+        print(f"{PROG}: stopped; continue with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if outcome.model_path is None:  # a non-zero rank under torchrun
+        return EXIT_OK
+    _print_summary(outcome)
+    return EXIT_OK
+
+
+def _print_summary(outcome: Any) -> None:
+    from training.evaluate import format_table
+
+    m = outcome.metrics
+    print(f"wrote {outcome.model_path}")
+    training = m.get("training", {})
+    if "best_epoch" in training:
+        print(
+            f"best epoch {training['best_epoch']} of {training['epochs_run']}"
+            + (" (early stopping)" if training.get("early_stopped") else "")
+            + f"; {m.get('seconds', 0):.0f} s"
+        )
+    elif "final_model" in training:
+        cv = m.get("cross_validation", {}).get("summary", {})
+        print(
+            f"cross-validation over {cv.get('folds')} folds; final model {training['final_model']}"
+        )
+        for label in m["labels"]:
+            entry = cv.get(label, {})
+            mean, sd = entry.get("auroc_mean"), entry.get("auroc_sd")
+            if mean is not None:
+                print(
+                    f"  {label}: fold AUROC {mean:.3f} ± {sd if sd is not None else float('nan'):.3f}"
+                )
+    print(f"thresholds: {m['threshold_rule']}")
+    for split, metrics in m.get("final", {}).items():
+        print(f"\n{split}:")
+        labels = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+        print(format_table(labels, metrics.get("mean_auroc")))
+    for note in outcome.notes:
+        print(f"note: {note}")

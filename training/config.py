@@ -1,0 +1,502 @@
+"""The training configuration: typed sections, strict YAML, command-line overrides.
+
+``TrainConfig()`` is the documented default (``training/defaults.yaml`` says the same in YAML
+with a comment per key; a test keeps the two equal). A YAML file given with ``--config`` is
+read strictly (unknown keys and wrong types raise ConfigError naming the key), flags override
+it, and the resolved config (every value filled in) is written to ``DIR/config.yaml``.
+
+Precedence: defaults < ``--config FILE`` < ``--set section.key=value`` < named flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from desktop_app.core.errors import ConfigError
+from training.networks import INITS, get_arch
+from training.preprocessing import INTERPOLATIONS, NORMALIZATIONS, OUTPUT_SCALINGS, PreprocessSpec
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+CACHE_MODES = ("memory", "disk")
+CACHE_DTYPES = ("float32", "float16")
+CLASS_WEIGHTS = ("none", "prevalence")
+THRESHOLD_RULES = ("youden", "sensitivity")
+MONITORS = ("auroc", "loss")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are split and cached."""
+
+    manifest: str | None = None
+    labels: list[str] | None = None  # None: every 0/1 column of the manifest
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    folds: int = 1
+    cache: str = "memory"
+    cache_dir: str | None = None
+    cache_dtype: str = "float32"
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "efficientnet-lite0"
+    pretrained: bool = True
+    weights: str | None = None
+    init: str = "default"
+    dropout: float = 0.2
+    bn_momentum: float | None = 0.1
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """``training.preprocessing.PreprocessSpec``; None picks the architecture's own value."""
+
+    image_size: int | None = None
+    normalization: str = "percentile"
+    percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])
+    channels: int = 3
+    output_scaling: str | None = None
+    pad_value: float = 0.0
+    interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-only augmentation of the unit image (MONAI array transforms)."""
+
+    enabled: bool = True
+    affine_prob: float = 0.8
+    rotate_degrees: float = 7.0
+    scale: float = 0.07
+    translate: float = 0.05
+    contrast_prob: float = 0.5
+    gamma: list[float] = field(default_factory=lambda: [0.8, 1.25])
+    intensity_prob: float = 0.3
+    intensity_scale: float = 0.1
+    noise_prob: float = 0.3
+    noise_std: float = 0.015
+    hflip_prob: float = 0.0
+    vflip_prob: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 12
+    batch_size: int = 8
+    lr: float = 1e-3
+    backbone_lr_factor: float = 0.3
+    weight_decay: float = 0.01
+    warmup_epochs: float = 0.5
+    min_lr_ratio: float = 0.01
+    freeze_backbone_epochs: int = 0
+    freeze_bn: bool = False
+    grad_clip_norm: float = 1.0
+    class_weights: str = "none"
+    amp: bool = True
+    channels_last: bool = True
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    enabled: bool = True
+    monitor: str = "auroc"
+    patience: int = 4
+    min_delta: float = 0.001
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    rule: str = "youden"
+    target_sensitivity: float = 0.9
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    bootstrap: int = 1000
+    ci_level: float = 0.95
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str | None = None
+    name: str | None = None
+    version: str = "1"
+    intended_use: str | None = None
+    tensorboard: bool = True
+    plots: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    # ------------------------------------------------------------------ views
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def preprocess_spec(self) -> PreprocessSpec:
+        """The PreprocessSpec that training uses and the model file stores."""
+        p = self.preprocessing
+        arch = get_arch(self.model.arch)
+        return PreprocessSpec(
+            image_size=p.image_size or arch.default_image_size,
+            normalization=p.normalization,
+            percentiles=(float(p.percentiles[0]), float(p.percentiles[1])),
+            channels=p.channels,
+            output_scaling=p.output_scaling or arch.default_output_scaling,
+            pad_value=float(p.pad_value),
+            interpolation=p.interpolation,
+        )
+
+    def resolved(self) -> TrainConfig:
+        """Architecture-dependent defaults filled in (what DIR/config.yaml records)."""
+        spec = self.preprocess_spec()
+        return replace(
+            self,
+            model=replace(self.model, arch=get_arch(self.model.arch).name),
+            preprocessing=replace(
+                self.preprocessing,
+                image_size=spec.image_size,
+                output_scaling=spec.output_scaling,
+            ),
+        )
+
+    def training_hash(self) -> str:
+        """A hash of what decides the trained weights (not output, device or worker count);
+        a resumed run must match it."""
+        d = self.resolved().to_dict()
+        for key in ("device", "threads", "output", "evaluation", "thresholds"):
+            d.pop(key)
+        for key in ("workers", "cache", "cache_dir", "manifest"):
+            d["data"].pop(key)
+        d["optim"].pop("epochs")  # may grow on resume; the schedule records its own length
+        text = json.dumps(d, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def validate(self) -> TrainConfig:
+        _validate(self)
+        return self
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in fields(TrainConfig)
+    if f.default_factory is not dataclasses.MISSING
+}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints pass as floats, nothing else."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str) and item_tp is str:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config {where} must be a list, not {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config {where} must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config {where} must be a whole number, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"config {where} must be a number, not {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"config {where} must be a finite number, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config {where} must be text, not {value!r}")
+        return value
+    raise ConfigError(f"config {where}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _section_from_dict(cls: type, data: Any, where: str, base: Any) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {where!r} must be a mapping, not {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(str(k) for k in data if k not in names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {where}.{unknown[0]}"
+            if where
+            else f"unknown config key {unknown[0]}",
+            hint=f"known keys{' in ' + where if where else ''}: {', '.join(names)}",
+        )
+    changes = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return replace(base, **changes)
+
+
+def config_from_dict(data: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """Apply a (partial) nested mapping onto ``base`` (default: the defaults), strictly."""
+    base = base or TrainConfig()
+    if data is None:
+        return base
+    if not isinstance(data, Mapping):
+        raise ConfigError("a config file must hold a mapping of sections")
+    top = {k: v for k, v in data.items() if k not in SECTIONS}
+    config = _section_from_dict(TrainConfig, top, "", base) if top else base
+    for name in SECTIONS:
+        if name in data and data[name] is not None:
+            section = _section_from_dict(
+                type(getattr(base, name)), data[name], name, getattr(config, name)
+            )
+            config = replace(config, **{name: section})
+    return config
+
+
+def load_config_file(path: str | os.PathLike[str], base: TrainConfig | None = None) -> TrainConfig:
+    """Read a YAML config (safe loader: plain data only) over ``base``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", p, "check the --config path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file can't be read: {err}", p) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file is not valid YAML{where}", p) from None
+    if data is None:
+        return base or TrainConfig()
+    try:
+        return config_from_dict(data, base)
+    except ConfigError as err:
+        raise ConfigError(err.reason, p, err.hint) from None
+
+
+def parse_set_option(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` (value parsed as YAML) for ``--set``."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r} must look like section.key=value")
+    key, _, raw = text.partition("=")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    parts = [p.strip() for p in key.strip().split(".") if p.strip()]
+    if not parts or len(parts) > 2:
+        raise ConfigError(f"--set {text!r}: the key must be 'key' or 'section.key'")
+    return parts, value
+
+
+def apply_overrides(config: TrainConfig, overrides: Iterable[tuple[list[str], Any]]) -> TrainConfig:
+    """Apply ``(["section", "key"], value)`` pairs strictly."""
+    for parts, value in overrides:
+        nested: dict[str, Any] = (
+            {parts[0]: value} if len(parts) == 1 else {parts[0]: {parts[1]: value}}
+        )
+        config = config_from_dict(nested, config)
+    return config
+
+
+def write_config(config: TrainConfig, path: str | os.PathLike[str]) -> None:
+    from desktop_app.core.atomicio import atomic_write_text
+
+    header = (
+        "# RadAssist training config, resolved: every value that this run used.\n"
+        "# Re-run it with: radassist-train fit --config this-file --data MANIFEST --out DIR\n"
+    )
+    atomic_write_text(Path(path), header + config.to_yaml())
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check(ok: bool, message: str, hint: str | None = None) -> None:
+    if not ok:
+        raise ConfigError(message, hint=hint)
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    _check(
+        value in choices,
+        f"config {key} {value!r} is unknown",
+        f"choose one of: {', '.join(choices)}",
+    )
+
+
+def _validate(c: TrainConfig) -> None:
+    _check(0 <= c.seed < 2**32, f"config seed {c.seed} must be in 0..2**32-1")
+    _choice(c.device, DEVICES, "device")
+    _check(c.threads is None or c.threads >= 1, f"config threads {c.threads} must be >= 1")
+    d = c.data
+    _check(
+        0.0 < d.val_fraction < 0.9, f"config data.val_fraction {d.val_fraction} must be in (0, 0.9)"
+    )
+    _check(
+        0.0 <= d.test_fraction < 0.9,
+        f"config data.test_fraction {d.test_fraction} must be in [0, 0.9)",
+    )
+    _check(
+        d.val_fraction + d.test_fraction < 0.95,
+        f"config data.val_fraction + test_fraction = {d.val_fraction + d.test_fraction} leaves "
+        "too little for training",
+    )
+    _check(
+        d.folds == 1 or 2 <= d.folds <= 20, f"config data.folds {d.folds} must be 1 (off) or 2..20"
+    )
+    _choice(d.cache, CACHE_MODES, "data.cache")
+    _choice(d.cache_dtype, CACHE_DTYPES, "data.cache_dtype")
+    _check(0 <= d.workers <= 64, f"config data.workers {d.workers} must be in 0..64")
+    if d.labels is not None:
+        _check(
+            len(d.labels) > 0, "config data.labels is empty", "omit it to use every label column"
+        )
+        _check(
+            len(set(d.labels)) == len(d.labels),
+            f"config data.labels {d.labels} names a label twice",
+        )
+    m = c.model
+    arch = get_arch(m.arch)
+    _check(
+        not (m.pretrained and arch.wheel is None and m.weights is None),
+        f"no pretrained weights are bundled for {arch.name} and nothing is downloaded",
+        "give model.weights (a local torchvision state-dict file), or use --no-pretrained",
+    )
+    _choice(m.init, INITS, "model.init")
+    _check(0.0 <= m.dropout < 1.0, f"config model.dropout {m.dropout} must be in [0, 1)")
+    _check(
+        m.bn_momentum is None or 0.0 < m.bn_momentum <= 1.0,
+        f"config model.bn_momentum {m.bn_momentum} must be in (0, 1] (null: the network's own)",
+    )
+    _check(
+        m.weights is None or m.pretrained,
+        f"config model.weights {m.weights!r} is set but model.pretrained is false",
+        "drop the weights file, or turn pretrained on",
+    )
+    p = c.preprocessing
+    _choice(p.normalization, NORMALIZATIONS, "preprocessing.normalization")
+    _choice(p.interpolation, INTERPOLATIONS, "preprocessing.interpolation")
+    if p.output_scaling is not None:
+        _choice(p.output_scaling, OUTPUT_SCALINGS, "preprocessing.output_scaling")
+    _check(
+        len(p.percentiles) == 2, f"config preprocessing.percentiles {p.percentiles} must be a pair"
+    )
+    c.preprocess_spec()  # PreprocessSpec's own checks (size range, percentile order, ...)
+    a = c.augment
+    for key in (
+        "affine_prob",
+        "contrast_prob",
+        "intensity_prob",
+        "noise_prob",
+        "hflip_prob",
+        "vflip_prob",
+    ):
+        value = getattr(a, key)
+        _check(0.0 <= value <= 1.0, f"config augment.{key} {value} must be in [0, 1]")
+    _check(
+        0.0 <= a.rotate_degrees <= 45.0,
+        f"config augment.rotate_degrees {a.rotate_degrees} must be in [0, 45]",
+    )
+    _check(0.0 <= a.scale < 0.5, f"config augment.scale {a.scale} must be in [0, 0.5)")
+    _check(0.0 <= a.translate < 0.5, f"config augment.translate {a.translate} must be in [0, 0.5)")
+    _check(
+        len(a.gamma) == 2 and 0.0 < a.gamma[0] <= a.gamma[1],
+        f"config augment.gamma {a.gamma} must be [low, high] with 0 < low <= high",
+    )
+    _check(
+        0.0 <= a.intensity_scale < 1.0,
+        f"config augment.intensity_scale {a.intensity_scale} must be in [0, 1)",
+    )
+    _check(0.0 <= a.noise_std < 1.0, f"config augment.noise_std {a.noise_std} must be in [0, 1)")
+    o = c.optim
+    _check(1 <= o.epochs <= 10_000, f"config optim.epochs {o.epochs} must be in 1..10000")
+    _check(1 <= o.batch_size <= 4096, f"config optim.batch_size {o.batch_size} must be in 1..4096")
+    _check(0.0 < o.lr < 1.0, f"config optim.lr {o.lr} must be in (0, 1)")
+    _check(
+        0.0 <= o.backbone_lr_factor <= 10.0,
+        f"config optim.backbone_lr_factor {o.backbone_lr_factor} must be in [0, 10]",
+    )
+    _check(
+        0.0 <= o.weight_decay < 1.0, f"config optim.weight_decay {o.weight_decay} must be in [0, 1)"
+    )
+    _check(
+        0.0 <= o.warmup_epochs <= o.epochs,
+        f"config optim.warmup_epochs {o.warmup_epochs} must be in 0..epochs",
+    )
+    _check(
+        0.0 <= o.min_lr_ratio <= 1.0,
+        f"config optim.min_lr_ratio {o.min_lr_ratio} must be in [0, 1]",
+    )
+    _check(
+        o.freeze_backbone_epochs >= 0,
+        f"config optim.freeze_backbone_epochs {o.freeze_backbone_epochs} must be >= 0",
+    )
+    _check(
+        o.grad_clip_norm >= 0.0,
+        f"config optim.grad_clip_norm {o.grad_clip_norm} must be >= 0 (0: off)",
+    )
+    _choice(o.class_weights, CLASS_WEIGHTS, "optim.class_weights")
+    e = c.early_stopping
+    _choice(e.monitor, MONITORS, "early_stopping.monitor")
+    _check(e.patience >= 1, f"config early_stopping.patience {e.patience} must be >= 1")
+    _check(e.min_delta >= 0.0, f"config early_stopping.min_delta {e.min_delta} must be >= 0")
+    t = c.thresholds
+    _choice(t.rule, THRESHOLD_RULES, "thresholds.rule")
+    _check(
+        0.0 < t.target_sensitivity < 1.0,
+        f"config thresholds.target_sensitivity {t.target_sensitivity} must be in (0, 1)",
+    )
+    v = c.evaluation
+    _check(
+        v.bootstrap == 0 or 100 <= v.bootstrap <= 100_000,
+        f"config evaluation.bootstrap {v.bootstrap} must be 0 (off) or 100..100000",
+    )
+    _check(0.5 <= v.ci_level < 1.0, f"config evaluation.ci_level {v.ci_level} must be in [0.5, 1)")
+
+
+def default_config_path() -> Path:
+    """``training/defaults.yaml``: the defaults, documented."""
+    return Path(__file__).with_name("defaults.yaml")

@@ -1,0 +1,284 @@
+"""Evaluation: predictions of a network on cached images, metrics with CIs, thresholds, tables.
+
+Used by ``fit`` (validation and test metrics, operating thresholds for the model file) and by
+``radassist-train evaluate`` (a model file scored on a manifest's split). Preprocessing is the
+model file's own spec through ``training.preprocessing`` (float32, no augmentation), exactly
+what the app does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from desktop_app.core.errors import DataError
+from training.data import Dataset, Splits, read_dataset, split_dataset
+from training.dataset import Progress, StopFlag, UnitImageDataset, load_units
+from training.loop import Runtime, predict_logits, select_device, sigmoid
+from training.metrics import choose_threshold, roc_curve, split_metrics
+from training.preprocessing import PreprocessSpec
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS = ("train", "val", "test", "all")
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    thresholds: dict[str, float]
+    rule: str  # the text stored in the model file
+    notes: list[str]
+
+
+def threshold_rule_text(rule: str, target_sensitivity: float, where: str) -> str:
+    if rule == "youden":
+        text = (
+            f"Youden's J (sensitivity + specificity - 1, maximised) on {where}; the cut lies "
+            "midway between the chosen score and the next lower one; positive when p >= threshold"
+        )
+    else:
+        text = (
+            f"the highest threshold that reaches sensitivity >= {target_sensitivity:.2f} on "
+            f"{where}; the cut lies midway between the chosen score and the next lower one; "
+            "positive when p >= threshold"
+        )
+    return text
+
+
+def choose_thresholds(
+    y: np.ndarray,
+    p: np.ndarray,
+    labels: Sequence[str],
+    rule: str = "youden",
+    target_sensitivity: float = 0.9,
+    where: str = "the validation split",
+) -> ThresholdChoice:
+    """Per-label operating thresholds from validation targets ``y`` and probabilities ``p``."""
+    thresholds: dict[str, float] = {}
+    notes = []
+    for j, label in enumerate(labels):
+        choice = choose_threshold(y[:, j], p[:, j], rule, target_sensitivity)
+        thresholds[label] = choice.value
+        if choice.note:
+            notes.append(f"{label}: {choice.note}")
+    text = threshold_rule_text(rule, target_sensitivity, where)
+    if notes:
+        text += ". " + "; ".join(notes)
+    return ThresholdChoice(thresholds, text, notes)
+
+
+def roc_points(
+    y: np.ndarray, p: np.ndarray, labels: Sequence[str], thresholds: Mapping[str, float]
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, float]], dict[str, tuple[float, float]]]:
+    """ROC curves and each label's operating point (fpr, tpr) for plotting."""
+    from training.metrics import auroc
+
+    curves, points = {}, {}
+    for j, label in enumerate(labels):
+        fpr, tpr, _ = roc_curve(y[:, j], p[:, j])
+        curves[label] = (fpr, tpr, auroc(y[:, j], p[:, j]))
+        pred = p[:, j] >= thresholds[label]
+        pos = y[:, j] == 1
+        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+        points[label] = (
+            float((pred & ~pos).sum() / n_neg) if n_neg else math.nan,
+            float((pred & pos).sum() / n_pos) if n_pos else math.nan,
+        )
+    return curves, points
+
+
+def predict_indices(
+    model: torch.nn.Module,
+    data: Dataset,
+    units: torch.Tensor,
+    indices: Sequence[int],
+    spec: PreprocessSpec,
+    runtime: Runtime,
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    channels_last: bool = False,
+    progress: Progress | None = None,
+    stop: StopFlag = None,
+) -> np.ndarray:
+    """Probabilities (len(indices), L) of ``model`` on cached unit images, no augmentation."""
+    ds = UnitImageDataset(units, data.label_matrix(), indices, spec)
+    logits = predict_logits(
+        model,
+        ds,
+        runtime,
+        batch_size=batch_size,
+        workers=workers,
+        amp=runtime.cuda,
+        channels_last=channels_last,
+        progress=progress,
+        stop=stop,
+    )
+    return sigmoid(logits)
+
+
+def split_indices(splits: Splits, split: str, n: int) -> list[int]:
+    if split == "all":
+        return list(range(n))
+    return list(getattr(splits, split))
+
+
+# --------------------------------------------------------------------------- evaluate command
+
+
+def evaluate_model_file(
+    model_path: str | Path,
+    data_path: str | Path,
+    *,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 32,
+    workers: int = 0,
+    n_boot: int = 1000,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    progress: Progress | None = None,
+    stop: StopFlag = None,
+) -> dict[str, Any]:
+    """Score a model file on ``split`` of a manifest; the result is JSON-ready.
+
+    A manifest without a split column is split as training split it: with the seed and
+    fractions the model file's training_data records.
+    """
+    from training.modelfile import load_model_file
+
+    start = time.perf_counter()
+    if split not in EVAL_SPLITS:
+        raise DataError(f"unknown split {split!r}", hint=f"choose one of: {', '.join(EVAL_SPLITS)}")
+    dev = select_device(device)
+    loaded = load_model_file(model_path, map_location=dev)
+    manifest = loaded.manifest
+    labels = list(manifest.labels)
+    try:
+        data = read_dataset(data_path, labels=labels)
+    except DataError as err:
+        if err.reason.startswith("unknown label"):
+            raise DataError(
+                f"the model's {err.reason.replace('unknown label', 'label')} is not a label "
+                "column of this manifest",
+                err.path,
+                err.hint,
+            ) from None
+        raise
+    td = manifest.training_data
+    splits = split_dataset(
+        data,
+        seed=int(td.get("split_seed", 0)),
+        val_fraction=float(td.get("val_fraction", 0.15)),
+        test_fraction=float(td.get("test_fraction", 0.15)),
+    )
+    indices = split_indices(splits, split, len(data.records))
+    if not indices:
+        raise DataError(
+            f"the {split} split is empty",
+            data.source,
+            "choose another --split, or mark rows with that split",
+        )
+    spec = manifest.preprocessing
+    units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
+    units[indices] = load_units(
+        [data.records[i] for i in indices],
+        spec,
+        workers=max(1, workers),
+        source=data.source,
+        progress=progress,
+        stop=stop,
+    )
+    runtime = Runtime(dev)
+    probs = predict_indices(
+        loaded.network, data, units, indices, spec, runtime, batch_size=batch_size, stop=stop
+    )
+    y = data.label_matrix(indices)
+    metrics = split_metrics(
+        y, probs, labels, dict(manifest.thresholds), n_boot=n_boot, level=ci_level, seed=seed
+    )
+    return {
+        "model": {
+            "path": str(model_path),
+            "name": manifest.name,
+            "version": manifest.version,
+            "architecture": manifest.architecture,
+            "tensor_sha256": manifest.tensor_sha256,
+            "threshold_rule": manifest.threshold_rule,
+        },
+        "data": {
+            "manifest": str(data.source),
+            "manifest_sha256": data.sha256,
+            "split": split,
+            "split_method": splits.method,
+            "images": len(indices),
+            "patients": len({data.records[i].patient for i in indices}),
+        },
+        "device": str(dev),
+        "bootstrap": n_boot,
+        "ci_level": ci_level,
+        "labels": {label: metrics[label] for label in labels},
+        "mean_auroc": metrics["mean_auroc"],
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def _with_ci(entry: Mapping[str, Any]) -> str:
+    value = _num(entry.get("value"))
+    ci = entry.get("ci95")
+    if ci and ci[0] is not None and ci[1] is not None:
+        return f"{value} ({_num(ci[0], 2)}-{_num(ci[1], 2)})"
+    return value
+
+
+def format_table(label_metrics: Mapping[str, Mapping[str, Any]], mean_auroc: float | None) -> str:
+    """A fixed-width human table: one row per label, then the mean AUROC."""
+    header = (
+        "label", "n", "pos", "AUROC (95% CI)", "sensitivity (95% CI)", "specificity (95% CI)",
+        "threshold", "ECE", "TP", "FP", "TN", "FN",
+    )  # fmt: skip
+    rows = [header]
+    for label, m in label_metrics.items():
+        rows.append(
+            (
+                label,
+                str(m["n"]),
+                str(m["positives"]),
+                _with_ci(m["auroc"]),
+                _with_ci(m["sensitivity"]),
+                _with_ci(m["specificity"]),
+                _num(m["threshold"]),
+                _num(m["ece"]),
+                str(m["tp"]),
+                str(m["fp"]),
+                str(m["tn"]),
+                str(m["fn"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.append(f"mean AUROC {_num(mean_auroc)}")
+    return "\n".join(lines)

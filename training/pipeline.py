@@ -1,0 +1,673 @@
+"""The fit pipeline: data -> per-patient splits -> cached images -> training (or k folds) ->
+operating thresholds -> metrics with CIs -> model file, model card, plots and metrics.json.
+
+Output folder ``DIR``::
+
+    config.yaml            the resolved config (every value used)
+    checkpoints/last.pt    every epoch, atomically (resume from here)
+    checkpoints/best.pt    the best epoch's weights
+    metrics.json           per-epoch history (rewritten every epoch), splits, final metrics
+    loss_curves.png        train/val loss and AUROC per epoch
+    roc_curves.png         validation and test ROC curves with the operating points
+    predictions.csv        validation and test probabilities per image
+    tensorboard/           TensorBoard event files
+    model.safetensors      the model file (training.modelfile)
+    model_card.md          generated from the model file's manifest
+
+k-fold cross-validation (``folds >= 2``): the patients of train+val are dealt into K folds;
+fold k trains on the others with early stopping on fold k (``DIR/fold_k/`` holds its
+checkpoints, metrics and curves). The folds give the cross-validated estimate (mean ± sd of
+the fold AUROCs, and pooled out-of-fold metrics with CIs). The final model is then retrained
+on all of train+val for the median best epoch of the folds (``DIR/final/``), with operating
+thresholds chosen on the pooled out-of-fold predictions; the test split, untouched by all of
+this, scores the final model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from desktop_app.core.atomicio import atomic_write_json, atomic_write_text
+from desktop_app.core.errors import ConfigError, DataError
+from training.config import TrainConfig, write_config
+from training.data import (
+    Dataset,
+    Splits,
+    kfold_by_patient,
+    read_dataset,
+    single_class_labels,
+    split_dataset,
+)
+from training.dataset import Progress, StopFlag, Stopped, load_units
+from training.evaluate import choose_thresholds, predict_indices, roc_points
+from training.loop import (
+    EpochCallback,
+    ProgressFactory,
+    Runtime,
+    TrainResult,
+    setup_runtime,
+    share_units,
+    train_model,
+)
+from training.metrics import per_label_auroc, split_metrics
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.safetensors"
+MODEL_CARD = "model_card.md"
+METRICS = "metrics.json"
+CONFIG = "config.yaml"
+
+
+@dataclass
+class FitOutcome:
+    out_dir: Path
+    model_path: Path | None
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    stopped: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def check_out_dir(out_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite an earlier run unless resuming it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError("exists and is not a folder", out_dir, "choose a folder for --out")
+    if resume:
+        return
+    earlier = [
+        p
+        for p in (out_dir / "checkpoints" / "last.pt", out_dir / MODEL_FILE, out_dir / "final")
+        if p.exists()
+    ] + sorted(out_dir.glob("fold_*/checkpoints/last.pt"))
+    if earlier:
+        raise ConfigError(
+            "already holds a training run",
+            out_dir,
+            "add --resume to continue it, or choose a new --out",
+        )
+
+
+def check_resumable(out_dir: Path, config: TrainConfig) -> None:
+    """Refuse --resume with other training settings before anything is overwritten."""
+    stored = out_dir / CONFIG
+    if not stored.is_file():
+        return
+    from training.config import load_config_file
+
+    before = load_config_file(stored)
+    if before.training_hash() != config.training_hash():
+        changed = _first_difference(before.resolved().to_dict(), config.resolved().to_dict())
+        raise ConfigError(
+            f"--resume with other training settings than the run in this folder ({changed})",
+            out_dir,
+            "resume with the same settings (see config.yaml), or choose a new --out",
+        )
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
+    for key in a:
+        if isinstance(a[key], dict) and isinstance(b.get(key), dict):
+            found = _first_difference(a[key], b[key], f"{prefix}{key}.")
+            if found:
+                return found
+        elif a[key] != b.get(key) and key not in ("device", "threads", "workers", "epochs", "dir"):
+            return f"{prefix}{key}: {a[key]!r} then, {b.get(key)!r} now"
+    return ""
+
+
+def _fmt_auc(v: Any) -> str:
+    return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.3f}"
+
+
+def epoch_line(entry: dict[str, Any], epochs: int, prefix: str = "") -> str:
+    """One human line per epoch: losses, val AUROC per label, learning rate, time."""
+    parts = [f"{prefix}epoch {entry['epoch']}/{epochs}", f"train loss {entry['train_loss']:.4f}"]
+    if entry.get("val_loss") is not None:
+        parts.append(f"val loss {entry['val_loss']:.4f}")
+        aucs = " ".join(f"{k} {_fmt_auc(v)}" for k, v in entry.get("val_auroc", {}).items())
+        parts.append(f"val AUROC {aucs} (mean {_fmt_auc(entry.get('val_auroc_mean'))})")
+    lr = f"lr {entry['lr']:.2e}"
+    lr += " (backbone frozen)" if entry.get("backbone_frozen") else f"/{entry['backbone_lr']:.2e}"
+    parts += [lr, f"{entry['seconds']:.1f} s"]
+    if entry.get("best") and entry.get("val_loss") is not None:
+        parts.append("*")
+    return "  ".join(parts)
+
+
+class Fit:
+    """One ``fit`` run; :func:`run_fit` is the entry point."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: Path,
+        *,
+        resume: bool = False,
+        on_epoch: Callable[[str, dict[str, Any], int], None] | None = None,
+        progress_factory: ProgressFactory | None = None,
+        stop: StopFlag = None,
+    ) -> None:
+        self.config = config.resolved().validate()
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        self.on_epoch_cb = on_epoch
+        self.progress_factory = progress_factory
+        self.stop = stop
+        self.notes: list[str] = []
+        self.metrics: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- helpers
+
+    @property
+    def main(self) -> bool:
+        return self.runtime.is_main
+
+    def _progress(self, label: str) -> Progress | None:
+        if self.progress_factory is None or not self.main:
+            return None
+        return self.progress_factory(label)
+
+    def _write_metrics(self, folder: Path, payload: dict[str, Any]) -> None:
+        if self.main:
+            atomic_write_json(folder / METRICS, payload)
+
+    def _epoch_callback(self, folder: Path, tag: str, epochs: int) -> EpochCallback:
+        def callback(entry: dict[str, Any], history: list[dict[str, Any]]) -> None:
+            if self.on_epoch_cb is not None:
+                self.on_epoch_cb(tag, entry, epochs)
+            snapshot = dict(self.metrics)
+            snapshot["history"] = history  # all epochs so far, a resumed run's earlier ones too
+            self._write_metrics(folder, snapshot)
+
+        return callback
+
+    def _data_summary(self, data: Dataset, splits: Splits) -> dict[str, Any]:
+        counts = splits.counts(data)
+        summary: dict[str, Any] = {
+            "manifest": data.source.name,
+            "manifest_sha256": data.sha256,
+            "format": data.kind,
+            "images": len(data.records),
+            "patients": len({r.patient for r in data.records}),
+            "labels": list(data.labels),
+            "splits": counts,
+            "split_method": splits.method,
+            "split_seed": self.config.seed,
+            "val_fraction": self.config.data.val_fraction,
+            "test_fraction": self.config.data.test_fraction,
+            "synthetic": bool(data.synthetic),
+        }
+        if data.notes:
+            summary["notes"] = list(data.notes)
+        return summary
+
+    # ---------------------------------------------------------------- steps
+
+    def _load_data(self) -> tuple[Dataset, Splits]:
+        c = self.config
+        if not c.data.manifest:
+            raise ConfigError("no training data given", hint="pass --data MANIFEST")
+        data = read_dataset(c.data.manifest, c.data.labels)
+        splits = split_dataset(
+            data,
+            seed=c.seed,
+            val_fraction=c.data.val_fraction,
+            test_fraction=c.data.test_fraction,
+        )
+        one_class = single_class_labels(data, splits.train)
+        if one_class:
+            raise DataError(
+                f"label {one_class[0]!r} has only one class in the train split",
+                data.source,
+                "a label needs positive and negative training images; drop it with --labels",
+            )
+        for label in single_class_labels(data, splits.val):
+            note = (
+                f"the val split has only one class of {label!r}: its AUROC is undefined and its "
+                "threshold falls back to 0.5"
+            )
+            log.warning("%s", note)
+            self.notes.append(note)
+        if not splits.test:
+            note = "there is no test split: the model file carries validation metrics only"
+            log.warning("%s", note)
+            self.notes.append(note)
+        return data, splits
+
+    def _load_units(self, data: Dataset) -> torch.Tensor:
+        c = self.config
+        spec = c.preprocess_spec()
+        cache_dir = c.data.cache_dir if c.data.cache == "disk" or c.data.cache_dir else None
+        if c.data.cache == "disk" and cache_dir is None:
+            cache_dir = str(self.out_dir / "cache")
+        workers = max(1, c.data.workers or min(4, _cpus()))
+        progress = self._progress("decode + preprocess (once)")
+
+        def load(indices: Sequence[int]) -> torch.Tensor:
+            return load_units(
+                [data.records[i] for i in indices],
+                spec,
+                dtype=c.data.cache_dtype,
+                cache_dir=cache_dir,
+                workers=workers,
+                source=data.source,
+                progress=progress,
+                stop=self.stop,
+            )
+
+        return share_units(self.runtime, load, range(len(data.records)))
+
+    def _train(
+        self,
+        data: Dataset,
+        units: torch.Tensor,
+        train_idx: Sequence[int],
+        val_idx: Sequence[int],
+        folder: Path,
+        tag: str,
+        fixed_epochs: int | None = None,
+    ) -> TrainResult:
+        epochs = fixed_epochs or self.config.optim.epochs
+        tb = folder / "tensorboard" if self.config.output.tensorboard else None
+        return train_model(
+            self.config,
+            data,
+            units,
+            train_idx,
+            val_idx,
+            folder,
+            self.runtime,
+            resume=self.resume,
+            fixed_epochs=fixed_epochs,
+            on_epoch=self._epoch_callback(folder, tag, epochs),
+            progress_factory=self.progress_factory,
+            stop=self.stop,
+            tensorboard_dir=tb,
+        )
+
+    def _plots(
+        self,
+        folder: Path,
+        history: list[dict[str, Any]],
+        curves: dict[str, Any],
+        points: dict[str, Any],
+    ) -> None:
+        if not self.main or not self.config.output.plots:
+            return
+        from training.plots import plot_loss_curves, plot_roc_curves
+
+        try:
+            if history:
+                plot_loss_curves(history, folder / "loss_curves.png")
+            if curves:
+                plot_roc_curves(curves, folder / "roc_curves.png", points)
+        except (OSError, ValueError, RuntimeError) as err:  # plots must not lose a trained model
+            log.warning("could not draw the plots: %s", err)
+
+    def _metrics_for(
+        self,
+        y: np.ndarray,
+        p: np.ndarray,
+        labels: Sequence[str],
+        thresholds: dict[str, float],
+        seed: int,
+    ) -> dict[str, Any]:
+        ev = self.config.evaluation
+        return split_metrics(
+            y, p, list(labels), thresholds, n_boot=ev.bootstrap, level=ev.ci_level, seed=seed
+        )
+
+    # ---------------------------------------------------------------- run
+
+    def run(self) -> FitOutcome:
+        start = time.perf_counter()
+        c = self.config
+        self.runtime = setup_runtime(c)
+        try:
+            outcome = self._run(start)
+            self.runtime.barrier()  # rank 0 has written everything
+            return outcome
+        finally:
+            self.runtime.close()
+
+    def _run(self, start: float) -> FitOutcome:
+        c = self.config
+        out = self.out_dir
+        check_out_dir(out, self.resume)  # every rank, so that all fail alike
+        if self.resume:
+            check_resumable(out, c)
+        if self.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_config(c, out / CONFIG)
+        data, splits = self._load_data()
+        summary = self._data_summary(data, splits)
+        self.metrics = {
+            "labels": list(data.labels),
+            "device": str(self.runtime.device),
+            "world_size": self.runtime.world_size,
+            "data": summary,
+            "notes": self.notes,
+        }
+        log.info("splits: %s", json.dumps(summary["splits"]))
+        try:
+            units = self._load_units(data)
+        except Stopped:
+            return FitOutcome(out, None, self.metrics, [], stopped=True, notes=self.notes)
+        self.metrics["decode_seconds"] = round(time.perf_counter() - start, 2)
+        if c.data.folds >= 2:
+            return self._run_kfold(data, splits, units, start)
+        result = self._train(data, units, splits.train, splits.val, out, "")
+        self.notes += result.notes
+        if result.stopped:
+            self._write_metrics(out, {**self.metrics, "history": result.history, "stopped": True})
+            return FitOutcome(
+                out, None, self.metrics, result.history, stopped=True, notes=self.notes
+            )
+        labels = data.labels
+        y_val = data.label_matrix(splits.val)
+        assert result.val_probs is not None
+        choice = choose_thresholds(
+            y_val, result.val_probs, labels, c.thresholds.rule, c.thresholds.target_sensitivity,
+            where=f"the validation split ({len(splits.val)} images)",
+        )  # fmt: skip
+        final_metrics: dict[str, Any] = {
+            "val": self._metrics_for(y_val, result.val_probs, labels, choice.thresholds, c.seed)
+        }
+        probs = {"val": (splits.val, result.val_probs)}
+        if splits.test and self.main:
+            p_test = self._predict(result.model, data, units, splits.test)
+            final_metrics["test"] = self._metrics_for(
+                data.label_matrix(splits.test), p_test, labels, choice.thresholds, c.seed + 101
+            )
+            probs["test"] = (splits.test, p_test)
+        training = {
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "monitor": result.monitor,
+            "early_stopped": result.early_stopped,
+            "train_seconds": round(result.seconds, 1),
+        }
+        return self._finish(
+            data, result.model, result.history, choice, final_metrics, probs, training, start
+        )
+
+    def _predict(
+        self, model: torch.nn.Module, data: Dataset, units: torch.Tensor, indices: Sequence[int]
+    ) -> np.ndarray:
+        rt = Runtime(self.runtime.device)  # this process alone, no collectives
+        return predict_indices(
+            model, data, units, indices, self.config.preprocess_spec(), rt,
+            batch_size=max(32, self.config.optim.batch_size), workers=self.config.data.workers,
+            channels_last=self.config.optim.channels_last, stop=self.stop,
+        )  # fmt: skip
+
+    def _run_kfold(
+        self, data: Dataset, splits: Splits, units: torch.Tensor, start: float
+    ) -> FitOutcome:
+        c = self.config
+        out = self.out_dir
+        labels = data.labels
+        pool = sorted(splits.train + splits.val)
+        folds = kfold_by_patient(data, pool, c.data.folds, seed=c.seed)
+        oof = np.full((len(data.records), len(labels)), np.nan, dtype=np.float64)
+        fold_summaries = []
+        for k, (train_idx, held_idx) in enumerate(folds, start=1):
+            folder = out / f"fold_{k}"
+            done_file = folder / "fold_result.json"
+            if self.resume and done_file.is_file():
+                saved = json.loads(done_file.read_text(encoding="utf-8"))
+                if saved.get("held_out") == list(held_idx):
+                    oof[held_idx] = np.asarray(saved["probs"], dtype=np.float64)
+                    fold_summaries.append(saved["summary"])
+                    log.info("fold %d/%d already done", k, len(folds))
+                    continue
+            result = self._train(
+                data, units, train_idx, held_idx, folder, f"fold {k}/{len(folds)} "
+            )
+            self.notes += result.notes
+            if result.stopped:
+                return FitOutcome(
+                    out, None, self.metrics, result.history, stopped=True, notes=self.notes
+                )
+            assert result.val_probs is not None
+            oof[held_idx] = result.val_probs
+            aucs = per_label_auroc(data.label_matrix(held_idx), result.val_probs, labels)
+            summary = {
+                "fold": k,
+                "train_images": len(train_idx),
+                "val_images": len(held_idx),
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "val_auroc": {lab: (v if math.isfinite(v) else None) for lab, v in aucs.items()},
+            }
+            fold_summaries.append(summary)
+            if self.main:
+                atomic_write_json(folder / METRICS, {"summary": summary, "history": result.history})
+                self._plots(folder, result.history, {}, {})
+                atomic_write_json(
+                    done_file,
+                    {
+                        "held_out": list(held_idx),
+                        "probs": result.val_probs.tolist(),
+                        "summary": summary,
+                    },
+                )
+        cv: dict[str, Any] = {"folds": c.data.folds}
+        for label in labels:
+            values = [
+                f["val_auroc"][label] for f in fold_summaries if f["val_auroc"][label] is not None
+            ]
+            cv[label] = {
+                "auroc_mean": statistics.fmean(values) if values else None,
+                "auroc_sd": statistics.stdev(values) if len(values) > 1 else None,
+            }
+        best_epochs = [int(f["best_epoch"]) for f in fold_summaries]
+        final_epochs = max(1, round(statistics.median(best_epochs)))
+        cv["best_epochs"] = best_epochs
+        cv["final_epochs"] = final_epochs
+        self.metrics["cross_validation"] = {"summary": cv, "folds": fold_summaries}
+        y_pool = data.label_matrix(pool)
+        p_pool = oof[pool]
+        choice = choose_thresholds(
+            y_pool, p_pool, labels, c.thresholds.rule, c.thresholds.target_sensitivity,
+            where=f"the pooled out-of-fold predictions of {c.data.folds}-fold cross-validation ({len(pool)} images)",
+        )  # fmt: skip
+        final_metrics: dict[str, Any] = {
+            "cross_validated": self._metrics_for(y_pool, p_pool, labels, choice.thresholds, c.seed)
+        }
+        for label in labels:
+            final_metrics["cross_validated"][label]["fold_auroc_mean"] = cv[label]["auroc_mean"]
+            final_metrics["cross_validated"][label]["fold_auroc_sd"] = cv[label]["auroc_sd"]
+        result = self._train(
+            data, units, pool, [], out / "final", "final ", fixed_epochs=final_epochs
+        )
+        self.notes += result.notes
+        if result.stopped:
+            return FitOutcome(
+                out, None, self.metrics, result.history, stopped=True, notes=self.notes
+            )
+        probs = {"cross-validated": (pool, p_pool)}
+        if splits.test and self.main:
+            p_test = self._predict(result.model, data, units, splits.test)
+            final_metrics["test"] = self._metrics_for(
+                data.label_matrix(splits.test), p_test, labels, choice.thresholds, c.seed + 101
+            )
+            probs["test"] = (splits.test, p_test)
+        training = {
+            "final_model": (
+                f"retrained on all {len(pool)} train+val images for {final_epochs} epochs "
+                f"(median best epoch of {c.data.folds} folds)"
+            ),
+            "epochs_run": result.epochs_run,
+            "train_seconds": round(result.seconds, 1),
+        }
+        return self._finish(
+            data, result.model, result.history, choice, final_metrics, probs, training, start
+        )
+
+    def _finish(
+        self,
+        data: Dataset,
+        model: torch.nn.Module,
+        history: list[dict[str, Any]],
+        choice: Any,
+        final_metrics: dict[str, Any],
+        probs: Mapping[str, tuple[Sequence[int], np.ndarray]],
+        training: dict[str, Any],
+        start: float,
+    ) -> FitOutcome:
+        out = self.out_dir
+        labels = data.labels
+        self.metrics.update(
+            history=history,
+            training=training,
+            thresholds=choice.thresholds,
+            threshold_rule=choice.rule,
+            final=final_metrics,
+            seconds=round(time.perf_counter() - start, 1),
+        )
+        if not self.main:
+            return FitOutcome(out, None, self.metrics, history, notes=self.notes)
+        model_path = self._write_model(data, model, choice, final_metrics)
+        self.metrics["model_file"] = model_path.name
+        curves, points = {}, {}
+        for split, (idx, p) in probs.items():
+            curves[split], points[split] = roc_points(
+                data.label_matrix(idx), p, labels, choice.thresholds
+            )
+        self._plots(out, history, curves, points)
+        self._write_predictions(data, probs)
+        self._write_metrics(out, self.metrics)
+        return FitOutcome(
+            out,
+            model_path,
+            self.metrics,
+            history,
+            seconds=self.metrics["seconds"],
+            notes=self.notes,
+        )
+
+    def _write_model(
+        self, data: Dataset, model: torch.nn.Module, choice: Any, final_metrics: dict[str, Any]
+    ) -> Path:
+        from training.modelfile import (
+            DEFAULT_INTENDED_USE,
+            ModelManifest,
+            model_card_markdown,
+            read_manifest,
+            save_model_file,
+        )
+        from training.networks import arch_args
+
+        c = self.config
+        spec = c.preprocess_spec()
+        intended = c.output.intended_use or DEFAULT_INTENDED_USE
+        if data.synthetic and c.output.intended_use is None:
+            intended = (
+                "Demonstration only: trained on synthetic chest-radiograph phantoms, not on "
+                "patient data. " + DEFAULT_INTENDED_USE
+            )
+        summary = dict(self.metrics["data"])
+        summary["training"] = self.metrics.get("training", {})
+        summary["config"] = {
+            "arch": c.model.arch,
+            "pretrained": c.model.pretrained,
+            "epochs": c.optim.epochs,
+            "batch_size": c.optim.batch_size,
+            "lr": c.optim.lr,
+            "seed": c.seed,
+            "folds": c.data.folds,
+        }
+        manifest = ModelManifest(
+            name=c.output.name or self.out_dir.resolve().name or "radassist-model",
+            architecture=c.model.arch,
+            arch_args=arch_args(
+                c.model.arch,
+                len(data.labels),
+                in_channels=spec.channels,
+                image_size=spec.image_size,
+                dropout=c.model.dropout,
+            ),
+            labels=tuple(data.labels),
+            preprocessing=spec,
+            thresholds=choice.thresholds,
+            threshold_rule=choice.rule,
+            version=c.output.version,
+            metrics=final_metrics,
+            training_data=summary,
+            intended_use=intended,
+        )
+        path = self.out_dir / MODEL_FILE
+        save_model_file(path, model, manifest)
+        atomic_write_text(self.out_dir / MODEL_CARD, model_card_markdown(read_manifest(path)))
+        return path
+
+    def _write_predictions(
+        self, data: Dataset, probs: Mapping[str, tuple[Sequence[int], np.ndarray]]
+    ) -> None:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        labels = list(data.labels)
+        writer.writerow(["row", "split", *labels, *[f"p_{lab}" for lab in labels]])
+        for split, (idx, p) in probs.items():
+            for k, i in enumerate(idx):
+                r = data.records[i]
+                writer.writerow(
+                    [
+                        r.row,
+                        split,
+                        *[int(v) for v in r.labels],
+                        *[f"{float(v):.6f}" for v in p[k]],
+                    ]
+                )
+        atomic_write_text(self.out_dir / "predictions.csv", buf.getvalue())
+
+
+def _cpus() -> int:
+    from training.loop import usable_cpus
+
+    return usable_cpus()
+
+
+def run_fit(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    on_epoch: Callable[[str, dict[str, Any], int], None] | None = None,
+    progress_factory: ProgressFactory | None = None,
+    stop: StopFlag = None,
+) -> FitOutcome:
+    """Train as ``config`` says and write everything into ``out_dir`` (module docstring).
+
+    ``on_epoch(tag, entry, epochs)`` gets each epoch's history entry (``tag`` is "" or
+    "fold k/K " or "final "); ``progress_factory(label)`` gives a ``(done, total)`` callback
+    per long step; ``stop`` is checked between batches.
+    """
+    return Fit(
+        config,
+        Path(out_dir),
+        resume=resume,
+        on_epoch=on_epoch,
+        progress_factory=progress_factory,
+        stop=stop,
+    ).run()
+
+
+def with_data(config: TrainConfig, manifest: str | Path) -> TrainConfig:
+    return replace(config, data=replace(config.data, manifest=str(manifest)))
