@@ -57,5 +57,28 @@ installer-test: $(APP_STAMP)
 bench: $(TEST_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The bundled demo model: resources/models/$(MODEL_NAME).safetensors and its model card (.md),
+# trained on synthetic phantoms (make-demo-data, fixed seed) with training/configs/demo.yaml.
+# About 25 minutes on a 2-core CPU; data, run folder and test metrics stay in build/model/.
+MODEL_NAME := radassist-demo-lite0
+MODEL_BUILD := build/model
+MODEL_DEMO_N := 1200
+MODEL_DEMO_SEED := 0
+
+model: $(APP_STAMP)
+	@set -e; start=$$(date +%s); rm -rf $(MODEL_BUILD); \
+	$(BIN)/radassist-train make-demo-data $(MODEL_BUILD)/demo --n $(MODEL_DEMO_N) \
+		--seed $(MODEL_DEMO_SEED) --quiet; \
+	$(BIN)/radassist-train fit --config training/configs/demo.yaml \
+		--data $(MODEL_BUILD)/demo/manifest.csv --out $(MODEL_BUILD)/run; \
+	$(BIN)/radassist-train evaluate --model $(MODEL_BUILD)/run/model.safetensors \
+		--data $(MODEL_BUILD)/demo/manifest.csv --split test --json $(MODEL_BUILD)/test_metrics.json; \
+	mkdir -p resources/models; \
+	cp $(MODEL_BUILD)/run/model.safetensors resources/models/$(MODEL_NAME).safetensors.tmp; \
+	cp $(MODEL_BUILD)/run/model_card.md resources/models/$(MODEL_NAME).md.tmp; \
+	mv resources/models/$(MODEL_NAME).safetensors.tmp resources/models/$(MODEL_NAME).safetensors; \
+	mv resources/models/$(MODEL_NAME).md.tmp resources/models/$(MODEL_NAME).md; \
+	echo "make model: $$(( $$(date +%s) - start )) s; wrote resources/models/$(MODEL_NAME).safetensors and .md"
+
 clean-venv:
 	rm -rf $(VENV)
