@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -17,6 +18,63 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- argparse types
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of 0 or more."""
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} should be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} should be above 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} should be between 0 and 1")
+    return value
+
+
+def label_list(text: str) -> list[str]:
+    """An argparse type: comma-separated label names, at least one, none empty."""
+    labels = [part.strip() for part in text.split(",")]
+    if not any(labels) or not all(labels):
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated label names")
+    return labels
 
 
 def configure_logging(verbose: int = 0) -> None:

@@ -17,7 +17,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar, positive_int
 from desktop_app.core.inspection import (
     STATUS_REFUSED,
     InspectionReport,
@@ -48,21 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="read headers in N processes (default: automatic; 1 reads them here)",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
-    return value
 
 
 class _PhaseProgress:

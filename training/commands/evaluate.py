@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from desktop_app.commands._common import EXIT_OK, ProgressBar
+from desktop_app.commands._common import EXIT_OK, ProgressBar, positive_int
 from desktop_app.core.atomicio import atomic_write_json
 from training.config import DEVICES
 from training.evaluate import EVAL_SPLITS, evaluate_model_file, format_table
@@ -31,16 +31,6 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value != 0 and not 100 <= value <= 100_000:
         raise argparse.ArgumentTypeError(f"{value} should be 0 (no CIs) or 100..100000")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
     return value
 
 
@@ -71,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bootstrap resamples for the AUROC CI (default 1000)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=32, help="images per batch (default 32)"
+        "--batch-size", type=positive_int, default=32, help="images per batch (default 32)"
     )
     parser.add_argument("--workers", type=int, default=2, help="decode threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,7 +22,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from desktop_app.commands._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar
+from desktop_app.commands._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgressBar,
+    label_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from desktop_app.core.errors import ConfigError
 from training.config import (
     DEVICES,
@@ -38,43 +47,6 @@ log = logging.getLogger(__name__)
 PROG = "radassist-train fit"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} should be 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} should be above 0")
-    return value
-
-
-def _labels(text: str) -> list[str]:
-    labels = [part.strip() for part in text.split(",") if part.strip()]
-    if not labels:
-        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated label names")
-    return labels
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()  # the help states the real defaults
     parser.add_argument(
@@ -87,25 +59,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", type=Path, help="YAML config (see training/defaults.yaml)"
     )
     parser.add_argument(
-        "--epochs", metavar="N", type=_positive_int, help=f"epochs (default {d.optim.epochs})"
+        "--epochs", metavar="N", type=positive_int, help=f"epochs (default {d.optim.epochs})"
     )
     parser.add_argument(
         "--batch-size",
         metavar="B",
-        type=_positive_int,
+        type=positive_int,
         help=f"images per batch and process (default {d.optim.batch_size})",
     )
     parser.add_argument(
         "--lr",
         metavar="LR",
-        type=_positive_float,
+        type=positive_float,
         help=f"peak learning rate of the head (default {d.optim.lr:g}; the backbone gets "
         f"x{d.optim.backbone_lr_factor:g})",
     )
     parser.add_argument(
         "--image-size",
         metavar="S",
-        type=_positive_int,
+        type=positive_int,
         help="network input side (default: the architecture's, 224 for Lite0)",
     )
     parser.add_argument(
@@ -117,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--folds",
         metavar="K",
-        type=_positive_int,
+        type=positive_int,
         help="k-fold cross-validation by patient over train+val (default 1: off)",
     )
     parser.add_argument("--device", choices=DEVICES, help="auto (default), cpu, cuda or mps")
@@ -127,20 +99,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed",
         metavar="S",
-        type=_non_negative_int,
+        type=non_negative_int,
         help=f"seed for init, splits, augmentation and order (default {d.seed})",
     )
     parser.add_argument(
         "--workers",
         metavar="N",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="DataLoader processes, and decode threads (default 0: in-process; decoding uses "
         "up to 4 threads)",
     )
     parser.add_argument(
         "--labels",
         metavar="A,B",
-        type=_labels,
+        type=label_list,
         help="label columns to train on (default: every 0/1 column)",
     )
     parser.add_argument(

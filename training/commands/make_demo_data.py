@@ -12,7 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from desktop_app.commands._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar
+from desktop_app.commands._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgressBar,
+    fraction,
+    non_negative_int,
+    positive_int,
+)
 from desktop_app.core.errors import ConfigError, DataError
 from desktop_app.core.synthetic import available_findings
 from training.demo_data import (
@@ -27,38 +35,8 @@ log = logging.getLogger(__name__)
 PROG = "radassist-train make-demo-data"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} should be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} should be 0 or more")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} should be between 0 and 1")
-    return value
-
-
 def _size(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if not 64 <= value <= 4096:
         raise argparse.ArgumentTypeError(f"{value} should be between 64 and 4096 pixels")
     return value
@@ -81,8 +59,8 @@ def _findings(text: str) -> tuple[str, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoDataOptions()
     parser.add_argument("outdir", metavar="OUTDIR", type=Path, help="folder to create (empty)")
-    parser.add_argument("--n", type=_positive_int, default=defaults.n, help="number of images")
-    parser.add_argument("--seed", type=_non_negative_int, default=defaults.seed, help="seed")
+    parser.add_argument("--n", type=positive_int, default=defaults.n, help="number of images")
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="seed")
     parser.add_argument(
         "--size", type=_size, default=defaults.size, help="image rows in pixels (default 512)"
     )
@@ -101,35 +79,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"available: {', '.join(available_findings())})",
     )
     parser.add_argument(
-        "--prevalence", type=_fraction, default=defaults.prevalence, help="per finding, per patient"
+        "--prevalence", type=fraction, default=defaults.prevalence, help="per finding, per patient"
     )
     parser.add_argument(
         "--repeat-fraction",
-        type=_fraction,
+        type=fraction,
         default=defaults.repeat_fraction,
         help="fraction of patients with a second image",
     )
     parser.add_argument(
         "--monochrome1-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="fraction of DICOM images stored inverted (MONOCHROME1)",
     )
     parser.add_argument(
         "--rle-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="fraction of DICOM images RLE-compressed",
     )
     parser.add_argument(
         "--nonsquare-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="fraction of images with a non-square shape",
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="processes (default: 1 below 64 images, else up to 4 by CPU count)",
     )

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, label_list
 from desktop_app.core.errors import DataError, RadAssistError
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--labels",
-        type=_labels,
+        type=label_list,
         metavar="A,B",
         help="label columns to write (default: every label with a usable verdict)",
     )
@@ -98,13 +98,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="count negative findings the reader left unreviewed as 0",
     )
-
-
-def _labels(text: str) -> list[str]:
-    labels = [t.strip() for t in text.split(",") if t.strip()]
-    if not labels:
-        raise argparse.ArgumentTypeError(f"{text!r} names no label")
-    return labels
 
 
 # --------------------------------------------------------------------------- verdicts → labels
