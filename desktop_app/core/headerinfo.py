@@ -23,9 +23,10 @@ from __future__ import annotations
 import codecs
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import RawDataElement
@@ -497,13 +498,20 @@ def _person_names_decode(codec: str) -> bool:
     return ok
 
 
+_T = TypeVar("_T")
 _MEMO: dict[tuple[object, ...], object] = {}
 _MEMO_MAX = 8192  # entries; values over _MEMO_VALUE_MAX bytes are not kept: < 3 MiB in all
 _MEMO_VALUE_MAX = 256
 
 
-def _memo_get(key: tuple[object, ...]) -> object:
-    return _MEMO.get(key, _MEMO)
+def _memoized(key: tuple[object, ...], compute: Callable[..., _T], *args: object) -> _T:
+    """``compute(*args)``, remembered under ``key`` (whose second item is the raw element)."""
+    found = _MEMO.get(key, _MEMO)
+    if found is not _MEMO:
+        return found  # type: ignore[return-value]
+    value = compute(*args)
+    _memo_put(key, value)
+    return value
 
 
 def _memo_put(key: tuple[object, ...], value: object) -> None:
@@ -590,14 +598,7 @@ class RawFields:
         return " ".join(text.split("\\")[0].split())
 
     def ascii(self, tag: int, vrs: frozenset[bytes] = _ASCII_VRS) -> str:
-        entry = self.values.get(tag)
-        key = ("ascii", entry, vrs)
-        found = _memo_get(key)
-        if found is not _MEMO:
-            return found  # type: ignore[return-value]
-        value = self._ascii(tag, vrs)
-        _memo_put(key, value)
-        return value
+        return _memoized(("ascii", self.values.get(tag), vrs), self._ascii, tag, vrs)
 
     def _ascii(self, tag: int, vrs: frozenset[bytes] = _ASCII_VRS) -> str:
         raw = self._raw(tag)
@@ -612,14 +613,7 @@ class RawFields:
         return " ".join(text.replace("\x00", " ").split())
 
     def us(self, tag: int) -> int | None:
-        entry = self.values.get(tag)
-        key = ("us", entry)
-        found = _memo_get(key)
-        if found is not _MEMO:
-            return found  # type: ignore[return-value]
-        value = self._us(tag)
-        _memo_put(key, value)
-        return value
+        return _memoized(("us", self.values.get(tag)), self._us, tag)
 
     def _us(self, tag: int) -> int | None:
         raw = self._raw(tag)
@@ -635,14 +629,7 @@ class RawFields:
         return int(self._US.unpack(value)[0])
 
     def numbers(self, tag: int, vr: bytes) -> tuple[float | None, ...]:
-        entry = self.values.get(tag)
-        key = ("numbers", entry, vr)
-        found = _memo_get(key)
-        if found is not _MEMO:
-            return found  # type: ignore[return-value]
-        value = self._numbers(tag, vr)
-        _memo_put(key, value)
-        return value
+        return _memoized(("numbers", self.values.get(tag), vr), self._numbers, tag, vr)
 
     def _numbers(self, tag: int, vr: bytes) -> tuple[float | None, ...]:
         raw = self._raw(tag)
@@ -664,14 +651,7 @@ class RawFields:
         return tuple(out)
 
     def text(self, tag: int, vrs: frozenset[bytes] = _TEXT_VRS) -> str:
-        entry = self.values.get(tag)
-        key = ("text", entry, vrs, self._codec)
-        found = _memo_get(key)
-        if found is not _MEMO:
-            return found  # type: ignore[return-value]
-        value = self._text(tag, vrs)
-        _memo_put(key, value)
-        return value
+        return _memoized(("text", self.values.get(tag), vrs, self._codec), self._text, tag, vrs)
 
     def _text(self, tag: int, vrs: frozenset[bytes] = _TEXT_VRS) -> str:
         raw = self._raw(tag)
@@ -688,14 +668,9 @@ class RawFields:
         return " ".join(first.replace("\x00", " ").split())
 
     def person_name(self) -> str:
-        entry = self.values.get(0x00100010)
-        key = ("person_name", entry, self._codec)
-        found = _memo_get(key)
-        if found is not _MEMO:
-            return found  # type: ignore[return-value]
-        value = self._person_name()
-        _memo_put(key, value)
-        return value
+        return _memoized(
+            ("person_name", self.values.get(0x00100010), self._codec), self._person_name
+        )
 
     def _person_name(self) -> str:
         raw = self._raw(0x00100010)
