@@ -23,6 +23,24 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- argparse types
 
 
+def add_date_options(parser: argparse.ArgumentParser, group: argparse._ActionsContainer) -> None:
+    """``--shift-dates`` (the default), ``--remove-dates`` or ``--keep-dates`` into
+    ``args.dates``: how de-identification treats dates (PS3.15 E.3.6, Retain Longitudinal
+    Temporal Information with Modified Dates / Full Dates Options)."""
+    dates = group.add_mutually_exclusive_group()
+    for flag, const, text in (
+        (
+            "--shift-dates",
+            "shift",
+            "shift every date by a per-patient number of days (default; keeps intervals)",
+        ),
+        ("--remove-dates", "remove", "remove or blank dates and times as the basic profile says"),
+        ("--keep-dates", "keep", "keep the real dates (Full Dates Option; only where allowed)"),
+    ):
+        dates.add_argument(flag, dest="dates", action="store_const", const=const, help=text)
+    parser.set_defaults(dates="shift")
+
+
 def _whole_number(text: str) -> int:
     try:
         return int(text)

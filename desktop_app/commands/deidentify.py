@@ -12,35 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar, add_date_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files or folders")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    dates = parser.add_mutually_exclusive_group()
-    dates.add_argument(
-        "--shift-dates",
-        dest="dates",
-        action="store_const",
-        const="shift",
-        help="shift every date by a per-patient number of days (default; keeps intervals)",
-    )
-    dates.add_argument(
-        "--remove-dates",
-        dest="dates",
-        action="store_const",
-        const="remove",
-        help="remove or blank dates and times as the basic profile says",
-    )
-    dates.add_argument(
-        "--keep-dates",
-        dest="dates",
-        action="store_const",
-        const="keep",
-        help="keep the real dates (Full Dates Option; only where that is allowed)",
-    )
-    parser.set_defaults(dates="shift")
+    add_date_options(parser, parser)
     parser.add_argument(
         "--retain-safe-private",
         action="store_true",

@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ProgressBar
+from desktop_app.commands._common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    ProgressBar,
+    add_date_options,
+)
 from desktop_app.core.errors import ConfigError, RadAssistError
 
 log = logging.getLogger(__name__)
@@ -60,29 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pseudonymise everything exported; new UIDs shared with `radassist deidentify`",
     )
-    dates = deid.add_mutually_exclusive_group()
-    dates.add_argument(
-        "--shift-dates",
-        dest="dates",
-        action="store_const",
-        const="shift",
-        help="shift dates by a per-patient number of days (default)",
-    )
-    dates.add_argument(
-        "--remove-dates",
-        dest="dates",
-        action="store_const",
-        const="remove",
-        help="remove or blank dates as the basic profile says",
-    )
-    dates.add_argument(
-        "--keep-dates",
-        dest="dates",
-        action="store_const",
-        const="keep",
-        help="keep the real dates (Full Dates Option)",
-    )
-    parser.set_defaults(dates="shift")
+    add_date_options(parser, deid)
     deid.add_argument(
         "--include-burned-in",
         action="store_true",
