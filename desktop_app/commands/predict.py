@@ -78,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compute Grad-CAM heatmaps for every label, not only the positive ones",
     )
     parser.add_argument(
+        "--heatmap-method",
+        choices=("layercam", "cam"),
+        default="layercam",
+        help="layercam: fine heatmaps (stride 8; default); cam: the last feature map's, coarse",
+    )
+    parser.add_argument(
         "--backend",
         choices=("auto", "onnxruntime", "torch"),
         default="auto",
@@ -158,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             thresholds=thresholds,
             heatmaps="all" if args.all_heatmaps else "positive",
             threads=args.threads,
+            heatmap_method=args.heatmap_method,
         )
     except ConfigError as err:
         print(f"radassist predict: error: {err.one_line()}", file=sys.stderr)
@@ -172,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
 
     jobs, problems = _collect(args.paths)
     results: list[Any] = []
+    audit_problem: str | None = None
     for name, source, study_uid, render_source in jobs:
         bar = ProgressBar(f"predict {name}", enabled=not args.quiet)
         try:
@@ -190,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_SOME_FAILED
         results.append((name, result))
+        audit_problem = _audit(result, study_uid, audit_problem)
     for message in engine.warnings:
         if message not in printed:  # e.g. a CUDA failure during a run: said once
             print(f"radassist predict: warning: {message}", file=sys.stderr)
@@ -208,6 +217,30 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _audit(result: Any, study_uid: str, problem: str | None) -> str | None:
+    """Append the run's ``inference`` record to the audit trail (hashed UIDs, model hash,
+    device, timings: no patient data). A trail that can't be written is said once, as a
+    warning: the findings are already on disk."""
+    from desktop_app.core.audit import AuditLog, record_inference
+
+    if problem is not None:
+        return problem
+    try:
+        record_inference(
+            AuditLog(),
+            study_uid=result.study_instance_uid or study_uid,
+            series_uid=result.series_instance_uid,
+            model_sha256=result.model.tensor_sha256,
+            device=result.device,
+            timings_ms={k: v * 1000.0 for k, v in result.timings.to_json().items()},
+            source="predict",
+        )
+    except (RadAssistError, OSError) as err:
+        problem = err.one_line() if isinstance(err, RadAssistError) else str(err)
+        print(f"radassist predict: warning: no audit record written: {problem}", file=sys.stderr)
+    return problem
 
 
 def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], list[str]]:
