@@ -54,6 +54,10 @@ installer-test: $(APP_STAMP)
 	@ls $(BUNDLE_TARBALLS) >/dev/null 2>&1 || $(MAKE) installer
 	CPU_ONLY=$(CPU_ONLY_SET) PYTHON=$(BIN)/python installer/smoke_test.sh
 
+# Regenerates the bundled sample studies in resources/sample/ from the seeded phantoms.
+sample: $(APP_STAMP)
+	$(BIN)/python resources/make_samples.py
+
 bench: $(TEST_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
