@@ -27,6 +27,7 @@ Modules (one job each):
 - pacs_nodes: PACS nodes and our own AE (pacs.json): validation, load and save.
 - pacs_store: the local store of retrieved instances by hashed UIDs; the C-STORE receiver.
 - pacs: C-ECHO, C-FIND, C-GET, C-MOVE and C-STORE with timeouts, progress, stop, one-line errors.
+- pacs_query: the query/retrieve dialog's logic: query form -> C-FIND keys, matches -> table rows.
 - modelpaths: where the bundled default model lives (resources/models/), without torch.
 - devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
 - fastpath: the CPU forward pass by the fastest exact path (ONNX Runtime, checked vs PyTorch), int8.

@@ -42,6 +42,8 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
     # File
     ShortcutSpec("open_file", "Open file…", "Ctrl+O", "File"),
     ShortcutSpec("open_folder", "Open folder or DICOMDIR…", "Ctrl+Shift+O", "File"),
+    ShortcutSpec("export", "Export… (SR, secondary captures, PDF, JSON)", "Ctrl+E", "File"),
+    ShortcutSpec("pacs", "Query/Retrieve (PACS)…", "Ctrl+Shift+P", "File"),
     ShortcutSpec("settings", "Settings…", "Ctrl+,", "File"),
     ShortcutSpec("quit", "Quit", "Ctrl+Q", "File"),
     # Navigation (the viewer handles these keys itself)

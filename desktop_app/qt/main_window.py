@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self._overlay_rgba: dict[str, np.ndarray] = {}  # finding id -> RGBA heatmap
         self._overlay_images: dict[str, QImage] = {}
         self._shortcut_dialog: ShortcutsDialog | None = None
+        self._pacs_dialog: Any = None  # desktop_app.qt.pacs_dialog.PacsDialog, made on first use
         self._last_outcome: InferenceOutcome | None = None
 
         self._startup_problems: list[str] = []
@@ -306,6 +307,8 @@ class MainWindow(QMainWindow):
         return {
             "open_file": self.open_file_dialog,
             "open_folder": self.open_folder_dialog,
+            "export": self.export_current_study,
+            "pacs": self.open_pacs_dialog,
             "settings": self.open_settings,
             "quit": self.close,
             "cine_play": self.viewer.toggle_cine,
@@ -402,10 +405,10 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._rebuild_recent_menu()
         file_menu.addSeparator()
-        export = QAction("&Export…", self)  # SR, secondary captures, PDF and JSON
-        export.setObjectName("act_export")
-        export.triggered.connect(lambda _c=False: self.export_current_study())
-        file_menu.addAction(export)
+        a["export"].setText("&Export…")  # SR, secondary captures, PDF and JSON
+        file_menu.addAction(a["export"])
+        a["pacs"].setText("&Query/Retrieve (PACS)…")  # C-FIND, then C-GET/C-MOVE and open
+        file_menu.addAction(a["pacs"])
         file_menu.addSeparator()
         file_menu.addAction(a["settings"])
         file_menu.addSeparator()
@@ -1354,6 +1357,27 @@ class MainWindow(QMainWindow):
         self.export_channel.submit(work)
         return True
 
+    # ------------------------------------------------------------------ PACS
+    def open_pacs_dialog(self) -> Any:
+        """File ▸ Query/Retrieve (PACS)…: one dialog per window, kept (with its results) when
+        closed; a retrieved study opens here from the local store."""
+        from desktop_app.qt.pacs_dialog import PacsDialog
+
+        if self._pacs_dialog is None:
+            self._pacs_dialog = PacsDialog(self, settings=self.settings)
+            self._pacs_dialog.studiesRetrieved.connect(self._open_retrieved)
+        else:
+            self._pacs_dialog.reload_nodes()  # the CLI may have changed the nodes
+        self._pacs_dialog.show()
+        self._pacs_dialog.raise_()
+        self._pacs_dialog.activateWindow()
+        return self._pacs_dialog
+
+    def _open_retrieved(self, folders: object) -> None:
+        self.open_paths([Path(f) for f in folders])  # type: ignore[attr-defined]
+        self.raise_()
+        self.activateWindow()
+
     def show_error(self, message: str) -> None:
         """Errors go to the status bar (and the log); nothing modal blocks the reading."""
         log.warning("%s", message)
@@ -1372,6 +1396,9 @@ class MainWindow(QMainWindow):
         self.writer.close()
         if self._shortcut_dialog is not None:
             self._shortcut_dialog.close()
+        if self._pacs_dialog is not None:
+            self._pacs_dialog.shutdown()
+            self._pacs_dialog.close()
         with contextlib.suppress(RuntimeError, TypeError):  # closed twice
             qt_errors.relay.error.disconnect(self.show_error)
         super().closeEvent(event)
