@@ -719,6 +719,14 @@ def scan_file(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> ScanRes
     the end of the file or broken structure, LimitExceededError for limits.
     """
     p = Path(path)
+    with _mapped(p) as (mm, size):
+        return _scan_buffer(mm, size, p, limits)
+
+
+@contextlib.contextmanager
+def _mapped(p: Path) -> Iterator[tuple[mmap.mmap, int]]:
+    """The file mapped read-only, with its size; one-line errors for a folder, an unreadable
+    or empty file, or one that can't be mapped."""
     try:
         fh = open(p, "rb")  # noqa: SIM115 - closed below, with the map
     except IsADirectoryError:
@@ -734,7 +742,7 @@ def scan_file(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> ScanRes
         except (OSError, ValueError) as err:
             raise DicomReadError(f"can't be mapped for reading: {err}", p) from None
         with mm:
-            return _scan_buffer(mm, size, p, limits)
+            yield mm, size
 
 
 def _scan_buffer(
@@ -1187,29 +1195,15 @@ def _scan_mapped(
     p: Path, limits: ReadLimits, wanted: Collection[int], quick: bool
 ) -> tuple[ScanResult, TopLevel]:
     """The walk over the whole (mapped) file: quick when it can be, else the full walk."""
-    try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below, with the map
-    except IsADirectoryError:
-        raise NotDicomError("is a folder, not a file", p, "give a DICOM file") from None
-    except OSError as err:
-        raise DicomReadError(f"can't be opened: {err.strerror or err}", p) from None
-    with fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            raise NotDicomError("is empty (0 bytes)", p, _HINT_NOT_DICOM)
-        try:
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as err:
-            raise DicomReadError(f"can't be mapped for reading: {err}", p) from None
-        with mm:
-            if quick:
-                try:
-                    return _quick_walk(mm, size, p, limits, wanted)  # slices are copies
-                except (_Bail, _NeedMore, struct.error, IndexError, ValueError, OverflowError):
-                    pass
-            record = _TopLevelRecord()
-            scan = _scan_buffer(mm, size, p, limits, record)
-            return scan, record.top_level(mm, wanted)
+    with _mapped(p) as (mm, size):
+        if quick:
+            try:
+                return _quick_walk(mm, size, p, limits, wanted)  # slices are copies
+            except (_Bail, _NeedMore, struct.error, IndexError, ValueError, OverflowError):
+                pass
+        record = _TopLevelRecord()
+        scan = _scan_buffer(mm, size, p, limits, record)
+        return scan, record.top_level(mm, wanted)
 
 
 def scan_header(
