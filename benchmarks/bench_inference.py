@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from desktop_app.core.devices import configure_cpu_threads  # noqa: E402
-from desktop_app.core.engine import InferenceEngine  # noqa: E402
+from desktop_app.core.engine import HEATMAP_CPU_THREADS, InferenceEngine  # noqa: E402
 from desktop_app.core.errors import ModelFileError  # noqa: E402
 from desktop_app.core.fastpath import TorchRunner, export_onnx  # noqa: E402
 from desktop_app.core.modelpaths import default_model_path, resources_dir  # noqa: E402
@@ -143,44 +143,75 @@ def section_latency(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
 
 
 def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
+    """Today's predict path against the one before the localization/speed work, interleaved in
+    this process: "before" = CAM heatmaps (``heatmap_method="cam"``) and pydicom's Python RLE
+    decoder; "now_cam" = CAM heatmaps with today's decoding."""
     from desktop_app.commands.predict import _write_outputs
+    from desktop_app.core import pixels
     from desktop_app.core.index import index_paths
     from desktop_app.core.series import assemble
     from desktop_app.core.volume import SeriesVolume
 
     ((_, study, series),) = list(index_paths([CHEST]).iter_series())
     stack = assemble(series).stacks[0]
-    rows = []
+    before = InferenceEngine(
+        engine.model_path, device="cpu", threads=engine.threads, heatmap_method="cam"
+    )
+    fast_rle = pixels._decode_rle_fast
+    variants = {
+        "now": (engine, fast_rle),
+        "before": (before, lambda *_a, **_k: None),
+        "now_cam": (before, fast_rle),
+    }
+    rows: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        for k in range(max(3, repeat // 5)):
-            volume = SeriesVolume(stack, keep=True)  # as the CLI: fresh each round, decoded once
-            t0 = time.perf_counter()
-            result = engine.run(volume, study_instance_uid=study.study_instance_uid)
-            t1 = time.perf_counter()
-            _write_outputs(Path(tmp) / f"r{k}", result, engine.labels, volume)
-            t2 = time.perf_counter()
-            t = result.timings
-            rows.append(
-                {
-                    "total": t2 - t0,
-                    "run": t1 - t0,
-                    "write": t2 - t1,
-                    "preprocess": t.preprocess,
-                    "network": t.network,
-                    "gradcam": t.gradcam,
-                    "postprocess": t.postprocess,
-                    "positives": len(result.positives),
-                }
-            )
-    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    net = med["network"] + med["gradcam"]
-    med["share_outside_network"] = 1.0 - net / med["total"]
-    med["share_outside_network_run_only"] = 1.0 - net / med["run"]
-    return med
+        for k in range(max(4, repeat // 3)):
+            for name, (eng, rle) in variants.items():
+                pixels._decode_rle_fast = rle  # type: ignore[assignment]
+                try:
+                    volume = SeriesVolume(stack, keep=True)  # as the CLI: decoded once
+                    c0, t0 = _cpu(), time.perf_counter()
+                    result = eng.run(volume, study_instance_uid=study.study_instance_uid)
+                    t1 = time.perf_counter()
+                    out = Path(tmp) / f"{name}{k}"
+                    _write_outputs(out, result, eng.labels, volume)
+                    t2, c2 = time.perf_counter(), _cpu()
+                finally:
+                    pixels._decode_rle_fast = fast_rle  # type: ignore[assignment]
+                t = result.timings
+                if k == 0:
+                    continue  # warm-up (the first backward pass builds oneDNN's kernels)
+                rows[name].append(
+                    {
+                        "total": t2 - t0,
+                        "total_cpu": c2 - c0,
+                        "run": t1 - t0,
+                        "write": t2 - t1,
+                        "preprocess": t.preprocess,
+                        "network": t.network,
+                        "gradcam": t.gradcam,
+                        "postprocess": t.postprocess,
+                        "positives": len(result.positives),
+                    }
+                )
+    out_all: dict[str, Any] = {}
+    for name, rs in rows.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        net = med["network"] + med["gradcam"]
+        med["share_outside_network"] = 1.0 - net / med["total"]
+        med["share_outside_network_run_only"] = 1.0 - net / med["run"]
+        out_all[name] = med
+    return out_all
 
 
 def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
-    from desktop_app.core.gradcam import cam_from_features, grad_cam, head_weight
+    from desktop_app.core.gradcam import (
+        cam_from_features,
+        fine_cam,
+        fine_layers,
+        grad_cam,
+        head_weight,
+    )
     from training.networks import gradcam_target_layer
 
     spec = engine.manifest.preprocessing
@@ -193,7 +224,17 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     eager = TorchRunner(engine.network)
     layer = gradcam_target_layer(engine.manifest.architecture)
     labels = list(range(len(engine.labels)))
-    features = engine._call_runner(x)[1]
+    from desktop_app.core.engine import _cpu_threads
+
+    def one_thread(fn: Callable[[], Any]) -> Any:
+        with _cpu_threads(HEATMAP_CPU_THREADS):
+            return fn()
+
+    fine = fine_layers(engine.manifest.architecture)
+    cam_engine = InferenceEngine(
+        engine.model_path, device="cpu", threads=engine.threads, heatmap_method="cam"
+    )
+    features = cam_engine._call_runner(x)[1]
     weight = head_weight(engine.network)
     fns = {
         "engine_forward_logits_only": lambda: engine._runner(x),
@@ -201,9 +242,18 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
             cam_from_features(features[0], weight, labels) if features is not None else None
         ),
         "engine_forward": lambda: engine._call_runner(x),
+        "cam_engine_forward_with_features": lambda: cam_engine._call_runner(x),
         "eager_forward": lambda: eager(x),
         "gradcam_1_label": lambda: grad_cam(engine.network, layer, xt, labels[:1]),
         "gradcam_all_labels": lambda: grad_cam(engine.network, layer, xt, labels),
+        # as the engine runs them: HEATMAP_CPU_THREADS PyTorch threads
+        "eager_forward_heatmap_threads": lambda: one_thread(lambda: eager(x)),
+        "layercam_1_label": lambda: one_thread(
+            lambda: fine_cam(engine.network, fine, layer, xt, labels[:1])
+        ),
+        "layercam_all_labels": lambda: one_thread(
+            lambda: fine_cam(engine.network, fine, layer, xt, labels)
+        ),
     }
     times = interleaved(fns, max(5, repeat // 2))
     times["ratio_1_label_vs_eager_forward"] = (
@@ -215,12 +265,18 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     times["ratio_all_labels_vs_eager_forward"] = (
         times["gradcam_all_labels"]["wall"] / times["eager_forward"]["wall"]
     )
-    # what the engine pays: the features output of its forward pass, plus the maps in numpy
+    # heatmap_method="cam": the features output of its forward pass, plus the maps in numpy
     times["ratio_engine_cam_vs_engine_forward"] = (
-        times["engine_forward"]["wall"]
+        times["cam_engine_forward_with_features"]["wall"]
         - times["engine_forward_logits_only"]["wall"]
         + times["engine_cam_all_labels"]["wall"]
     ) / times["engine_forward_logits_only"]["wall"]
+    # the default, LayerCAM (gradcam.fine_cam): CPU time, against eager and the engine's forward
+    for n in ("1_label", "all_labels"):
+        cpu = times[f"layercam_{n}"]["cpu"]
+        same = times["eager_forward_heatmap_threads"]["cpu"]
+        times[f"ratio_layercam_{n}_vs_eager_forward_cpu"] = cpu / same
+        times[f"ratio_layercam_{n}_vs_engine_forward_cpu"] = cpu / times["engine_forward"]["cpu"]
     return times
 
 
@@ -388,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed-only", action="store_true", help="sections (1)-(3) only: no trained model needed"
     )
+    parser.add_argument("--skip-latency", action="store_true", help="leave out section (1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     threads = configure_cpu_threads(args.threads)
@@ -403,26 +460,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine: backend {engine.backend}, loaded in {load_s:.2f} s ({'; '.join(engine.notes)})")
     report: dict[str, Any] = {"model": model.name, "threads": threads, "engine_load_s": load_s}
 
-    lat = section_latency(engine, args.repeat)
+    with open("/proc/loadavg") as fh:
+        report["load_average"] = fh.read().split()[:3]
+    print(f"load average {' '.join(report['load_average'])}")
+    lat = {} if args.skip_latency else section_latency(engine, args.repeat)
     report["latency"] = lat
     print("\n(1) network latency, median wall ms (CPU ms) — ratio = engine / ONNX Runtime baseline")
-    for batch in (1, 16):
+    for batch in (1, 16) if lat else ():
         t = lat[f"batch{batch}"]
         row = ", ".join(f"{k} {1000 * v['wall']:.1f} ({1000 * v['cpu']:.0f})" for k, v in t.items())
         ratio = t["engine"]["wall"] / t["ort_baseline"]["wall"]
         lat[f"batch{batch}"]["ratio_engine_vs_ort"] = ratio
         print(f"  batch {batch}: {row}\n    ratio {ratio:.2f}; "
               f"img/s engine {batch / t['engine']['wall']:.1f}, eager {batch / t['eager']['wall']:.1f}")  # fmt: skip
-    print(
-        f"  ONNX export {lat['onnx_export_s']:.1f} s, TorchScript build {lat['torchscript_build_s']:.1f} s"
-    )
+    if lat:
+        print(f"  ONNX export {lat['onnx_export_s']:.1f} s, "
+              f"TorchScript build {lat['torchscript_build_s']:.1f} s")  # fmt: skip
 
-    e2e = section_end_to_end(engine, args.repeat)
-    report["end_to_end"] = e2e
+    e2e_all = section_end_to_end(engine, args.repeat)
+    report["end_to_end"] = e2e_all
     print("\n(2) end-to-end predict, one 1024x1024 radiograph (median s)")
-    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in e2e.items() if not k.startswith("share")))
-    print(f"  share outside the network: {100 * e2e['share_outside_network']:.0f} % "
-          f"(run only, without writing files: {100 * e2e['share_outside_network_run_only']:.0f} %)")  # fmt: skip
+    for name, e2e in e2e_all.items():
+        print(f"  {name}: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in e2e.items() if not k.startswith("share")))  # fmt: skip
+        print(f"    share outside the network: {100 * e2e['share_outside_network']:.0f} % "
+              f"(run only, without writing files: "
+              f"{100 * e2e['share_outside_network_run_only']:.0f} %)")  # fmt: skip
 
     cam = section_gradcam(engine, args.repeat)
     report["gradcam"] = cam
@@ -434,8 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  1 label: {cam['ratio_1_label_vs_eager_forward']:.1f}x an eager forward, "
           f"{cam['ratio_1_label_vs_engine_forward']:.1f}x the engine's; all labels: "
           f"{cam['ratio_all_labels_vs_eager_forward']:.1f}x eager")  # fmt: skip
-    print(f"  the engine's Grad-CAM (features output + maps for all labels): "
-          f"{cam['ratio_engine_cam_vs_engine_forward']:+.2f}x its forward pass")  # fmt: skip
+    print(f"  --heatmap-method cam (features output + maps for all labels): "
+          f"{cam['ratio_engine_cam_vs_engine_forward']:+.2f}x the engine's forward pass")  # fmt: skip
+    print(f"  layercam (default, {HEATMAP_CPU_THREADS} PyTorch thread), CPU time: 1 label "
+          f"{cam['ratio_layercam_1_label_vs_eager_forward_cpu']:.2f}x an eager forward "
+          f"({cam['ratio_layercam_1_label_vs_engine_forward_cpu']:.1f}x the engine's), all "
+          f"{len(engine.labels)} labels {cam['ratio_layercam_all_labels_vs_eager_forward_cpu']:.2f}x "
+          f"eager ({cam['ratio_layercam_all_labels_vs_engine_forward_cpu']:.1f}x); eager forward "
+          f"at that thread count")  # fmt: skip
 
     if args.speed_only:
         if args.json:

@@ -31,7 +31,7 @@ Modules (one job each):
 - modelpaths: where the bundled default model lives (resources/models/), without torch.
 - devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
 - fastpath: the CPU forward pass by the fastest exact path (ONNX Runtime, checked vs PyTorch), int8.
-- gradcam: Grad-CAM with hooks on the model's target layer, leaving the network untouched.
+- gradcam: heatmaps (LayerCAM fused with CAM, the default; Grad-CAM/CAM) with hooks, leaving the network untouched.
 - findings: Finding / SeriesResult dataclasses and the versioned findings JSON (to_json/from_json).
 - overlays: heatmap colours (RGBA), peak region box and outline, burned-in overlay images.
 - engine: InferenceEngine, the model runner shared by the GUI and `radassist predict`.

@@ -34,12 +34,13 @@ which every engine sets to the same value). Calls on one engine are serialised b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -71,7 +72,14 @@ from desktop_app.core.findings import (
     Timings,
     model_info_from_manifest,
 )
-from desktop_app.core.gradcam import cam_from_features, grad_cam, head_weight
+from desktop_app.core.gradcam import (
+    HEATMAP_METHODS,
+    cam_from_features,
+    fine_cam,
+    fine_layers,
+    grad_cam,
+    head_weight,
+)
 from desktop_app.core.hashedpaths import uid_hash
 from desktop_app.core.modelpaths import default_model_path
 from desktop_app.core.overlays import peak_region
@@ -93,6 +101,27 @@ Source = SeriesVolume | SliceStack | str | os.PathLike[str] | Sequence[ImageForM
 
 DEFAULT_BATCH_SIZE = 8
 MAX_BATCH_SIZE = 256
+HEATMAP_CPU_THREADS = 1
+"""PyTorch threads for the heatmap's forward and backward passes on the CPU. Eager PyTorch
+with 2 OpenMP threads on a 2-core machine that is busy elsewhere (the GUI, another job) spends
+most of its time waiting at barriers: LayerCAM took 4.5 s wall (1.45 s CPU) with 2 threads and
+0.49 s wall (0.10 s CPU) with 1, interleaved, at load 7 (benchmarks/README.md). On an idle
+machine 1 thread costs about 1.5x the wall time of 2. Under OpenMP the setting is per calling
+thread, so other engines in other threads keep theirs."""
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` PyTorch intra-op threads (None: unchanged), then restore."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _stop_requested(stop: StopFlag) -> bool:
@@ -216,9 +245,14 @@ class InferenceEngine:
     e.g. for a GUI whose threshold slider may make a negative finding positive) or "none".
     ``region_level``: the fraction of a heatmap's peak that bounds the box and the outline.
     ``threads``: CPU threads (default: the physical cores).
-    ``gradcam``: "auto" computes Grad-CAM from the target layer's output that the forward pass
-    already returns (exact for these networks' pooling + linear heads, see
-    ``gradcam.cam_from_features``; no extra pass); "hooks" runs the general hook-based
+    ``heatmap_method``: "layercam" (default) fuses LayerCAM at the stride-8 and stride-16 stages
+    with the last layer's CAM (``gradcam.fine_cam``: one PyTorch forward pass per key slice and
+    one partial backward pass per label; a 40 x 40 map at 320 px); "cam" is the last feature
+    map's Grad-CAM alone (10 x 10 at 320 px; the method before LayerCAM, much coarser:
+    benchmarks/README.md, "Localization").
+    ``gradcam`` (method "cam" only): "auto" computes Grad-CAM from the target layer's output
+    that the forward pass already returns (exact for these networks' pooling + linear heads,
+    see ``gradcam.cam_from_features``; no extra pass); "hooks" runs the general hook-based
     Grad-CAM (a forward and a backward pass on the slice).
     """
 
@@ -235,6 +269,7 @@ class InferenceEngine:
         region_level: float = 0.5,
         threads: int | None = None,
         gradcam: str = "auto",
+        heatmap_method: str = "layercam",
     ) -> None:
         start = time.perf_counter()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -257,6 +292,12 @@ class InferenceEngine:
                 f"unknown Grad-CAM mode {gradcam!r}",
                 hint=f"choose one of: {', '.join(GRADCAM_MODES)}",
             )
+        if heatmap_method not in HEATMAP_METHODS:
+            raise ConfigError(
+                f"unknown heatmap method {heatmap_method!r}",
+                hint=f"choose one of: {', '.join(HEATMAP_METHODS)}",
+            )
+        self.heatmap_method = heatmap_method
         self._lock = threading.RLock()
         self._warnings: list[str] = []
         self.notes: list[str] = []
@@ -276,7 +317,9 @@ class InferenceEngine:
         self._thresholds = self._checked_thresholds(manifest, thresholds)
         self._user_thresholds = frozenset(thresholds or {})
         self._layer = gradcam_target_layer(manifest.architecture)
-        self._features_layer = self._layer if gradcam == "auto" else None
+        self._fine_layers = fine_layers(manifest.architecture)
+        use_features = gradcam == "auto" and heatmap_method == "cam"
+        self._features_layer = self._layer if use_features else None
         self._head_weight = head_weight(self._loaded.network)
         self.threads = configure_cpu_threads(threads)
 
@@ -419,7 +462,10 @@ class InferenceEngine:
 
     @property
     def gradcam_mode(self) -> str:
-        """ "features" (Grad-CAM from the forward pass's feature map) or "hooks"."""
+        """ "features" (Grad-CAM from the forward pass's feature map), "hooks" (hook-based
+        Grad-CAM) or "layercam" (``gradcam.fine_cam``)."""
+        if self.heatmap_method == "layercam":
+            return "layercam"
         return "features" if self._features_layer is not None else "hooks"
 
     # ------------------------------------------------------------------ network calls
@@ -441,7 +487,11 @@ class InferenceEngine:
     def _grad_cam(self, x: np.ndarray, label_indices: Sequence[int]) -> dict[int, np.ndarray]:
         def once() -> dict[int, np.ndarray]:
             t = torch.from_numpy(np.ascontiguousarray(x[None])).to(self._device)
-            return grad_cam(self._loaded.network, self._layer, t, label_indices).maps
+            with _cpu_threads(HEATMAP_CPU_THREADS if self._device.type == "cpu" else None):
+                if self.heatmap_method == "layercam":
+                    network = self._loaded.network
+                    return fine_cam(network, self._fine_layers, self._layer, t, label_indices).maps
+                return grad_cam(self._loaded.network, self._layer, t, label_indices).maps
 
         try:
             return once()
@@ -603,6 +653,7 @@ class InferenceEngine:
                     heatmap=heatmap.astype(np.float32, copy=False),
                     gradcam_seconds=cam_seconds / len(label_indices),
                     region_level=self.region_level,
+                    heatmap_method=self.heatmap_method,
                 )
                 if region is not None:
                     findings_args[j].update(

@@ -33,7 +33,7 @@ from desktop_app.core.errors import RadAssistError
 from desktop_app.core.hashedpaths import uid_hash
 
 SCHEMA_NAME = "radassist-findings"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
 
 Box = tuple[float, float, float, float]
@@ -150,8 +150,9 @@ class Finding:
     file's operating point ("model") or was set by the user ("user").
 
     Location (only where a heatmap was computed, by default for positive findings):
-    ``heatmap`` is float32 (rows, cols) in [0, 1] on the original pixel grid (Grad-CAM,
-    normalised by its maximum); ``peak`` its maximum; ``box`` and ``outline`` (a closed
+    ``heatmap`` is float32 (rows, cols) in [0, 1] on the original pixel grid (made by
+    ``heatmap_method``: "layercam", see ``gradcam.fine_cam``, or "cam", the last feature map's
+    Grad-CAM; normalised by its maximum); ``peak`` its maximum; ``box`` and ``outline`` (a closed
     polygon, last point not repeated) the connected region around the peak at or above
     ``region_level`` of the peak. All in original pixel coordinates (see the module docstring).
     A heatmap shows where the network looked, not proof of a finding.
@@ -177,6 +178,7 @@ class Finding:
     device: str = ""
     timings: Timings | None = field(default=None, compare=False, repr=False)
     gradcam_seconds: float = field(default=0.0, compare=False)
+    heatmap_method: str | None = None
 
     @property
     def located(self) -> bool:
@@ -225,6 +227,7 @@ class Finding:
             else {"x": float(self.peak[0]), "y": float(self.peak[1])},
             "region_level": self.region_level,
             "heatmap": heatmap,
+            "heatmap_method": self.heatmap_method,
             "gradcam_seconds": round(self.gradcam_seconds, 6),
         }
 
@@ -266,7 +269,16 @@ class Finding:
             device=device,
             timings=timings,
             gradcam_seconds=float(d.get("gradcam_seconds", 0.0) or 0.0),
+            heatmap_method=_heatmap_method(d),
         )
+
+
+def _heatmap_method(d: Mapping[str, Any]) -> str | None:
+    """Schema 1.1's ``heatmap_method``; a 1.0 document's heatmaps were all "cam"."""
+    method = d.get("heatmap_method")
+    if method is None:
+        return "cam" if d.get("heatmap") is not None else None
+    return _str(d, "heatmap_method", "findings[]")
 
 
 @dataclass

@@ -172,6 +172,7 @@ class TestLoading:
             ({"batch_size": 0}, "batch size 0 must be between 1 and 256"),
             ({"backend": "tensorrt"}, "unknown backend 'tensorrt'"),
             ({"heatmaps": "some"}, "unknown heatmap policy 'some'"),
+            ({"heatmap_method": "scorecam"}, "unknown heatmap method 'scorecam'"),
             ({"device": "tpu"}, "unknown device 'tpu'"),
         ],
     )
@@ -274,9 +275,16 @@ class TestRun:
 
     @pytest.mark.parametrize("backend", ["torch", "auto"])
     def test_grad_cam_from_features_equals_the_hooks(self, model_file: Path, backend: str) -> None:
-        fast = InferenceEngine(model_file, backend=backend, heatmaps="all", threads=T)
+        fast = InferenceEngine(
+            model_file, backend=backend, heatmaps="all", threads=T, heatmap_method="cam"
+        )
         hooks = InferenceEngine(
-            model_file, backend="torch", heatmaps="all", gradcam="hooks", threads=T
+            model_file,
+            backend="torch",
+            heatmaps="all",
+            gradcam="hooks",
+            threads=T,
+            heatmap_method="cam",
         )
         assert fast.gradcam_mode == "features" and hooks.gradcam_mode == "hooks"
         images = _images(3, (70, 50))
@@ -285,6 +293,46 @@ class TestRun:
             assert fa.slice_index == fb.slice_index
             assert fa.heatmap is not None and fb.heatmap is not None
             np.testing.assert_allclose(fa.heatmap, fb.heatmap, atol=2e-4)
+
+    @pytest.mark.parametrize("backend", ["torch", "auto"])
+    def test_layercam_is_the_default_and_matches_fine_cam(
+        self, model_file: Path, backend: str
+    ) -> None:
+        """The default heatmap is gradcam.fine_cam on the key slice's network input (stride 8),
+        whatever the forward path, mapped back onto the original grid."""
+        from desktop_app.core.gradcam import fine_cam, fine_layers
+        from training.networks import gradcam_target_layer
+
+        engine = InferenceEngine(model_file, backend=backend, heatmaps="all", threads=T)
+        assert engine.heatmap_method == "layercam" and engine.gradcam_mode == "layercam"
+        images = _images(2, (70, 50))
+        threads = torch.get_num_threads()
+        result = engine.run(images)
+        assert torch.get_num_threads() == threads  # the heatmap's 1 thread is given back
+        arch = engine.manifest.architecture
+        for j, f in enumerate(result.findings):
+            assert f.heatmap_method == "layercam" and f.heatmap is not None
+            x, (geometry,) = engine.preprocess(images, [f.slice_index])
+            maps = fine_cam(
+                engine.network,
+                fine_layers(arch),
+                gradcam_target_layer(arch),
+                torch.from_numpy(x),
+                [j],
+            ).maps
+            expected = geometry.heatmap_to_original(maps[j])
+            if expected.max() > 0:
+                expected = expected / expected.max()
+            np.testing.assert_allclose(f.heatmap, expected, atol=1e-5)
+        doc = result.to_json()
+        assert {g["heatmap_method"] for g in doc["findings"]} == {"layercam"}
+
+    def test_cam_stays_selectable(self, model_file: Path) -> None:
+        engine = InferenceEngine(
+            model_file, backend="torch", heatmaps="all", threads=T, heatmap_method="cam"
+        )
+        result = engine.run(_images(1))
+        assert {f.heatmap_method for f in result.findings} == {"cam"}
 
     @pytest.mark.parametrize(("policy", "with_heatmap"), [("all", 3), ("none", 0)])
     def test_heatmap_policy(self, engine: InferenceEngine, policy: str, with_heatmap: int) -> None:
@@ -540,7 +588,7 @@ def test_bundled_model_finds_the_sample_nodule() -> None:
     nodule = result.finding("nodule")
     box = TRUTH["boxes"]["nodule"]
     px, py = nodule.peak  # type: ignore[misc]
-    margin = 0.5 * max(box["width"], box["height"])  # Grad-CAM's grid is 32 px of the input
+    margin = 0.5 * max(box["width"], box["height"])  # LayerCAM's grid: 8 px of the input
     assert box["x"] - margin <= px <= box["x"] + box["width"] + margin
     assert box["y"] - margin <= py <= box["y"] + box["height"] + margin
 
@@ -552,7 +600,9 @@ POINTING_SEED = 20240  # a dataset seed the demo model was not trained on: unsee
 def test_bundled_model_points_at_the_findings(tmp_path: Path) -> None:
     """Pointing game on demo test images: the heatmap's peak falls inside the ground-truth box
     of each present finding far more often than a random point would (chance = box area /
-    image area, averaged). Measured rates: benchmarks/README.md."""
+    image area, averaged). Measured on these 19 images (28 boxed findings): LayerCAM (the
+    default) 26/28 = 0.93, CAM (the method before it) 10/28 = 0.36 (no nodule hit), chance
+    0.035; on the demo test split: benchmarks/README.md ("Localization")."""
     from training.demo_data import DemoDataOptions, plan_demo_dataset, render_image
 
     engine = InferenceEngine(bundled_model_or_skip(), device="cpu", heatmaps="all")
@@ -570,4 +620,7 @@ def test_bundled_model_points_at_the_findings(tmp_path: Path) -> None:
             chance.append(w * h / (plan.rows * plan.cols))
     assert len(hits) >= 10
     rate, chance_rate = float(np.mean(hits)), float(np.mean(chance))
-    assert rate >= 3 * chance_rate, f"pointing game {rate:.2f}, chance {chance_rate:.3f}"
+    # well above CAM's 0.36 and 20x chance, with room for a few misses (4 of 28)
+    assert rate >= 0.8 and rate >= 10 * chance_rate, (
+        f"pointing game {rate:.2f}, chance {chance_rate:.3f}"
+    )

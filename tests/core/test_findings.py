@@ -48,6 +48,7 @@ def _result() -> SeriesResult:
             device="cpu",
             timings=TIMINGS,
             gradcam_seconds=0.3,
+            heatmap_method="layercam",
         ),
         Finding(
             label="effusion",
@@ -83,6 +84,14 @@ def _round_trip(result: SeriesResult, files: dict[str, str] | None = None) -> Se
 
 
 class TestJson:
+    def test_a_1_0_document_s_heatmaps_were_cam(self) -> None:
+        doc = json.loads(json.dumps(_result().to_json({"nodule": "heatmap_0_nodule.png"})))
+        doc["schema_version"] = "1.0"
+        for f in doc["findings"]:
+            del f["heatmap_method"]
+        back = SeriesResult.from_json(doc)
+        assert [f.heatmap_method for f in back.findings] == ["cam", None]
+
     def test_round_trip_keeps_everything_but_the_heatmap_arrays(self) -> None:
         result = _result()
         back = _round_trip(result, {"nodule": "heatmap_0_nodule.png"})
@@ -99,7 +108,7 @@ class TestJson:
     def test_schema_fields_and_heatmap_file(self) -> None:
         doc = _result().to_json({"nodule": "heatmap_0_nodule.png"})
         assert doc["schema"] == SCHEMA_NAME == "radassist-findings"
-        assert doc["schema_version"] == SCHEMA_VERSION == "1.0"
+        assert doc["schema_version"] == SCHEMA_VERSION == "1.1"
         assert doc["series"]["series_uid_hash"] == uid_hash("1.2.3.0")
         nodule, effusion = doc["findings"]
         assert nodule["heatmap"] == {"file": "heatmap_0_nodule.png", "rows": 4, "columns": 6}

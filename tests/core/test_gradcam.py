@@ -11,6 +11,8 @@ from desktop_app.core.gradcam import (
     cam_from_features,
     features_cam_difference,
     find_module,
+    fine_cam,
+    fine_layers,
     grad_cam,
     head_weight,
 )
@@ -142,3 +144,82 @@ def test_cam_from_features_closed_form() -> None:
     assert maps[1][0, 0] == 1.0 and maps[1].sum() == 1.0
     with pytest.raises(ValueError, match="do not fit"):
         cam_from_features(a, np.zeros((2, 3), np.float32), [0])
+
+
+class TwoStageNet(nn.Module):
+    """``fine`` = the input (2 channels, full grid), ``coarse`` = 2x2 average pooling of it, then
+    global average pooling and a linear head: LayerCAM and CAM in closed form."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.fine = nn.Identity()
+        self.coarse = nn.AvgPool2d(2)
+        self.head = nn.Linear(2, weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.coarse(self.fine(x)).mean(dim=(2, 3)))
+
+
+class TestFineCam:
+    @pytest.mark.parametrize("label", [0, 1])
+    def test_closed_form_without_blur(self, label: int) -> None:
+        """d y / d fine = w / (h w) everywhere (the pooling spreads it evenly), so LayerCAM at
+        ``fine`` is ReLU(sum_k ReLU(w_k) x_k) / max, CAM at ``coarse`` is ReLU(sum_k w_k
+        pool(x)_k) / max, resized bilinearly to the fine grid; the map is their product."""
+        net = TwoStageNet(WEIGHT).eval()
+        x = torch.rand(1, 2, 8, 6, generator=torch.Generator().manual_seed(label))
+        got = fine_cam(net, ("fine",), "coarse", x, [label], smoothing=0.0)
+        w = WEIGHT[label]
+        layer = torch.relu((torch.relu(w)[:, None, None] * x[0]).sum(0))
+        cam = torch.relu((w[:, None, None] * nn.functional.avg_pool2d(x, 2)[0]).sum(0))
+        cam = nn.functional.interpolate(
+            (cam / cam.max())[None, None], size=(8, 6), mode="bilinear", align_corners=False
+        )[0, 0]
+        expected = (layer / layer.max()) * cam
+        expected = (expected / expected.max()).numpy()
+        np.testing.assert_allclose(got.maps[label], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.logits, net(x)[0].detach().numpy(), rtol=1e-6)
+
+    def test_the_peak_is_where_the_evidence_is_and_the_blur_keeps_it(self) -> None:
+        x = torch.zeros(1, 2, 16, 16)
+        x[0, 0, 11, 4] = 3.0
+        for smoothing in (0.0, 1.0):
+            cam = fine_cam(TinyNet(WEIGHT).eval(), ("features",), "features", x, [0], smoothing)
+            m = cam.maps[0]
+            assert np.unravel_index(np.argmax(m), m.shape) == (11, 4)
+            assert m.max() == pytest.approx(1.0) and m.min() >= 0.0
+        blurred = fine_cam(TinyNet(WEIGHT).eval(), ("features",), "features", x, [0], 1.0)
+        assert (blurred.maps[0] > 0.5).sum() > 1  # spread over the neighbours
+
+    def test_a_label_nothing_supports_gives_an_all_zero_map(self) -> None:
+        result = fine_cam(TinyNet(WEIGHT).eval(), ("features",), "features", _input(), [2])
+        assert not result.maps[2].any()
+
+    def test_leaves_no_trace(self) -> None:
+        net = TwoStageNet(WEIGHT).eval()
+        with torch.inference_mode():
+            fine_cam(net, ("fine",), "coarse", _input(), [0, 1])
+        assert not net.fine._forward_hooks and not net.coarse._forward_hooks
+        assert all(p.grad is None for p in net.parameters())
+        with pytest.raises(IndexError):
+            fine_cam(net, ("fine",), "coarse", _input(), [7])
+        assert not net.fine._forward_hooks and not net.coarse._forward_hooks
+
+    def test_one_image_only(self) -> None:
+        with pytest.raises(ValueError, match=r"fine_cam takes one image"):
+            fine_cam(TwoStageNet(WEIGHT), ("fine",), "coarse", torch.zeros(2, 2, 6, 6), [0])
+
+    @pytest.mark.parametrize(
+        ("arch", "grid"), [("efficientnet-lite0", 8), ("resnet18", 8), ("densenet121", 8)]
+    )
+    def test_stride_8_maps_for_every_architecture(self, arch: str, grid: int) -> None:
+        torch.manual_seed(2)
+        net = build_network(arch, 3, pretrained=False, image_size=64).eval()
+        x = torch.randn(1, 3, 64, 64)
+        result = fine_cam(net, fine_layers(arch), gradcam_target_layer(arch), x, [0, 1, 2])
+        for m in result.maps.values():
+            assert m.shape == (grid, grid)  # 64 / 8
+            assert m.dtype == np.float32 and m.min() >= 0.0 and m.max() <= 1.0 + 1e-6
