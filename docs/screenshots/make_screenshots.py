@@ -129,19 +129,23 @@ def main() -> int:
     state = window.current_state()
     assert state is not None
     findings = sorted(state.for_series(xr.key), key=lambda f: -f.probability)
-    # The findings panel: a reader lowers one label's threshold with the live slider.
-    if len(findings) > 1:
-        second = findings[1]
+    # The findings panel: where the model gave a below-threshold label a real score (5 % or
+    # more), a reader lowers its threshold with the live slider; a label at ~0 % is left alone
+    # (making it "positive" at threshold 0 would only show a meaningless box).
+    second = findings[1] if len(findings) > 1 else None
+    if second is not None and second.probability >= 0.05:
         card = window.findings.cards[second.finding_id]
         card.slider.setValue(max(0, round(second.probability * 1000) - 50))
+    else:
+        second = None
     window.select_finding(findings[0].finding_id)
     grab("findings.png")
 
     # The review: accept the top finding with a note, reject another, edit the box.
     window.accept_finding(findings[0].finding_id)
     window.set_note(findings[0].finding_id, "Well-defined, about 2 cm; compare with prior films.")
-    if len(findings) > 1:
-        window.reject_finding(findings[1].finding_id, "fp_normal_anatomy")
+    if second is not None:
+        window.reject_finding(second.finding_id, "fp_normal_anatomy")
     window.select_finding(findings[0].finding_id)
     window.findings.select(findings[0].finding_id)
     window.acts["tool_edit"].trigger()
