@@ -41,7 +41,8 @@ def add_date_options(parser: argparse.ArgumentParser, group: argparse._ActionsCo
     parser.set_defaults(dates="shift")
 
 
-def _whole_number(text: str) -> int:
+def whole_number(text: str) -> int:
+    """An argparse type: any whole number (the base of the ranged ones below)."""
     try:
         return int(text)
     except ValueError:
@@ -57,7 +58,7 @@ def _number(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
-    value = _whole_number(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} should be at least 1")
     return value
@@ -65,10 +66,22 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number of 0 or more."""
-    value = _whole_number(text)
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} should be 0 or more")
     return value
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        value = whole_number(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} should be between {low} and {high}")
+        return value
+
+    return parse
 
 
 def positive_float(text: str) -> float:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, whole_number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value

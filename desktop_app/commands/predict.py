@@ -31,7 +31,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from desktop_app import RESEARCH_USE_NOTICE
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ProgressBar
+from desktop_app.commands._common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    ProgressBar,
+    int_between,
+)
 from desktop_app.core.errors import ConfigError, RadAssistError
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a label's operating threshold (0..1); repeat for several labels",
     )
     parser.add_argument(
-        "--batch-size", type=_batch_size, default=8, metavar="N", help="slices per forward pass"
+        "--batch-size",
+        type=int_between(1, 256),
+        default=8,
+        metavar="N",
+        help="slices per forward pass",
     )
     parser.add_argument(
         "--int8",
@@ -91,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_threads,
+        type=int_between(1, 256),
         default=None,
         metavar="N",
         help="CPU threads for the network (default: the physical cores)",
@@ -118,26 +128,6 @@ def _threshold(text: str) -> tuple[str, float]:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r}: the threshold must be between 0 and 1")
     return label, value
-
-
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{value} should be between 1 and 256")
-    return value
-
-
-def _batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{value} should be between 1 and 256")
-    return value
 
 
 def _safe_label(label: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from desktop_app.commands._common import (
     fraction,
+    int_between,
     label_list,
     non_negative_int,
     positive_float,
@@ -24,6 +25,8 @@ from desktop_app.commands._common import (
         (positive_int, "1", 1),
         (positive_int, "12", 12),
         (non_negative_int, "0", 0),
+        (int_between(1, 256), "1", 1),
+        (int_between(1, 256), "256", 256),
         (positive_float, "0.001", 0.001),
         (positive_float, "3e-4", 3e-4),
         (fraction, "0", 0.0),
@@ -45,6 +48,9 @@ def test_good_values_are_parsed(kind: Callable[[str], Any], text: str, expected:
         (positive_int, "1.5", "'1.5' is not a whole number"),
         (positive_int, "x", "'x' is not a whole number"),
         (non_negative_int, "-1", "-1 should be 0 or more"),
+        (int_between(1, 256), "0", "0 should be between 1 and 256"),
+        (int_between(1, 256), "257", "257 should be between 1 and 256"),
+        (int_between(1, 256), "two", "'two' is not a whole number"),
         (positive_float, "0", "0.0 should be above 0"),
         (positive_float, "nan", "nan should be above 0"),
         (positive_float, "lots", "'lots' is not a number"),

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from desktop_app.commands._common import EXIT_OK, ProgressBar, positive_int
+from desktop_app.commands._common import EXIT_OK, ProgressBar, positive_int, whole_number
 from desktop_app.core.atomicio import atomic_write_json
 from training.config import DEVICES
 from training.evaluate import EVAL_SPLITS, evaluate_model_file, format_table
@@ -25,10 +25,7 @@ PROG = "radassist-train evaluate"
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = whole_number(text)
     if value != 0 and not 100 <= value <= 100_000:
         raise argparse.ArgumentTypeError(f"{value} should be 0 (no CIs) or 100..100000")
     return value
