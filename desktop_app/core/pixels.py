@@ -593,13 +593,16 @@ def rle_header_ok(frame: bytes, segments: int) -> bool:
 
 
 _NATIVE_STDERR_LOCK = threading.Lock()
+_native_stderr_sink: Any = None  # one anonymous temporary file per process, reused under the lock
 
 
 @contextlib.contextmanager
 def _native_stderr_held() -> Iterator[list[bytes]]:
     """Send what native code writes to file descriptor 2 into a buffer for the duration (the
     caller decides whether to replay it: ``held[0]``). One holder at a time, process-wide; if
-    descriptor 2 can't be redirected (no stderr), nothing is held."""
+    descriptor 2 can't be redirected (no stderr), nothing is held. The sink is created once
+    and emptied before each use, so a series of RLE frames creates no file per frame."""
+    global _native_stderr_sink
     held: list[bytes] = []
     with _NATIVE_STDERR_LOCK:
         try:
@@ -609,14 +612,18 @@ def _native_stderr_held() -> Iterator[list[bytes]]:
             yield held
             return
         try:
-            with tempfile.TemporaryFile() as sink:
-                os.dup2(sink.fileno(), 2)
-                try:
-                    yield held
-                finally:
-                    os.dup2(saved, 2)
-                    sink.seek(0)
-                    held.append(sink.read())
+            if _native_stderr_sink is None:
+                _native_stderr_sink = tempfile.TemporaryFile()  # noqa: SIM115 - lives with the process
+            sink = _native_stderr_sink
+            sink.seek(0)
+            sink.truncate()
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield held
+            finally:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                held.append(sink.read())
         finally:
             os.close(saved)
 
