@@ -55,7 +55,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from desktop_app.core.atomicio import atomic_write_json  # noqa: E402
+from desktop_app.infra.atomicio import atomic_write_json  # noqa: E402
 from training.config import TrainConfig, apply_overrides, parse_set_option  # noqa: E402
 from training.data import Dataset, read_dataset  # noqa: E402
 from training.dataset import load_units  # noqa: E402

@@ -44,7 +44,7 @@ SCROLL_MS = 40
 
 
 def write_series(folder: Path, slices: int, size: int) -> Path:
-    from desktop_app.core.synthetic import write_ct_series
+    from desktop_app.phantoms.studies import write_ct_series
 
     marker = folder / f".complete-{slices}-{size}"
     if not marker.exists():
@@ -58,8 +58,8 @@ def write_series(folder: Path, slices: int, size: int) -> Path:
 def model_file(arg: str | None, tmp: Path) -> Path:
     if arg:
         return Path(arg)
-    from desktop_app.core.errors import ModelFileError
-    from desktop_app.core.modelpaths import default_model_path
+    from desktop_app.infra.errors import ModelFileError
+    from desktop_app.model.paths import default_model_path
 
     try:
         return default_model_path()
@@ -67,8 +67,8 @@ def model_file(arg: str | None, tmp: Path) -> Path:
         pass
     import torch
 
-    from training.modelfile import default_manifest, save_model_file
-    from training.networks import build_from_arch_args
+    from desktop_app.model.modelfile import default_manifest, save_model_file
+    from desktop_app.model.networks import build_from_arch_args
 
     manifest = default_manifest(
         name="bench-random",

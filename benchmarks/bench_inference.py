@@ -50,11 +50,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from desktop_app.core.devices import configure_cpu_threads  # noqa: E402
-from desktop_app.core.engine import HEATMAP_CPU_THREADS, InferenceEngine  # noqa: E402
-from desktop_app.core.errors import ModelFileError  # noqa: E402
-from desktop_app.core.fastpath import TorchRunner, export_onnx  # noqa: E402
-from desktop_app.core.modelpaths import default_model_path, resources_dir  # noqa: E402
+from desktop_app.inference.devices import configure_cpu_threads  # noqa: E402
+from desktop_app.inference.engine import HEATMAP_CPU_THREADS, InferenceEngine  # noqa: E402
+from desktop_app.inference.fastpath import TorchRunner, export_onnx  # noqa: E402
+from desktop_app.infra.errors import ModelFileError  # noqa: E402
+from desktop_app.model.paths import default_model_path, resources_dir  # noqa: E402
 
 CHEST = resources_dir() / "sample" / "chest_xr" / "chest_pa.dcm"
 
@@ -147,10 +147,10 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     this process: "before" = CAM heatmaps (``heatmap_method="cam"``) and pydicom's Python RLE
     decoder; "now_cam" = CAM heatmaps with today's decoding."""
     from desktop_app.commands.predict import _write_outputs
-    from desktop_app.core import pixels
-    from desktop_app.core.index import index_paths
-    from desktop_app.core.series import assemble
-    from desktop_app.core.volume import SeriesVolume
+    from desktop_app.dicom import pixels
+    from desktop_app.studies.index import index_paths
+    from desktop_app.studies.series import assemble
+    from desktop_app.studies.volume import SeriesVolume
 
     ((_, study, series),) = list(index_paths([CHEST]).iter_series())
     stack = assemble(series).stacks[0]
@@ -205,14 +205,14 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
 
 
 def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
-    from desktop_app.core.gradcam import (
+    from desktop_app.inference.gradcam import (
         cam_from_features,
         fine_cam,
         fine_layers,
         grad_cam,
         head_weight,
     )
-    from training.networks import gradcam_target_layer
+    from desktop_app.model.networks import gradcam_target_layer
 
     spec = engine.manifest.preprocessing
     x = (
@@ -224,7 +224,7 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     eager = TorchRunner(engine.network)
     layer = gradcam_target_layer(engine.manifest.architecture)
     labels = list(range(len(engine.labels)))
-    from desktop_app.core.engine import _cpu_threads
+    from desktop_app.inference.engine import _cpu_threads
 
     def one_thread(fn: Callable[[], Any]) -> Any:
         with _cpu_threads(HEATMAP_CPU_THREADS):

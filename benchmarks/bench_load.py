@@ -48,12 +48,12 @@ from typing import Any
 
 import pydicom
 
-from desktop_app.core import index as index_module
-from desktop_app.core.display import render
-from desktop_app.core.index import InstanceInfo, index_paths
-from desktop_app.core.series import assemble
-from desktop_app.core.synthetic import write_ct_series
-from desktop_app.core.volume import SeriesVolume, instance_frame
+from desktop_app.dicom.display import render
+from desktop_app.phantoms.studies import write_ct_series
+from desktop_app.studies import index as index_module
+from desktop_app.studies.index import InstanceInfo, index_paths
+from desktop_app.studies.series import assemble
+from desktop_app.studies.volume import SeriesVolume, instance_frame
 
 
 def _cpu() -> float:

@@ -15,7 +15,7 @@ Reported per label and overall:
 - cost: CPU seconds per image of each method for every boxed label of the image, against one
   eager forward pass (``inference_mode``) measured on the same image in the same loop.
 
-Methods (``desktop_app.core.gradcam``): ``cam`` (the last feature map's Grad-CAM = CAM: the
+Methods (``desktop_app.inference.gradcam``): ``cam`` (the last feature map's Grad-CAM = CAM: the
 engine's method before LayerCAM, ``--heatmap-method cam``), ``gradcam-s16`` (Grad-CAM at the
 stride-16 stage), ``layercam-s16*cam`` (LayerCAM at the stride-16 stage times CAM),
 ``layercam-raw`` (the default's fusion without its blur) and ``layercam`` (the engine's default,
@@ -46,13 +46,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_inference import TestImage, test_split_from_manifest, test_split_regenerated  # noqa: E402
 
-from desktop_app.core.devices import configure_cpu_threads  # noqa: E402
-from desktop_app.core.engine import InferenceEngine  # noqa: E402
-from desktop_app.core.errors import ModelFileError  # noqa: E402
-from desktop_app.core.gradcam import fine_cam, fine_layers, grad_cam  # noqa: E402
-from desktop_app.core.modelpaths import default_model_path  # noqa: E402
-from desktop_app.core.overlays import peak_region  # noqa: E402
-from training.networks import gradcam_target_layer  # noqa: E402
+from desktop_app.inference.devices import configure_cpu_threads  # noqa: E402
+from desktop_app.inference.engine import InferenceEngine  # noqa: E402
+from desktop_app.inference.gradcam import fine_cam, fine_layers, grad_cam  # noqa: E402
+from desktop_app.inference.overlays import peak_region  # noqa: E402
+from desktop_app.infra.errors import ModelFileError  # noqa: E402
+from desktop_app.model.networks import gradcam_target_layer  # noqa: E402
+from desktop_app.model.paths import default_model_path  # noqa: E402
 
 Box = tuple[float, float, float, float]
 MapFn = Callable[[torch.Tensor, list[int]], dict[int, np.ndarray]]

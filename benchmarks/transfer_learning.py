@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from desktop_app import __version__  # noqa: E402
-from desktop_app.core.atomicio import atomic_write_bytes, atomic_write_json  # noqa: E402
+from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from training.config import (  # noqa: E402
     TrainConfig,
     apply_overrides,

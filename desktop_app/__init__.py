@@ -1,7 +1,18 @@
 """RadAssist desktop app: a research-use DICOM viewer that runs CNNs and shows their findings.
 
-``core/`` is Qt-free (DICOM I/O, display transforms, inference, review, exports);
-``qt/`` holds every widget, window and worker.
+Packages by domain, each importing only the ones below it (checked by import-linter):
+- infra: errors, atomic files, locks, user folders, hashed paths, the stop/progress types.
+- dicom: one DICOM object: bounded reading, values, pixels, display transforms.
+- studies: many files as studies: index, DICOMDIR, series, lazy volumes, inspection.
+- phantoms: seeded synthetic studies (no patient data) for tests, demos and training.
+- model: the model-file format, preprocessing and architectures, shared with training.
+- inference: the engine, fast CPU path, heatmaps, findings and overlays.
+- review: the reader's verdicts per study, saved atomically.
+- privacy: de-identification and the audit trail.
+- pacs: DIMSE with a PACS (pynetdicom) and the local store.
+- exports: DICOM SR, secondary captures, PDF and JSON.
+- settings: the GUI's settings and shortcut tables as plain data.
+- commands: the `radassist` CLI; qt: the PySide6 GUI (the only package that imports Qt).
 """
 
 import logging

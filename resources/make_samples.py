@@ -18,8 +18,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from desktop_app.core.atomicio import atomic_write_json, atomic_write_text  # noqa: E402
-from desktop_app.core.synthetic import Lesion, write_chest_xr, write_ct_series  # noqa: E402
+from desktop_app.infra.atomicio import atomic_write_json, atomic_write_text  # noqa: E402
+from desktop_app.phantoms.studies import Lesion, write_chest_xr, write_ct_series  # noqa: E402
 
 SAMPLE = HERE / "sample"
 XR_SEED = 2024
@@ -106,7 +106,7 @@ def make_ct(folder: Path) -> dict[str, object]:
 
 README = """# Sample studies (synthetic)
 
-Both studies are **synthetic phantoms** made by `desktop_app/core/synthetic.py` from fixed
+Both studies are **synthetic phantoms** made by `desktop_app/phantoms/studies.py` from fixed
 seeds. They contain no patient data; the names (`PHANTOM^…`) and UIDs are made up and
 deterministic. Regenerate them with `python resources/make_samples.py` (byte-identical with
 the same numpy version on the same kind of CPU; other platforms may differ by rounding).

@@ -4,12 +4,16 @@ synthetic images."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from tests.helpers.dicomfiles import image_dataset, save
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +24,13 @@ def _private_user_dirs(
     data = tmp_path_factory.mktemp("radassist-data")
     monkeypatch.setenv("RADASSIST_DATA_DIR", str(data))
     yield data
+
+
+@pytest.fixture
+def make_image(tmp_path: Path) -> Callable[..., Path]:
+    """``make_image(name="img.dcm", pixels=None, **image_dataset_kwargs) -> Path``."""
+
+    def make(name: str = "img.dcm", pixels: np.ndarray | None = None, **kwargs: Any) -> Path:
+        return save(image_dataset(pixels, **kwargs), tmp_path / name)
+
+    return make

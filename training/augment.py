@@ -1,6 +1,6 @@
 """Training-only augmentation of the unit image, with MONAI array transforms.
 
-Applied after ``training.preprocessing.unit_image`` (a (S, S) image in [0, 1], air dark, padded
+Applied after ``desktop_app.model.preprocessing.unit_image`` (a (S, S) image in [0, 1], air dark, padded
 with 0) and before ``to_network_input``; validation, test and the app never see it:
 
 1. ``RandAffine``: small rotation (±7°), isotropic-ish scale (±7 %), translation (±5 % of S),

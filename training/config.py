@@ -24,9 +24,14 @@ from typing import Any
 
 import yaml
 
-from desktop_app.core.errors import ConfigError
-from training.networks import INITS, get_arch
-from training.preprocessing import INTERPOLATIONS, NORMALIZATIONS, OUTPUT_SCALINGS, PreprocessSpec
+from desktop_app.infra.errors import ConfigError
+from desktop_app.model.networks import INITS, get_arch
+from desktop_app.model.preprocessing import (
+    INTERPOLATIONS,
+    NORMALIZATIONS,
+    OUTPUT_SCALINGS,
+    PreprocessSpec,
+)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CACHE_MODES = ("memory", "disk")
@@ -63,7 +68,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PreprocessingConfig:
-    """``training.preprocessing.PreprocessSpec``; None picks the architecture's own value."""
+    """``desktop_app.model.preprocessing.PreprocessSpec``; None picks the architecture's own value."""
 
     image_size: int | None = None
     normalization: str = "percentile"
@@ -342,7 +347,7 @@ def apply_overrides(config: TrainConfig, overrides: Iterable[tuple[list[str], An
 
 
 def write_config(config: TrainConfig, path: str | os.PathLike[str]) -> None:
-    from desktop_app.core.atomicio import atomic_write_text
+    from desktop_app.infra.atomicio import atomic_write_text
 
     header = (
         "# RadAssist training config, resolved: every value that this run used.\n"

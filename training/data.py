@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop_app.core.errors import DataError
+from desktop_app.infra.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ RSNA_IMAGE_DIRS = ("stage_2_train_images", "stage_1_train_images", "train_images
 TRUE_VALUES = {"1", "1.0", "true", "yes"}
 FALSE_VALUES = {"0", "0.0", "false", "no"}
 MAX_MANIFEST_BYTES = 512 * 1024 * 1024
-# The model file's rule for label names (training.modelfile.LABEL_PATTERN; a test keeps them
+# The model file's rule for label names (desktop_app.model.modelfile.LABEL_PATTERN; a test keeps them
 # equal), checked here so that a bad column fails before training rather than at the end;
 # kept local so that reading a manifest does not import torch.
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,63}$")

@@ -1,6 +1,6 @@
 """Cached datasets: decode and preprocess every image once, then train from memory.
 
-Decoding a radiograph and normalising, resizing and padding it (``training.preprocessing``
+Decoding a radiograph and normalising, resizing and padding it (``desktop_app.model.preprocessing``
 steps 1-5, the *unit image*) is the expensive part of a data pipeline; it is done once per
 image (``load_units``) and kept as one (N, S, S) tensor (CacheDataset-style). Each epoch then
 only augments (train) and scales to the network input (steps 6-7), which is cheap.
@@ -20,38 +20,28 @@ import json
 import logging
 import os
 import stat
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from desktop_app.core.atomicio import atomic_path
-from desktop_app.core.errors import ConfigError, DataError, RadAssistError
+from desktop_app.infra.atomicio import atomic_path
+from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.errors import ConfigError, DataError, RadAssistError
+from desktop_app.model.preprocessing import PreprocessSpec, to_network_input, unit_image
 from training.augment import Augmenter, sample_seed
 from training.data import Dataset, Record
-from training.preprocessing import PreprocessSpec, to_network_input, unit_image
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-Progress = Callable[[int, int], None]
-StopFlag = threading.Event | Callable[[], bool] | None
 
 
 class Stopped(Exception):
     """Raised inside long work when the stop flag is set (callers turn it into a result)."""
-
-
-def should_stop(stop: StopFlag) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 # --------------------------------------------------------------------------- disk cache
@@ -122,7 +112,7 @@ def _store_cached(file: Path, arr: np.ndarray) -> None:
 
 def decode_unit(record: Record, spec: PreprocessSpec, source: Path | None = None) -> np.ndarray:
     """One record -> its unit image (S, S) float32; DataError naming the row on failure."""
-    from training.imageio import read_image
+    from desktop_app.model.imageio import read_image
 
     try:
         image = read_image(record.path)
@@ -168,7 +158,7 @@ def load_units(
     hits = 0
 
     def one(i: int) -> bool:
-        if should_stop(stop):
+        if stop_requested(stop):
             raise Stopped
         record = records[i]
         file = None

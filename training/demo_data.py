@@ -3,7 +3,7 @@
 ``make_demo_dataset(outdir, DemoDataOptions(n=500))`` writes
 
 - ``images/img_00001.dcm`` … (or ``.png``): one PA chest phantom each, from
-  ``desktop_app.core.synthetic``;
+  ``desktop_app.phantoms.studies``;
 - ``manifest.csv`` in the training manifest format (DESIGN.md "Training data"): ``path``
   (relative to the CSV), one 0/1 column per finding, ``patient_id``, ``split``, and
   ``x,y,width,height`` with ``box_label``: one row per image; when several findings are
@@ -28,8 +28,7 @@ import json
 import logging
 import multiprocessing
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,10 +37,11 @@ from typing import Any, Literal
 import numpy as np
 
 from desktop_app import __version__
-from desktop_app.core.atomicio import atomic_path, atomic_write_json, atomic_write_text
-from desktop_app.core.errors import ConfigError, DataError
-from desktop_app.core.synthetic import DEMO_FINDINGS, available_findings, write_chest_xr
-from desktop_app.core.synthetic_xr import derive_rng, make_chest_xr
+from desktop_app.infra.atomicio import atomic_path, atomic_write_json, atomic_write_text
+from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.phantoms.chest_xr import derive_rng, make_chest_xr
+from desktop_app.phantoms.studies import DEMO_FINDINGS, available_findings, write_chest_xr
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,6 @@ MANIFEST = "manifest.csv"
 BOXES = "boxes.csv"
 SUMMARY = "dataset.json"
 FORMAT_VERSION = 1
-
-Progress = Callable[[int, int], None]
-StopFlag = threading.Event | Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -262,14 +259,6 @@ def _write_png16(target: Path, image: np.ndarray) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def _should_stop(stop: StopFlag) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
-
-
 def check_output_dir(outdir: Path, overwrite: bool) -> None:
     """Refuse a non-empty OUTDIR unless ``overwrite``; refuse a file where a folder should be."""
     if outdir.exists() and not outdir.is_dir():
@@ -316,7 +305,7 @@ def make_demo_dataset(
     stopped = False
     if workers <= 1:
         for plan in plans:
-            if _should_stop(stop):
+            if stop_requested(stop):
                 stopped = True
                 break
             results[plan.index] = render_image(str(root), plan, options.image_format).boxes
@@ -352,7 +341,7 @@ def _render_parallel(
             pool.submit(render_image, str(root), plan, options.image_format) for plan in plans
         ]
         for future in pending:
-            if _should_stop(stop):
+            if stop_requested(stop):
                 for f in pending:
                     f.cancel()
                 return True

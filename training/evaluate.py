@@ -2,7 +2,7 @@
 
 Used by ``fit`` (validation and test metrics, operating thresholds for the model file) and by
 ``radassist-train evaluate`` (a model file scored on a manifest's split). Preprocessing is the
-model file's own spec through ``training.preprocessing`` (float32, no augmentation), exactly
+model file's own spec through ``desktop_app.model.preprocessing`` (float32, no augmentation), exactly
 what the app does.
 """
 
@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from desktop_app.core.errors import DataError
+from desktop_app.infra.cancel import Progress, StopFlag
+from desktop_app.infra.errors import DataError
+from desktop_app.model.preprocessing import PreprocessSpec
 from training.data import Dataset, Splits, read_dataset, split_dataset
-from training.dataset import Progress, StopFlag, UnitImageDataset, load_units
+from training.dataset import UnitImageDataset, load_units
 from training.loop import Runtime, predict_logits, select_device, sigmoid
 from training.metrics import choose_threshold, roc_curve, split_metrics
-from training.preprocessing import PreprocessSpec
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def evaluate_model_file(
     A manifest without a split column is split as training split it: with the seed and
     fractions the model file's training_data records.
     """
-    from training.modelfile import load_model_file
+    from desktop_app.model.modelfile import load_model_file
 
     start = time.perf_counter()
     if split not in EVAL_SPLITS:

@@ -52,19 +52,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from desktop_app.core.atomicio import atomic_path
-from desktop_app.core.errors import ConfigError, DataError
-from training.augment import build_augmenter
-from training.config import TrainConfig
-from training.data import Dataset
-from training.dataset import Progress, StopFlag, Stopped, UnitImageDataset, should_stop
-from training.metrics import nanmean, per_label_auroc
-from training.networks import (
+from desktop_app.infra.atomicio import atomic_path
+from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.model.networks import (
     build_network,
     head_name,
     head_parameters,
     set_backbone_trainable,
 )
+from training.augment import build_augmenter
+from training.config import TrainConfig
+from training.data import Dataset
+from training.dataset import Stopped, UnitImageDataset
+from training.metrics import nanmean, per_label_auroc
 
 log = logging.getLogger(__name__)
 
@@ -510,7 +511,7 @@ def predict_logits(
     done = 0
     try:
         for x, _, _ in loader:
-            if should_stop(stop):
+            if stop_requested(stop):
                 raise Stopped
             x = x.to(runtime.device, non_blocking=True)
             if channels_last:
@@ -737,7 +738,7 @@ class Trainer:
         probs, targets = [], []
         seen = 0
         for x, y, _ in self.train_loader:
-            if should_stop(self.stop):
+            if stop_requested(self.stop):
                 raise Stopped
             x = x.to(self.runtime.device, non_blocking=True)
             y = y.to(self.runtime.device, non_blocking=True)
@@ -992,7 +993,7 @@ class Trainer:
                 self._log_scalars(self.history[-1])
                 if self.on_epoch is not None and self.runtime.is_main:
                     self.on_epoch(self.history[-1], list(self.history))
-                if should_stop(self.stop) and epoch < self.epochs and not early_stopped:
+                if stop_requested(self.stop) and epoch < self.epochs and not early_stopped:
                     stopped = True
                     break
         finally:

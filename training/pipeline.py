@@ -11,7 +11,7 @@ Output folder ``DIR``::
     roc_curves.png         validation and test ROC curves with the operating points
     predictions.csv        validation and test probabilities per image
     tensorboard/           TensorBoard event files
-    model.safetensors      the model file (training.modelfile)
+    model.safetensors      the model file (desktop_app.model.modelfile)
     model_card.md          generated from the model file's manifest
 
 k-fold cross-validation (``folds >= 2``): the patients of train+val are dealt into K folds;
@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from desktop_app.core.atomicio import atomic_write_json, atomic_write_text
-from desktop_app.core.errors import ConfigError, DataError
+from desktop_app.infra.atomicio import atomic_write_json, atomic_write_text
+from desktop_app.infra.errors import ConfigError, DataError
 from training.config import TrainConfig, write_config
 from training.data import (
     Dataset,
@@ -565,14 +565,14 @@ class Fit:
     def _write_model(
         self, data: Dataset, model: torch.nn.Module, choice: Any, final_metrics: dict[str, Any]
     ) -> Path:
-        from training.modelfile import (
+        from desktop_app.model.modelfile import (
             DEFAULT_INTENDED_USE,
             ModelManifest,
             model_card_markdown,
             read_manifest,
             save_model_file,
         )
-        from training.networks import arch_args
+        from desktop_app.model.networks import arch_args
 
         c = self.config
         spec = c.preprocess_spec()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop_app.core.atomicio import atomic_write_bytes
+from desktop_app.infra.atomicio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

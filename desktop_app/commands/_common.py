@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from desktop_app.core.errors import RadAssistError
+from desktop_app.infra.errors import RadAssistError
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1

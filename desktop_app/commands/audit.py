@@ -28,7 +28,7 @@ def _count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop_app.core.audit import AuditLog, verify
+    from desktop_app.privacy.audit import AuditLog, verify
 
     audit = AuditLog(args.path)
     if args.action == "verify":

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop_app.core.deid import DeidOptions, deidentify_paths
+    from desktop_app.privacy.deid import DeidOptions, deidentify_paths
 
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:

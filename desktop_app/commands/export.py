@@ -32,7 +32,7 @@ from desktop_app.commands._common import (
     ProgressBar,
     add_date_options,
 )
-from desktop_app.core.errors import ConfigError, RadAssistError
+from desktop_app.infra.errors import ConfigError, RadAssistError
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: none of the inputs exists", file=sys.stderr)
         return EXIT_SOME_FAILED
 
-    from desktop_app.core.index import index_paths
-    from desktop_app.core.review import ReviewStore
+    from desktop_app.review.state import ReviewStore
+    from desktop_app.studies.index import index_paths
 
     index = index_paths(present)
     problems = [p.one_line() for p in index.problems]
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _h(uid: str) -> str:
-    from desktop_app.core.hashedpaths import uid_hash
+    from desktop_app.infra.hashedpaths import uid_hash
 
     return uid_hash(uid)
 
@@ -170,7 +170,7 @@ class _Runner:
 
     def engine(self) -> Any:
         if self._engine is None:
-            from desktop_app.core.engine import InferenceEngine
+            from desktop_app.inference.engine import InferenceEngine
 
             self._engine = InferenceEngine(self.args.model, device=self.args.device)
             for message in self._engine.warnings:
@@ -187,9 +187,9 @@ def _export_one(
     runner: _Runner,
     paths: list[str],
 ) -> Any:
-    from desktop_app.core.audit import AuditLog
-    from desktop_app.core.deid import DeidOptions
-    from desktop_app.core.exports import ExportRequest, export_study
+    from desktop_app.exports import ExportRequest, export_study
+    from desktop_app.privacy.audit import AuditLog
+    from desktop_app.privacy.deid import DeidOptions
 
     uid = study.study_instance_uid
     name = _h(uid)
@@ -234,9 +234,9 @@ def _export_one(
 
 
 def _run_model(engine: Any, study: Any, quiet: bool, audit: Any) -> list[Any]:
-    from desktop_app.core.audit import AuditLogError, record_inference
-    from desktop_app.core.series import assemble
-    from desktop_app.core.volume import SeriesVolume
+    from desktop_app.privacy.audit import AuditLogError, record_inference
+    from desktop_app.studies.series import assemble
+    from desktop_app.studies.volume import SeriesVolume
 
     results = []
     for series in study.series:
@@ -271,12 +271,12 @@ def _run_model(engine: Any, study: Any, quiet: bool, audit: Any) -> list[Any]:
 
 def _manifest_for(model: str | None, sha: str) -> Any:
     """The manifest of ``--model`` (or the bundled model) when it is the reviewed model."""
-    from desktop_app.core.errors import ModelFileError
-    from desktop_app.core.modelpaths import default_model_path
+    from desktop_app.infra.errors import ModelFileError
+    from desktop_app.model.paths import default_model_path
 
     try:
         path = Path(model) if model else default_model_path()
-        from training.modelfile import read_manifest
+        from desktop_app.model.modelfile import read_manifest
 
         manifest = read_manifest(path)
     except ModelFileError as err:
@@ -296,8 +296,8 @@ def _manifest_for(model: str | None, sha: str) -> Any:
 def _device_from_audit(audit: Any, study_uid: str, sha: str) -> str:
     """The device of the latest inference on this study with this model, from the audit
     trail (a review does not record it); '' when there is none."""
-    from desktop_app.core.audit import AuditLogError
-    from desktop_app.core.hashedpaths import uid_hash
+    from desktop_app.infra.hashedpaths import uid_hash
+    from desktop_app.privacy.audit import AuditLogError
 
     target = uid_hash(study_uid)
     device = ""

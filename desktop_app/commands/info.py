@@ -29,7 +29,7 @@ from typing import Any
 
 from desktop_app import __version__
 from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED
-from desktop_app.core.errors import RadAssistError
+from desktop_app.infra.errors import RadAssistError
 
 SCHEMA_NAME = "radassist-info"
 SCHEMA_VERSION = "1.0"
@@ -72,9 +72,10 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Everything the report shows, as the JSON document."""
     import torch
 
-    from desktop_app.core import firststart
-    from desktop_app.core.devices import choose_device, physical_cores
-    from desktop_app.core.userdirs import data_dir
+    from desktop_app.inference import firststart
+    from desktop_app.inference.devices import choose_device
+    from desktop_app.infra.cpus import available_cpus, physical_cores
+    from desktop_app.infra.userdirs import data_dir
 
     choice = choose_device(args.device)
     report: dict[str, Any] = {
@@ -91,7 +92,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "model": None,
         "cpu": {
             "model": firststart.cpu_model(),
-            "count": firststart.cpu_count(),
+            "count": available_cpus(),
             "threads": physical_cores(),  # what the engine uses on the CPU
         },
         "data_dir": str(data_dir()),
@@ -107,7 +108,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             report["device"]["chosen"] = engine.device
             report["device"]["warnings"] = list(engine.warnings)
         else:  # measured before: read the manifest only, build no engine
-            from training.modelfile import read_manifest
+            from desktop_app.model.modelfile import read_manifest
 
             model_path = _model_path(args.model)
             manifest = read_manifest(model_path)
@@ -134,13 +135,13 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _model_path(model: str | None) -> Path:
-    from desktop_app.core.modelpaths import default_model_path
+    from desktop_app.model.paths import default_model_path
 
     return default_model_path() if model is None else Path(model)
 
 
 def _cached(model: str | None, device: str, threads: int) -> Any:
-    from desktop_app.core import firststart
+    from desktop_app.inference import firststart
 
     try:
         return firststart.cached_estimate(_model_path(model), device, threads=threads)

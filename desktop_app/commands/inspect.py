@@ -18,7 +18,7 @@ import sys
 from typing import Any, TextIO
 
 from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar, positive_int
-from desktop_app.core.inspection import (
+from desktop_app.studies.inspection import (
     STATUS_REFUSED,
     InspectionReport,
     SeriesReport,

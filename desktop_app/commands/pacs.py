@@ -138,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose < 2:
         # pynetdicom reports failures at ERROR level itself; we print one line instead.
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
-    from desktop_app.core.pacs_nodes import NodeConfig
+    from desktop_app.pacs.nodes import NodeConfig
 
     config = NodeConfig.load(args.config)
     if args.action == "node":
         return _node(args, config)
-    from desktop_app.core.pacs import PacsClient, Timeouts
+    from desktop_app.pacs.dimse import PacsClient, Timeouts
 
     node = config.get(args.node)
     timeouts = Timeouts(
@@ -192,7 +192,7 @@ def _find(args: argparse.Namespace, client: Any) -> int:
 
 
 def _get(args: argparse.Namespace, client: Any) -> int:
-    from desktop_app.core.pacs_store import LocalStore
+    from desktop_app.pacs.store import LocalStore
 
     store = LocalStore(args.store)
     method = args.method or client.node.retrieve
@@ -211,7 +211,7 @@ def _get(args: argparse.Namespace, client: Any) -> int:
 
 
 def _send(args: argparse.Namespace, client: Any) -> int:
-    from desktop_app.core.deid import iter_files
+    from desktop_app.privacy.deid import iter_files
 
     files = list(iter_files(args.paths))
     if not files:
@@ -226,7 +226,7 @@ def _send(args: argparse.Namespace, client: Any) -> int:
 
 
 def _node(args: argparse.Namespace, config: Any) -> int:
-    from desktop_app.core.pacs_nodes import PacsNode
+    from desktop_app.pacs.nodes import PacsNode
 
     if args.node_action == "add":
         node = PacsNode(args.name, args.aet, args.host, args.port, "move" if args.move else "get")

@@ -38,7 +38,7 @@ from desktop_app.commands._common import (
     ProgressBar,
     int_between,
 )
-from desktop_app.core.errors import ConfigError, RadAssistError
+from desktop_app.infra.errors import ConfigError, RadAssistError
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         thresholds[label] = value
 
-    from desktop_app.core.engine import InferenceEngine
+    from desktop_app.inference.engine import InferenceEngine
 
     try:
         engine = InferenceEngine(
@@ -213,7 +213,7 @@ def _audit(result: Any, study_uid: str, problem: str | None) -> str | None:
     """Append the run's ``inference`` record to the audit trail (hashed UIDs, model hash,
     device, timings: no patient data). A trail that can't be written is said once, as a
     warning: the findings are already on disk."""
-    from desktop_app.core.audit import AuditLog, record_inference
+    from desktop_app.privacy.audit import AuditLog, record_inference
 
     if problem is not None:
         return problem
@@ -236,11 +236,11 @@ def _audit(result: Any, study_uid: str, problem: str | None) -> str | None:
 def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], list[str]]:
     """(output name, engine source, study UID, source for rendering) per stack, and problem
     lines. PNG/JPEG files named on the command line are runs of their own."""
-    from desktop_app.core.hashedpaths import uid_hash
-    from desktop_app.core.index import index_paths
-    from desktop_app.core.series import assemble
-    from desktop_app.core.volume import SeriesVolume
-    from training.imageio import image_kind
+    from desktop_app.infra.hashedpaths import uid_hash
+    from desktop_app.model.imageio import image_kind
+    from desktop_app.studies.index import index_paths
+    from desktop_app.studies.series import assemble
+    from desktop_app.studies.volume import SeriesVolume
 
     jobs: list[tuple[str, Any, str, Any]] = []
     dicom_inputs: list[str] = []
@@ -277,12 +277,12 @@ def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], lis
 
 def _key_image(render_source: Any, index: int) -> np.ndarray:
     """The slice as the viewer shows it by default (file window, else automatic), uint8."""
-    from desktop_app.core.display import render
-    from desktop_app.core.volume import SeriesVolume
+    from desktop_app.dicom.display import render
+    from desktop_app.studies.volume import SeriesVolume
 
     if isinstance(render_source, SeriesVolume):
         return render(render_source.frame(index))
-    from training.imageio import read_image
+    from desktop_app.model.imageio import read_image
 
     values = read_image(render_source).values
     lo, hi = np.percentile(values, [0.5, 99.5])
@@ -310,7 +310,7 @@ def _write_outputs(folder: Path, result: Any, labels: Sequence[str], render_sour
     wrote findings.json measured slower (130 against 108 ms for the 1024² sample; Pillow's
     encoder re-takes the GIL per 64 KiB chunk, and the two fsyncs queue on one journal).
     """
-    from desktop_app.core.atomicio import atomic_write_bytes, atomic_write_json
+    from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     files, overlays = _render_outputs(folder, result, labels, render_source)
@@ -324,8 +324,8 @@ def _render_outputs(
 ) -> tuple[dict[str, str], list[tuple[Path, np.ndarray]]]:
     """Write the heatmap PNGs and render the overlay images; return the heatmap file names by
     label and the overlays to write (path, RGB image)."""
-    from desktop_app.core.atomicio import atomic_write_bytes
-    from desktop_app.core.overlays import marks_from_findings, render_overlay
+    from desktop_app.inference.overlays import marks_from_findings, render_overlay
+    from desktop_app.infra.atomicio import atomic_write_bytes
 
     files: dict[str, str] = {}
     for k, finding in enumerate(result.findings):

@@ -1,4 +1,4 @@
-"""The PySide6 GUI. The only package that imports Qt; all logic lives in desktop_app.core.
+"""The PySide6 GUI. The only package that imports Qt; all logic lives in the Qt-free packages beside it.
 
 Modules:
 - launch: `radassist [PATH ...]` — builds the QApplication, the main window, screenshot mode.
@@ -11,7 +11,7 @@ Modules:
 - inference: InferenceController — the model in a worker (supersede, cancel, warm-up).
 - engine_runner: the core InferenceEngine behind the controller's Runner seam.
 - dialogs: settings (with shortcut rebinding), shortcut cheat-sheet, model card.
-- app_settings: typed QSettings access through core.settings_model.
+- app_settings: typed QSettings access through desktop_app.settings.schema.
 - workers: TaskChannel — generation-numbered, cancellable jobs on a thread pool.
 - errors: the hook that catches, logs and shows unhandled exceptions in any thread.
 - screenshot: `--screenshot FILE.png [--run-inference]` for docs and checks.

@@ -1,6 +1,6 @@
 """AppSettings: typed access to QSettings through the core's settings schema.
 
-QSettings stores; ``desktop_app.core.settings_model`` says what each key is and coerces what
+QSettings stores; ``desktop_app.settings.schema`` says what each key is and coerces what
 comes back (an INI file returns text). Shortcut overrides live under ``shortcuts/<action id>``.
 """
 
@@ -10,8 +10,9 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from desktop_app.core import settings_model, shortcuts
-from desktop_app.core.settings_model import SHORTCUT_PREFIX
+from desktop_app.settings import schema as settings_model
+from desktop_app.settings import shortcuts
+from desktop_app.settings.schema import SHORTCUT_PREFIX
 
 MAX_RECENT = 10
 

@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.core import shortcuts
-from desktop_app.core.settings_model import COLORMAPS, DEVICES
+from desktop_app.settings import shortcuts
+from desktop_app.settings.schema import COLORMAPS, DEVICES
 
 
 class SettingsDialog(QDialog):

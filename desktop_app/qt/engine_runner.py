@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from desktop_app.core.colormaps import heatmap_rgba
-from desktop_app.core.review import findings_from_result
-from desktop_app.core.series import SliceStack
-from desktop_app.core.volume import SeriesVolume
+from desktop_app.inference.colormaps import heatmap_rgba
 from desktop_app.qt.inference import ModelInfo, RunOutput
+from desktop_app.review.state import findings_from_result
+from desktop_app.studies.series import SliceStack
+from desktop_app.studies.volume import SeriesVolume
 
 if TYPE_CHECKING:
-    from desktop_app.core.engine import InferenceEngine
+    from desktop_app.inference.engine import InferenceEngine
 
 
 def colorize(heatmap: np.ndarray, colormap: str) -> np.ndarray:
@@ -47,15 +47,15 @@ class EngineRunner:
         self.engine: InferenceEngine | None = None
 
     def load(self) -> ModelInfo:
-        from desktop_app.core.devices import physical_cores
-        from desktop_app.core.engine import InferenceEngine
+        from desktop_app.inference.engine import InferenceEngine
+        from desktop_app.infra.cpus import physical_cores
 
         threads = self.threads or gui_cpu_threads(physical_cores())
         engine = InferenceEngine(
             self.model_path, device=self.device, heatmaps="all", threads=threads
         )
         self.engine = engine
-        from desktop_app.core.firststart import try_estimate_for_engine
+        from desktop_app.inference.firststart import try_estimate_for_engine
 
         try_estimate_for_engine(engine)  # once per machine: ms/image for the device badge
         # One run on a blank image now: the first forward and Grad-CAM passes set up lazily

@@ -27,15 +27,15 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import RESEARCH_USE_NOTICE
-from desktop_app.core.overlays import label_colour
-from desktop_app.core.review import (
+from desktop_app.inference.overlays import label_colour
+from desktop_app.qt.theme import ACCENT, NEGATIVE, POSITIVE, WARNING
+from desktop_app.review.state import (
     ACCEPTED,
     REJECT_REASONS,
     REJECTED,
     FindingReview,
     ReviewState,
 )
-from desktop_app.qt.theme import ACCENT, NEGATIVE, POSITIVE, WARNING
 
 SLIDER_STEPS = 1000
 ACCEPTED_COLOR = "#5fb36b"

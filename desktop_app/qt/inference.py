@@ -19,10 +19,10 @@ from typing import Any, Protocol
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from desktop_app.core.review import FindingReview, ModelRef
-from desktop_app.core.series import SliceStack
-from desktop_app.core.volume import SeriesVolume
 from desktop_app.qt.workers import Cancelled, TaskChannel, lower_thread_priority, make_pool
+from desktop_app.review.state import FindingReview, ModelRef
+from desktop_app.studies.series import SliceStack
+from desktop_app.studies.volume import SeriesVolume
 
 log = logging.getLogger(__name__)
 

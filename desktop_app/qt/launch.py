@@ -116,7 +116,7 @@ def _set_window_icon(app: object) -> None:
     """The app icon in the title bar and task switcher (resources/icons, also in the bundle)."""
     from PySide6.QtGui import QIcon
 
-    from desktop_app.core.modelpaths import resources_dir
+    from desktop_app.model.paths import resources_dir
 
     icon = QIcon()
     for size in (16, 24, 32, 48, 64, 128, 256):

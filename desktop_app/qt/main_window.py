@@ -41,22 +41,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import RESEARCH_USE_NOTICE, __version__
-from desktop_app.core import shortcuts
-from desktop_app.core.audit import AuditLog
-from desktop_app.core.display import presets_for_modality, render
-from desktop_app.core.errors import RadAssistError, describe
-from desktop_app.core.firststart import badge_tooltip
-from desktop_app.core.hashedpaths import uid_hash
-from desktop_app.core.index import InstanceInfo, StudyIndex, index_paths
-from desktop_app.core.review import (
-    REJECT_REASONS,
-    FindingReview,
-    ReviewState,
-    ReviewStore,
-    ReviewWriter,
-)
-from desktop_app.core.series import SeriesAssembly, assemble
-from desktop_app.core.volume import SeriesVolume, instance_frame
+from desktop_app.dicom.display import presets_for_modality, render
+from desktop_app.inference.firststart import badge_tooltip
+from desktop_app.infra.errors import RadAssistError, describe
+from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.privacy.audit import AuditLog
 from desktop_app.qt import errors as qt_errors
 from desktop_app.qt.app_settings import AppSettings
 from desktop_app.qt.canvas import CanvasShape, ImageCanvas
@@ -78,6 +67,17 @@ from desktop_app.qt.study_browser import StackEntry, StudyBrowserWidget
 from desktop_app.qt.tag_viewer import TagViewerWidget
 from desktop_app.qt.viewer import SeriesContext, ViewerWidget
 from desktop_app.qt.workers import TaskChannel
+from desktop_app.review.state import (
+    REJECT_REASONS,
+    FindingReview,
+    ReviewState,
+    ReviewStore,
+    ReviewWriter,
+)
+from desktop_app.settings import shortcuts
+from desktop_app.studies.index import InstanceInfo, StudyIndex, index_paths
+from desktop_app.studies.series import SeriesAssembly, assemble
+from desktop_app.studies.volume import SeriesVolume, instance_frame
 
 log = logging.getLogger(__name__)
 
@@ -1317,7 +1317,7 @@ class MainWindow(QMainWindow):
             if not out_dir:
                 return False
         self.findings.flush_note()
-        from desktop_app.core.exports import ExportRequest, export_study
+        from desktop_app.exports import ExportRequest, export_study
 
         stacks = [e.stack for e in self.browser.entries.values() if e.study_uid == entry.study_uid]
         paths = sorted({str(s.instance.path) for stack in stacks for s in stack.slices})
@@ -1335,8 +1335,8 @@ class MainWindow(QMainWindow):
 
         def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
             try:  # the model card, when the model file is the reviewed one
-                from desktop_app.core.modelpaths import default_model_path
-                from training.modelfile import read_manifest
+                from desktop_app.model.modelfile import read_manifest
+                from desktop_app.model.paths import default_model_path
 
                 request.model_manifest = read_manifest(model_path or default_model_path())
             except RadAssistError:

@@ -43,11 +43,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.core.errors import Cancelled, ConfigError, PacsError, RadAssistError
-from desktop_app.core.hashedpaths import uid_hash
-from desktop_app.core.pacs import PacsClient, Timeouts
-from desktop_app.core.pacs_nodes import LocalAE, NodeConfig, PacsNode
-from desktop_app.core.pacs_query import (
+from desktop_app.infra.errors import Cancelled, ConfigError, PacsError, RadAssistError
+from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.pacs.dimse import PacsClient, Timeouts
+from desktop_app.pacs.nodes import LocalAE, NodeConfig, PacsNode
+from desktop_app.pacs.query import (
     STUDY_COLUMNS,
     RetrievePlan,
     StudyQuery,
@@ -55,7 +55,7 @@ from desktop_app.core.pacs_query import (
     preset_range,
     study_rows,
 )
-from desktop_app.core.pacs_store import LocalStore
+from desktop_app.pacs.store import LocalStore
 from desktop_app.qt.theme import NEGATIVE, POSITIVE
 from desktop_app.qt.workers import TaskChannel, make_pool
 

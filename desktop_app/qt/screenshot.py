@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QTimer
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.core.atomicio import atomic_write_bytes
+from desktop_app.infra.atomicio import atomic_write_bytes
 from desktop_app.qt.main_window import MainWindow
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from desktop_app.core.errors import RadAssistError
-from desktop_app.core.index import StudyIndex
-from desktop_app.core.series import SeriesAssembly, SliceStack, assemble
-from desktop_app.core.thumbnails import stack_thumbnail
+from desktop_app.infra.errors import RadAssistError
 from desktop_app.qt.images import array_to_qimage
 from desktop_app.qt.workers import TaskChannel
+from desktop_app.studies.index import StudyIndex
+from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble
+from desktop_app.studies.thumbnails import stack_thumbnail
 
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
 THUMB_PX = 44

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.core.tags import TagRow, as_text, filter_rows, flatten
-from desktop_app.core.volume import SeriesVolume
+from desktop_app.dicom.tags import TagRow, as_text, filter_rows, flatten
 from desktop_app.qt.workers import TaskChannel
+from desktop_app.studies.volume import SeriesVolume
 
 
 class TagViewerWidget(QWidget):

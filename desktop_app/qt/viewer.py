@@ -1,6 +1,6 @@
 """ViewerWidget: one series in the canvas, with a slice slider, window/level and a readout.
 
-The series' pixels come from a core :class:`~desktop_app.core.volume.SeriesVolume`: the shown
+The series' pixels come from a core :class:`~desktop_app.studies.volume.SeriesVolume`: the shown
 slice is decoded first and the rest in the background, so the first image appears before the
 series is read. A slice that isn't decoded yet is fetched in a worker, never on the GUI thread.
 """
@@ -18,19 +18,19 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from desktop_app.core.display import Window, auto_window, render
-from desktop_app.core.pixels import Frame
-from desktop_app.core.series import SliceStack
-from desktop_app.core.viewing import (
+from desktop_app.dicom.display import Window, auto_window, render
+from desktop_app.dicom.pixels import Frame
+from desktop_app.dicom.viewing import (
     ValueRange,
     distance_mm,
     drag_window,
     format_distance,
     pixel_readout,
 )
-from desktop_app.core.volume import BackgroundLoad, SeriesVolume
 from desktop_app.qt.canvas import ImageCanvas, Ruler
 from desktop_app.qt.workers import TaskChannel
+from desktop_app.studies.series import SliceStack
+from desktop_app.studies.volume import BackgroundLoad, SeriesVolume
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from desktop_app.core.errors import Cancelled, RadAssistError, describe
+from desktop_app.infra.errors import Cancelled, RadAssistError, describe
 
 log = logging.getLogger(__name__)
 

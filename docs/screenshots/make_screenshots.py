@@ -38,7 +38,7 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.core.atomicio import atomic_write_bytes
+    from desktop_app.infra.atomicio import atomic_write_bytes
     from desktop_app.qt.main_window import MainWindow
     from desktop_app.qt.theme import apply_dark_theme
 

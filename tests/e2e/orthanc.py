@@ -181,9 +181,9 @@ def running_orthanc(workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 def wait_until_ready(proc: subprocess.Popen[bytes], timeout_s: float = READY_TIMEOUT_S) -> float:
     """Poll C-ECHO (with RadAssist's client) until Orthanc answers; return seconds waited."""
-    from desktop_app.core.errors import PacsError
-    from desktop_app.core.pacs import PacsClient, Timeouts
-    from desktop_app.core.pacs_nodes import PacsNode
+    from desktop_app.infra.errors import PacsError
+    from desktop_app.pacs.dimse import PacsClient, Timeouts
+    from desktop_app.pacs.nodes import PacsNode
 
     client = PacsClient(
         PacsNode("orthanc", ORTHANC_AET, "127.0.0.1", ORTHANC_DICOM_PORT),

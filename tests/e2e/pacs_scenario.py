@@ -1,6 +1,6 @@
 """The client side of the Orthanc round trip, run inside the private network namespace.
 
-Uses RadAssist's real PACS API (``desktop_app.core.pacs``) against the Orthanc that
+Uses RadAssist's real PACS API (``desktop_app.pacs.dimse``) against the Orthanc that
 ``tests/e2e/orthanc.py`` started, and returns plain JSON data for the test to assert on. Each
 step records what it saw (and any error as one line) rather than asserting, so that one
 failing step does not hide the others.
@@ -21,11 +21,11 @@ from typing import Any
 import pydicom
 from pydicom.uid import generate_uid
 
-from desktop_app.core.errors import PacsError
-from desktop_app.core.hashedpaths import instance_relpath
-from desktop_app.core.pacs import PacsClient, Timeouts
-from desktop_app.core.pacs_nodes import LocalAE, PacsNode
-from desktop_app.core.pacs_store import LocalStore
+from desktop_app.infra.errors import PacsError
+from desktop_app.infra.hashedpaths import instance_relpath
+from desktop_app.pacs.dimse import PacsClient, Timeouts
+from desktop_app.pacs.nodes import LocalAE, PacsNode
+from desktop_app.pacs.store import LocalStore
 from tests.e2e.orthanc import (
     CLIENT_AET,
     CLIENT_SCP_PORT,
@@ -344,8 +344,8 @@ def _tiny_model(path: Path) -> Path:
     Its nodule threshold is 0 so that a positive finding (and a key image) always exists."""
     import torch
 
-    from training import modelfile
-    from training.networks import build_network
+    from desktop_app.model import modelfile
+    from desktop_app.model.networks import build_network
 
     torch.manual_seed(0)
     network = build_network("efficientnet-lite0", 3, pretrained=False, image_size=64).eval()
@@ -388,7 +388,7 @@ def export_round_trip(client: PacsClient, workdir: Path, results: dict[str, Any]
     _step(results, "xr_get", get)
 
     def predict() -> dict[str, Any]:
-        from desktop_app.core.engine import InferenceEngine
+        from desktop_app.inference.engine import InferenceEngine
 
         started = time.monotonic()
         model = _tiny_model(workdir / "round-trip.safetensors")
@@ -408,7 +408,7 @@ def export_round_trip(client: PacsClient, workdir: Path, results: dict[str, Any]
     _step(results, "xr_predict", predict)
 
     def export() -> dict[str, Any]:
-        from desktop_app.core.exports import ExportRequest, export_study
+        from desktop_app.exports import ExportRequest, export_study
 
         out = export_study(
             ExportRequest(

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from desktop_app.cli import main
-from desktop_app.core.modelpaths import resources_dir
-from tests.core.engine_helpers import bundled_model_or_skip
-from training.modelfile import read_manifest
+from desktop_app.model.modelfile import read_manifest
+from desktop_app.model.paths import resources_dir
+from tests.helpers.engine import bundled_model_or_skip
 
 SAMPLE = resources_dir() / "sample" / "chest_xr"
 TRUTH = json.loads((SAMPLE / "truth.json").read_text(encoding="utf-8"))

@@ -11,10 +11,10 @@ import pydicom
 import pytest
 
 from desktop_app.cli import main
-from desktop_app.core.audit import AuditLog
-from desktop_app.core.hashedpaths import uid_hash
-from desktop_app.core.review import ReviewStore
-from tests.core.export_helpers import CHEST, PATIENT_ID, chest_study, copy_study
+from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.privacy.audit import AuditLog
+from desktop_app.review.state import ReviewStore
+from tests.helpers.exports import CHEST, PATIENT_ID, chest_study, copy_study
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -82,7 +82,7 @@ def test_deidentify_leaves_no_patient_identifiers(
 def test_without_a_review_the_model_runs_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.core.engine_helpers import make_model_file  # torch: only for this test
+    from tests.helpers.engine import make_model_file  # torch: only for this test
 
     files = copy_study(CHEST, tmp_path / "study")
     model = make_model_file(

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from desktop_app.cli import main
-from desktop_app.core import volume as volume_module
-from desktop_app.core.inspection import SCHEMA_VERSION, inspect_paths
-from desktop_app.core.synthetic import write_ct_series
-from tests.core.conftest import image_dataset, pydicom_test_file, save
+from desktop_app.phantoms.studies import write_ct_series
+from desktop_app.studies import volume as volume_module
+from desktop_app.studies.inspection import SCHEMA_VERSION, inspect_paths
+from tests.helpers.dicomfiles import image_dataset, pydicom_test_file, save
 
 SCHEMA_DOC = Path(__file__).resolve().parents[2] / "docs" / "inspect-json-schema.md"
 

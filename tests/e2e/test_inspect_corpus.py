@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from desktop_app.core.inspection import (
+from desktop_app.studies.inspection import (
     STATUS_NO_PIXELS,
     STATUS_OK,
     STATUS_REFUSED,
@@ -21,7 +21,7 @@ from desktop_app.core.inspection import (
     InspectionReport,
     inspect_paths,
 )
-from tests.core.conftest import pydicom_data_files, pydicom_test_files
+from tests.helpers.dicomfiles import pydicom_data_files, pydicom_test_files
 
 PYDICOM_FILES = pydicom_test_files()
 DATA_FILES = pydicom_data_files()

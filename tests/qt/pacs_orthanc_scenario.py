@@ -116,9 +116,9 @@ def run_gui(workdir: Path, screenshot: Path | None) -> dict[str, Any]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.core.pacs import PacsClient
-    from desktop_app.core.pacs_nodes import NodeConfig, PacsNode
-    from desktop_app.core.pacs_store import LocalStore
+    from desktop_app.pacs.dimse import PacsClient
+    from desktop_app.pacs.nodes import NodeConfig, PacsNode
+    from desktop_app.pacs.store import LocalStore
     from desktop_app.qt.main_window import MainWindow
     from desktop_app.qt.pacs_dialog import UID_ROLE
     from desktop_app.qt.theme import apply_dark_theme

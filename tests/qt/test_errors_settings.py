@@ -80,7 +80,7 @@ def test_settings_persist_across_windows(qtbot, make_window, qsettings, settings
 
 
 def test_settings_dialog_round_trip_and_conflicts(qtbot) -> None:
-    from desktop_app.core import shortcuts
+    from desktop_app.settings import shortcuts
 
     values = {"review/reviewer": "A", "inference/device": "mps", "overlay/opacity": 0.3,
               "overlay/colormap": "hot", "overlay/heatmap": False}  # fmt: skip
@@ -103,7 +103,7 @@ def test_settings_dialog_round_trip_and_conflicts(qtbot) -> None:
 
 
 def test_cheat_sheet_lists_every_group() -> None:
-    from desktop_app.core import shortcuts
+    from desktop_app.settings import shortcuts
 
     text = cheat_sheet_html(shortcuts.effective())
     for group in ("File", "Navigation", "Overlays", "Review", "Help"):

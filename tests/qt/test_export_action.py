@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from desktop_app.core.hashedpaths import uid_hash
+from desktop_app.infra.hashedpaths import uid_hash
 from tests.qt.conftest import SAMPLE_CT, open_and_wait
 
 

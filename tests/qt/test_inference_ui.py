@@ -9,8 +9,8 @@ import threading
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from desktop_app.core.audit import AuditLog
-from desktop_app.core.errors import InferenceError, ModelFileError
+from desktop_app.infra.errors import InferenceError, ModelFileError
+from desktop_app.privacy.audit import AuditLog
 from tests.qt.conftest import SAMPLE_CT, FakeRunner, open_and_wait
 
 

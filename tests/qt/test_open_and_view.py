@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 
-from desktop_app.core.display import PRESETS
+from desktop_app.dicom.display import PRESETS
 from tests.qt.conftest import SAMPLE_CT, SAMPLE_XR, open_and_wait
 
 

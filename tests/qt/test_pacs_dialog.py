@@ -18,11 +18,11 @@ import pydicom
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from desktop_app.core.hashedpaths import instance_relpath
-from desktop_app.core.pacs import FindMatch, Timeouts
-from desktop_app.core.pacs_nodes import NodeConfig, PacsNode
-from desktop_app.core.pacs_query import StudyRow
-from desktop_app.core.pacs_store import LocalStore
+from desktop_app.infra.hashedpaths import instance_relpath
+from desktop_app.pacs.dimse import FindMatch, Timeouts
+from desktop_app.pacs.nodes import NodeConfig, PacsNode
+from desktop_app.pacs.query import StudyRow
+from desktop_app.pacs.store import LocalStore
 from desktop_app.qt.pacs_dialog import NO_NODE, PacsDialog
 from tests.qt.conftest import flush_deletes
 from tests.qt.fake_pacs import AET, FakePacs, SilentPeer, free_port

@@ -12,8 +12,8 @@ import sys
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from desktop_app.core.audit import AuditLog, verify
-from desktop_app.core.review import ACCEPTED, PENDING, REJECTED, ReviewStore
+from desktop_app.privacy.audit import AuditLog, verify
+from desktop_app.review.state import ACCEPTED, PENDING, REJECTED, ReviewStore
 from tests.qt.conftest import ROOT, SAMPLE_CT, open_and_wait
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from desktop_app.core.errors import Cancelled, DicomReadError
+from desktop_app.infra.errors import Cancelled, DicomReadError
 from desktop_app.qt.workers import TaskChannel, make_pool
 
 

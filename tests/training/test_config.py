@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from desktop_app.core.errors import ConfigError
+from desktop_app.infra.errors import ConfigError
 from training.config import (
     TrainConfig,
     apply_overrides,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from training import modelfile as MF
+from desktop_app.model import modelfile as MF
+from desktop_app.model.networks import build_network, lite_wheel_path
 from training.cli import main
-from training.networks import build_network, lite_wheel_path
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_app.core.errors import DataError
+from desktop_app.infra.errors import DataError
 from training.data import (
     kfold_by_patient,
     read_dataset,

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from training.modelfile import load_model_file
-
-from .tinydata import demo_dataset
+from desktop_app.model.modelfile import load_model_file
+from tests.helpers.tinydata import demo_dataset
 
 
 def _free_port() -> int:

@@ -14,8 +14,8 @@ import pytest
 from pydicom.uid import RLELossless
 
 from desktop_app.commands._common import guarded
-from desktop_app.core.errors import ConfigError, DataError
-from desktop_app.core.synthetic import make_chest_xr
+from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.phantoms.studies import make_chest_xr
 from training import cli
 from training.commands import make_demo_data as command
 from training.demo_data import (

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from desktop_app.model.modelfile import default_manifest, load_model_file, save_model_file
+from desktop_app.model.networks import build_from_arch_args
+from desktop_app.model.preprocessing import preprocess_file
+from tests.helpers.tinydata import demo_dataset, single_thread
 from training import cli
 from training.data import read_dataset, split_dataset
 from training.metrics import auroc, confusion
-from training.modelfile import default_manifest, load_model_file, save_model_file
-from training.networks import build_from_arch_args
-from training.preprocessing import preprocess_file
-
-from .tinydata import demo_dataset, single_thread
 
 LABELS = ("nodule", "effusion", "cardiomegaly")
 

@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tests.core.engine_helpers import LABELS, SIZE, make_model_file
+from desktop_app.model.modelfile import load_model_file
+from tests.helpers.engine import LABELS, SIZE, make_model_file
 from training.cli import main
 from training.commands.export_onnx import METADATA_KEY
-from training.modelfile import load_model_file
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from desktop_app.core.synthetic import write_chest_xr
+from desktop_app.model.modelfile import load_model_file, read_manifest
+from desktop_app.phantoms.studies import write_chest_xr
+from tests.helpers.tinydata import demo_dataset, single_thread
 from training import cli
 from training.commands import fit as fit_command
-from training.modelfile import load_model_file, read_manifest
-
-from .tinydata import demo_dataset, single_thread
 
 FAST = [
     "--epochs", "2", "--image-size", "64", "--no-pretrained", "--batch-size", "8",

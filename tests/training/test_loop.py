@@ -15,16 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from desktop_app.core.errors import ConfigError, DataError
+from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.model.networks import backbone_parameters, head_parameters
+from desktop_app.model.preprocessing import PreprocessSpec, unit_image
+from tests.helpers.tinydata import demo_dataset, single_thread, tiny_config
 from training import loop as L
 from training.augment import build_augmenter, sample_seed
 from training.config import AugmentConfig
 from training.data import read_dataset, split_dataset
 from training.dataset import UnitImageDataset, decode_unit, load_units, prepare_cache_dir
-from training.networks import backbone_parameters, head_parameters
-from training.preprocessing import PreprocessSpec, unit_image
-
-from .tinydata import demo_dataset, single_thread, tiny_config
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -142,7 +141,7 @@ class TestAugmentAndCache:
         spec = PreprocessSpec(image_size=48)
         records = data.records[:4]
         units = load_units(records, spec, cache_dir=tmp_path / "cache", workers=2)
-        from training.imageio import read_image
+        from desktop_app.model.imageio import read_image
 
         for k, r in enumerate(records):
             image = read_image(r.path)

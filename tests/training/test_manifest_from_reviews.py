@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from desktop_app.core.review import ReviewStore
-from tests.core.export_helpers import (
+from desktop_app.review.state import ReviewStore
+from tests.helpers.exports import (
     CT_DIR,
     NODULE_BOX,
     PATIENT_ID,
@@ -190,7 +190,7 @@ def test_images_found_in_the_local_store_by_default(
 ) -> None:
     import pydicom
 
-    from desktop_app.core.pacs_store import LocalStore
+    from desktop_app.pacs.store import LocalStore
 
     store = LocalStore()
     for path in [reviews["chest"], *reviews["ct"]]:

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from desktop_app.core.errors import ConfigError
+from desktop_app.infra.errors import ConfigError
+from tests.helpers.tinydata import demo_dataset, single_thread, tiny_config
 from training import loop as L
 from training.config import TrainConfig, config_from_dict
 from training.data import read_dataset, split_dataset
 from training.dataset import load_units
-
-from .tinydata import demo_dataset, single_thread, tiny_config
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.training.tinydata import demo_dataset
+from tests.helpers.tinydata import demo_dataset
 from training.data import read_dataset, split_dataset
 from training.demo_data import DemoDataOptions, plan_demo_dataset, read_manifest_rows
 

@@ -18,16 +18,16 @@ from pathlib import Path
 import torch
 
 from desktop_app.commands._common import EXIT_OK
-from desktop_app.core.errors import ConfigError, ModelFileError
-from training.modelfile import LABEL_PATTERN, default_manifest, save_model_file
-from training.networks import (
+from desktop_app.infra.errors import ConfigError, ModelFileError
+from desktop_app.model.modelfile import LABEL_PATTERN, default_manifest, save_model_file
+from desktop_app.model.networks import (
     ARCHITECTURES,
     build_from_arch_args,
     extract_state_dict,
     get_arch,
     load_lite_weights,
 )
-from training.preprocessing import NORMALIZATIONS, OUTPUT_SCALINGS, PreprocessSpec
+from desktop_app.model.preprocessing import NORMALIZATIONS, OUTPUT_SCALINGS, PreprocessSpec
 
 log = logging.getLogger(__name__)
 

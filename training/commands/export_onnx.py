@@ -1,7 +1,7 @@
 """`radassist-train export-onnx --model FILE --out model.onnx [--int8]`: a model file as ONNX,
 for edge deployment (ONNX Runtime, TensorRT, OpenVINO...).
 
-The model file is loaded and verified as the app loads it (``training.modelfile``). The ONNX
+The model file is loaded and verified as the app loads it (``desktop_app.model.modelfile``). The ONNX
 graph takes ``input`` (N, C, S, S) float32, the model file's preprocessing already applied, and
 gives ``logits`` (N, labels); probabilities are their sigmoid. The whole RadAssist manifest
 (labels, thresholds, preprocessing, tensor hash, intended use) goes into the ONNX
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app.commands._common import EXIT_OK
-from desktop_app.core.atomicio import atomic_write_bytes
-from desktop_app.core.errors import InferenceError, ModelFileError
+from desktop_app.infra.atomicio import atomic_write_bytes
+from desktop_app.infra.errors import InferenceError, ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def with_metadata(onnx_model: bytes, key: str, value: str) -> bytes:
 
 def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, dict[str, float]]:
     """The verified ONNX bytes of ``model`` and what the check measured."""
-    from desktop_app.core.devices import configure_cpu_threads
-    from desktop_app.core.fastpath import (
+    from desktop_app.inference.devices import configure_cpu_threads
+    from desktop_app.inference.fastpath import (
         OrtRunner,
         TorchRunner,
         calibration_inputs,
@@ -69,7 +69,7 @@ def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, 
         probe_input,
         quantize_int8,
     )
-    from training.modelfile import load_model_file
+    from desktop_app.model.modelfile import load_model_file
 
     loaded = load_model_file(model)
     spec = loaded.manifest.preprocessing

@@ -32,7 +32,8 @@ from desktop_app.commands._common import (
     positive_float,
     positive_int,
 )
-from desktop_app.core.errors import ConfigError
+from desktop_app.infra.errors import ConfigError
+from desktop_app.model.networks import ARCHITECTURES
 from training.config import (
     DEVICES,
     TrainConfig,
@@ -41,7 +42,6 @@ from training.config import (
     load_config_file,
     parse_set_option,
 )
-from training.networks import ARCHITECTURES
 
 log = logging.getLogger(__name__)
 PROG = "radassist-train fit"

@@ -21,8 +21,8 @@ from desktop_app.commands._common import (
     non_negative_int,
     positive_int,
 )
-from desktop_app.core.errors import ConfigError, DataError
-from desktop_app.core.synthetic import available_findings
+from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.phantoms.studies import available_findings
 from training.demo_data import (
     DemoDataOptions,
     check_output_dir,

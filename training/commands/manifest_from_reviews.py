@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, label_list
-from desktop_app.core.errors import DataError, RadAssistError
+from desktop_app.infra.errors import DataError, RadAssistError
 
 log = logging.getLogger(__name__)
 PROG = "radassist-train manifest-from-reviews"
@@ -153,7 +153,7 @@ def label_from_verdict(
 
 
 def harvest(states: Iterable[Any], pending_negatives: bool = False) -> Harvest:
-    """Label values per image from review states (``desktop_app.core.review.ReviewState``)."""
+    """Label values per image from review states (``desktop_app.review.state.ReviewState``)."""
     out = Harvest()
     for state in states:
         out.reviews += 1
@@ -201,7 +201,7 @@ class ImageFinder:
         self.by_sop: dict[str, Path] = {}
         self.problems: list[str] = []
         if paths:
-            from desktop_app.core.index import index_paths
+            from desktop_app.studies.index import index_paths
 
             index = index_paths(list(paths))
             self.problems = [p.one_line() for p in index.problems]
@@ -214,7 +214,7 @@ class ImageFinder:
         if found is not None:
             return found
         if self.store_root is not None:
-            from desktop_app.core.hashedpaths import instance_relpath
+            from desktop_app.infra.hashedpaths import instance_relpath
 
             rel = instance_relpath(entry.study_uid, entry.series_uid, entry.sop_uid)
             candidate = self.store_root.joinpath(*rel.parts)
@@ -226,10 +226,10 @@ class ImageFinder:
 def patient_hash(path: Path, sop_uid: str, keys: Any) -> str:
     """``p`` + 16 hex digits of HMAC(local secret, patient key) for the image's patient; checks
     that the file is the expected instance."""
-    from desktop_app.core import dsvalues
-    from desktop_app.core.dicomfile import read_header
-    from desktop_app.core.hashedpaths import clean_uid
-    from desktop_app.core.index import patient_key
+    from desktop_app.dicom import dsvalues
+    from desktop_app.dicom.dicomfile import read_header
+    from desktop_app.infra.hashedpaths import clean_uid
+    from desktop_app.studies.index import patient_key
 
     ds = read_header(path)
     if clean_uid(ds.get("SOPInstanceUID", "")) != sop_uid:
@@ -255,8 +255,8 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _copy(path: Path, entry: ImageEntry, base: Path) -> str:
-    from desktop_app.core.atomicio import atomic_path
-    from desktop_app.core.hashedpaths import instance_relpath
+    from desktop_app.infra.atomicio import atomic_path
+    from desktop_app.infra.hashedpaths import instance_relpath
 
     rel = instance_relpath(entry.study_uid, entry.series_uid, entry.sop_uid)
     target = base / COPY_FOLDER / Path(*rel.parts)
@@ -275,7 +275,7 @@ def manifest_rows(
     copy_images: bool = False,
 ) -> tuple[list[dict[str, str]], Counter[str], list[str]]:
     """(rows, counts of images left out by reason, missing images as one-line messages)."""
-    from desktop_app.core.hashedpaths import uid_hash
+    from desktop_app.infra.hashedpaths import uid_hash
 
     rows: list[dict[str, str]] = []
     left_out: Counter[str] = Counter()
@@ -313,7 +313,7 @@ def manifest_rows(
 
 
 def write_manifest(path: Path, labels: Sequence[str], rows: Sequence[dict[str, str]]) -> None:
-    from desktop_app.core.atomicio import atomic_write_text
+    from desktop_app.infra.atomicio import atomic_write_text
 
     columns = ["path", "patient_id", *labels, *BOX_COLUMNS, "box_label", "study_id", "series_id"]
     buffer = io.StringIO()
@@ -327,7 +327,7 @@ def write_manifest(path: Path, labels: Sequence[str], rows: Sequence[dict[str, s
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop_app.core.review import ReviewStore
+    from desktop_app.review.state import ReviewStore
 
     review_dir: Path = args.review_dir
     if not review_dir.is_dir():
@@ -363,8 +363,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_SOME_FAILED
     try:
-        from desktop_app.core.deid_keys import DeidKeyStore
-        from desktop_app.core.userdirs import store_dir
+        from desktop_app.infra.userdirs import store_dir
+        from desktop_app.privacy.deid_keys import DeidKeyStore
 
         store = None if args.images else store_dir()
         finder = ImageFinder(args.images, store)

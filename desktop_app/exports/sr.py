@@ -1,0 +1,379 @@
+"""The DICOM Structured Report of an export: a TID 1500 Measurement Report in a Comprehensive
+SR (PS3.3 A.35.3), built through highdicom's template classes so that their checks run.
+
+Structure (PS3.16 TID 1500 "Measurement Report", DCM 126000 "Imaging Measurement Report"):
+
+- Language of content (TID 1204), observation context (TID 1001): the device observer is
+  RadAssist with the model's name and version (TID 1004); the person observer is the reader
+  (TID 1003) when the review names one (left out of de-identified exports).
+- Procedure reported: LOINC "CT/MRI/XR unspecified body region" by modality (CID 100).
+- Image library (TID 1600): the images the findings are on.
+- Imaging measurements: one measurement group per finding (one label on one stack):
+  - located findings (a box or an outline): TID 1410 "Planar ROI Measurements and Qualitative
+    Evaluations", whose region is a closed POLYLINE SCOORD (PS3.3 C.18.6.1.2: image-relative
+    pixel coordinates, the top-left corner of the top-left pixel at 0,0) on the referenced
+    SOP instance and frame; geometric purpose DCM 111041 "Outline";
+  - the others: TID 1501 "Measurements and Qualitative Evaluations";
+  - tracking identifier (TID 4108), finding type (the label: SNOMED CT where one fits, else a
+    local code), algorithm identification (TID 4019: the model's name, version, and parameters
+    ``tensor_sha256=…``, ``device=…``, ``backend=…``);
+  - measurements (TID 300): DCM 122157 "Probability" (referencing the image it is the maximum
+    on) and DCM 122411 "Threshold Value", both unitless (UCUM "1");
+  - qualitative evaluations: the model's decision at the threshold (DCM 121053 Present /
+    121054 Absent), the reader's verdict, the rejection reason, and the region's source, as
+    local codes (scheme ``99RADASSIST``, declared in the Coding Scheme Identification
+    Sequence, PS3.3 C.12.1.1.3);
+  - the reader's note as a TEXT item DCM 121106 "Comment" (TID 1501/1410 allow text
+    qualitative evaluations; highdicom builds only coded ones, so it is added after
+    construction). De-identified exports leave notes out: free text may name the patient.
+- Qualitative evaluations of the report (TID 1500 row 12, UMLS C0034375): the research-use
+  disclaimer as TEXT.
+
+The document references every image of the analysed series in the Current Requested Procedure
+Evidence Sequence (PS3.3 C.17.2.3), lives in the source study, in a new series, and is
+PRELIMINARY and UNVERIFIED (research software cannot verify a report, PS3.3 C.17.2.1).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from highdicom.sr import (
+    AlgorithmIdentification,
+    CodedConcept,
+    ComprehensiveSR,
+    ContainerContentItem,
+    ContentSequence,
+    DeviceObserverIdentifyingAttributes,
+    GraphicTypeValues,
+    ImageRegion,
+    Measurement,
+    MeasurementReport,
+    MeasurementsAndQualitativeEvaluations,
+    ObservationContext,
+    ObserverContext,
+    PersonObserverIdentifyingAttributes,
+    PlanarROIMeasurementsAndQualitativeEvaluations,
+    QualitativeEvaluation,
+    RelationshipTypeValues,
+    SourceImageForMeasurement,
+    SourceImageForRegion,
+    TextContentItem,
+    TrackingIdentifier,
+)
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from desktop_app import __version__
+from desktop_app.exports.content import DISCLAIMER, ExportFinding, ModelSummary
+from desktop_app.infra.errors import ExportError
+from desktop_app.review.state import ACCEPTED, REJECTED
+
+log = logging.getLogger(__name__)
+
+LOCAL_SCHEME = "99RADASSIST"
+"""Local coding scheme for concepts no standard code fits (PS3.16 8.2: "99" prefix)."""
+
+SR_SERIES_NUMBER = 9001
+SR_SERIES_DESCRIPTION = "RadAssist AI findings - research use only"
+MANUFACTURER = "RadAssist (open source, research use only)"
+
+UNITLESS = CodedConcept("1", "UCUM", "no units")
+QUALITATIVE_EVALUATIONS = CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+
+
+def _local(value: str, meaning: str) -> CodedConcept:
+    return CodedConcept(value, LOCAL_SCHEME, meaning)
+
+
+DECISION = _local("RA-DECISION", "Model decision at operating threshold")
+VERDICT = _local("RA-VERDICT", "Reader verdict")
+VERDICT_VALUES = {
+    ACCEPTED: _local("RA-ACCEPTED", "Accepted by reader"),
+    REJECTED: _local("RA-REJECTED", "Rejected by reader"),
+    "pending": _local("RA-PENDING", "Not reviewed"),
+}
+REASON = _local("RA-REASON", "Rejection reason")
+REASON_VALUES = {
+    "fp_artefact": _local("RA-FP-ARTEFACT", "False positive - artefact"),
+    "fp_normal_anatomy": _local("RA-FP-ANATOMY", "False positive - normal anatomy"),
+    "wrong_location": _local("RA-WRONG-LOC", "Wrong location"),
+    "duplicate": _local("RA-DUPLICATE", "Duplicate"),
+    "other": _local("RA-OTHER", "Other"),
+}
+REGION_SOURCE = _local("RA-REGION", "Region source")
+REGION_VALUES = {
+    "outline": _local("RA-MODEL-OUTLINE", "Model heatmap region outline"),
+    "box": _local("RA-MODEL-BOX", "Model heatmap region box"),
+    "edited": _local("RA-READER-BOX", "Box edited by reader"),
+}
+NOTICE = _local("RA-NOTICE", "Research use notice")
+
+# Labels of the demo models with a SNOMED CT concept; any other label gets a local code.
+LABEL_CODES: dict[str, CodedConcept] = {
+    "nodule": CodedConcept.from_code(codes.SCT.Nodule),
+    "effusion": CodedConcept.from_code(codes.SCT.PleuralEffusion),
+    "pleural effusion": CodedConcept.from_code(codes.SCT.PleuralEffusion),
+    "cardiomegaly": CodedConcept.from_code(codes.SCT.Cardiomegaly),
+}
+
+
+def label_code(label: str) -> CodedConcept:
+    """The finding-type code of a model label: SNOMED CT for the known ones, else a local
+    code (value at most 16 characters, PS3.5 SH)."""
+    known = LABEL_CODES.get(label.strip().lower())
+    if known is not None:
+        return known
+    value = label if len(label) <= 16 else label[:11] + "~" + _digest(label)[:4]
+    return _local(value, label)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def procedure_code(modality: str) -> CodedConcept:
+    """CID 100 "Quantitative Diagnostic Imaging Procedures" by modality (LOINC)."""
+    m = modality.upper()
+    if m == "CT":
+        return CodedConcept.from_code(codes.LN.CTUnspecifiedBodyRegion)
+    if m == "MR":
+        return CodedConcept.from_code(codes.LN.MRIUnspecifiedBodyRegion)
+    return CodedConcept.from_code(codes.LN.XRUnspecifiedBodyRegion)
+
+
+def device_observer_uid(model: ModelSummary) -> str:
+    """A stable UID for "RadAssist running this model" (2.25 + a name-based UUID, PS3.5 B.2)."""
+    name = f"radassist:{model.name}:{model.version}:{model.tensor_sha256}"
+    return "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, name).int)
+
+
+def person_name(text: str) -> str:
+    """A free-text name as a PN value: kept when it has components (``^``), else the whole
+    text as the family name component (``"Jane Doe^"``, PS3.5 6.2.1)."""
+    text = " ".join(text.split())[:64]
+    return text if "^" in text else f"{text}^"
+
+
+def algorithm_id(model: ModelSummary) -> AlgorithmIdentification:
+    """TID 4019: the model's name and version; the tensor hash, device and backend as
+    parameters (the hash identifies the exact weights)."""
+    params = [f"tensor_sha256={model.tensor_sha256 or 'unknown'}", f"device={model.device_text}"]
+    if model.backend:
+        params.append(f"backend={model.backend}")
+    if model.architecture:
+        params.append(f"architecture={model.architecture}")
+    return AlgorithmIdentification(
+        name=model.name or "unknown model",
+        version=model.version or "unknown",
+        parameters=params,
+        manufacturer="RadAssist",
+    )
+
+
+@dataclass(frozen=True)
+class SrInputs:
+    """What :func:`build_sr` needs besides the findings.
+
+    ``evidence``: the exported headers of every source image the SR references (same study;
+    the first one gives the patient and study modules); ``image_of``: per finding id, the
+    (SOP Class UID, exported SOP Instance UID, frame number or None for single-frame) of the
+    image the finding is on; ``library``: exported headers of those images (TID 1600).
+    """
+
+    evidence: Sequence[Dataset]
+    image_of: dict[str, tuple[str, str, int | None]]
+    library: Sequence[Dataset]
+    modality: str
+    reviewer: str = ""
+    include_notes: bool = True
+    series_instance_uid: str = ""
+    sop_instance_uid: str = ""
+
+
+def build_sr(
+    findings: Sequence[ExportFinding], model: ModelSummary, inputs: SrInputs
+) -> ComprehensiveSR:
+    """The TID 1500 Comprehensive SR for ``findings`` (see the module docstring)."""
+    if not findings:
+        raise ExportError(
+            "there are no findings to put in a structured report",
+            hint="run the model on the study first",
+        )
+    if not inputs.evidence:
+        raise ExportError("the structured report has no source images to reference")
+    algo = algorithm_id(model)
+    groups = [_group(f, model, algo, inputs) for f in findings]
+    person = None
+    if inputs.reviewer:
+        person = ObserverContext(
+            observer_type=codes.DCM.Person,
+            observer_identifying_attributes=PersonObserverIdentifyingAttributes(
+                name=person_name(inputs.reviewer)
+            ),
+        )
+    device = ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+            uid=device_observer_uid(model),
+            name="RadAssist",
+            manufacturer_name="RadAssist",
+            model_name=f"{model.name} {model.version}".strip()[:64],
+        ),
+    )
+    report = MeasurementReport(
+        observation_context=ObservationContext(
+            observer_person_context=person, observer_device_context=device
+        ),
+        procedure_reported=procedure_code(inputs.modality),
+        imaging_measurements=groups,
+        referenced_images=list(inputs.library) or None,
+    )
+    notice = ContainerContentItem(
+        name=QUALITATIVE_EVALUATIONS, relationship_type=RelationshipTypeValues.CONTAINS
+    )
+    notice.ContentSequence = ContentSequence(
+        [
+            TextContentItem(
+                name=NOTICE, value=DISCLAIMER, relationship_type=RelationshipTypeValues.CONTAINS
+            )
+        ]
+    )
+    report[0].ContentSequence.append(notice)
+    complete = all(f.verdict != "pending" for f in findings)
+    # highdicom refuses person names without a component separator, and the
+    # de-identification pseudonym has none: build with placeholders, restore the values after.
+    first = copy.deepcopy(inputs.evidence[0])
+    names = {k: first.get(k, "") for k in _PERSON_KEYWORDS}
+    for keyword in _PERSON_KEYWORDS:
+        setattr(first, keyword, "RADASSIST^PLACEHOLDER")
+    try:
+        sr = ComprehensiveSR(
+            evidence=[first, *inputs.evidence[1:]],
+            content=report[0],
+            series_instance_uid=inputs.series_instance_uid or generate_uid(),
+            series_number=SR_SERIES_NUMBER,
+            sop_instance_uid=inputs.sop_instance_uid or generate_uid(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            is_complete=complete,
+            is_final=False,
+            is_verified=False,
+            series_description=SR_SERIES_DESCRIPTION,
+            software_versions=f"RadAssist {__version__}",
+            specific_character_set="ISO_IR 192",
+            record_evidence=True,
+        )
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ExportError(
+            f"the structured report could not be built: {' '.join(str(err).split())[:200]}"
+        ) from None
+    for keyword, value in names.items():
+        setattr(sr, keyword, value)
+    _declare_local_scheme(sr)
+    copy_deidentification(sr, inputs.evidence[0])
+    return sr
+
+
+def _group(
+    f: ExportFinding,
+    model: ModelSummary,
+    algo: AlgorithmIdentification,
+    inputs: SrInputs,
+) -> PlanarROIMeasurementsAndQualitativeEvaluations | MeasurementsAndQualitativeEvaluations:
+    sop_class, sop_uid, frame = inputs.image_of[f.finding_id]
+    frames = [frame] if frame is not None else None
+    source = SourceImageForMeasurement(sop_class, sop_uid, referenced_frame_numbers=frames)
+    measurements = [
+        Measurement(
+            name=codes.DCM.Probability,
+            value=float(f.probability),
+            unit=UNITLESS,
+            algorithm_id=algo,
+            referenced_images=[source],
+        ),
+        Measurement(name=codes.DCM.ThresholdValue, value=float(f.threshold), unit=UNITLESS),
+    ]
+    decision = codes.DCM.Present if f.positive else codes.DCM.Absent
+    evaluations = [
+        QualitativeEvaluation(DECISION, CodedConcept.from_code(decision)),
+        QualitativeEvaluation(VERDICT, VERDICT_VALUES.get(f.verdict, VERDICT_VALUES["pending"])),
+    ]
+    if f.verdict == REJECTED and f.reason in REASON_VALUES:
+        evaluations.append(QualitativeEvaluation(REASON, REASON_VALUES[f.reason]))
+    tracking = TrackingIdentifier(
+        uid=generate_uid(),
+        identifier=f"{f.label} (slice {f.slice_index + 1})",
+    )
+    region = f.region()
+    group: PlanarROIMeasurementsAndQualitativeEvaluations | MeasurementsAndQualitativeEvaluations
+    if region is not None:
+        kind, points = region
+        source_kind = "edited" if f.box_edited else kind
+        evaluations.append(QualitativeEvaluation(REGION_SOURCE, REGION_VALUES[source_kind]))
+        image_region = ImageRegion(
+            graphic_type=GraphicTypeValues.POLYLINE,
+            graphic_data=np.asarray(points, dtype=np.float64),
+            source_image=SourceImageForRegion(sop_class, sop_uid, referenced_frame_numbers=frames),
+        )
+        group = PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking,
+            referenced_region=image_region,
+            finding_type=label_code(f.label),
+            algorithm_id=algo,
+            measurements=measurements,
+            qualitative_evaluations=evaluations,
+            geometric_purpose=codes.DCM.Outline,
+        )
+    else:
+        group = MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking,
+            finding_type=label_code(f.label),
+            algorithm_id=algo,
+            measurements=measurements,
+            qualitative_evaluations=evaluations,
+        )
+    note = " ".join(f.note.split()) if inputs.include_notes else ""
+    if note:
+        group[0].ContentSequence.append(
+            TextContentItem(
+                name=codes.DCM.Comment,
+                value=note,
+                relationship_type=RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return group
+
+
+def _declare_local_scheme(ds: Dataset) -> None:
+    """Coding Scheme Identification Sequence (0008,0110) for the local scheme (PS3.3
+    C.12.1.1.3: required for a designator that is not in PS3.16 Table 8-1)."""
+    item = Dataset()
+    item.CodingSchemeDesignator = LOCAL_SCHEME
+    item.CodingSchemeName = "RadAssist local codes"
+    item.CodingSchemeResponsibleOrganization = "RadAssist project"
+    ds.CodingSchemeIdentificationSequence = [item]
+
+
+_PERSON_KEYWORDS = ("PatientName", "ReferringPhysicianName")
+_DEID_KEYWORDS = (
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+    "LongitudinalTemporalInformationModified",
+)
+
+
+def copy_deidentification(target: Dataset, source: Dataset) -> None:
+    """A new object made from de-identified data says so too (PS3.15 E.1.1 item 6): copy the
+    de-identification attributes of its source."""
+    for keyword in _DEID_KEYWORDS:
+        if keyword in source:
+            target[keyword] = copy.deepcopy(source[keyword])

