@@ -24,7 +24,7 @@ reports the medians in images per second, wall and CPU (this process, all thread
 - **fit, NCHW**: the same with ``optim.channels_last=false``, to show what the memory format
   gives and what the cache gives.
 
-Every loop trains a fresh pretrained EfficientNet-Lite0 (``training.loop.build_model``, the
+Every loop trains a fresh pretrained EfficientNet-Lite0 (``training.optim.build_model``, the
 same network and head) at ``--image-size`` (224) with batch ``--batch-size`` (8) on
 ``--threads`` CPU threads (default: every usable core). The per-epoch ratio is the steady
 state; the "12 epochs" ratio also charges ``fit`` its one-off decode, over the default 12
@@ -56,11 +56,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from desktop_app.infra.atomicio import atomic_write_json  # noqa: E402
+from desktop_app.infra.cpus import available_cpus  # noqa: E402
 from training.config import TrainConfig, apply_overrides, parse_set_option  # noqa: E402
 from training.data import Dataset, read_dataset  # noqa: E402
 from training.dataset import load_units  # noqa: E402
 from training.demo_data import DemoDataOptions, default_workers, make_demo_dataset  # noqa: E402
-from training.loop import Runtime, build_model, train_model, usable_cpus  # noqa: E402
+from training.loop import train_model  # noqa: E402
+from training.optim import build_model  # noqa: E402
+from training.runtime import Runtime  # noqa: E402
 
 DEFAULT_EPOCHS = 12  # training/defaults.yaml optim.epochs: the horizon the decode is spread over
 
@@ -199,7 +202,7 @@ def run_size(size: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     spec = fit_cfg.preprocess_spec()
 
     c0, t0 = time.process_time(), time.perf_counter()
-    units = load_units(data.records, spec, workers=max(1, min(4, usable_cpus())))
+    units = load_units(data.records, spec, workers=max(1, min(4, available_cpus())))
     decode = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
     # what building one network input costs, without the network
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="monai")
     warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
-    threads = args.threads or usable_cpus()
+    threads = args.threads or available_cpus()
     torch.set_num_threads(threads)
     load = os.getloadavg()[0]
     print(

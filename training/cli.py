@@ -7,7 +7,6 @@ Each subcommand lives in ``training.commands.<name>`` with ``add_arguments(parse
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -18,7 +17,14 @@ from collections.abc import Sequence
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from desktop_app import __version__
-from desktop_app.commands._common import EXIT_USAGE, configure_logging, guarded
+from desktop_app.commands._common import (
+    EXIT_USAGE,
+    Command,
+    OneLineParser,
+    load_command,
+    run_command,
+    top_parser,
+)
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -49,31 +55,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     """The top-level parser; only ``command``'s module is imported (torch takes seconds)."""
-    listing = "\n".join(f"  {n:22s} {h}" for n, (_, h) in COMMANDS.items())
-    parser = _Parser(
-        prog="radassist-train",
-        description="Train, evaluate and package RadAssist models (headless).",
-        epilog=f"commands (radassist-train COMMAND --help):\n{listing}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = top_parser(
+        "radassist-train",
+        "Train, evaluate and package RadAssist models (headless).",
+        COMMANDS,
+        "commands (radassist-train COMMAND --help)",
+        22,
     )
     parser.add_argument("--version", action="version", version=f"radassist-train {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    modules: dict[str, object] = {}
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    modules: dict[str, Command] = {}
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if name != command:
-            continue
-        p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-        module = importlib.import_module(module_name)
-        module.add_arguments(p)  # type: ignore[attr-defined]
-        modules[name] = module
+        if name == command:
+            modules[name] = load_command(p, module_name)
     return parser, modules
 
 
@@ -85,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    configure_logging(args.verbose)
-    module = modules[args.command]
-    return guarded(lambda: module.run(args), f"radassist-train {args.command}")  # type: ignore[attr-defined]
+    return run_command(modules[args.command], args, f"radassist-train {args.command}")
 
 
 if __name__ == "__main__":

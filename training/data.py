@@ -149,14 +149,6 @@ class Splits:
 # --------------------------------------------------------------------------- reading
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_text(path: Path) -> str:
     try:
         size = path.stat().st_size
@@ -316,6 +308,51 @@ def read_manifest(path: str | os.PathLike[str], labels: Sequence[str] | None = N
         raise DataError("row 1: there is no 'path' column", p, "name the image column 'path'")
     if not rows:
         raise DataError("manifest has a header but no rows", p, "add one row per image")
+    chosen, ignored = _label_columns(p, header, rows, labels)
+    has_patient = "patient_id" in header
+    has_split = "split" in header
+    records = []
+    for number, values in rows:
+        image = _image_path(p.parent, values["path"], number, p)
+        y = tuple(_binary(values[lab], lab, number, p) for lab in chosen)
+        patient = _patient_of(values, number, p) if has_patient else f"row{number}"
+        split = _split_of(values, number, p) if has_split else None
+        records.append(Record(number, image, y, patient, split, _box(values, number, p)))
+    data = Dataset(
+        source=p,
+        kind="manifest",
+        labels=tuple(chosen),
+        records=records,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        has_patient_ids=has_patient,
+        has_split=has_split,
+        synthetic=_is_synthetic(p.parent),
+    )
+    if ignored and labels is None:
+        note = (
+            f"column(s) {', '.join(repr(h) for h in ignored)} hold no 0/1 values and are not "
+            "used as labels"
+        )
+        log.warning("%s", note)
+        data.notes.append(note)
+    if not has_patient:
+        note = (
+            "the manifest has no patient_id column: every image is treated as its own patient, "
+            "so two images of one patient could land in different splits"
+        )
+        log.warning("%s", note)
+        data.notes.append(note)
+    return data
+
+
+def _label_columns(
+    p: Path,
+    header: Sequence[str],
+    rows: Sequence[tuple[int, dict[str, str]]],
+    labels: Sequence[str] | None,
+) -> tuple[list[str], list[str]]:
+    """The label columns to read (``labels``, or every 0/1 column) and the columns that were
+    left out because they hold no 0/1 values."""
     candidates = [h for h in header if h not in METADATA_COLUMNS]
     ignored = [h for h in candidates if not _looks_binary(h, rows)]
     candidates = [h for h in candidates if h not in ignored]
@@ -343,59 +380,29 @@ def read_manifest(path: str | os.PathLike[str], labels: Sequence[str] | None = N
                 p,
                 "use 1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit",
             )
-    base = p.parent
-    has_patient = "patient_id" in header
-    has_split = "split" in header
-    records = []
-    for number, values in rows:
-        image = _image_path(base, values["path"], number, p)
-        y = tuple(_binary(values[lab], lab, number, p) for lab in chosen)
-        if has_patient:
-            patient = values["patient_id"]
-            if not patient:
-                raise DataError(
-                    f"row {number}: patient_id is empty",
-                    p,
-                    "give every row its patient's id (images of one patient share it)",
-                )
-        else:
-            patient = f"row{number}"
-        split = None
-        if has_split:
-            raw = values["split"].lower()
-            if raw not in SPLIT_ALIASES:
-                raise DataError(
-                    f"row {number}: split {values['split']!r} is not train, val or test",
-                    p,
-                    "write train, val or test in every row, or drop the split column",
-                )
-            split = SPLIT_ALIASES[raw]
-        records.append(Record(number, image, y, patient, split, _box(values, number, p)))
-    data = Dataset(
-        source=p,
-        kind="manifest",
-        labels=tuple(chosen),
-        records=records,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        has_patient_ids=has_patient,
-        has_split=has_split,
-        synthetic=_is_synthetic(p.parent),
-    )
-    if ignored and labels is None:
-        note = (
-            f"column(s) {', '.join(repr(h) for h in ignored)} hold no 0/1 values and are not "
-            "used as labels"
+    return chosen, ignored
+
+
+def _patient_of(values: dict[str, str], number: int, p: Path) -> str:
+    patient = values["patient_id"]
+    if not patient:
+        raise DataError(
+            f"row {number}: patient_id is empty",
+            p,
+            "give every row its patient's id (images of one patient share it)",
         )
-        log.warning("%s", note)
-        data.notes.append(note)
-    if not has_patient:
-        note = (
-            "the manifest has no patient_id column: every image is treated as its own patient, "
-            "so two images of one patient could land in different splits"
+    return patient
+
+
+def _split_of(values: dict[str, str], number: int, p: Path) -> str:
+    raw = values["split"].lower()
+    if raw not in SPLIT_ALIASES:
+        raise DataError(
+            f"row {number}: split {values['split']!r} is not train, val or test",
+            p,
+            "write train, val or test in every row, or drop the split column",
         )
-        log.warning("%s", note)
-        data.notes.append(note)
-    return data
+    return SPLIT_ALIASES[raw]
 
 
 def _looks_binary(column: str, rows: Sequence[tuple[int, dict[str, str]]]) -> bool:

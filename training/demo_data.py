@@ -27,7 +27,6 @@ import io
 import json
 import logging
 import multiprocessing
-import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -39,8 +38,10 @@ import numpy as np
 from desktop_app import __version__
 from desktop_app.infra.atomicio import atomic_path, atomic_write_json, atomic_write_text
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import ConfigError, DataError
-from desktop_app.phantoms.chest_xr import derive_rng, make_chest_xr
+from desktop_app.phantoms.chest_xr import make_chest_xr
+from desktop_app.phantoms.seeds import derive_rng
 from desktop_app.phantoms.studies import DEMO_FINDINGS, available_findings, write_chest_xr
 
 log = logging.getLogger(__name__)
@@ -430,7 +431,7 @@ def _summary(
 
 def default_workers() -> int:
     """Processes worth starting: rendering is CPU-bound numpy, about one image per 0.1 s."""
-    return max(1, min(os.cpu_count() or 1, 4))
+    return min(available_cpus(), 4)
 
 
 def read_manifest_rows(path: str | Path) -> list[dict[str, str]]:

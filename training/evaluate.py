@@ -22,10 +22,11 @@ import torch
 from desktop_app.infra.cancel import Progress, StopFlag
 from desktop_app.infra.errors import DataError
 from desktop_app.model.preprocessing import PreprocessSpec
+from training.batches import predict_logits, sigmoid
 from training.data import Dataset, Splits, read_dataset, split_dataset
 from training.dataset import UnitImageDataset, load_units
-from training.loop import Runtime, predict_logits, select_device, sigmoid
 from training.metrics import choose_threshold, roc_curve, split_metrics
+from training.runtime import Runtime, select_device
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,31 @@ def split_indices(splits: Splits, split: str, n: int) -> list[int]:
 # --------------------------------------------------------------------------- evaluate command
 
 
+def _read_model_labels(data_path: str | Path, labels: list[str]) -> Dataset:
+    """The manifest's columns for the model's labels; a missing one is named as the model's."""
+    try:
+        return read_dataset(data_path, labels=labels)
+    except DataError as err:
+        if err.reason.startswith("unknown label"):
+            raise DataError(
+                f"the model's {err.reason.replace('unknown label', 'label')} is not a label "
+                "column of this manifest",
+                err.path,
+                err.hint,
+            ) from None
+        raise
+
+
+def _split_as_trained(data: Dataset, training_data: dict[str, Any]) -> Splits:
+    """The splits that training made: its seed and fractions, as the model file records them."""
+    return split_dataset(
+        data,
+        seed=int(training_data.get("split_seed", 0)),
+        val_fraction=float(training_data.get("val_fraction", 0.15)),
+        test_fraction=float(training_data.get("test_fraction", 0.15)),
+    )
+
+
 def evaluate_model_file(
     model_path: str | Path,
     data_path: str | Path,
@@ -163,24 +189,8 @@ def evaluate_model_file(
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
     labels = list(manifest.labels)
-    try:
-        data = read_dataset(data_path, labels=labels)
-    except DataError as err:
-        if err.reason.startswith("unknown label"):
-            raise DataError(
-                f"the model's {err.reason.replace('unknown label', 'label')} is not a label "
-                "column of this manifest",
-                err.path,
-                err.hint,
-            ) from None
-        raise
-    td = manifest.training_data
-    splits = split_dataset(
-        data,
-        seed=int(td.get("split_seed", 0)),
-        val_fraction=float(td.get("val_fraction", 0.15)),
-        test_fraction=float(td.get("test_fraction", 0.15)),
-    )
+    data = _read_model_labels(data_path, labels)
+    splits = _split_as_trained(data, manifest.training_data)
     indices = split_indices(splits, split, len(data.records))
     if not indices:
         raise DataError(

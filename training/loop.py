@@ -1,6 +1,9 @@
-"""The train/validate loop: optimiser and schedule, checkpoints and resume, early stopping, DDP.
+"""The train/validate loop: epochs, validation, early stopping, checkpoints and resume, DDP.
 
-One call of :func:`train_model` trains one network on one train/val split:
+One call of :func:`train_model` trains one network on one train/val split. Its parts live
+beside it: the network, optimiser and schedule in ``training.optim``, the device and process
+group in ``training.runtime``, checkpoints in ``training.checkpoints``, generator states in
+``training.seeding`` and the batches in ``training.batches``.
 
 - AdamW with four parameter groups (head and backbone, each with and without weight decay:
   biases and norm weights are not decayed); the backbone's learning rate is ``lr *
@@ -37,13 +40,11 @@ backbone is unfrozen (DDP only syncs parameters that required gradients when it 
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import logging
 import math
-import os
-import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,424 +53,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from desktop_app.infra.atomicio import atomic_path
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import ConfigError, DataError
-from desktop_app.model.networks import (
-    build_network,
-    head_name,
-    head_parameters,
-    set_backbone_trainable,
-)
+from desktop_app.model.networks import set_backbone_trainable, unwrap
 from training.augment import build_augmenter
+from training.batches import EpochShuffleSampler, make_loader, predict_logits
+from training.checkpoints import (
+    BEST,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    LAST,
+    cpu_state,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.config import TrainConfig
 from training.data import Dataset
 from training.dataset import Stopped, UnitImageDataset
 from training.metrics import nanmean, per_label_auroc
+from training.optim import (
+    build_model,
+    make_optimizer,
+    make_scheduler,
+    pos_weight_from,
+    set_frozen_bn_eval,
+)
+from training.runtime import Runtime, all_sum, gather_equal, gather_rows
+from training.seeding import derived_seed, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "radassist-checkpoint"
-CHECKPOINT_VERSION = 1
-LAST = "last.pt"
-BEST = "best.pt"
-WARMUP_START = 0.01
-
 EpochCallback = Callable[[dict[str, Any], list[dict[str, Any]]], None]  # (entry, history)
 ProgressFactory = Callable[[str], Progress | None]
-
-
-# --------------------------------------------------------------------------- runtime
-
-
-@dataclass
-class Runtime:
-    """Where this process trains: device and (under torchrun) its rank."""
-
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_process_group: bool = False
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def cuda(self) -> bool:
-        return self.device.type == "cuda"
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
-
-    def close(self) -> None:
-        if self.owns_process_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-            self.owns_process_group = False
-
-
-def _cuda_works(index: int) -> bool:
-    try:
-        torch.zeros(1, device=f"cuda:{index}").add_(1)
-        torch.cuda.synchronize(index)
-    except Exception as err:  # a broken driver raises all sorts
-        log.warning(
-            "CUDA failed at start (%s); training on the CPU", " ".join(str(err).split())[:200]
-        )
-        return False
-    return True
-
-
-def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """auto: CUDA, then MPS, then CPU. A CUDA failure at start falls back to the CPU with one
-    warning; asking for an absent accelerator warns and uses the CPU."""
-    if preference not in ("auto", "cpu", "cuda", "mps"):
-        raise ConfigError(f"unknown device {preference!r}", hint="choose auto, cpu, cuda or mps")
-    if preference == "cpu":
-        return torch.device("cpu")
-    if preference in ("auto", "cuda"):
-        if torch.cuda.is_available():
-            index = local_rank % max(1, torch.cuda.device_count())
-            if _cuda_works(index):
-                return torch.device("cuda", index)
-            return torch.device("cpu")
-        if preference == "cuda":
-            log.warning("CUDA was asked for but is not available; training on the CPU")
-            return torch.device("cpu")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    if preference == "mps":
-        log.warning("MPS was asked for but is not available; training on the CPU")
-    return torch.device("cpu")
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def setup_runtime(config: TrainConfig) -> Runtime:
-    """Pick the device, set CPU threads, and join the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    device = select_device(config.device, local_rank)
-    if device.type == "cpu":
-        threads = config.threads or max(1, usable_cpus() // max(1, local_world))
-        torch.set_num_threads(threads)
-        log.info("training on the CPU with %d threads", threads)
-    runtime = Runtime(device, rank, world, local_rank)
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
-        runtime.owns_process_group = True
-        log.info("rank %d of %d joined (%s)", rank, world, backend)
-    return runtime
-
-
-# --------------------------------------------------------------------------- seeding
-
-
-def derived_seed(seed: int, *parts: int) -> int:
-    state = np.random.SeedSequence([int(seed), *[int(p) for p in parts]])
-    return int(state.generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
-
-
-def seed_everything(seed: int) -> None:
-    """Python, numpy and torch generators (MONAI's set_determinism does the same)."""
-    from monai.utils import set_determinism
-
-    set_determinism(seed=int(seed) % (2**32 - 1))
-
-
-def rng_state() -> dict[str, Any]:
-    """The global generators' states as tensors and plain containers (weights_only-safe)."""
-    np_state: tuple[Any, ...] = tuple(np.random.get_state())  # type: ignore[arg-type]
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "name": str(np_state[0]),
-            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(
-        (
-            n["name"],
-            n["keys"].numpy().astype(np.uint32),
-            n["pos"],
-            n["has_gauss"],
-            n["cached_gaussian"],
-        )
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# --------------------------------------------------------------------------- model and optim
-
-
-def build_model(
-    config: TrainConfig, num_labels: int, prevalence: Sequence[float] | None = None
-) -> nn.Module:
-    """The network for ``config`` with a fine-tuning head and BatchNorm momentum.
-
-    With ``init: default`` the new head starts small (weights N(0, 0.01)) with each bias at
-    the logit of its label's training prevalence, so the first loss is the prevalence's
-    entropy: MONAI's EfficientNet initialises its classifier TensorFlow-style (uniform in
-    +-1/sqrt(outputs)), which for a handful of labels gives logits of +-30 on pretrained
-    features and saturated, useless first epochs. BatchNorm momentum is set to
-    ``model.bn_momentum`` (MONAI's EfficientNet uses 0.01, which on a few hundred images
-    leaves the running statistics near ImageNet's for the whole run).
-    """
-    spec = config.preprocess_spec()
-    m = config.model
-    model = build_network(
-        m.arch,
-        num_labels,
-        pretrained=m.pretrained,
-        weights_path=m.weights,
-        dropout=m.dropout,
-        init=m.init,
-        in_channels=spec.channels,
-        image_size=spec.image_size,
-    )
-    if m.init == "default":
-        head = getattr(model, head_name(model))
-        nn.init.normal_(head.weight, mean=0.0, std=0.01)
-        bias = torch.zeros(num_labels)
-        if prevalence is not None:
-            p = torch.as_tensor(np.asarray(prevalence, dtype=np.float64)).clamp(0.01, 0.99)
-            bias = torch.log(p / (1 - p)).float()
-        with torch.no_grad():
-            head.bias.copy_(bias)
-    if m.bn_momentum is not None:
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.momentum = m.bn_momentum
-    return model
-
-
-def _no_decay(name: str, param: nn.Parameter) -> bool:
-    return param.ndim <= 1  # biases and norm scales/shifts
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over four groups: head/backbone x decay/no-decay (group ``name`` says which)."""
-    o = config.optim
-    head_ids = {id(p) for p in head_parameters(model)}
-    groups: dict[str, list[nn.Parameter]] = {
-        "head": [],
-        "head_no_decay": [],
-        "backbone": [],
-        "backbone_no_decay": [],
-    }
-    for name, param in model.named_parameters():
-        part = "head" if id(param) in head_ids else "backbone"
-        key = f"{part}_no_decay" if _no_decay(name, param) else part
-        groups[key].append(param)
-    param_groups = []
-    for key, params in groups.items():
-        if not params:
-            continue
-        lr = o.lr if key.startswith("head") else o.lr * o.backbone_lr_factor
-        decay = 0.0 if key.endswith("no_decay") else o.weight_decay
-        param_groups.append({"params": params, "lr": lr, "weight_decay": decay, "name": key})
-    return torch.optim.AdamW(param_groups, lr=o.lr, weight_decay=o.weight_decay)
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
-    """Linear warm-up from 1 % to 1, then cosine from 1 to ``min_ratio`` at the last step."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return WARMUP_START + (1.0 - WARMUP_START) * step / warmup_steps
-    span = max(1, total_steps - warmup_steps - 1)
-    progress = min(1.0, max(0.0, (step - warmup_steps) / span))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_ratio: float
-) -> torch.optim.lr_scheduler.LambdaLR:
-    # a plain closure: LambdaLR then saves no function state, and a resumed run rebuilds it
-    def factor(step: int) -> float:
-        return lr_factor(step, total_steps, warmup_steps, min_ratio)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def pos_weight_from(labels: np.ndarray) -> torch.Tensor:
-    """negatives / positives per label (1 where a label has no positives or no negatives)."""
-    y = np.asarray(labels, dtype=np.float64)
-    pos = y.sum(axis=0)
-    neg = y.shape[0] - pos
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where((pos > 0) & (neg > 0), neg / np.maximum(pos, 1), 1.0)
-    return torch.as_tensor(w, dtype=torch.float32)
-
-
-def _set_frozen_bn_eval(model: nn.Module) -> None:
-    """A frozen backbone is a fixed feature extractor: its BatchNorm must not update."""
-    head_ids = {id(p) for p in head_parameters(model)}
-    for module in _unwrap(model).modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-            id(p) in head_ids for p in module.parameters()
-        ):
-            module.eval()
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    inner = getattr(model, "module", None)
-    return inner if isinstance(inner, nn.Module) else model
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-class EpochShuffleSampler(torch.utils.data.Sampler[int]):
-    """A permutation of ``range(n)`` drawn from a torch.Generator seeded by (seed, epoch)."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n = int(n)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator()
-        g.manual_seed(derived_seed(self.seed, self.epoch, 0x5A))
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-
-def _loader(
-    dataset: UnitImageDataset,
-    batch_size: int,
-    sampler: torch.utils.data.Sampler[int] | None,
-    workers: int,
-    drop_last: bool,
-    seed: int,
-    pin: bool,
-) -> torch.utils.data.DataLoader[Any]:
-    generator = torch.Generator()
-    generator.manual_seed(derived_seed(seed, 0x10AD))
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False,
-        num_workers=workers,
-        drop_last=drop_last,
-        pin_memory=pin,
-        generator=generator,
-        persistent_workers=False,
-    )
-
-
-# --------------------------------------------------------------------------- distributed helpers
-
-
-def _gather_rows(runtime: Runtime, rows: torch.Tensor, count: int, total: int) -> torch.Tensor:
-    """Gather every rank's (count, ...) rows into rank order; shards are ``idx[r::world]``."""
-    if not runtime.distributed:
-        return rows
-    world = runtime.world_size
-    width = math.ceil(total / world)
-    padded = torch.zeros((width, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-    padded[:count] = rows
-    gathered = [torch.zeros_like(padded) for _ in range(world)]
-    torch.distributed.all_gather(gathered, padded)
-    out = torch.zeros((total, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-    for r in range(world):
-        n_r = len(range(r, total, world))
-        out[r::world] = gathered[r][:n_r]
-    return out
-
-
-def _all_sum(runtime: Runtime, values: list[float]) -> list[float]:
-    if not runtime.distributed:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=runtime.device)
-    torch.distributed.all_reduce(t)
-    return t.tolist()
-
-
-def share_units(
-    runtime: Runtime, load: Callable[[Sequence[int]], torch.Tensor], indices: Sequence[int]
-) -> torch.Tensor:
-    """Each rank decodes ``indices[rank::world]``; the unit images are then all-gathered.
-
-    ``load(subset)`` returns the (len(subset), S, S) unit images of ``subset``.
-    """
-    idx = list(indices)
-    if not runtime.distributed:
-        return load(idx)
-    mine = idx[runtime.rank :: runtime.world_size]
-    part = load(mine)
-    device = runtime.device if runtime.cuda else torch.device("cpu")
-    return _gather_rows(runtime, part.to(device), len(mine), len(idx)).cpu()
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path, mode=0o600) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``: tensors and plain containers only."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConfigError(
-            f"checkpoint can't be read ({type(err).__name__}: {' '.join(str(err).split())[:160]})",
-            path,
-            "delete it to start over, or resume from a copy",
-        ) from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError("is not a RadAssist training checkpoint", path)
-    if obj.get("version") != CHECKPOINT_VERSION:
-        raise ConfigError(
-            f"checkpoint version {obj.get('version')!r} is not {CHECKPOINT_VERSION}", path
-        )
-    return obj
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()}
-
-
-# --------------------------------------------------------------------------- results
 
 
 @dataclass
@@ -487,50 +102,14 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- prediction
+@dataclass(frozen=True)
+class TrainHooks:
+    """How a run talks to its caller: per-epoch callback, progress bars, stop flag, TensorBoard."""
 
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    dataset: UnitImageDataset,
-    runtime: Runtime,
-    *,
-    batch_size: int = 32,
-    workers: int = 0,
-    amp: bool = False,
-    channels_last: bool = False,
-    progress: Progress | None = None,
-    stop: StopFlag = None,
-) -> np.ndarray:
-    """Logits (N, L) float32 for ``dataset`` in its order (this rank's items only)."""
-    was_training = model.training
-    model.eval()
-    loader = _loader(dataset, batch_size, None, workers, False, 0, runtime.cuda)
-    out = []
-    done = 0
-    try:
-        for x, _, _ in loader:
-            if stop_requested(stop):
-                raise Stopped
-            x = x.to(runtime.device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", enabled=amp and runtime.cuda):
-                logits = model(x)
-            out.append(logits.float().cpu())
-            done += len(x)
-            if progress is not None:
-                progress(done, len(dataset))
-    finally:
-        model.train(was_training)
-    if not out:
-        return np.zeros((0, dataset.labels.shape[1]), np.float32)
-    return torch.cat(out).numpy()
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
+    on_epoch: EpochCallback | None = None
+    progress_factory: ProgressFactory | None = None
+    stop: StopFlag = None
+    tensorboard_dir: Path | None = None
 
 
 # --------------------------------------------------------------------------- training
@@ -550,11 +129,9 @@ class Trainer:
         runtime: Runtime,
         *,
         fixed_epochs: int | None = None,
-        on_epoch: EpochCallback | None = None,
-        progress_factory: ProgressFactory | None = None,
-        stop: StopFlag = None,
-        tensorboard_dir: Path | None = None,
+        hooks: TrainHooks | None = None,
     ) -> None:
+        hooks = hooks or TrainHooks()
         self.config = config
         self.data = data
         self.labels = data.labels
@@ -565,10 +142,10 @@ class Trainer:
         self.runtime = runtime
         self.epochs = fixed_epochs if fixed_epochs is not None else config.optim.epochs
         self.use_val = bool(self.val_idx) and fixed_epochs is None
-        self.on_epoch = on_epoch
-        self.progress_factory = progress_factory
-        self.stop = stop
-        self.tensorboard_dir = tensorboard_dir
+        self.on_epoch = hooks.on_epoch
+        self.progress_factory = hooks.progress_factory
+        self.stop = hooks.stop
+        self.tensorboard_dir = hooks.tensorboard_dir
         self.notes: list[str] = []
         self.spec = config.preprocess_spec()
         o = config.optim
@@ -635,7 +212,7 @@ class Trainer:
             )
         else:
             self.sampler = EpochShuffleSampler(len(self.train_ds), config.seed)
-        self.train_loader = _loader(
+        self.train_loader = make_loader(
             self.train_ds,
             self.batch_size,
             self.sampler,
@@ -676,7 +253,7 @@ class Trainer:
             )
         if ck.get("split_hash") != self._split_hash():
             raise ConfigError("the train/val split differs from the checkpoint's", folder / LAST)
-        _unwrap(self.model).load_state_dict(ck["model"])
+        unwrap(self.model).load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         if ck.get("scaler"):
@@ -704,8 +281,6 @@ class Trainer:
         return True
 
     def _split_hash(self) -> str:
-        import hashlib
-
         text = f"{self.train_idx}|{self.val_idx}"
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -727,7 +302,7 @@ class Trainer:
         module = self._training_module(not frozen)
         module.train()
         if frozen and self.config.optim.freeze_bn:
-            _set_frozen_bn_eval(self.model)
+            set_frozen_bn_eval(self.model)
         torch.manual_seed(derived_seed(self.config.seed, epoch, 0xD0))
         self.sampler.set_epoch(epoch)
         self.train_ds.set_epoch(epoch)
@@ -767,21 +342,14 @@ class Trainer:
             seen += len(x)
             if progress is not None:
                 progress(seen, self.steps_per_epoch * self.batch_size)
-        total_loss, total_count = _all_sum(self.runtime, [total_loss, float(count)])
+        total_loss, total_count = all_sum(self.runtime, [total_loss, float(count)])
         p = torch.cat(probs) if probs else torch.zeros((0, len(self.labels)))
         t = torch.cat(targets) if targets else torch.zeros((0, len(self.labels)))
         if self.runtime.distributed:
             # ranks hold equally many batches; gather them all for the train AUROC
-            p = self._gather_equal(p)
-            t = self._gather_equal(t)
+            p = gather_equal(self.runtime, p)
+            t = gather_equal(self.runtime, t)
         return total_loss / max(total_count, 1.0), t.numpy(), p.numpy()
-
-    def _gather_equal(self, rows: torch.Tensor) -> torch.Tensor:
-        device = self.runtime.device if self.runtime.cuda else torch.device("cpu")
-        rows = rows.to(device)
-        gathered = [torch.zeros_like(rows) for _ in range(self.runtime.world_size)]
-        torch.distributed.all_gather(gathered, rows)
-        return torch.cat(gathered).cpu()
 
     def _validate(self) -> tuple[float, np.ndarray]:
         """Validation loss (the training criterion) and probabilities, in val order."""
@@ -798,7 +366,7 @@ class Trainer:
         )
         device = self.runtime.device if self.runtime.cuda else torch.device("cpu")
         t = torch.from_numpy(logits).to(device)
-        full = _gather_rows(self.runtime, t, len(self.val_ds), len(self.val_idx))
+        full = gather_rows(self.runtime, t, len(self.val_ds), len(self.val_idx))
         y = torch.from_numpy(self.label_matrix[self.val_idx]).to(device)
         with torch.no_grad():
             loss = float(self.criterion(full.float(), y))
@@ -843,7 +411,7 @@ class Trainer:
             "epoch": epoch_done,
             "epochs": self.epochs,
             "total_steps": self.total_steps,
-            "model": _cpu_state(self.model),
+            "model": cpu_state(self.model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -917,89 +485,105 @@ class Trainer:
         early_stopped = self.early_stopped_before
         stopped = False
         epoch = self.start_epoch
-        es = self.config.early_stopping
         try:
             while epoch < self.epochs and not early_stopped:
-                t0 = time.perf_counter()
-                cpu0 = time.process_time()
-                frozen = epoch < self.freeze_epochs
-                lr_head, lr_backbone = self._lrs()
                 try:
-                    train_loss, ty, tp = self._train_epoch(epoch, frozen)
-                    entry: dict[str, Any] = {
-                        "epoch": epoch + 1,
-                        "train_loss": train_loss,
-                        "train_auroc": per_label_auroc(ty, tp, self.labels),
-                        "lr": lr_head,
-                        "backbone_lr": 0.0 if frozen else lr_backbone,
-                        "backbone_frozen": frozen,
-                    }
-                    entry["train_auroc_mean"] = nanmean(entry["train_auroc"].values())
-                    if self.use_val:
-                        val_loss, epoch_probs = self._validate()
-                        aurocs = per_label_auroc(
-                            self.label_matrix[self.val_idx], epoch_probs, self.labels
-                        )
-                        entry.update(
-                            val_loss=val_loss,
-                            val_auroc=aurocs,
-                            val_auroc_mean=nanmean(aurocs.values()),
-                        )
-                        score = self._score(val_loss, aurocs)
-                    else:
-                        entry.update(val_loss=None, val_auroc={}, val_auroc_mean=None)
-                        score = float(epoch)  # no validation: the last epoch is the best
+                    improved = self._run_epoch(epoch)
                 except Stopped:
                     stopped = True
                     break
-                val_loss_now = entry["val_loss"] if self.use_val else math.inf
-                improved = score > self.best_metric + (es.min_delta if self.use_val else 0.0) or (
-                    # a tie (e.g. a small validation set at AUROC 1.0): the lower loss wins
-                    self.use_val
-                    and self.monitor == "auroc"
-                    and score == self.best_metric
-                    and val_loss_now < self.best_loss
-                )
-                if improved:
-                    self.best_metric = score
-                    self.best_loss = val_loss_now
-                    self.best_epoch = epoch + 1
-                    self.bad_epochs = 0
-                    self.best_state = _cpu_state(self.model)
-                else:
-                    self.bad_epochs += 1
-                entry["best"] = improved
-                entry["seconds"] = time.perf_counter() - t0
-                entry["cpu_seconds"] = time.process_time() - cpu0
-                entry["images"] = self.steps_per_epoch * self.batch_size * self.runtime.world_size
-                self.history.append(_json_ready(entry))
                 epoch += 1
-                if (
-                    self.use_val
-                    and es.enabled
-                    and self.bad_epochs >= es.patience
-                    and epoch < self.epochs
-                ):
-                    early_stopped = True
-                    note = (
-                        f"early stopping after epoch {epoch}: no improvement of the validation "
-                        f"{self.monitor} for {es.patience} epochs"
-                    )
-                    log.info("%s", note)
-                    self.notes.append(note)
-                if improved and self.use_val:
-                    self._save_best(epoch)
-                self._save(epoch, early_stopped)
-                self._log_scalars(self.history[-1])
-                if self.on_epoch is not None and self.runtime.is_main:
-                    self.on_epoch(self.history[-1], list(self.history))
+                early_stopped = self._stops_early(epoch)
+                self._after_epoch(epoch, improved, early_stopped)
                 if stop_requested(self.stop) and epoch < self.epochs and not early_stopped:
                     stopped = True
                     break
         finally:
             if self.writer is not None:
                 self.writer.close()
-        model = _unwrap(self.model)
+        return self._result(early_stopped, stopped, start_time)
+
+    def _run_epoch(self, epoch: int) -> bool:
+        """Train and validate epoch ``epoch`` (0-based), append its history entry; whether it
+        is the best so far. Raises Stopped when asked to stop mid-epoch."""
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        frozen = epoch < self.freeze_epochs
+        lr_head, lr_backbone = self._lrs()
+        train_loss, ty, tp = self._train_epoch(epoch, frozen)
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_auroc": per_label_auroc(ty, tp, self.labels),
+            "lr": lr_head,
+            "backbone_lr": 0.0 if frozen else lr_backbone,
+            "backbone_frozen": frozen,
+        }
+        entry["train_auroc_mean"] = nanmean(entry["train_auroc"].values())
+        score = self._validate_into(entry, epoch)
+        improved = self._track_best(score, entry["val_loss"] if self.use_val else math.inf, epoch)
+        entry["best"] = improved
+        entry["seconds"] = time.perf_counter() - t0
+        entry["cpu_seconds"] = time.process_time() - cpu0
+        entry["images"] = self.steps_per_epoch * self.batch_size * self.runtime.world_size
+        self.history.append(_json_ready(entry))
+        return improved
+
+    def _validate_into(self, entry: dict[str, Any], epoch: int) -> float:
+        """Add the validation loss and AUROCs to ``entry``; return the score to maximise."""
+        if not self.use_val:
+            entry.update(val_loss=None, val_auroc={}, val_auroc_mean=None)
+            return float(epoch)  # no validation: the last epoch is the best
+        val_loss, epoch_probs = self._validate()
+        aurocs = per_label_auroc(self.label_matrix[self.val_idx], epoch_probs, self.labels)
+        entry.update(val_loss=val_loss, val_auroc=aurocs, val_auroc_mean=nanmean(aurocs.values()))
+        return self._score(val_loss, aurocs)
+
+    def _track_best(self, score: float, val_loss: float, epoch: int) -> bool:
+        min_delta = self.config.early_stopping.min_delta if self.use_val else 0.0
+        improved = score > self.best_metric + min_delta or (
+            # a tie (e.g. a small validation set at AUROC 1.0): the lower loss wins
+            self.use_val
+            and self.monitor == "auroc"
+            and score == self.best_metric
+            and val_loss < self.best_loss
+        )
+        if improved:
+            self.best_metric = score
+            self.best_loss = val_loss
+            self.best_epoch = epoch + 1
+            self.bad_epochs = 0
+            self.best_state = cpu_state(self.model)
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    def _stops_early(self, epochs_done: int) -> bool:
+        es = self.config.early_stopping
+        if not (self.use_val and es.enabled and self.bad_epochs >= es.patience):
+            return False
+        if epochs_done >= self.epochs:
+            return False
+        note = (
+            f"early stopping after epoch {epochs_done}: no improvement of the validation "
+            f"{self.monitor} for {es.patience} epochs"
+        )
+        log.info("%s", note)
+        self.notes.append(note)
+        return True
+
+    def _after_epoch(self, epochs_done: int, improved: bool, early_stopped: bool) -> None:
+        """Checkpoints, TensorBoard and the caller's callback, after each complete epoch."""
+        if improved and self.use_val:
+            self._save_best(epochs_done)
+        self._save(epochs_done, early_stopped)
+        self._log_scalars(self.history[-1])
+        if self.on_epoch is not None and self.runtime.is_main:
+            self.on_epoch(self.history[-1], list(self.history))
+
+    def _result(self, early_stopped: bool, stopped: bool, start_time: float) -> TrainResult:
+        """The best weights (eval mode, backbone trainable again) and the run's record."""
+        model = unwrap(self.model)
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         model.eval()
@@ -1070,13 +654,6 @@ def train_model(
         out_dir,
         runtime,
         fixed_epochs=fixed_epochs,
-        on_epoch=on_epoch,
-        progress_factory=progress_factory,
-        stop=stop,
-        tensorboard_dir=tensorboard_dir,
+        hooks=TrainHooks(on_epoch, progress_factory, stop, tensorboard_dir),
     )
     return trainer.run(resume=resume)
-
-
-def clone_model(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(_unwrap(model))

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from desktop_app.infra.atomicio import atomic_write_json, atomic_write_text
+from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import ConfigError, DataError
 from training.config import TrainConfig, write_config
 from training.data import (
@@ -52,17 +53,10 @@ from training.data import (
     split_dataset,
 )
 from training.dataset import Progress, StopFlag, Stopped, load_units
-from training.evaluate import choose_thresholds, predict_indices, roc_points
-from training.loop import (
-    EpochCallback,
-    ProgressFactory,
-    Runtime,
-    TrainResult,
-    setup_runtime,
-    share_units,
-    train_model,
-)
+from training.evaluate import ThresholdChoice, choose_thresholds, predict_indices, roc_points
+from training.loop import EpochCallback, ProgressFactory, TrainResult, train_model
 from training.metrics import per_label_auroc, split_metrics
+from training.runtime import Runtime, setup_runtime, share_units
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +249,7 @@ class Fit:
         cache_dir = c.data.cache_dir if c.data.cache == "disk" or c.data.cache_dir else None
         if c.data.cache == "disk" and cache_dir is None:
             cache_dir = str(self.out_dir / "cache")
-        workers = max(1, c.data.workers or min(4, _cpus()))
+        workers = max(1, c.data.workers or min(4, available_cpus()))
         progress = self._progress("decode + preprocess (once)")
 
         def load(indices: Sequence[int]) -> torch.Tensor:
@@ -375,9 +369,7 @@ class Fit:
         self.notes += result.notes
         if result.stopped:
             self._write_metrics(out, {**self.metrics, "history": result.history, "stopped": True})
-            return FitOutcome(
-                out, None, self.metrics, result.history, stopped=True, notes=self.notes
-            )
+            return self._stopped(result.history)
         labels = data.labels
         y_val = data.label_matrix(splits.val)
         assert result.val_probs is not None
@@ -388,13 +380,8 @@ class Fit:
         final_metrics: dict[str, Any] = {
             "val": self._metrics_for(y_val, result.val_probs, labels, choice.thresholds, c.seed)
         }
-        probs = {"val": (splits.val, result.val_probs)}
-        if splits.test and self.main:
-            p_test = self._predict(result.model, data, units, splits.test)
-            final_metrics["test"] = self._metrics_for(
-                data.label_matrix(splits.test), p_test, labels, choice.thresholds, c.seed + 101
-            )
-            probs["test"] = (splits.test, p_test)
+        probs: dict[str, tuple[Sequence[int], np.ndarray]] = {"val": (splits.val, result.val_probs)}
+        self._test(result.model, data, units, splits.test, choice, final_metrics, probs)
         training = {
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -416,70 +403,47 @@ class Fit:
             channels_last=self.config.optim.channels_last, stop=self.stop,
         )  # fmt: skip
 
+    def _test(
+        self,
+        model: torch.nn.Module,
+        data: Dataset,
+        units: torch.Tensor,
+        test: Sequence[int],
+        choice: ThresholdChoice,
+        final_metrics: dict[str, Any],
+        probs: dict[str, tuple[Sequence[int], np.ndarray]],
+    ) -> None:
+        """Metrics and probabilities of the test split (rank 0, when there is one)."""
+        if not test or not self.main:
+            return
+        c = self.config
+        p_test = self._predict(model, data, units, test)
+        final_metrics["test"] = self._metrics_for(
+            data.label_matrix(test), p_test, data.labels, choice.thresholds, c.seed + 101
+        )
+        probs["test"] = (test, p_test)
+
+    def _stopped(self, history: list[dict[str, Any]]) -> FitOutcome:
+        return FitOutcome(self.out_dir, None, self.metrics, history, stopped=True, notes=self.notes)
+
     def _run_kfold(
         self, data: Dataset, splits: Splits, units: torch.Tensor, start: float
     ) -> FitOutcome:
+        """k-fold cross-validation by patient over train+val, thresholds from the pooled
+        out-of-fold predictions, then one final model on all of train+val."""
         c = self.config
-        out = self.out_dir
         labels = data.labels
         pool = sorted(splits.train + splits.val)
         folds = kfold_by_patient(data, pool, c.data.folds, seed=c.seed)
         oof = np.full((len(data.records), len(labels)), np.nan, dtype=np.float64)
         fold_summaries = []
         for k, (train_idx, held_idx) in enumerate(folds, start=1):
-            folder = out / f"fold_{k}"
-            done_file = folder / "fold_result.json"
-            if self.resume and done_file.is_file():
-                saved = json.loads(done_file.read_text(encoding="utf-8"))
-                if saved.get("held_out") == list(held_idx):
-                    oof[held_idx] = np.asarray(saved["probs"], dtype=np.float64)
-                    fold_summaries.append(saved["summary"])
-                    log.info("fold %d/%d already done", k, len(folds))
-                    continue
-            result = self._train(
-                data, units, train_idx, held_idx, folder, f"fold {k}/{len(folds)} "
-            )
-            self.notes += result.notes
-            if result.stopped:
-                return FitOutcome(
-                    out, None, self.metrics, result.history, stopped=True, notes=self.notes
-                )
-            assert result.val_probs is not None
-            oof[held_idx] = result.val_probs
-            aucs = per_label_auroc(data.label_matrix(held_idx), result.val_probs, labels)
-            summary = {
-                "fold": k,
-                "train_images": len(train_idx),
-                "val_images": len(held_idx),
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "val_auroc": {lab: (v if math.isfinite(v) else None) for lab, v in aucs.items()},
-            }
+            summary = self._run_fold(data, units, k, len(folds), train_idx, held_idx, oof)
+            if isinstance(summary, FitOutcome):
+                return summary
             fold_summaries.append(summary)
-            if self.main:
-                atomic_write_json(folder / METRICS, {"summary": summary, "history": result.history})
-                self._plots(folder, result.history, {}, {})
-                atomic_write_json(
-                    done_file,
-                    {
-                        "held_out": list(held_idx),
-                        "probs": result.val_probs.tolist(),
-                        "summary": summary,
-                    },
-                )
-        cv: dict[str, Any] = {"folds": c.data.folds}
-        for label in labels:
-            values = [
-                f["val_auroc"][label] for f in fold_summaries if f["val_auroc"][label] is not None
-            ]
-            cv[label] = {
-                "auroc_mean": statistics.fmean(values) if values else None,
-                "auroc_sd": statistics.stdev(values) if len(values) > 1 else None,
-            }
-        best_epochs = [int(f["best_epoch"]) for f in fold_summaries]
-        final_epochs = max(1, round(statistics.median(best_epochs)))
-        cv["best_epochs"] = best_epochs
-        cv["final_epochs"] = final_epochs
+        cv = _cv_summary(labels, fold_summaries, c.data.folds)
+        final_epochs = cv["final_epochs"]
         self.metrics["cross_validation"] = {"summary": cv, "folds": fold_summaries}
         y_pool = data.label_matrix(pool)
         p_pool = oof[pool]
@@ -494,20 +458,13 @@ class Fit:
             final_metrics["cross_validated"][label]["fold_auroc_mean"] = cv[label]["auroc_mean"]
             final_metrics["cross_validated"][label]["fold_auroc_sd"] = cv[label]["auroc_sd"]
         result = self._train(
-            data, units, pool, [], out / "final", "final ", fixed_epochs=final_epochs
+            data, units, pool, [], self.out_dir / "final", "final ", fixed_epochs=final_epochs
         )
         self.notes += result.notes
         if result.stopped:
-            return FitOutcome(
-                out, None, self.metrics, result.history, stopped=True, notes=self.notes
-            )
-        probs = {"cross-validated": (pool, p_pool)}
-        if splits.test and self.main:
-            p_test = self._predict(result.model, data, units, splits.test)
-            final_metrics["test"] = self._metrics_for(
-                data.label_matrix(splits.test), p_test, labels, choice.thresholds, c.seed + 101
-            )
-            probs["test"] = (splits.test, p_test)
+            return self._stopped(result.history)
+        probs: dict[str, tuple[Sequence[int], np.ndarray]] = {"cross-validated": (pool, p_pool)}
+        self._test(result.model, data, units, splits.test, choice, final_metrics, probs)
         training = {
             "final_model": (
                 f"retrained on all {len(pool)} train+val images for {final_epochs} epochs "
@@ -519,6 +476,54 @@ class Fit:
         return self._finish(
             data, result.model, result.history, choice, final_metrics, probs, training, start
         )
+
+    def _run_fold(
+        self,
+        data: Dataset,
+        units: torch.Tensor,
+        k: int,
+        n_folds: int,
+        train_idx: list[int],
+        held_idx: list[int],
+        oof: np.ndarray,
+    ) -> dict[str, Any] | FitOutcome:
+        """Train fold ``k`` (or take its saved result on resume) and fill its rows of ``oof``;
+        the fold's summary, or the stopped outcome."""
+        folder = self.out_dir / f"fold_{k}"
+        done_file = folder / "fold_result.json"
+        if self.resume and done_file.is_file():
+            saved = json.loads(done_file.read_text(encoding="utf-8"))
+            if saved.get("held_out") == list(held_idx):
+                oof[held_idx] = np.asarray(saved["probs"], dtype=np.float64)
+                log.info("fold %d/%d already done", k, n_folds)
+                return dict(saved["summary"])
+        result = self._train(data, units, train_idx, held_idx, folder, f"fold {k}/{n_folds} ")
+        self.notes += result.notes
+        if result.stopped:
+            return self._stopped(result.history)
+        assert result.val_probs is not None
+        oof[held_idx] = result.val_probs
+        aucs = per_label_auroc(data.label_matrix(held_idx), result.val_probs, data.labels)
+        summary = {
+            "fold": k,
+            "train_images": len(train_idx),
+            "val_images": len(held_idx),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "val_auroc": {lab: (v if math.isfinite(v) else None) for lab, v in aucs.items()},
+        }
+        if self.main:
+            atomic_write_json(folder / METRICS, {"summary": summary, "history": result.history})
+            self._plots(folder, result.history, {}, {})
+            atomic_write_json(
+                done_file,
+                {
+                    "held_out": list(held_idx),
+                    "probs": result.val_probs.tolist(),
+                    "summary": summary,
+                },
+            )
+        return summary
 
     def _finish(
         self,
@@ -638,10 +643,24 @@ class Fit:
         atomic_write_text(self.out_dir / "predictions.csv", buf.getvalue())
 
 
-def _cpus() -> int:
-    from training.loop import usable_cpus
-
-    return usable_cpus()
+def _cv_summary(
+    labels: Sequence[str], fold_summaries: list[dict[str, Any]], folds: int
+) -> dict[str, Any]:
+    """Per label the mean and SD of the folds' validation AUROC; the final model's epochs are
+    the median of the folds' best epochs."""
+    cv: dict[str, Any] = {"folds": folds}
+    for label in labels:
+        values = [
+            f["val_auroc"][label] for f in fold_summaries if f["val_auroc"][label] is not None
+        ]
+        cv[label] = {
+            "auroc_mean": statistics.fmean(values) if values else None,
+            "auroc_sd": statistics.stdev(values) if len(values) > 1 else None,
+        }
+    best_epochs = [int(f["best_epoch"]) for f in fold_summaries]
+    cv["best_epochs"] = best_epochs
+    cv["final_epochs"] = max(1, round(statistics.median(best_epochs)))
+    return cv
 
 
 def run_fit(

@@ -1,4 +1,4 @@
-"""Where the network runs: device choice, CUDA failure detection, CPU thread count.
+"""Where the network runs: device choice (the app's and training's), CUDA failure detection, CPU threads.
 
 ``auto`` picks CUDA, then Apple's MPS, then the CPU. A device that was asked for but is not
 there (``--device cuda`` on a machine without a GPU) is not an error: the run goes to the CPU
@@ -81,51 +81,88 @@ def cuda_available() -> bool:
         return False
 
 
-def choose_device(requested: str = "auto") -> DeviceChoice:
+@dataclass(frozen=True)
+class FallbackWords:
+    """How each fallback to the CPU is worded; ``{index}``, ``{count}`` and ``{reason}`` are
+    filled in. The app and training each keep the wording their users already see."""
+
+    cuda_missing: str
+    mps_missing: str
+    cuda_index: str
+    cuda_failed: str
+
+
+APP_WORDS = FallbackWords(
+    cuda_missing="CUDA was requested but no usable CUDA device was found; running on the CPU",
+    mps_missing="MPS was requested but is not available; running on the CPU",
+    cuda_index="CUDA device {index} does not exist ({count} found); running on the CPU",
+    cuda_failed="CUDA failed at start ({reason}); running on the CPU",
+)
+
+
+def cuda_smoke_test(index: int) -> str | None:
+    """Run one tiny kernel on ``cuda:index``; None when it works, else the reason (one line).
+
+    ``torch.cuda.is_available()`` can say yes on a machine whose driver then fails on the first
+    kernel; this finds out before a long run starts."""
+    try:
+        torch.zeros(1, device=f"cuda:{index}").add_(1)
+        torch.cuda.synchronize(index)
+    except Exception as err:  # a broken driver raises all sorts
+        return " ".join(str(err).split())[:200]
+    return None
+
+
+def choose_device(
+    requested: str = "auto",
+    *,
+    local_rank: int = 0,
+    smoke_test: bool = False,
+    words: FallbackWords = APP_WORDS,
+) -> DeviceChoice:
     """``auto`` → CUDA, then MPS, then CPU; ``cpu``/``cuda``/``cuda:N``/``mps`` as asked when
-    available, else the CPU with a warning. An unknown name is a ConfigError (a usage error)."""
+    available, else the CPU with a warning. An unknown name is a ConfigError (a usage error).
+
+    ``local_rank`` (under torchrun) picks the GPU of ``auto``/``cuda``: ``local_rank % count``.
+    ``smoke_test`` runs a kernel on the chosen GPU first and falls back to the CPU if it fails.
+    """
     text = str(requested or "auto").strip().lower()
     base = text.split(":", 1)[0]
     if base not in DEVICE_CHOICES or (":" in text and base != "cuda"):
         raise ConfigError(
             f"unknown device {requested!r}", hint=f"choose one of: {', '.join(DEVICE_CHOICES)}"
         )
-    if base == "auto":
-        if cuda_available():
-            return DeviceChoice(text, torch.device("cuda", 0))
-        if mps_available():
-            return DeviceChoice(text, torch.device("mps"))
-        return DeviceChoice(text, torch.device("cpu"))
+    explicit = _explicit_index(requested, text)
+    cpu = torch.device("cpu")
     if base == "cpu":
-        return DeviceChoice(text, torch.device("cpu"))
+        return DeviceChoice(text, cpu)
+    if base == "auto" and not cuda_available():
+        return DeviceChoice(text, torch.device("mps") if mps_available() else cpu)
     if base == "mps":
         if mps_available():
             return DeviceChoice(text, torch.device("mps"))
-        return DeviceChoice(
-            text, torch.device("cpu"), "MPS was requested but is not available; running on the CPU"
-        )
-    index = 0
-    if ":" in text:
-        try:
-            index = int(text.split(":", 1)[1])
-        except ValueError:
-            raise ConfigError(
-                f"unknown device {requested!r}", hint="write cuda or cuda:N"
-            ) from None
+        return DeviceChoice(text, cpu, words.mps_missing)
     if not cuda_available():
-        return DeviceChoice(
-            text,
-            torch.device("cpu"),
-            "CUDA was requested but no usable CUDA device was found; running on the CPU",
-        )
+        return DeviceChoice(text, cpu, words.cuda_missing)
     count = torch.cuda.device_count()
+    index = local_rank % max(1, count) if explicit is None else explicit
     if not 0 <= index < count:
-        return DeviceChoice(
-            text,
-            torch.device("cpu"),
-            f"CUDA device {index} does not exist ({count} found); running on the CPU",
-        )
+        return DeviceChoice(text, cpu, words.cuda_index.format(index=index, count=count))
+    if smoke_test:
+        reason = cuda_smoke_test(index)
+        if reason is not None:
+            return DeviceChoice(text, cpu, words.cuda_failed.format(reason=reason))
     return DeviceChoice(text, torch.device("cuda", index))
+
+
+def _explicit_index(requested: str, text: str) -> int | None:
+    """The N of ``cuda:N``; None when no GPU is named."""
+    if ":" not in text:
+        return None
+    try:
+        return int(text.split(":", 1)[1])
+    except ValueError:
+        raise ConfigError(f"unknown device {requested!r}", hint="write cuda or cuda:N") from None
 
 
 def is_device_failure(err: BaseException) -> bool:

@@ -1,7 +1,10 @@
 """The model file format, shared by the app and training (training imports it, never the reverse).
 
 Modules (one job each):
-- modelfile: the .safetensors model file: manifest, writing, reading and refusing bad files.
+- modelfile: the .safetensors model file: writing, reading and refusing bad files (the public door).
+- manifest: what a model file says about itself (ModelManifest), validated strictly.
+- tensorfile: the safetensors container: header parsing with limits, pickle refusal, tensor hash.
+- modelcard: the Markdown model card generated from a manifest.
 - preprocessing: the one preprocessing definition stored in a model file (geometry, scaling, normalization).
 - imageio: images for a model (DICOM or PNG) -> float arrays, with their kind.
 - networks: the architecture registry (build by name and arguments), heads and their layers.

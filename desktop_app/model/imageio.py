@@ -37,7 +37,7 @@ class ImageForModel:
 
     values: float32 (rows, cols): modality values for DICOM, raw sample values for PNG/JPEG.
     photometric: "MONOCHROME1" (minimum is white, PS3.3 C.7.6.3.1.2) or "MONOCHROME2".
-    file_window: the file's first VOI window (a ``desktop_app.dicom.display.Window``) or None.
+    file_window: the file's first VOI window (a ``desktop_app.dicom.voi.Window``) or None.
     pixel_spacing: (row, column) spacing in mm when the file says so.
     """
 

@@ -596,15 +596,15 @@ def apply_init(module: nn.Module, init: str) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    # DistributedDataParallel / DataParallel keep the network in .module
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network itself: DistributedDataParallel / DataParallel keep it in ``.module``."""
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) else model
 
 
 def head_name(model: nn.Module) -> str:
     """Attribute name of the classifier layer of a network built here."""
-    model = _unwrap(model)
+    model = unwrap(model)
     if isinstance(model, EfficientNet):
         return "_fc"
     if isinstance(model, ResNet):
@@ -618,13 +618,13 @@ def head_name(model: nn.Module) -> str:
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The new head's parameters (for a higher learning rate, never frozen)."""
-    return list(getattr(_unwrap(model), head_name(model)).parameters())
+    return list(getattr(unwrap(model), head_name(model)).parameters())
 
 
 def backbone_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Every parameter outside the head (to freeze, or to train at a lower learning rate)."""
     head_ids = {id(p) for p in head_parameters(model)}
-    return [p for p in _unwrap(model).parameters() if id(p) not in head_ids]
+    return [p for p in unwrap(model).parameters() if id(p) not in head_ids]
 
 
 def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:

@@ -66,6 +66,32 @@ class TestChooseDevice:
         with pytest.raises(ConfigError, match=f"unknown device '{bad}'"):
             D.choose_device(bad)
 
+    @pytest.mark.parametrize(
+        ("requested", "local_rank", "expected"),
+        [
+            ("auto", 0, "cuda:0"),
+            ("auto", 1, "cuda:1"),
+            ("cuda", 3, "cuda:1"),
+            ("cuda:0", 1, "cuda:0"),
+        ],
+    )
+    def test_local_rank_picks_the_gpu_unless_one_is_named(
+        self, accelerators: dict[str, bool], requested: str, local_rank: int, expected: str
+    ) -> None:
+        accelerators["cuda"] = True
+        assert D.choose_device(requested, local_rank=local_rank).name == expected
+
+    def test_failed_smoke_test_falls_back_in_the_callers_words(
+        self, accelerators: dict[str, bool], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        accelerators["cuda"] = True
+        monkeypatch.setattr(D, "cuda_smoke_test", lambda index: "CUDA error: no device")
+        words = D.FallbackWords("-", "-", "-", "broken ({reason}); training on the CPU")
+        choice = D.choose_device("cuda", smoke_test=True, words=words)
+        assert choice.name == "cpu"
+        assert choice.warning == "broken (CUDA error: no device); training on the CPU"
+        assert D.choose_device("cuda").name == "cuda:0"  # no smoke test unless asked
+
 
 class TestFailures:
     @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.uid import RLELossless
 
-from desktop_app.commands._common import guarded
+from desktop_app.commands._common import OneLineParser, guarded
 from desktop_app.infra.errors import ConfigError, DataError
 from desktop_app.phantoms.studies import make_chest_xr
 from training import cli
@@ -30,7 +30,7 @@ FINDINGS = ("nodule", "effusion", "cardiomegaly")
 
 def _run_cli(argv: list[str]) -> int:
     """The command as `radassist-train make-demo-data` runs it, without importing torch."""
-    parser = cli._Parser(prog="radassist-train make-demo-data")
+    parser = OneLineParser(prog="radassist-train make-demo-data")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     command.add_arguments(parser)
     try:

@@ -1,5 +1,5 @@
-"""training.loop: schedule, optimiser groups, freezing, device fallback, early stopping,
-augmentation, caching, and that the loop actually learns."""
+"""training.loop, .optim and .runtime: schedule, optimiser groups, freezing, device fallback,
+early stopping, augmentation, caching, and that the loop actually learns."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from desktop_app.model.networks import backbone_parameters, head_parameters
 from desktop_app.model.preprocessing import PreprocessSpec, unit_image
 from tests.helpers.tinydata import demo_dataset, single_thread, tiny_config
 from training import loop as L
+from training import optim as O
+from training import runtime as R
 from training.augment import build_augmenter, sample_seed
 from training.config import AugmentConfig
 from training.data import read_dataset, split_dataset
@@ -39,22 +41,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 class TestSchedule:
     def test_warmup_then_cosine(self) -> None:
-        f = [L.lr_factor(s, 100, 10, 0.01) for s in range(100)]
-        assert f[0] == pytest.approx(L.WARMUP_START)
+        f = [O.lr_factor(s, 100, 10, 0.01) for s in range(100)]
+        assert f[0] == pytest.approx(O.WARMUP_START)
         assert all(a < b for a, b in itertools.pairwise(f[:11]))  # rising warm-up
         assert f[10] == pytest.approx(1.0)
         assert all(a >= b for a, b in itertools.pairwise(f[10:]))  # then falling
         assert f[99] == pytest.approx(0.01)
 
     def test_no_warmup(self) -> None:
-        assert L.lr_factor(0, 50, 0, 0.1) == pytest.approx(1.0)
+        assert O.lr_factor(0, 50, 0, 0.1) == pytest.approx(1.0)
 
 
 class TestOptimizer:
     def test_groups_discriminative_lr_and_no_decay_on_biases(self) -> None:
         config = tiny_config(optim={"lr": 1e-3, "backbone_lr_factor": 0.1, "weight_decay": 0.05})
-        model = L.build_model(config, 2)
-        opt = L.make_optimizer(model, config)
+        model = O.build_model(config, 2)
+        opt = O.make_optimizer(model, config)
         groups = {g["name"]: g for g in opt.param_groups}
         assert set(groups) == {"head", "head_no_decay", "backbone", "backbone_no_decay"}
         assert groups["head"]["lr"] == pytest.approx(1e-3)
@@ -65,7 +67,7 @@ class TestOptimizer:
         assert n_params == len(list(model.parameters()))
 
     def test_head_starts_small_with_prevalence_bias(self) -> None:
-        model = L.build_model(tiny_config(), 2, prevalence=[0.2, 0.5])
+        model = O.build_model(tiny_config(), 2, prevalence=[0.2, 0.5])
         head = model._fc
         assert head.weight.std().item() == pytest.approx(0.01, rel=0.1)
         assert torch.allclose(head.bias, torch.tensor([math.log(0.25), 0.0]), atol=1e-6)
@@ -75,19 +77,19 @@ class TestOptimizer:
 
     def test_pos_weight_from_prevalence(self) -> None:
         y = np.array([[1, 0], [0, 0], [0, 1], [0, 1]], dtype=np.float32)
-        assert L.pos_weight_from(y).tolist() == [3.0, 1.0]
+        assert O.pos_weight_from(y).tolist() == [3.0, 1.0]
 
 
 class TestDevice:
     def test_cpu(self) -> None:
-        assert L.select_device("cpu").type == "cpu"
+        assert R.select_device("cpu").type == "cpu"
 
     def test_cuda_asked_but_absent_warns_and_uses_cpu(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        with caplog.at_level(logging.WARNING, logger="training.loop"):
-            assert L.select_device("cuda").type == "cpu"
+        with caplog.at_level(logging.WARNING, logger="training.runtime"):
+            assert R.select_device("cuda").type == "cpu"
         assert [r.message for r in caplog.records] == [
             "CUDA was asked for but is not available; training on the CPU"
         ]
@@ -110,8 +112,8 @@ class TestDevice:
             return real_zeros(*args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(torch, "zeros", zeros)
-        with caplog.at_level(logging.WARNING, logger="training.loop"):
-            device = L.select_device("auto")
+        with caplog.at_level(logging.WARNING, logger="training.runtime"):
+            device = R.select_device("auto")
         assert device.type == "cpu"
         assert len(caplog.records) == 1
         assert caplog.records[0].message.startswith("CUDA failed at start (CUDA error: no CUDA")
@@ -201,8 +203,8 @@ class TestTraining:
         data = read_dataset(demo)
         s = split_dataset(data)
         units = load_units(data.records, config.preprocess_spec())
-        before = L.build_model(config, len(data.labels))
-        runtime = L.Runtime(torch.device("cpu"))
+        before = O.build_model(config, len(data.labels))
+        runtime = R.Runtime(torch.device("cpu"))
         result = L.train_model(config, data, units, s.train, s.val, None, runtime)
         after = result.model
         for p0, p1 in zip(backbone_parameters(before), backbone_parameters(after), strict=True):
@@ -224,7 +226,7 @@ class TestTraining:
         data = read_dataset(demo)
         s = split_dataset(data)
         units = load_units(data.records, config.preprocess_spec())
-        before = L.build_model(config, len(data.labels))
+        before = O.build_model(config, len(data.labels))
         result = L.train_model(
             config,
             data,
@@ -232,7 +234,7 @@ class TestTraining:
             s.train,
             s.val,
             None,
-            L.Runtime(torch.device("cpu")),
+            R.Runtime(torch.device("cpu")),
             fixed_epochs=1,
         )
         after = result.model
@@ -252,7 +254,7 @@ class TestTraining:
         s = split_dataset(data)
         units = load_units(data.records, config.preprocess_spec())
         result = L.train_model(
-            config, data, units, s.train, s.val, None, L.Runtime(torch.device("cpu"))
+            config, data, units, s.train, s.val, None, R.Runtime(torch.device("cpu"))
         )
         assert result.early_stopped and result.epochs_run == 2 and result.best_epoch == 1
         assert [h["best"] for h in result.history] == [True, False]
@@ -271,7 +273,7 @@ class TestTraining:
             config = tiny_config(demo, data={"workers": workers}, optim={"epochs": 1})
             units = load_units(data.records, config.preprocess_spec())
             result = L.train_model(
-                config, data, units, s.train, s.val, None, L.Runtime(torch.device("cpu"))
+                config, data, units, s.train, s.val, None, R.Runtime(torch.device("cpu"))
             )
             results.append(result.model.state_dict())
         for key, value in results[0].items():
@@ -282,7 +284,7 @@ class TestTraining:
         data = read_dataset(demo)
         units = load_units(data.records[:3], config.preprocess_spec())
         with pytest.raises(DataError, match=r"the train split has 1 image\(s\), too few to train"):
-            L.train_model(config, data, units, [0], [1, 2], None, L.Runtime(torch.device("cpu")))
+            L.train_model(config, data, units, [0], [1, 2], None, R.Runtime(torch.device("cpu")))
 
     @pytest.mark.slow
     def test_it_learns_an_easy_task(self, tmp_path: Path) -> None:
@@ -306,6 +308,6 @@ class TestTraining:
         s = split_dataset(data, val_fraction=0.25, test_fraction=0.0)
         units = load_units(data.records, config.preprocess_spec())
         result = L.train_model(
-            config, data, units, s.train, s.val, None, L.Runtime(torch.device("cpu"))
+            config, data, units, s.train, s.val, None, R.Runtime(torch.device("cpu"))
         )
         assert result.best_metric > 0.9, result.history

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from desktop_app.review.state import ReviewStore
+from desktop_app.review.store import ReviewStore
 from tests.helpers.exports import (
     CT_DIR,
     NODULE_BOX,

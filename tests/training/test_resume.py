@@ -12,7 +12,9 @@ import torch
 
 from desktop_app.infra.errors import ConfigError
 from tests.helpers.tinydata import demo_dataset, single_thread, tiny_config
+from training import checkpoints as C
 from training import loop as L
+from training import runtime as R
 from training.config import TrainConfig, config_from_dict
 from training.data import read_dataset, split_dataset
 from training.dataset import load_units
@@ -46,7 +48,7 @@ def _train(
     base, data, splits, units = setup
     return L.train_model(
         config or base, data, units, splits.train, splits.val, out,
-        L.Runtime(torch.device("cpu")), resume=resume, stop=stop,
+        R.Runtime(torch.device("cpu")), resume=resume, stop=stop,
     )  # fmt: skip
 
 
@@ -141,7 +143,7 @@ def test_damaged_checkpoint_is_refused(tmp_path: Path) -> None:
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"garbage")
     with pytest.raises(ConfigError, match=r"last\.pt: checkpoint can't be read"):
-        L.load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+        C.load_checkpoint(tmp_path / "checkpoints" / "last.pt")
 
 
 def test_tiny_config_is_valid() -> None:

@@ -28,6 +28,7 @@ from desktop_app.model.networks import (
     load_lite_weights,
 )
 from desktop_app.model.preprocessing import NORMALIZATIONS, OUTPUT_SCALINGS, PreprocessSpec
+from desktop_app.model.tensorfile import key_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,10 @@ def _map_onto(
                 "check that --labels has one name per output",
             )
         return
-    missing = sorted(set(target) - set(state))
-    unexpected = sorted(set(state) - set(target))
-    if missing or unexpected:
-        first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+    mismatch = key_mismatch(target, state)
+    if mismatch:
         raise ModelFileError(
-            f"does not match {arch} ({first}; {len(missing)} missing, {len(unexpected)} "
-            "unexpected)",
+            f"does not match {arch} ({mismatch})",
             path,
             "check --arch, and that --labels has one name per output",
         )
@@ -149,11 +147,8 @@ def _map_onto(
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def run(args: argparse.Namespace) -> int:

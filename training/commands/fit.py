@@ -49,6 +49,13 @@ PROG = "radassist-train fit"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()  # the help states the real defaults
+    _add_files(parser)
+    _add_recipe(parser, d)
+    _add_run_options(parser, d)
+
+
+def _add_files(parser: argparse.ArgumentParser) -> None:
+    """Where the data, the output and the config file are."""
     parser.add_argument(
         "--data", metavar="MANIFEST", help="manifest CSV, or an RSNA labels CSV or its folder"
     )
@@ -58,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="FILE", type=Path, help="YAML config (see training/defaults.yaml)"
     )
+
+
+def _add_recipe(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """The training recipe's most used knobs (every other one is ``--set``)."""
     parser.add_argument(
         "--epochs", metavar="N", type=positive_int, help=f"epochs (default {d.optim.epochs})"
     )
@@ -92,6 +103,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="k-fold cross-validation by patient over train+val (default 1: off)",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """How this run goes: device, resume, seed, workers, labels, cache, overrides, output."""
     parser.add_argument("--device", choices=DEVICES, help="auto (default), cpu, cuda or mps")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in DIR from its last checkpoint"

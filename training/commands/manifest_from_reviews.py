@@ -327,7 +327,7 @@ def write_manifest(path: Path, labels: Sequence[str], rows: Sequence[dict[str, s
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop_app.review.state import ReviewStore
+    from desktop_app.review.store import ReviewStore
 
     review_dir: Path = args.review_dir
     if not review_dir.is_dir():

@@ -1,0 +1,130 @@
+"""The model card: a human-readable Markdown page generated from a manifest alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from desktop_app.model.manifest import ModelManifest
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, dict) and "value" in value:
+        text = _fmt(value["value"])
+        ci = value.get("ci95", value.get("ci"))
+        if isinstance(ci, list | tuple) and len(ci) == 2:
+            text += f" (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})"
+        return text
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if value is None:
+        return "n/a"
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _is_leaf(value: Any) -> bool:
+    return not isinstance(value, dict) or "value" in value
+
+
+def _render_block(title: str, data: Mapping[str, Any], level: int = 3) -> list[str]:
+    lines: list[str] = []
+    table_rows = {k: v for k, v in data.items() if isinstance(v, dict) and not _is_leaf(v)}
+    if table_rows and all(all(_is_leaf(x) for x in v.values()) for v in table_rows.values()):
+        columns: list[str] = []
+        for row in table_rows.values():
+            columns += [c for c in row if c not in columns]
+        lines += [f"{'#' * level} {title}", "", "| | " + " | ".join(columns) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for name, row in table_rows.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+        lines.append("")
+        rest = {k: v for k, v in data.items() if k not in table_rows}
+    else:
+        lines += [f"{'#' * level} {title}", ""]
+        rest = dict(data)
+    for key, value in rest.items():
+        if isinstance(value, dict) and not _is_leaf(value):
+            lines += _render_block(key, value, level + 1)
+        else:
+            lines.append(f"- {key}: {_fmt(value)}")
+    if rest:
+        lines.append("")
+    return lines
+
+
+def model_card_markdown(manifest: ModelManifest) -> str:
+    """A human model card, generated from the manifest alone."""
+    m = manifest
+    spec = m.preprocessing
+    lines = [f"# Model card: {m.name} (version {m.version})", ""]
+    if m.synthetic:
+        lines += [
+            "> **Trained on synthetic phantoms, for demonstration only — not for diagnosis.** "
+            "Its outputs say nothing about real patients.",
+            "",
+        ]
+    lines += ["> Research use only — not for diagnosis.", "", "## Intended use", "", m.intended_use]
+    lines += [
+        "",
+        "## Model",
+        "",
+        f"- Architecture: {m.architecture} ({', '.join(f'{k}={v}' for k, v in m.arch_args.items())})",
+        f"- Input: {m.input_size}×{m.input_size}, {m.input_channels} channel(s)",
+        f"- Created: {m.created} with RadAssist {m.radassist_version} "
+        f"(model file format {m.format_version})",
+        f"- Tensor SHA-256: `{m.tensor_sha256 or 'not yet written'}`",
+        "",
+        "## Labels and operating thresholds",
+        "",
+        "| label | threshold |",
+        "|---|---|",
+    ]
+    lines += [f"| {label} | {float(m.thresholds[label]):.3f} |" for label in m.labels]
+    lines += ["", f"Threshold rule: {m.threshold_rule}", "", "## Metrics", ""]
+    if m.metrics:
+        for key, value in m.metrics.items():
+            if isinstance(value, dict) and not _is_leaf(value):
+                lines += _render_block(key, value)
+            else:
+                lines.append(f"- {key}: {_fmt(value)}")
+        lines.append("")
+    else:
+        lines += ["No metrics recorded: performance is unknown.", ""]
+    lines += ["## Training data", ""]
+    if m.training_data:
+        lines += [f"- {k}: {_fmt(v)}" for k, v in m.training_data.items()]
+    else:
+        lines.append("Not recorded.")
+    low, high = spec.percentiles
+    norm = {
+        "percentile": f"percentiles {low}–{high} mapped to 0–1",
+        "window": f"the file's first VOI window (percentiles {low}–{high} when none)",
+        "minmax": "minimum–maximum mapped to 0–1",
+    }[spec.normalization]
+    lines += [
+        "",
+        "## Preprocessing",
+        "",
+        "- DICOM: Modality LUT, then " + norm + "; MONOCHROME1 inverted so that air is dark",
+        f"- Longest side resized to {spec.image_size} ({spec.interpolation}, antialiased), "
+        f"centred and padded to a square with {spec.pad_value}",
+        f"- {spec.channels} channel(s); output scaling: {spec.output_scaling}",
+        "",
+        "## Limitations",
+        "",
+        "- Not a medical device; not validated for clinical use.",
+        "- Sees one 2-D image at a time at the input size above; small findings may be lost.",
+        "- Thresholds and metrics hold only for data like the training data; expect different "
+        "results on other scanners, populations and protocols.",
+        "- Grad-CAM heatmaps show where the network looked, not proof of a finding.",
+    ]
+    if m.synthetic:
+        lines.append(
+            "- Trained and evaluated on synthetic phantoms only: the metrics above are about the "
+            "phantoms, not about real radiographs."
+        )
+    return "\n".join(lines) + "\n"
