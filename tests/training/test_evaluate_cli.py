@@ -4,7 +4,6 @@ a table on stdout, JSON for machines, one-line errors."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +13,12 @@ import torch
 from desktop_app.model.modelfile import default_manifest, load_model_file, save_model_file
 from desktop_app.model.networks import build_from_arch_args
 from desktop_app.model.preprocessing import preprocess_file
-from tests.helpers.tinydata import demo_dataset, single_thread
+from tests.helpers.tinydata import demo_dataset
 from training import cli
 from training.data import read_dataset, split_dataset
 from training.metrics import auroc, confusion
 
 LABELS = ("nodule", "effusion", "cardiomegaly")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import yaml
 
 from desktop_app.model.modelfile import load_model_file, read_manifest
 from desktop_app.phantoms.studies import write_chest_xr
-from tests.helpers.tinydata import demo_dataset, single_thread
+from tests.helpers.tinydata import demo_dataset
 from training import cli
 from training.commands import fit as fit_command
 
@@ -25,12 +24,6 @@ FAST = [
     "--epochs", "2", "--image-size", "64", "--no-pretrained", "--batch-size", "8",
     "--set", "threads=1", "--set", "evaluation.bootstrap=200",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

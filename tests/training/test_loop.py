@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from PIL import Image
 from desktop_app.infra.errors import ConfigError, DataError
 from desktop_app.model.networks import backbone_parameters, head_parameters
 from desktop_app.model.preprocessing import PreprocessSpec, unit_image
-from tests.helpers.tinydata import demo_dataset, single_thread, tiny_config
+from tests.helpers.tinydata import demo_dataset, tiny_config
 from training import loop as L
 from training import optim as O
 from training import runtime as R
@@ -26,12 +25,6 @@ from training.augment import build_augmenter, sample_seed
 from training.config import AugmentConfig
 from training.data import read_dataset, split_dataset
 from training.dataset import UnitImageDataset, decode_unit, load_units, prepare_cache_dir
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

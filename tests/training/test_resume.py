@@ -4,26 +4,19 @@ weights as an uninterrupted run; checkpoints load with weights_only=True."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from desktop_app.infra.errors import ConfigError
-from tests.helpers.tinydata import demo_dataset, single_thread, tiny_config
+from tests.helpers.tinydata import demo_dataset, tiny_config
 from training import checkpoints as C
 from training import loop as L
 from training import runtime as R
 from training.config import TrainConfig, config_from_dict
 from training.data import read_dataset, split_dataset
 from training.dataset import load_units
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")
