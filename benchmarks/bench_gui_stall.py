@@ -154,6 +154,7 @@ def main() -> int:
 
     sys.setswitchinterval(0.002)  # as desktop_app.qt.launch does
     app = QApplication(sys.argv[:1])
+    from desktop_app.infra.cpus import available_cpus
     from desktop_app.qt.main_window import MainWindow
     from desktop_app.qt.theme import apply_dark_theme
 
@@ -166,8 +167,8 @@ def main() -> int:
     window.show()
 
     shown: list[str] = []
-    window.seriesShown.connect(shown.append)
-    window.open_paths([series])
+    window.studies.seriesShown.connect(shown.append)
+    window.studies.open_paths([series])
     if not wait_until(app, lambda: bool(shown) and window.viewer.frame is not None, 300):
         print("error: the series did not open", file=sys.stderr)
         return 1
@@ -200,8 +201,8 @@ def main() -> int:
     finished: list[str] = []
     failed: list[str] = []
     loaded: list[object] = []
-    window.inferenceDone.connect(finished.append)
-    window.inferenceFailed.connect(failed.append)
+    window.runs.inferenceDone.connect(finished.append)
+    window.runs.inferenceFailed.connect(failed.append)
     window.inference.modelLoaded.connect(loaded.append)
     window.inference.warmUpFailed.connect(failed.append)
     measure(
@@ -213,7 +214,7 @@ def main() -> int:
 
     def run_once() -> None:
         finished.clear()
-        window.run_inference()
+        window.runs.run_inference()
 
     for _ in range(args.repeat):
         measure("inference", run_once, lambda: bool(finished or failed), 900)
@@ -239,7 +240,7 @@ def main() -> int:
 
     # The baseline a worker thread is for: the same engine run called on the GUI thread.
     runner = window.inference._runner
-    entry = window.current_entry()
+    entry = window.shown.entry
     assert runner is not None and entry is not None
     ran = [False]
 
@@ -249,10 +250,10 @@ def main() -> int:
 
     measure("baseline: run on GUI thread", on_gui_thread, lambda: ran[0], 900)
 
-    outcome = window._last_outcome
+    outcome = window.runs.last_outcome
     print()
     print(f"GUI stall while inferring over {args.slices} slices of {args.size}x{args.size} "
-          f"({model.name}, {outcome.device if outcome else '?'}, {os.cpu_count()} CPUs)")  # fmt: skip
+          f"({model.name}, {outcome.device if outcome else '?'}, {available_cpus()} CPUs)")  # fmt: skip
     print(f"probe: {PROBE_MS} ms precise QTimer; stall = gap between ticks - {PROBE_MS} ms")
     header = (
         f"{'scenario':26s} {'runs':>4s} {'seconds':>8s} {'p50 ms':>7s} {'p99 ms':>7s} "
@@ -277,7 +278,7 @@ def main() -> int:
     print(f"(max = median of the runs' maxima; {steps[0]} slice steps rendered while scrolling)")
     print(
         f"1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
-        f"(this run adds about 1; the rest is other work sharing the {os.cpu_count()} CPUs)"
+        f"(this run adds about 1; the rest is other work sharing the {available_cpus()} CPUs)"
     )
     base = summary["baseline: run on GUI thread"]
     print(

@@ -1,12 +1,13 @@
 """Running a model file on a series: engine, fast CPU path, heatmaps, findings and overlays.
 
 Modules (one job each):
-- engine: InferenceEngine, the model runner shared by the GUI and `radassist predict`.
+- engine: InferenceEngine, the model runner shared by the GUI and `radassist predict` (plan -> batches -> findings).
+- sources: what a run iterates over (a volume, stack, file or images) as a SlicePlan.
 - fastpath: the CPU forward pass by the fastest exact path (ONNX Runtime, checked vs PyTorch), int8.
 - gradcam: heatmaps (LayerCAM fused with CAM, the default; Grad-CAM/CAM) with hooks, leaving the network untouched.
 - devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
 - findings: Finding / SeriesResult dataclasses and the versioned findings JSON (to_json/from_json).
 - overlays: peak region box and outline, burned-in overlay images.
-- colormaps: heatmap colour maps (matplotlib's) as RGBA arrays.
+- colormaps: the one home of heatmap colours: matplotlib's colour maps, heatmap_rgba.
 - firststart: first start's device and measured time per image, cached per machine and model.
 """

@@ -4,18 +4,22 @@
     result = engine.run(stack_or_volume_or_path, progress=cb, stop=event)
     for finding in result.positives: ...
 
-Loading goes through ``desktop_app.model.modelfile.load_model_file`` only (manifest, tensor shapes and
-hash are checked; pickles are refused with the convert hint). Preprocessing is the model file's
-``PreprocessSpec`` applied by ``desktop_app.model.preprocessing``, fed through
+Loading goes through ``desktop_app.model.modelfile.load_model_file`` only (manifest, tensor
+shapes and hash are checked; pickles are refused with the convert hint). Preprocessing is the
+model file's ``PreprocessSpec`` applied by ``desktop_app.model.preprocessing``, fed through
 ``desktop_app.model.imageio.image_from_frame``: the same code, on the same values, as training.
 
-A run over a stack (one radiograph, or the slices of a series) decodes and preprocesses the
-slices in batches of ``batch_size``, runs the network on each batch (on the CPU by the fastest
-exact path of ``fastpath``), takes per label the maximum over the slices and the slice where it
-occurs, decides positive against the operating threshold (the model file's, or the user's),
-then computes Grad-CAM on that slice for each positive label (or every label, or none; see
-``heatmaps``) and maps it back onto the original pixel grid (``Geometry.heatmap_to_original``),
-where ``overlays.peak_region`` gives the box and the outline.
+A run over a stack (one radiograph, or the slices of a series) is three phases, each handing
+the next frozen dataclasses:
+- plan: ``sources.plan_slices`` names the slices and how to load each;
+- batches: decode and preprocess ``batch_size`` slices at a time, run the network on them (on
+  the CPU by the fastest exact path of ``fastpath``), and keep the probabilities and the slices
+  that hold a label's maximum;
+- findings: per label the maximum over the slices and its slice, positive or not against the
+  operating threshold (the model file's, or the user's), then Grad-CAM on that slice for each
+  positive label (or every label, or none; see ``heatmaps``), mapped back onto the original
+  pixel grid (``Geometry.heatmap_to_original``), where ``overlays.peak_region`` gives the box
+  and the outline.
 
 Progress: ``progress(done, total)`` with ``total = slices + 1``: one unit per slice, and the
 last one for Grad-CAM and the findings. Stop: ``stop`` (a ``threading.Event`` or a callable) is
@@ -40,10 +44,10 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -56,12 +60,12 @@ from desktop_app.inference.devices import (
     failure_summary,
     is_device_failure,
 )
-from desktop_app.inference.fastpath import BACKENDS, Runner, TorchRunner, build_cpu_path
+from desktop_app.inference.fastpath import BACKENDS, ForwardRunner, TorchRunner, build_cpu_path
 from desktop_app.inference.findings import (
     Finding,
     ModelInfo,
+    ResultSlice,
     SeriesResult,
-    SliceRef,
     Timings,
     model_info_from_manifest,
 )
@@ -73,30 +77,22 @@ from desktop_app.inference.gradcam import (
     grad_cam,
     head_weight,
 )
-from desktop_app.inference.overlays import peak_region
+from desktop_app.inference.overlays import PeakRegion, peak_region
+from desktop_app.inference.sources import SlicePlan, Source, plan_slices
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
-from desktop_app.infra.errors import (
-    Cancelled,
-    ConfigError,
-    DicomReadError,
-    InferenceError,
-    RadAssistError,
-)
+from desktop_app.infra.errors import Cancelled, ConfigError, InferenceError, RadAssistError
 from desktop_app.infra.hashedpaths import uid_hash
-from desktop_app.model.imageio import ImageForModel, image_from_frame, image_kind, read_image
+from desktop_app.model.imageio import ImageForModel
 from desktop_app.model.modelfile import LoadedModel, ModelManifest, load_model_file
 from desktop_app.model.networks import gradcam_target_layer
 from desktop_app.model.paths import default_model_path
 from desktop_app.model.preprocessing import Geometry, preprocess_batch
-from desktop_app.studies.series import SliceStack, instance_stack
-from desktop_app.studies.volume import SeriesVolume
 
 log = logging.getLogger(__name__)
 
 HeatmapPolicy = Literal["positive", "all", "none"]
 HEATMAP_POLICIES: tuple[str, ...] = ("positive", "all", "none")
 GRADCAM_MODES: tuple[str, ...] = ("auto", "hooks")
-Source = SeriesVolume | SliceStack | str | os.PathLike[str] | Sequence[ImageForModel | np.ndarray]
 
 DEFAULT_BATCH_SIZE = 8
 MAX_BATCH_SIZE = 256
@@ -129,100 +125,178 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
-@dataclass
-class _Slices:
-    """What a run iterates over: slice references and a loader for each slice's image."""
-
-    refs: list[SliceRef]
-    paths: list[str]
-    load: Callable[[int], ImageForModel]
-    series_uid: str = ""
-    study_uid: str = ""
-    modality: str = ""
-    part: int = 1
-    parts: int = 1
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}", hint=f"choose one of: {', '.join(choices)}")
 
 
-def _from_volume(volume: SeriesVolume) -> _Slices:
-    stack = volume.stack
-    refs = [
-        SliceRef(i, s.instance.sop_instance_uid, s.frame, s.instance.rows, s.instance.columns)
-        for i, s in enumerate(stack.slices)
-    ]
-    first = stack.slices[0].instance
-    return _Slices(
-        refs=refs,
-        paths=[str(s.instance.path) for s in stack.slices],
-        load=lambda i: image_from_frame(volume.frame(i)),
-        series_uid=stack.series_instance_uid,
-        modality=first.modality,
-        part=stack.part,
-        parts=stack.parts,
+def _check_options(
+    batch_size: int, backend: str, heatmaps: str, region_level: float, gradcam: str, method: str
+) -> None:
+    """ConfigError (one line, with the choices) for an option the engine can't take."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise ConfigError(f"batch size {batch_size!r} must be a whole number")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"batch size {batch_size} must be between 1 and {MAX_BATCH_SIZE}")
+    _check_choice("backend", backend, BACKENDS)
+    _check_choice("heatmap policy", heatmaps, HEATMAP_POLICIES)
+    if not 0.0 < region_level <= 1.0:
+        raise ConfigError(f"region level {region_level} must be in (0, 1]")
+    _check_choice("Grad-CAM mode", gradcam, GRADCAM_MODES)
+    _check_choice("heatmap method", method, HEATMAP_METHODS)
+
+
+# ---------------------------------------------------------------------- what the phases hand on
+# A run is three phases: plan (``sources.plan_slices``: which slices, how to load each) ->
+# batches (decode, preprocess, forward pass, probabilities; keep the slices that hold a maximum)
+# -> findings (per label: the maximum, the decision, and the heatmap on its slice).
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch's slices after decoding: the indices and images of those that could be read,
+    and the (path, error) of those that could not."""
+
+    indices: list[int]
+    images: list[ImageForModel]
+    errors: list[tuple[str, RadAssistError]]
+
+
+@dataclass(frozen=True)
+class _KeySlice:
+    """A slice that holds some label's maximum, kept from its batch so that its heatmap needs
+    no second decode or pass: the Grad-CAM layer's output (``from_features``) or the network
+    input, and the slice's Geometry."""
+
+    payload: np.ndarray
+    from_features: bool
+    geometry: Geometry
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """The batches' outcome: probabilities (slices, labels), NaN where a slice could not be
+    read; the key slices by index; the unreadable slices; seconds spent."""
+
+    probabilities: np.ndarray
+    key_slices: Mapping[int, _KeySlice]
+    unreadable: list[tuple[str, str]]
+    preprocess_seconds: float
+    network_seconds: float
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """One label before its heatmap: the maximum over the slices, where, and the verdict."""
+
+    label: str
+    probability: float
+    threshold: float
+    positive: bool
+    slice_index: int
+    threshold_source: str
+
+
+@dataclass(frozen=True)
+class _Location:
+    """One label's heatmap on the original pixel grid (normalised by its maximum), the region
+    around its peak (None for an empty heatmap) and its share of its slice's Grad-CAM time."""
+
+    heatmap: np.ndarray
+    region: PeakRegion | None
+    gradcam_seconds: float
+    region_level: float
+    method: str
+
+    def on(self, finding: Finding) -> Finding:
+        """``finding`` located by this heatmap."""
+        region = self.region
+        return replace(
+            finding,
+            heatmap=self.heatmap,
+            gradcam_seconds=self.gradcam_seconds,
+            region_level=self.region_level,
+            heatmap_method=self.method,
+            box=None if region is None else region.box,
+            outline=None if region is None else region.outline,
+            peak=None if region is None else region.peak,
+        )
+
+
+@dataclass(frozen=True)
+class _Locations:
+    """The heatmaps phase's outcome: a location per label index that got a heatmap."""
+
+    by_label: Mapping[int, _Location]
+    gradcam_seconds: float
+    postprocess_seconds: float
+
+
+def _load_batch(plan: SlicePlan, indices: Sequence[int]) -> _Batch:
+    ok: list[int] = []
+    images: list[ImageForModel] = []
+    errors: list[tuple[str, RadAssistError]] = []
+    for i in indices:
+        try:
+            images.append(plan.load(i))
+            ok.append(i)
+        except RadAssistError as err:
+            errors.append((plan.paths[i], err))
+            log.info("slice %d unreadable: %s", i, err.reason)
+    return _Batch(ok, images, errors)
+
+
+def _keep_key_slices(
+    probs: np.ndarray,
+    batch: Sequence[int],
+    payload: np.ndarray,
+    from_features: bool,
+    geometries: Sequence[Geometry],
+    kept: dict[int, _KeySlice],
+) -> None:
+    """Keep the features (or inputs) of the slices that currently hold a label's maximum,
+    for Grad-CAM without another pass or decode; drop the rest."""
+    argmax = {int(np.nanargmax(probs[:, j])) for j in range(probs.shape[1])}
+    position = {i: k for k, i in enumerate(batch)}
+    for i in argmax:
+        if i in position and i not in kept:
+            k = position[i]
+            kept[i] = _KeySlice(payload[k].copy(), from_features, geometries[k])
+    for i in list(kept):
+        if i not in argmax:
+            del kept[i]
+
+
+def _finding(
+    decision: _Decision,
+    ref: ResultSlice,
+    location: _Location | None,
+    model: ModelInfo,
+    device: str,
+    timings: Timings,
+) -> Finding:
+    """One label's Finding: its decision on its slice, located where it got a heatmap."""
+    finding = Finding(
+        label=decision.label,
+        probability=decision.probability,
+        threshold=decision.threshold,
+        positive=decision.positive,
+        slice_index=decision.slice_index,
+        sop_instance_uid=ref.sop_instance_uid,
+        frame=ref.frame,
+        threshold_source=decision.threshold_source,
+        model=model,
+        device=device,
+        timings=timings,
     )
-
-
-def _from_path(path: Path) -> _Slices:
-    """One file: every frame of a DICOM instance, or a PNG/JPEG image."""
-    from desktop_app.studies.index import index_paths
-
-    if image_kind(path) != "dicom":
-        image = read_image(path)
-        rows, cols = image.values.shape[:2]
-        return _Slices([SliceRef(0, "", 0, rows, cols)], [str(path)], lambda _i: image)
-    index = index_paths([path], executor="serial")
-    if index.problems:
-        problem = index.problems[0]
-        raise DicomReadError(problem.reason, problem.path)
-    found = [
-        (study, series, inst)
-        for _, study, series in index.iter_series()
-        for inst in series.instances
-        if inst.has_pixels
-    ]
-    if not found:
-        raise DicomReadError("has no image to run the model on (no pixel data)", path)
-    study, series, inst = found[0]
-    slices = _from_volume(SeriesVolume(instance_stack(inst), keep=False))
-    slices.series_uid = series.series_instance_uid
-    slices.study_uid = study.study_instance_uid
-    return slices
-
-
-def _from_images(images: Sequence[ImageForModel | np.ndarray]) -> _Slices:
-    items = [
-        im if isinstance(im, ImageForModel) else ImageForModel(np.asarray(im, np.float32))
-        for im in images
-    ]
-    if not items:
-        raise InferenceError("no images to run the model on")
-    refs = []
-    for i, item in enumerate(items):
-        if item.values.ndim != 2:
-            raise InferenceError(f"image {i} must be 2-D grey values, got {item.values.shape}")
-        refs.append(SliceRef(i, "", 0, int(item.values.shape[0]), int(item.values.shape[1])))
-    return _Slices(refs, [f"<image {i}>" for i in range(len(items))], lambda i: items[i])
-
-
-def _as_slices(source: Source) -> _Slices:
-    if isinstance(source, SeriesVolume):
-        return _from_volume(source)
-    if isinstance(source, SliceStack):
-        return _from_volume(SeriesVolume(source, keep=False))
-    if isinstance(source, str | os.PathLike):
-        return _from_path(Path(source))
-    if isinstance(source, Sequence | np.ndarray):
-        return _from_images(list(source))  # type: ignore[arg-type]  # str was handled above
-    raise TypeError(
-        f"can't run the model on a {type(source).__name__}: pass a SeriesVolume, a SliceStack, "
-        "a file path, or a sequence of 2-D images"
-    )
+    return finding if location is None else location.on(finding)
 
 
 class InferenceEngine:
     """A verified model, ready to run on stacks of images, on a device, with Grad-CAM.
 
     ``model``: a model file path, an already loaded ``LoadedModel``, or None for the bundled
-    demo model (``modelpaths.default_model_path``). Loading refuses (ModelFileError, one line)
+    demo model (``desktop_app.model.paths.default_model_path``). Loading refuses (ModelFileError, one line)
     pickles, tampered, truncated and mismatched files.
     ``device``: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"; an
     unavailable or failing accelerator falls back to the CPU with one warning.
@@ -263,31 +337,7 @@ class InferenceEngine:
         heatmap_method: str = "layercam",
     ) -> None:
         start = time.perf_counter()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise ConfigError(f"batch size {batch_size!r} must be a whole number")
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ConfigError(f"batch size {batch_size} must be between 1 and {MAX_BATCH_SIZE}")
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}"
-            )
-        if heatmaps not in HEATMAP_POLICIES:
-            raise ConfigError(
-                f"unknown heatmap policy {heatmaps!r}",
-                hint=f"choose one of: {', '.join(HEATMAP_POLICIES)}",
-            )
-        if not 0.0 < region_level <= 1.0:
-            raise ConfigError(f"region level {region_level} must be in (0, 1]")
-        if gradcam not in GRADCAM_MODES:
-            raise ConfigError(
-                f"unknown Grad-CAM mode {gradcam!r}",
-                hint=f"choose one of: {', '.join(GRADCAM_MODES)}",
-            )
-        if heatmap_method not in HEATMAP_METHODS:
-            raise ConfigError(
-                f"unknown heatmap method {heatmap_method!r}",
-                hint=f"choose one of: {', '.join(HEATMAP_METHODS)}",
-            )
+        _check_options(batch_size, backend, heatmaps, region_level, gradcam, heatmap_method)
         self.heatmap_method = heatmap_method
         self._lock = threading.RLock()
         self._warnings: list[str] = []
@@ -301,8 +351,7 @@ class InferenceEngine:
         if isinstance(model, LoadedModel):
             self._loaded = model
         else:
-            path = default_model_path() if model is None else Path(model)
-            self._loaded = load_model_file(path)
+            self._loaded = load_model_file(default_model_path() if model is None else Path(model))
         self._loaded.network.eval()
         manifest = self._loaded.manifest
         self._thresholds = self._checked_thresholds(manifest, thresholds)
@@ -313,24 +362,8 @@ class InferenceEngine:
         self._features_layer = self._layer if use_features else None
         self._head_weight = head_weight(self._loaded.network)
         self.threads = configure_cpu_threads(threads)
-
-        choice = choose_device("cpu" if self.int8 else device)
-        if self.int8 and str(device).strip().lower() not in ("auto", "cpu"):
-            self._warn(f"int8 runs on the CPU (ONNX Runtime); device {device!r} is not used")
-        if choice.warning:
-            self._warn(choice.warning)
-        self._device = choice.device
-        self._runner: Runner
-        if self._device.type == "cpu":
-            self._setup_cpu()
-        else:
-            try:
-                self._loaded.network.to(self._device)
-                self._runner = TorchRunner(self._loaded.network, self._device, self._features_layer)
-            except Exception as err:
-                if not is_device_failure(err):
-                    raise
-                self._fall_back(err, "at start")
+        self._runner: ForwardRunner
+        self._place(device)
         self.load_seconds = time.perf_counter() - start
         log.info(
             "engine ready: model %s %s (%s) on %s via %s in %.2f s",
@@ -411,6 +444,26 @@ class InferenceEngine:
         if message not in self._warnings:
             self._warnings.append(message)
             log.warning("%s", message)
+
+    def _place(self, device: str) -> None:
+        """Choose the device (the CPU for int8) and build the forward path on it; an
+        accelerator that fails already here leaves the engine on the CPU."""
+        choice = choose_device("cpu" if self.int8 else device)
+        if self.int8 and str(device).strip().lower() not in ("auto", "cpu"):
+            self._warn(f"int8 runs on the CPU (ONNX Runtime); device {device!r} is not used")
+        if choice.warning:
+            self._warn(choice.warning)
+        self._device = choice.device
+        if self._device.type == "cpu":
+            self._setup_cpu()
+            return
+        try:
+            self._loaded.network.to(self._device)
+            self._runner = TorchRunner(self._loaded.network, self._device, self._features_layer)
+        except Exception as err:
+            if not is_device_failure(err):
+                raise
+            self._fall_back(err, "at start")
 
     def _setup_cpu(self) -> None:
         spec = self.manifest.preprocessing
@@ -498,9 +551,9 @@ class InferenceEngine:
     ) -> tuple[np.ndarray, list[Geometry]]:
         """The network input for ``source``'s slices (all, or ``indices``): (N, C, S, S)
         float32 and one Geometry each, exactly as ``run`` feeds the network."""
-        slices = _as_slices(source)
-        chosen = range(len(slices.refs)) if indices is None else indices
-        return preprocess_batch([slices.load(i) for i in chosen], self.manifest.preprocessing)
+        plan = plan_slices(source)
+        chosen = range(len(plan)) if indices is None else indices
+        return preprocess_batch([plan.load(i) for i in chosen], self.manifest.preprocessing)
 
     def run(
         self,
@@ -541,153 +594,51 @@ class InferenceEngine:
         started = time.perf_counter()
         if stop_requested(stop):
             raise Cancelled("stopped before the run began")
-        t0 = time.perf_counter()
-        slices = _as_slices(source)
-        t_pre = time.perf_counter() - t0
-        spec = self.manifest.preprocessing
-        labels = self.labels
-        n, n_labels = len(slices.refs), len(labels)
-        total = n + 1
-        probs = np.full((n, n_labels), np.nan, dtype=np.float32)
-        # per slice holding a label's maximum: its features (or its input) and Geometry
-        best: dict[int, tuple[str, np.ndarray, Geometry]] = {}
-        unreadable: list[tuple[str, str]] = []
-        first_error: RadAssistError | None = None
-        t_net = 0.0
-        if progress is not None:
-            progress(0, total)
-        for start in range(0, n, self.batch_size):
-            if stop_requested(stop):
-                raise Cancelled(f"stopped after {start} of {n} slices")
-            indices = list(range(start, min(start + self.batch_size, n)))
-            t0 = time.perf_counter()
-            images, ok = [], []
-            for i in indices:
-                try:
-                    images.append(slices.load(i))
-                    ok.append(i)
-                except RadAssistError as err:
-                    first_error = first_error or err
-                    unreadable.append((slices.paths[i], err.one_line()))
-                    log.info("slice %d unreadable: %s", i, err.reason)
-            if images:
-                try:
-                    x, geometries = preprocess_batch(images, spec)
-                except ValueError as err:
-                    raise InferenceError(f"can't be preprocessed: {err}") from None
-                t_pre += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                logits, features = self._forward(x)
-                t_net += time.perf_counter() - t0
-                if logits.shape != (len(ok), n_labels):
-                    raise InferenceError(
-                        f"the network gave logits of shape {logits.shape}, expected "
-                        f"{(len(ok), n_labels)}"
-                    )
-                probs[ok] = _sigmoid(logits)
-                kind, payload = ("input", x) if features is None else ("features", features)
-                self._keep_best(probs, ok, kind, payload, geometries, best)
-            else:
-                t_pre += time.perf_counter() - t0
-            if progress is not None:
-                progress(indices[-1] + 1, total)
-        if not np.isfinite(probs).any(axis=1).any():
-            assert first_error is not None
-            raise first_error
-
-        t_cam = t_post = 0.0
-        findings_args: list[dict[str, Any]] = []
-        for j, label in enumerate(labels):
-            column = probs[:, j]
-            i = int(np.nanargmax(column))
-            p = float(column[i])
-            threshold = self._thresholds[label]
-            findings_args.append(
-                {
-                    "label": label,
-                    "probability": p,
-                    "threshold": threshold,
-                    "positive": p >= threshold,
-                    "slice_index": i,
-                    "sop_instance_uid": slices.refs[i].sop_instance_uid,
-                    "frame": slices.refs[i].frame,
-                    "threshold_source": "user" if label in self._user_thresholds else "model",
-                }
-            )
-        wanted = [
-            j
-            for j, a in enumerate(findings_args)
-            if policy == "all" or (policy == "positive" and a["positive"])
-        ]
-        by_slice: dict[int, list[int]] = {}
-        for j in wanted:
-            by_slice.setdefault(findings_args[j]["slice_index"], []).append(j)
-        for i, label_indices in by_slice.items():
-            if stop_requested(stop):
-                raise Cancelled("stopped before Grad-CAM")
-            kind, payload, geometry = best[i]
-            t0 = time.perf_counter()
-            if kind == "features":
-                maps = cam_from_features(payload, self._head_weight, label_indices)
-            else:
-                maps = self._grad_cam(payload, label_indices)
-            cam_seconds = time.perf_counter() - t0
-            t_cam += cam_seconds
-            t0 = time.perf_counter()
-            for j in label_indices:
-                heatmap = geometry.heatmap_to_original(maps[j])
-                peak = float(heatmap.max()) if heatmap.size else 0.0
-                if peak > 0:
-                    heatmap = heatmap / np.float32(peak)  # resampling moves the maximum
-                region = peak_region(heatmap, self.region_level)
-                findings_args[j].update(
-                    heatmap=heatmap.astype(np.float32, copy=False),
-                    gradcam_seconds=cam_seconds / len(label_indices),
-                    region_level=self.region_level,
-                    heatmap_method=self.heatmap_method,
-                )
-                if region is not None:
-                    findings_args[j].update(
-                        box=region.box, outline=region.outline, peak=region.peak
-                    )
-            t_post += time.perf_counter() - t0
+        plan = plan_slices(source)
+        plan_seconds = time.perf_counter() - started
+        scores = self._score(plan, progress, stop)
+        decisions = self._decide(scores.probabilities)
+        located = self._locate(decisions, scores.key_slices, policy, stop)
         timings = Timings(
-            preprocess=t_pre,
-            network=t_net,
-            gradcam=t_cam,
-            postprocess=t_post,
+            preprocess=plan_seconds + scores.preprocess_seconds,
+            network=scores.network_seconds,
+            gradcam=located.gradcam_seconds,
+            postprocess=located.postprocess_seconds,
             total=time.perf_counter() - started,
         )
-        model = self.model_info
-        device = self.device
+        model, device = self.model_info, self.device
         findings = [
-            Finding(**a, model=model, device=device, timings=timings) for a in findings_args
+            _finding(d, plan.refs[d.slice_index], located.by_label.get(j), model, device, timings)
+            for j, d in enumerate(decisions)
         ]
         warnings = list(self._warnings)
-        if unreadable:
-            warnings.append(f"{len(unreadable)} of {n} image(s) could not be read and were skipped")
+        if scores.unreadable:
+            warnings.append(
+                f"{len(scores.unreadable)} of {len(plan)} image(s) could not be read and were "
+                "skipped"
+            )
         if progress is not None:
-            progress(total, total)
+            progress(len(plan) + 1, len(plan) + 1)
         result = SeriesResult(
             findings=findings,
             model=model,
             device=device,
             backend=self.backend,
-            slices=slices.refs,
-            probabilities=probs,
+            slices=plan.refs,
+            probabilities=scores.probabilities,
             timings=timings,
-            study_instance_uid=study_uid or slices.study_uid,
-            series_instance_uid=slices.series_uid,
-            modality=slices.modality,
-            part=slices.part,
-            parts=slices.parts,
+            study_instance_uid=study_uid or plan.study_uid,
+            series_instance_uid=plan.series_uid,
+            modality=plan.modality,
+            part=plan.part,
+            parts=plan.parts,
             warnings=warnings,
-            unreadable=unreadable,
+            unreadable=scores.unreadable,
         )
         log.info(
             "series %s: %d slices, %d positive, %.2f s (network %.2f, Grad-CAM %.2f) on %s",
-            uid_hash(slices.series_uid) if slices.series_uid else "-",
-            n,
+            uid_hash(plan.series_uid) if plan.series_uid else "-",
+            len(plan),
             len(result.positives),
             timings.total,
             timings.network,
@@ -696,22 +647,117 @@ class InferenceEngine:
         )
         return result
 
-    @staticmethod
-    def _keep_best(
-        probs: np.ndarray,
-        batch: Sequence[int],
-        kind: str,
-        payload: np.ndarray,
-        geometries: Sequence[Geometry],
-        best: dict[int, tuple[str, np.ndarray, Geometry]],
-    ) -> None:
-        """Keep the features (or inputs) of the slices that currently hold a label's maximum,
-        for Grad-CAM without another pass or decode; drop the rest."""
-        argmax = {int(np.nanargmax(probs[:, j])) for j in range(probs.shape[1])}
-        position = {i: k for k, i in enumerate(batch)}
-        for i in argmax:
-            if i in position and i not in best:
-                best[i] = (kind, payload[position[i]].copy(), geometries[position[i]])
-        for i in list(best):
-            if i not in argmax:
-                del best[i]
+    def _score(self, plan: SlicePlan, progress: Progress | None, stop: StopFlag) -> _Scores:
+        """The batches phase: decode, preprocess and run the network on ``batch_size`` slices
+        at a time; progress after each batch (out of slices + 1)."""
+        n, total = len(plan), len(plan) + 1
+        probs = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+        kept: dict[int, _KeySlice] = {}
+        unreadable: list[tuple[str, str]] = []
+        first_error: RadAssistError | None = None
+        t_pre = t_net = 0.0
+        if progress is not None:
+            progress(0, total)
+        for start in range(0, n, self.batch_size):
+            if stop_requested(stop):
+                raise Cancelled(f"stopped after {start} of {n} slices")
+            indices = range(start, min(start + self.batch_size, n))
+            t0 = time.perf_counter()
+            batch = _load_batch(plan, indices)
+            for path, err in batch.errors:
+                first_error = first_error or err
+                unreadable.append((path, err.one_line()))
+            if batch.images:
+                x, geometries = self._preprocess(batch.images)
+                t_pre += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                batch_probs, features = self._probabilities(x)
+                probs[batch.indices] = batch_probs
+                t_net += time.perf_counter() - t0
+                payload = x if features is None else features
+                _keep_key_slices(
+                    probs, batch.indices, payload, features is not None, geometries, kept
+                )
+            else:
+                t_pre += time.perf_counter() - t0
+            if progress is not None:
+                progress(indices[-1] + 1, total)
+        if not np.isfinite(probs).any(axis=1).any():
+            assert first_error is not None
+            raise first_error
+        return _Scores(probs, kept, unreadable, t_pre, t_net)
+
+    def _preprocess(self, images: Sequence[ImageForModel]) -> tuple[np.ndarray, list[Geometry]]:
+        try:
+            return preprocess_batch(images, self.manifest.preprocessing)
+        except ValueError as err:
+            raise InferenceError(f"can't be preprocessed: {err}") from None
+
+    def _probabilities(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sigmoid probabilities (N, labels) for a batch, and the Grad-CAM layer's output in
+        "features" mode."""
+        logits, features = self._forward(x)
+        expected = (x.shape[0], len(self.labels))
+        if logits.shape != expected:
+            raise InferenceError(
+                f"the network gave logits of shape {logits.shape}, expected {expected}"
+            )
+        return _sigmoid(logits), features
+
+    def _decide(self, probs: np.ndarray) -> list[_Decision]:
+        """Per label: the maximum over the slices, where it is, and positive or not."""
+        decisions = []
+        for j, label in enumerate(self.labels):
+            column = probs[:, j]
+            i = int(np.nanargmax(column))
+            p = float(column[i])
+            threshold = self._thresholds[label]
+            source = "user" if label in self._user_thresholds else "model"
+            decisions.append(_Decision(label, p, threshold, p >= threshold, i, source))
+        return decisions
+
+    def _locate(
+        self,
+        decisions: Sequence[_Decision],
+        key_slices: Mapping[int, _KeySlice],
+        policy: str,
+        stop: StopFlag,
+    ) -> _Locations:
+        """The heatmaps phase: Grad-CAM once per key slice for the labels that ``policy``
+        wants, each map back on the original grid with the region around its peak."""
+        by_slice: dict[int, list[int]] = {}
+        for j, d in enumerate(decisions):
+            if policy == "all" or (policy == "positive" and d.positive):
+                by_slice.setdefault(d.slice_index, []).append(j)
+        located: dict[int, _Location] = {}
+        t_cam = t_post = 0.0
+        for i, label_indices in by_slice.items():
+            if stop_requested(stop):
+                raise Cancelled("stopped before Grad-CAM")
+            key = key_slices[i]
+            t0 = time.perf_counter()
+            if key.from_features:
+                maps = cam_from_features(key.payload, self._head_weight, label_indices)
+            else:
+                maps = self._grad_cam(key.payload, label_indices)
+            cam_seconds = time.perf_counter() - t0
+            t_cam += cam_seconds
+            t0 = time.perf_counter()
+            share = cam_seconds / len(label_indices)
+            for j in label_indices:
+                located[j] = self._location(maps[j], key.geometry, share)
+            t_post += time.perf_counter() - t0
+        return _Locations(located, t_cam, t_post)
+
+    def _location(self, cam: np.ndarray, geometry: Geometry, seconds: float) -> _Location:
+        heatmap = geometry.heatmap_to_original(cam)
+        peak = float(heatmap.max()) if heatmap.size else 0.0
+        if peak > 0:
+            heatmap = heatmap / np.float32(peak)  # resampling moves the maximum
+        return _Location(
+            heatmap=heatmap.astype(np.float32, copy=False),
+            region=peak_region(heatmap, self.region_level),
+            gradcam_seconds=seconds,
+            region_level=self.region_level,
+            method=self.heatmap_method,
+        )

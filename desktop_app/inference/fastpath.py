@@ -54,7 +54,7 @@ EXACT_RTOL = 1e-4
 CALIBRATION_IMAGES = 16
 
 
-class Runner(Protocol):
+class ForwardRunner(Protocol):
     """Logits for a batch: float32 (N, C, S, S) → float32 (N, labels); with
     ``run_with_features`` also the Grad-CAM layer's output (N, K, h, w), or None when this
     runner was built without it."""
@@ -283,7 +283,7 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray, *, batch: int = 4)
 class CpuPath:
     """The runner chosen for the CPU and what the choice found (for warnings and reports)."""
 
-    runner: Runner
+    runner: ForwardRunner
     notes: list[str]
     warnings: list[str]
     seconds: float

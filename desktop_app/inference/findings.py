@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,14 +56,7 @@ class ModelInfo:
     file_name: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "architecture": self.architecture,
-            "tensor_sha256": self.tensor_sha256,
-            "labels": list(self.labels),
-            "file_name": self.file_name,
-        }
+        return {**asdict(self), "labels": list(self.labels)}
 
     @classmethod
     def from_json(cls, data: Any) -> ModelInfo:
@@ -95,13 +88,7 @@ class Timings:
     total: float = 0.0
 
     def to_json(self) -> dict[str, float]:
-        return {
-            "preprocess": round(self.preprocess, 6),
-            "network": round(self.network, 6),
-            "gradcam": round(self.gradcam, 6),
-            "postprocess": round(self.postprocess, 6),
-            "total": round(self.total, 6),
-        }
+        return {name: round(seconds, 6) for name, seconds in asdict(self).items()}
 
     @classmethod
     def from_json(cls, data: Any) -> Timings:
@@ -110,8 +97,9 @@ class Timings:
 
 
 @dataclass(frozen=True)
-class SliceRef:
-    """One image of the run: its position in the stack and the instance it came from."""
+class ResultSlice:
+    """One image of a run (``SeriesResult.slices``): its position in the stack and the instance
+    it came from."""
 
     index: int
     sop_instance_uid: str = ""
@@ -120,16 +108,10 @@ class SliceRef:
     columns: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "sop_instance_uid": self.sop_instance_uid,
-            "frame": self.frame,
-            "rows": self.rows,
-            "columns": self.columns,
-        }
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Any) -> SliceRef:
+    def from_json(cls, data: Any) -> ResultSlice:
         d = _mapping(data, "slices[]")
         return cls(
             index=_int(d, "index", "slices[]"),
@@ -299,7 +281,7 @@ class SeriesResult:
     model: ModelInfo
     device: str
     backend: str
-    slices: list[SliceRef]
+    slices: list[ResultSlice]
     probabilities: np.ndarray = field(repr=False)
     timings: Timings = field(default_factory=Timings)
     study_instance_uid: str = ""
@@ -423,7 +405,7 @@ class SeriesResult:
         raw_findings = d.get("findings")
         if not isinstance(raw_findings, list):
             raise FindingsFormatError("findings must be a list")
-        slices = [SliceRef.from_json(s) for s in _list(d.get("slices"), "slices")]
+        slices = [ResultSlice.from_json(s) for s in _list(d.get("slices"), "slices")]
         findings = [
             Finding.from_json(f, model=model, device=device, timings=timings) for f in raw_findings
         ]

@@ -1,9 +1,6 @@
-"""Overlays as numpy: heatmap colours (RGBA), the peak region's box and outline, and a
-burned-in overlay image for PNG files and secondary captures (numpy and Pillow, no Qt).
+"""Overlays as numpy: the peak region's box and outline, and a burned-in overlay image for PNG
+files and secondary captures (numpy and Pillow, no Qt; heatmap colours: ``colormaps``).
 
-- :func:`heatmap_rgba`: a [0, 1] heatmap → uint8 RGBA through the Turbo colour map, with an
-  alpha that rises from 0 at ``floor`` to ``opacity`` at the peak (the GUI's opacity slider
-  re-calls it, or scales the alpha channel itself).
 - :func:`peak_region`: the connected region around a heatmap's maximum at or above ``level``
   times that maximum (4-connected, holes filled), its bounding box and its outline: a closed
   polygon along the pixel edges, in the pixel-corner convention of
@@ -27,6 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from desktop_app.inference.colormaps import heatmap_rgba, unit_heatmap
+
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
 RGB = tuple[int, int, int]
@@ -42,73 +41,10 @@ LABEL_COLOURS: tuple[RGB, ...] = (
     (160, 160, 255),  # lavender
 )
 
-# Turbo (Google, Apache-2.0): the published degree-5 polynomial approximation, per channel,
-# coefficients from the constant term up.
-_TURBO = (
-    (0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943),
-    (0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604),
-    (0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973),
-)
-
-
-def _turbo_lut() -> np.ndarray:
-    x = np.linspace(0.0, 1.0, 256)
-    channels = [sum(c * x**k for k, c in enumerate(coeffs)) for coeffs in _TURBO]
-    return np.clip(np.rint(np.stack(channels, axis=1) * 255.0), 0, 255).astype(np.uint8)
-
-
-TURBO_LUT: np.ndarray = _turbo_lut()
-"""(256, 3) uint8: the Turbo colour map, index = round(value * 255)."""
-
 
 def label_colour(index: int) -> RGB:
     """The outline/box/text colour of the label at ``index`` in the model's label order."""
     return LABEL_COLOURS[index % len(LABEL_COLOURS)]
-
-
-def _unit(heatmap: np.ndarray) -> np.ndarray:
-    h = np.asarray(heatmap, dtype=np.float32)
-    if h.ndim != 2:
-        raise ValueError(f"a heatmap must be 2-D, got shape {h.shape}")
-    return np.clip(np.nan_to_num(h, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-
-
-def _levels(heatmap: np.ndarray) -> np.ndarray:
-    """[0, 1] heatmap → uint8 level 0..255 (NaN → 0), the index into the colour tables."""
-    return np.rint(_unit(heatmap) * np.float32(255.0)).astype(np.uint8)
-
-
-def _packed_lut(alpha: np.ndarray) -> np.ndarray:
-    """(256,) little-endian uint32 entries R | G << 8 | B << 16 | A << 24: one gather per pixel
-    gives RGBA bytes in order (several times faster than gathering rows of a (256, 3) table)."""
-    rgb = TURBO_LUT.astype(np.uint32)
-    packed = rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16) | (alpha.astype(np.uint32) << 24)
-    return packed.astype("<u4")
-
-
-def _gather_rgba(levels: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    return lut[levels].view(np.uint8).reshape(*levels.shape, 4)
-
-
-def colorize(heatmap: np.ndarray) -> np.ndarray:
-    """[0, 1] heatmap (H, W) → uint8 RGB (H, W, 3) through the Turbo colour map."""
-    opaque = _packed_lut(np.full(256, 255, np.uint8))
-    return np.ascontiguousarray(_gather_rgba(_levels(heatmap), opaque)[..., :3])
-
-
-def heatmap_rgba(heatmap: np.ndarray, opacity: float = 0.5, floor: float = 0.2) -> np.ndarray:
-    """[0, 1] heatmap (H, W) → uint8 RGBA (H, W, 4) to lay over the image.
-
-    Colour: Turbo. Alpha: 0 up to ``floor``, then rising (square root, so the middle of the
-    range is already visible) to ``opacity`` at 1.0. NaN counts as 0.
-    """
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity {opacity} must be in [0, 1]")
-    if not 0.0 <= floor < 1.0:
-        raise ValueError(f"floor {floor} must be in [0, 1)")
-    ramp = np.clip((np.arange(256) / 255.0 - floor) / (1.0 - floor), 0.0, 1.0)
-    alpha = np.rint(np.sqrt(ramp) * (opacity * 255.0)).astype(np.uint8)
-    return _gather_rgba(_levels(heatmap), _packed_lut(alpha))
 
 
 # --------------------------------------------------------------------------- peak region
@@ -249,7 +185,7 @@ def peak_region(heatmap: np.ndarray, level: float = 0.5, max_side: int = 128) ->
     """
     if not 0.0 < level <= 1.0:
         raise ValueError(f"level {level} must be in (0, 1]")
-    h = _unit(heatmap)
+    h = unit_heatmap(heatmap)
     rows, cols = h.shape
     if rows == 0 or cols == 0 or float(h.max()) <= 0.0:
         return None

@@ -1,4 +1,4 @@
-"""InferenceController: runs the core's inference engine over a series in a worker.
+"""InferenceController: runs a model over a series in a worker, behind ``review.runner``'s seam.
 
 One request at a time is delivered: a newer request supersedes an older one (its result is
 dropped, ``workers.TaskChannel``), and Cancel stops the engine between batches (the engine
@@ -12,45 +12,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from desktop_app.inference.colormaps import heatmap_rgba
+from desktop_app.infra.cancel import Progress
 from desktop_app.qt.workers import Cancelled, TaskChannel, lower_thread_priority, make_pool
+from desktop_app.review.runner import EngineRunner, LoadedModelInfo, RunnerFactory, SeriesRunner
 from desktop_app.review.state import FindingReview, ModelRef
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass
-class ModelInfo:
-    """What the GUI shows about the loaded model."""
-
-    name: str
-    version: str
-    sha256: str
-    labels: tuple[str, ...]
-    card: str
-    device: str
-    warning: str = ""
-
-
-@dataclass
-class RunOutput:
-    """A runner's result for one series: findings and their raw heatmaps (0..1 floats)."""
-
-    findings: list[FindingReview]
-    heatmaps: dict[str, np.ndarray]
-    device: str
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds
 
 
 @dataclass
@@ -67,37 +44,8 @@ class InferenceOutcome:
     timings: dict[str, float]
 
 
-class Runner(Protocol):
-    """The seam between the controller and an engine (tests may pass their own)."""
-
-    def load(self) -> ModelInfo: ...
-
-    def run(
-        self,
-        stack: SliceStack,
-        volume: SeriesVolume,
-        series_key: str,
-        progress: Progress,
-        stop: threading.Event,
-    ) -> RunOutput: ...
-
-
-RunnerFactory = Callable[[str | None, str], Runner]
 Colorizer = Callable[[np.ndarray, str], np.ndarray]
-
-
-def default_runner(model_path: str | None, device: str) -> Runner:
-    """The core engine behind the Runner seam."""
-    from desktop_app.qt.engine_runner import EngineRunner
-
-    return EngineRunner(model_path, device)
-
-
-def default_colorizer(heatmap: np.ndarray, colormap: str) -> np.ndarray:
-    """Heatmap (0..1) -> straight-alpha RGBA uint8, by the core's overlay renderer."""
-    from desktop_app.qt.engine_runner import colorize
-
-    return colorize(heatmap, colormap)
+"""(heatmap in [0, 1], colour map name) -> straight-alpha RGBA uint8 at full opacity."""
 
 
 class InferenceController(QObject):
@@ -109,7 +57,7 @@ class InferenceController(QObject):
     failed = Signal(str)
     cancelled = Signal()
     overlaysReady = Signal(object)  # {finding id: RGBA} after a colormap change
-    modelLoaded = Signal(object)  # ModelInfo
+    modelLoaded = Signal(object)  # LoadedModelInfo
     deviceChanged = Signal(str, str)  # badge text, fallback warning ("" if none)
     warmUpFailed = Signal(str)  # one-line reason the model could not be loaded ahead of use
 
@@ -125,10 +73,10 @@ class InferenceController(QObject):
         super().__init__(parent)
         self.model_path = model_path
         self.device = device or "auto"
-        self.runner_factory = runner_factory or default_runner
-        self.colorizer = colorizer or default_colorizer
-        self.info: ModelInfo | None = None
-        self._runner: Runner | None = None
+        self.runner_factory: RunnerFactory = runner_factory or EngineRunner
+        self.colorizer: Colorizer = colorizer or heatmap_rgba
+        self.info: LoadedModelInfo | None = None
+        self._runner: SeriesRunner | None = None
         self._runner_key: tuple[str | None, str] | None = None
         self._lock = threading.Lock()
         self._pool = make_pool(2, self)
@@ -170,7 +118,7 @@ class InferenceController(QObject):
         return self.info.card if self.info is not None else None
 
     # ------------------------------------------------------------------ running
-    def _runner_for(self, model_path: str | None, device: str) -> Runner:
+    def _runner_for(self, model_path: str | None, device: str) -> SeriesRunner:
         """Load (once per model and device) the runner; called in the worker, under the lock."""
         key = (model_path, device)
         if self._runner is None or self._runner_key != key:

@@ -1,5 +1,8 @@
 """The reader's verdicts on a model's findings, kept per study and saved atomically.
 
 Modules (one job each):
-- state: review state per study (verdicts, reasons, notes, edited boxes, live thresholds), its atomic store and background writer.
+- state: review state per study (verdicts, reasons, notes, edited boxes, live thresholds).
+- store: one review file per study, named by a hash, written atomically (0o600); unreadable ones moved aside.
+- writer: saves and audit records on one background thread, in order.
+- runner: the GUI's inference seam (SeriesRunner, RunOutput) and EngineRunner: the engine's findings as findings to review.
 """

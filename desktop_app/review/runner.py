@@ -1,7 +1,13 @@
-"""The core inference engine behind the controller's Runner seam.
+"""The GUI's inference seam, Qt-free: the SeriesRunner protocol, its types, and EngineRunner.
 
-Imported only when the first inference starts (torch, MONAI and ONNX Runtime take seconds to
-import), and only ever called from the inference worker thread.
+The inference controller (``desktop_app.qt.inference``) runs a :class:`SeriesRunner` in its
+worker: ``load()`` once per model and device, then ``run()`` per series, which returns the
+findings to review and their raw heatmaps. :class:`EngineRunner` puts the inference engine
+behind it; tests pass their own runner. It lives here, above ``inference``, because what it
+returns is ``state.FindingReview``s.
+
+The engine is imported only when ``load()`` first runs (torch, MONAI and ONNX Runtime take
+seconds to import), and only ever called from the inference worker thread.
 """
 
 from __future__ import annotations
@@ -10,13 +16,13 @@ import contextlib
 import gc
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from desktop_app.inference.colormaps import heatmap_rgba
-from desktop_app.qt.inference import ModelInfo, RunOutput
-from desktop_app.review.state import findings_from_result
+from desktop_app.infra.cancel import Progress
+from desktop_app.review.state import FindingReview, findings_from_result
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
 
@@ -24,8 +30,48 @@ if TYPE_CHECKING:
     from desktop_app.inference.engine import InferenceEngine
 
 
-def colorize(heatmap: np.ndarray, colormap: str) -> np.ndarray:
-    return heatmap_rgba(heatmap, colormap)
+@dataclass(frozen=True)
+class LoadedModelInfo:
+    """What the GUI shows about the model a runner has loaded, and where it runs."""
+
+    name: str
+    version: str
+    sha256: str
+    labels: tuple[str, ...]
+    card: str
+    device: str
+    warning: str = ""
+
+
+@dataclass
+class RunOutput:
+    """A runner's result for one series: findings and their raw heatmaps (0..1 floats) by
+    finding id."""
+
+    findings: list[FindingReview]
+    heatmaps: dict[str, np.ndarray]
+    device: str
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds
+
+
+class SeriesRunner(Protocol):
+    """The seam between the inference controller and a model (tests may pass their own)."""
+
+    def load(self) -> LoadedModelInfo: ...
+
+    def run(
+        self,
+        stack: SliceStack,
+        volume: SeriesVolume,
+        series_key: str,
+        progress: Progress,
+        stop: threading.Event,
+    ) -> RunOutput: ...
+
+
+RunnerFactory = Callable[[str | None, str], SeriesRunner]
+"""(model path or None for the bundled model, device) -> a runner, not loaded yet."""
 
 
 def gui_cpu_threads(cores: int) -> int:
@@ -36,7 +82,7 @@ def gui_cpu_threads(cores: int) -> int:
 
 
 class EngineRunner:
-    """One loaded ``core.engine.InferenceEngine``. Heatmaps are made for every label, not
+    """One loaded ``inference.engine.InferenceEngine``. Heatmaps are made for every label, not
     only the positive ones, so that lowering a threshold in the GUI shows where the network
     looked without running it again."""
 
@@ -46,8 +92,9 @@ class EngineRunner:
         self.threads = threads
         self.engine: InferenceEngine | None = None
 
-    def load(self) -> ModelInfo:
+    def load(self) -> LoadedModelInfo:
         from desktop_app.inference.engine import InferenceEngine
+        from desktop_app.inference.firststart import try_estimate_for_engine
         from desktop_app.infra.cpus import physical_cores
 
         threads = self.threads or gui_cpu_threads(physical_cores())
@@ -55,8 +102,6 @@ class EngineRunner:
             self.model_path, device=self.device, heatmaps="all", threads=threads
         )
         self.engine = engine
-        from desktop_app.inference.firststart import try_estimate_for_engine
-
         try_estimate_for_engine(engine)  # once per machine: ms/image for the device badge
         # One run on a blank image now: the first forward and Grad-CAM passes set up lazily
         # (kernels, autograd), holding the GIL in long pieces; better here, in the warm-up,
@@ -68,7 +113,7 @@ class EngineRunner:
         # (they live as long as the process) keeps later collections to what came after.
         gc.freeze()
         info = engine.model_info
-        return ModelInfo(
+        return LoadedModelInfo(
             name=info.name,
             version=info.version,
             sha256=info.tensor_sha256,
@@ -83,7 +128,7 @@ class EngineRunner:
         stack: SliceStack,
         volume: SeriesVolume,
         series_key: str,
-        progress: Callable[[int, int], None],
+        progress: Progress,
         stop: threading.Event,
     ) -> RunOutput:
         assert self.engine is not None, "load() first"

@@ -567,7 +567,7 @@ def test_the_gui_engine_measures_first_start_for_the_badge(tmp_path: Path) -> No
     from desktop_app.inference import firststart
     from desktop_app.model.modelfile import default_manifest, save_model_file
     from desktop_app.model.networks import build_from_arch_args
-    from desktop_app.qt.engine_runner import EngineRunner
+    from desktop_app.review.runner import EngineRunner
 
     manifest = default_manifest(
         name="tiny-first-start", architecture="efficientnet-lite0", labels=("a",), image_size=64

@@ -204,7 +204,7 @@ def test_the_schema_doc_names_every_field() -> None:
 
 
 def _example_result() -> SeriesResult:
-    from desktop_app.inference.findings import Finding, ModelInfo, SliceRef
+    from desktop_app.inference.findings import Finding, ModelInfo, ResultSlice
 
     info = ModelInfo("m", "1", "efficientnet-lite0", "0" * 64, ("nodule",))
     return SeriesResult(
@@ -225,6 +225,6 @@ def _example_result() -> SeriesResult:
         model=info,
         device="cpu",
         backend="torch",
-        slices=[SliceRef(0, "1.2", 0, 8, 8)],
+        slices=[ResultSlice(0, "1.2", 0, 8, 8)],
         probabilities=np.array([[0.9]], np.float32),
     )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pydicom
 
-from desktop_app.inference.findings import Finding, ModelInfo, SeriesResult, SliceRef, Timings
+from desktop_app.inference.findings import Finding, ModelInfo, ResultSlice, SeriesResult, Timings
 from desktop_app.review.state import ReviewState, findings_from_result, model_ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,14 +106,14 @@ def make_result(
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
     if frame is not None:
         slices = [
-            SliceRef(
+            ResultSlice(
                 i, str(headers[0].SOPInstanceUID), i, int(headers[0].Rows), int(headers[0].Columns)
             )
             for i in range(int(headers[0].get("NumberOfFrames", 1)))
         ]
     else:
         slices = [
-            SliceRef(i, str(h.SOPInstanceUID), 0, int(h.Rows), int(h.Columns))
+            ResultSlice(i, str(h.SOPInstanceUID), 0, int(h.Rows), int(h.Columns))
             for i, h in enumerate(headers)
         ]
     thresholds = thresholds or {"nodule": 0.41, "effusion": 0.5, "cardiomegaly": 0.6}

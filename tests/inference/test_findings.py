@@ -15,8 +15,8 @@ from desktop_app.inference.findings import (
     Finding,
     FindingsFormatError,
     ModelInfo,
+    ResultSlice,
     SeriesResult,
-    SliceRef,
     Timings,
     results_table,
 )
@@ -68,7 +68,7 @@ def _result() -> SeriesResult:
         model=MODEL,
         device="cpu",
         backend="onnxruntime",
-        slices=[SliceRef(0, "1.2.3.1", 0, 4, 6), SliceRef(1, "1.2.3.2", 0, 4, 6)],
+        slices=[ResultSlice(0, "1.2.3.1", 0, 4, 6), ResultSlice(1, "1.2.3.2", 0, 4, 6)],
         probabilities=np.array([[0.2, 0.12], [0.9312345678, np.nan]], np.float32),
         timings=TIMINGS,
         study_instance_uid="1.2.3",

@@ -1,4 +1,4 @@
-"""desktop_app.inference.overlays: colours, peak regions and outlines, the burned-in overlay."""
+"""desktop_app.inference.overlays: peak regions and outlines, the burned-in overlay."""
 
 from __future__ import annotations
 
@@ -13,41 +13,6 @@ def _blob(shape: tuple[int, int], centre: tuple[float, float], sigma: float) -> 
     return np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / (2 * sigma**2)).astype(
         np.float32
     )
-
-
-class TestColours:
-    def test_turbo_runs_from_blue_to_red(self) -> None:
-        rgb = O.colorize(np.array([[0.15, 0.5, 0.95]], np.float32))
-        assert rgb.shape == (1, 3, 3) and rgb.dtype == np.uint8
-        low, mid, high = (tuple(int(v) for v in rgb[0, i]) for i in range(3))
-        assert low[2] > low[0]  # blue end
-        assert mid[1] > mid[2]  # green-yellow middle
-        assert high[0] > high[1] and high[0] > high[2]  # red end
-
-    def test_alpha_is_zero_below_the_floor_and_opacity_at_the_peak(self) -> None:
-        h = np.linspace(0.0, 1.0, 101, dtype=np.float32)[None, :]
-        rgba = O.heatmap_rgba(h, opacity=0.6, floor=0.2)
-        alpha = rgba[0, :, 3].astype(int)
-        assert rgba.shape == (1, 101, 4)
-        assert (alpha[:21] == 0).all()
-        assert alpha[-1] == round(0.6 * 255)
-        assert (np.diff(alpha) >= 0).all() and alpha[50] > 0
-
-    def test_nan_and_out_of_range_values(self) -> None:
-        rgba = O.heatmap_rgba(np.array([[np.nan, -1.0, 7.0]], np.float32), opacity=1.0)
-        assert rgba[0, 0, 3] == 0 and rgba[0, 1, 3] == 0 and rgba[0, 2, 3] == 255
-
-    @pytest.mark.parametrize(("kwargs", "message"), [
-        ({"opacity": 1.5}, "opacity 1.5 must be in"),
-        ({"floor": 1.0}, "floor 1.0 must be in"),
-    ])  # fmt: skip
-    def test_bad_arguments(self, kwargs: dict[str, float], message: str) -> None:
-        with pytest.raises(ValueError, match=message):
-            O.heatmap_rgba(np.zeros((2, 2), np.float32), **kwargs)
-
-    def test_heatmap_must_be_2d(self) -> None:
-        with pytest.raises(ValueError, match="a heatmap must be 2-D"):
-            O.colorize(np.zeros((2, 2, 2), np.float32))
 
 
 class TestPeakRegion:

@@ -18,7 +18,7 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.qt.inference import ModelInfo, RunOutput
+from desktop_app.review.runner import LoadedModelInfo, RunOutput
 from desktop_app.review.state import FindingReview
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
@@ -79,7 +79,7 @@ def qsettings(settings_path: Path) -> QSettings:
 
 
 class FakeRunner:
-    """A model stand-in behind the controller's Runner seam: deterministic, fast, and
+    """A model stand-in behind the controller's SeriesRunner seam: deterministic, fast, and
     controllable (``gate`` holds each batch until set; ``fail`` raises a given error)."""
 
     labels = ("nodule", "effusion")
@@ -108,10 +108,10 @@ class FakeRunner:
         self.batches_run = 0
         self.threads: list[int] = []
 
-    def load(self) -> ModelInfo:
+    def load(self) -> LoadedModelInfo:
         if self.load_error is not None:
             raise self.load_error
-        return ModelInfo(
+        return LoadedModelInfo(
             "fake-model",
             "0.1",
             self.sha,
@@ -216,8 +216,8 @@ def make_window(qtbot, qsettings: QSettings) -> Iterator[Callable[..., object]]:
 
 def open_and_wait(qtbot, window, paths: list[Path], timeout: int = 20_000) -> None:
     """Open paths and wait until the first series' first image is on screen."""
-    with qtbot.waitSignal(window.seriesShown, timeout=timeout):
-        window.open_paths(paths)
+    with qtbot.waitSignal(window.studies.seriesShown, timeout=timeout):
+        window.studies.open_paths(paths)
     qtbot.waitUntil(lambda: window.viewer.frame is not None, timeout=timeout)
 
 

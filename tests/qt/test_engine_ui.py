@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QImage
 
-from desktop_app.qt.engine_runner import EngineRunner
+from desktop_app.review.runner import EngineRunner
 from tests.qt.conftest import ROOT, SAMPLE_CT, open_and_wait
 
 pytestmark = pytest.mark.slow  # the first engine import (torch, MONAI, ONNX Runtime) takes seconds
@@ -23,20 +23,20 @@ def test_real_engine_through_the_worker(qtbot, make_window, qsettings, tiny_mode
     open_and_wait(qtbot, window, [SAMPLE_CT])
     progress: list[tuple[int, int]] = []
     window.inference.progressed.connect(lambda d, t: progress.append((d, t)))
-    with qtbot.waitSignal(window.inferenceDone, timeout=120_000):
-        window.run_inference()
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=120_000):
+        window.runs.run_inference()
     assert threading.get_ident() not in window.inference.work_threads
     assert progress[-1] == (41, 41)  # 40 slices + Grad-CAM
     assert set(window.findings.cards) == {
-        f"{window.current_key}:{label}" for label in ("nodule", "effusion", "cardiomegaly")
+        f"{window.shown.key}:{label}" for label in ("nodule", "effusion", "cardiomegaly")
     }
-    assert window.device_badge.text() == "CPU"
+    assert window.feedback.device_badge.text() == "CPU"
     assert window.findings.model_label.text().startswith("Model: tiny-test ")
-    state = window.current_state()
+    state = window.review.current_state()
     assert state is not None and state.model is not None and len(state.model.sha256) == 64
     # every label has a heatmap (the GUI asks for all), so any finding can be shown
-    assert set(window._overlay_rgba) == {f.finding_id for f in state.findings}
-    window.select_finding(state.findings[0].finding_id)
+    assert set(window.overlays.rgba) == {f.finding_id for f in state.findings}
+    window.review.select_finding(state.findings[0].finding_id)
     assert window.canvas.has_overlay()
     window.acts["model_info"].trigger()
     from desktop_app.qt.dialogs import ModelInfoDialog
@@ -71,10 +71,10 @@ def test_real_engine_cancel_stops_within_a_batch(qtbot, make_window, tiny_model:
     runner = _StopAfterFirstBatch(EngineRunner(str(tiny_model), "cpu"))
     window = make_window(runner=lambda m, d: runner)
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    with qtbot.waitSignal(window.inferenceCancelled, timeout=120_000):
-        window.run_inference()
+    with qtbot.waitSignal(window.runs.inferenceCancelled, timeout=120_000):
+        window.runs.run_inference()
     assert runner.reports == [(0, 41), (8, 41)]  # one batch of 8, then stopped
-    assert window.current_state() is None
+    assert window.review.current_state() is None
 
 
 def test_tampered_model_is_refused_in_one_line(
@@ -87,8 +87,8 @@ def test_tampered_model_is_refused_in_one_line(
     qsettings.setValue("inference/model_path", str(bad))
     window = make_window(real_engine=True)
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    with qtbot.waitSignal(window.inferenceFailed, timeout=120_000) as failed:
-        window.run_inference()
+    with qtbot.waitSignal(window.runs.inferenceFailed, timeout=120_000) as failed:
+        window.runs.run_inference()
     message = failed.args[0]
     assert message.startswith(f"{bad}: ") and "tensor" in message and "\n" not in message
     assert window.statusBar().currentMessage() == f"✖ {message}"
