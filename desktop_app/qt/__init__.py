@@ -2,15 +2,19 @@
 
 Modules:
 - launch: `radassist [PATH ...]` — builds the QApplication, the main window, screenshot mode.
-- main_window: MainWindow — docks, toolbar, menus, status bar; wires widgets to the core.
+- main_window: MainWindow — a thin window: builds the docks, menus, toolbar and status bar and hands them to the controllers.
+- controllers: one controller per area (studies, view, overlays, review, runs, exports, preferences) plus the status-bar feedback.
+- actions: every menu/toolbar action as data (id, handler, menu and toolbar placement) and the builders that make QActions from it.
 - viewer: ViewerWidget — one series: slice slider, lazy slices, window/level, cine, readout.
 - canvas: ImageCanvas — zoom/pan/rotate/flip, heatmap, outlines, boxes (editable), rulers.
 - study_browser: StudyBrowserWidget — patient → study → series tree with worker thumbnails.
 - tag_viewer: TagViewerWidget — the shown image's DICOM header as a searchable tree.
 - findings_panel: FindingsPanelWidget — per-label cards with live thresholds; the review box.
-- inference: InferenceController — the model in a worker (supersede, cancel, warm-up).
-- engine_runner: the core InferenceEngine behind the controller's Runner seam.
+- inference: InferenceController — the model in a worker (supersede, cancel, warm-up), behind review.runner's seam.
 - dialogs: settings (with shortcut rebinding), shortcut cheat-sheet, model card.
+- pacs_dialog: PacsDialog — File ▸ Query/Retrieve: node picker, study search, retrieve.
+- pacs_nodes: NodeEditor — add or edit a PACS node.
+- pacs_jobs: the PACS workers' pool and the multi-study retrieve (RetrieveSummary).
 - app_settings: typed QSettings access through desktop_app.settings.schema.
 - workers: TaskChannel — generation-numbered, cancellable jobs on a thread pool.
 - errors: the hook that catches, logs and shows unhandled exceptions in any thread.

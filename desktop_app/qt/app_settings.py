@@ -62,9 +62,9 @@ class AppSettings:
     # ------------------------------------------------------------------ recent files
     def recent_paths(self) -> list[str]:
         value = self.q.value("recent/paths", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
+        if isinstance(value, str):  # an INI file gives a single path back as text
+            return [value]
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
     def remember_recent(self, text: str) -> list[str]:
         recent = [p for p in self.recent_paths() if p != text]

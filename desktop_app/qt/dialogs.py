@@ -44,7 +44,20 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("RadAssist settings")
         self.resize(640, 560)
         tabs = QTabWidget(self)
+        tabs.addTab(self._build_general_tab(values), "General")
+        tabs.addTab(self._build_keys_tab(shortcut_table), "Keyboard shortcuts")
 
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs, 1)
+        layout.addWidget(self.buttons)
+        self._check_conflicts()
+
+    def _build_general_tab(self, values: dict[str, Any]) -> QWidget:
         general = QWidget(self)
         form = QFormLayout(general)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -93,8 +106,9 @@ class SettingsDialog(QDialog):
             check.setChecked(bool(values.get(key, True)))
             self.layer_checks[key] = check
             form.addRow("Show by default" if key == "overlay/heatmap" else "", check)
-        tabs.addTab(general, "General")
+        return general
 
+    def _build_keys_tab(self, shortcut_table: dict[str, str]) -> QWidget:
         keys = QWidget(self)
         keys_layout = QVBoxLayout(keys)
         self.table = QTableWidget(0, 3, keys)
@@ -125,17 +139,7 @@ class SettingsDialog(QDialog):
         keys_layout.addWidget(self.table, 1)
         keys_layout.addWidget(self.conflict_label)
         keys_layout.addWidget(restore, 0, Qt.AlignmentFlag.AlignLeft)
-        tabs.addTab(keys, "Keyboard shortcuts")
-
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(tabs, 1)
-        layout.addWidget(self.buttons)
-        self._check_conflicts()
+        return keys
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

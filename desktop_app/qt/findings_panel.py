@@ -9,7 +9,7 @@ what the reader asked for; the window applies it to the review state.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -254,66 +254,17 @@ class FindingsPanelWidget(QWidget):
         self.message.setWordWrap(True)
         self.summary = QLabel("", self)
         self.summary.setObjectName("findingsSummary")
-
         self.cards_host = QWidget(self)
         self.cards_layout = QVBoxLayout(self.cards_host)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)
         self.cards_layout.setSpacing(6)
         self.cards_layout.addStretch(1)
-        self.scroll = QScrollArea(self)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setWidget(self.cards_host)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
-        # review of the selected finding
-        self.review_box = QFrame(self)
-        self.review_box.setObjectName("reviewBox")
-        self.review_title = QLabel("No finding selected", self.review_box)
-        self.review_title.setObjectName("reviewTitle")
-        self.accept_button = QPushButton("✓ Accept  (A)", self.review_box)
-        self.accept_button.setObjectName("acceptButton")
-        self.reject_button = QPushButton("✗ Reject  (D)", self.review_box)
-        self.reject_button.setObjectName("rejectButton")
-        self.clear_button = QPushButton("Clear  (U)", self.review_box)
-        self.reason = QComboBox(self.review_box)
-        self.reason.setObjectName("reasonCombo")
-        for code, text in REJECT_REASONS.items():
-            self.reason.addItem(text, code)
-        self.reason.setPlaceholderText("Reason (asked when rejecting)")
-        self.reason.setCurrentIndex(-1)
-        self.edit_button = QPushButton("Edit box  (E)", self.review_box)
-        self.edit_button.setCheckable(True)
-        self.reset_box_button = QPushButton("Model's box", self.review_box)
-        self.note = QPlainTextEdit(self.review_box)
-        self.note.setObjectName("noteEdit")
-        self.note.setPlaceholderText("Note on this finding (saved as you type)…  (C)")
-        self.note.setTabChangesFocus(True)
-        self.note.setFixedHeight(64)
-        self.decided = QLabel("", self.review_box)
-        self.decided.setObjectName("decidedLabel")
-        self.decided.setWordWrap(True)
-        rb = QVBoxLayout(self.review_box)
-        rb.setContentsMargins(10, 8, 10, 8)
-        rb.setSpacing(6)
-        rb.addWidget(self.review_title)
-        row1 = QHBoxLayout()
-        row1.addWidget(self.accept_button, 1)
-        row1.addWidget(self.reject_button, 1)
-        row1.addWidget(self.clear_button)
-        rb.addLayout(row1)
-        row2 = QHBoxLayout()
-        reason_caption = QLabel("Reason", self.review_box)
-        reason_caption.setObjectName("caption")
-        row2.addWidget(reason_caption)
-        row2.addWidget(self.reason, 1)
-        rb.addLayout(row2)
-        row3 = QHBoxLayout()
-        row3.addWidget(self.edit_button, 1)
-        row3.addWidget(self.reset_box_button, 1)
-        rb.addLayout(row3)
-        rb.addWidget(self.note)
-        rb.addWidget(self.decided)
+        self.cards_scroll = QScrollArea(self)
+        self.cards_scroll.setWidgetResizable(True)
+        self.cards_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.cards_scroll.setWidget(self.cards_host)
+        self.cards_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.review_box = self._build_review_box()
 
         head = QHBoxLayout()
         head.addWidget(self.model_label, 1)
@@ -326,7 +277,7 @@ class FindingsPanelWidget(QWidget):
         layout.addWidget(self.run_button)
         layout.addWidget(self.message)
         layout.addWidget(self.summary)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.cards_scroll, 1)
         layout.addWidget(self.review_box)
 
         self.cards: dict[str, FindingCard] = {}
@@ -349,6 +300,53 @@ class FindingsPanelWidget(QWidget):
         self.reset_box_button.clicked.connect(lambda: self._emit_for(self.resetBoxRequested))
         self.note.textChanged.connect(self._on_note_changed)
         self.set_state(None, None)
+
+    def _build_review_box(self) -> QFrame:
+        """The selected finding's review: verdict buttons, reason, box edit, note."""
+        box = QFrame(self)
+        box.setObjectName("reviewBox")
+        self.review_title = QLabel("No finding selected", box)
+        self.review_title.setObjectName("reviewTitle")
+        self.accept_button = QPushButton("✓ Accept  (A)", box)
+        self.accept_button.setObjectName("acceptButton")
+        self.reject_button = QPushButton("✗ Reject  (D)", box)
+        self.reject_button.setObjectName("rejectButton")
+        self.clear_button = QPushButton("Clear  (U)", box)
+        self.reason = QComboBox(box)
+        self.reason.setObjectName("reasonCombo")
+        for code, text in REJECT_REASONS.items():
+            self.reason.addItem(text, code)
+        self.reason.setPlaceholderText("Reason (asked when rejecting)")
+        self.reason.setCurrentIndex(-1)
+        self.edit_button = QPushButton("Edit box  (E)", box)
+        self.edit_button.setCheckable(True)
+        self.reset_box_button = QPushButton("Model's box", box)
+        self.note = QPlainTextEdit(box)
+        self.note.setObjectName("noteEdit")
+        self.note.setPlaceholderText("Note on this finding (saved as you type)…  (C)")
+        self.note.setTabChangesFocus(True)
+        self.note.setFixedHeight(64)
+        self.decided = QLabel("", box)
+        self.decided.setObjectName("decidedLabel")
+        self.decided.setWordWrap(True)
+        reason_caption = QLabel("Reason", box)
+        reason_caption.setObjectName("caption")
+        rb = QVBoxLayout(box)
+        rb.setContentsMargins(10, 8, 10, 8)
+        rb.setSpacing(6)
+        rb.addWidget(self.review_title)
+        for row_widgets in (
+            ((self.accept_button, 1), (self.reject_button, 1), (self.clear_button, 0)),
+            ((reason_caption, 0), (self.reason, 1)),
+            ((self.edit_button, 1), (self.reset_box_button, 1)),
+        ):
+            row = QHBoxLayout()
+            for widget, stretch in row_widgets:
+                row.addWidget(widget, stretch)
+            rb.addLayout(row)
+        rb.addWidget(self.note)
+        rb.addWidget(self.decided)
+        return box
 
     def sizeHint(self) -> QSize:
         return QSize(380, 600)
@@ -435,7 +433,7 @@ class FindingsPanelWidget(QWidget):
         for fid, card in self.cards.items():
             card.set_selected(fid == finding_id)
         if finding_id is not None:
-            self.scroll.ensureWidgetVisible(self.cards[finding_id])
+            self.cards_scroll.ensureWidgetVisible(self.cards[finding_id])
         self._refresh_review_box(load_note=True)
 
     def _refresh_review_box(self, load_note: bool = False) -> None:
@@ -489,9 +487,9 @@ class FindingsPanelWidget(QWidget):
             return None
 
     # ------------------------------------------------------------------ actions
-    def _emit_for(self, signal: Signal) -> None:  # type: ignore[type-arg]
+    def _emit_for(self, signal: SignalInstance) -> None:
         if self.selected is not None:
-            signal.emit(self.selected)  # type: ignore[attr-defined]
+            signal.emit(self.selected)
 
     def _on_reject_clicked(self) -> None:
         """Reject with the reason shown, or "" (none chosen yet: the window asks for one)."""

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         )
     window.show()
     if args.paths:
-        window.open_paths([Path(p) for p in args.paths])
+        window.studies.open_paths([Path(p) for p in args.paths])
     return int(app.exec())
 
 

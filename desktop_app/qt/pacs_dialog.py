@@ -15,19 +15,16 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QSettings, QSortFilterProxyModel, Qt, QThreadPool, Signal
+from PySide6.QtCore import QDate, QSettings, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDateEdit,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -37,16 +34,14 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop_app.infra.errors import Cancelled, ConfigError, PacsError, RadAssistError
-from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.infra.errors import ConfigError, PacsError, RadAssistError
 from desktop_app.pacs.dimse import PacsClient, Timeouts
-from desktop_app.pacs.nodes import LocalAE, NodeConfig, PacsNode
+from desktop_app.pacs.nodes import NodeConfig, PacsNode
 from desktop_app.pacs.query import (
     STUDY_COLUMNS,
     RetrievePlan,
@@ -56,8 +51,10 @@ from desktop_app.pacs.query import (
     study_rows,
 )
 from desktop_app.pacs.store import LocalStore
+from desktop_app.qt.pacs_jobs import RetrieveSummary, pacs_pool, retrieve_all
+from desktop_app.qt.pacs_nodes import NodeEditor
 from desktop_app.qt.theme import NEGATIVE, POSITIVE
-from desktop_app.qt.workers import TaskChannel, make_pool
+from desktop_app.qt.workers import TaskChannel
 
 log = logging.getLogger(__name__)
 
@@ -74,128 +71,10 @@ DEFAULT_TIMEOUT_S = 10.0
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 NO_NODE = "No PACS node is configured (add one with “Add…”)"
 
-_POOL: QThreadPool | None = None
 _PRIMARY = (
     "QPushButton:enabled { background: #27507a; border-color: #3d8bd9; font-weight: bold; }"
     "QPushButton:enabled:hover { background: #2d5d8c; }"
 )
-
-
-def _pool() -> QThreadPool:
-    """The PACS workers' own pool: a PACS that makes us wait never holds up the threads that
-    read headers or draw thumbnails. Module-wide, so that closing a dialog never blocks on a
-    worker still waiting for a timeout."""
-    global _POOL
-    if _POOL is None:
-        _POOL = make_pool(3)
-    return _POOL
-
-
-@dataclass(frozen=True)
-class RetrieveSummary:
-    """What one Retrieve brought back, over all the selected studies."""
-
-    folders: tuple[Path, ...]  # store folder of each study with at least one instance
-    stored: int
-    failed: int
-    problems: tuple[str, ...]
-
-    def message(self) -> str:
-        n = len(self.folders)
-        text = f"Retrieved {self.stored} instance(s) of {n} stud{'y' if n == 1 else 'ies'}"
-        if self.failed:
-            text += f"; {self.failed} failed on the PACS"
-        if self.problems:
-            text += f"; {self.problems[0]}"
-            if len(self.problems) > 1:
-                text += f" (+{len(self.problems) - 1} more)"
-        return text
-
-
-class NodeEditor(QDialog):
-    """Add or edit a node; our own AE title and C-MOVE port are edited here too."""
-
-    def __init__(
-        self, node: PacsNode | None, local: LocalAE, existing: set[str], parent: QWidget | None
-    ) -> None:
-        super().__init__(parent)
-        self.setObjectName("pacsNodeEditor")
-        self.setWindowTitle("Edit PACS node" if node else "Add PACS node")
-        self._original = node.name if node else None
-        self._existing = existing
-        self.result_node: PacsNode | None = None
-        self.result_local: LocalAE | None = None
-        form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.name = QLineEdit(node.name if node else "", self)
-        self.name.setObjectName("nodeName")
-        self.name.setPlaceholderText("e.g. main-pacs")
-        self.aet = QLineEdit(node.ae_title if node else "", self)
-        self.aet.setObjectName("nodeAet")
-        self.aet.setPlaceholderText("the PACS's AE title, e.g. ORTHANC")
-        self.aet.setMaxLength(16)
-        self.host = QLineEdit(node.host if node else "", self)
-        self.host.setObjectName("nodeHost")
-        self.host.setPlaceholderText("host name or IP address")
-        self.port = QSpinBox(self)
-        self.port.setObjectName("nodePort")
-        self.port.setRange(1, 65535)
-        self.port.setValue(node.port if node else 104)
-        self.method = QComboBox(self)
-        self.method.setObjectName("nodeMethod")
-        self.method.addItem("C-GET (same association)", "get")
-        self.method.addItem("C-MOVE (the PACS connects back to us)", "move")
-        self.method.setCurrentIndex(1 if node is not None and node.retrieve == "move" else 0)
-        self.our_aet = QLineEdit(local.ae_title, self)
-        self.our_aet.setObjectName("localAet")
-        self.our_aet.setMaxLength(16)
-        self.our_port = QSpinBox(self)
-        self.our_port.setObjectName("localPort")
-        self.our_port.setRange(1, 65535)
-        self.our_port.setValue(local.port)
-        self.our_port.setToolTip("Where our Storage SCP listens during a C-MOVE")
-        self._bind = local.bind_address
-        form.addRow("Name", self.name)
-        form.addRow("AE title", self.aet)
-        form.addRow("Host", self.host)
-        form.addRow("Port", self.port)
-        form.addRow("Retrieve with", self.method)
-        form.addRow("Our AE title", self.our_aet)
-        form.addRow("Our C-MOVE port", self.our_port)
-        self.error = QLabel("", self)
-        self.error.setObjectName("nodeError")
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {POSITIVE};")
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons)
-        self.resize(460, 0)
-
-    def accept(self) -> None:
-        """Validate with the core's rules; a bad value keeps the editor open with one line."""
-        try:
-            node = PacsNode(
-                self.name.text(),
-                self.aet.text(),
-                self.host.text(),
-                self.port.value(),
-                self.method.currentData(),
-            )
-            local = LocalAE(self.our_aet.text(), self.our_port.value(), self._bind)
-        except ConfigError as err:
-            self.error.setText(f"✖ {err.one_line()}")
-            return
-        if node.name != self._original and node.name in self._existing:
-            self.error.setText(f"✖ a node named {node.name!r} exists already")
-            return
-        self.result_node, self.result_local = node, local
-        super().accept()
 
 
 class PacsDialog(QDialog):
@@ -236,9 +115,9 @@ class PacsDialog(QDialog):
         self.rows: list[StudyRow] = []
         self._active: dict[str, bool] = {"echo": False, "find": False, "retrieve": False}
 
-        self.echo_channel = TaskChannel("pacs-echo", self, _pool())
-        self.find_channel = TaskChannel("pacs-find", self, _pool())
-        self.retrieve_channel = TaskChannel("pacs-retrieve", self, _pool())
+        self.echo_channel = TaskChannel("pacs-echo", self, pacs_pool())
+        self.find_channel = TaskChannel("pacs-find", self, pacs_pool())
+        self.retrieve_channel = TaskChannel("pacs-retrieve", self, pacs_pool())
 
         layout = QVBoxLayout(self)
         layout.setSpacing(8)
@@ -733,7 +612,7 @@ class PacsDialog(QDialog):
         self.progress.setFormat("%v/%m")
 
         def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
-            return _retrieve_all(client, store, uids, plan, progress, stop)
+            return retrieve_all(client, store, uids, plan, progress, stop)
 
         self.retrieve_channel.submit(work)
         return True
@@ -838,45 +717,3 @@ class PacsDialog(QDialog):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.stop()
         super().closeEvent(event)
-
-
-def _retrieve_all(
-    client: PacsClient,
-    store: LocalStore,
-    uids: list[str],
-    plan: RetrievePlan,
-    progress: Callable[[int, int], None],
-    stop: threading.Event,
-) -> RetrieveSummary:
-    """Retrieve each study in turn (worker thread). A study that fails is reported and the
-    others still come; when none brought anything back, the first error is raised."""
-    folders: list[Path] = []
-    stored = failed = 0
-    problems: list[str] = []
-    first_error: PacsError | None = None
-    for i, uid in enumerate(uids):
-        if stop.is_set():
-            raise Cancelled()
-
-        def on_progress(done: int, total: int, i: int = i) -> None:
-            progress(*plan.update(i, done, total))
-
-        try:
-            result = client.retrieve(uid, store=store, progress=on_progress, stop=stop)
-        except PacsError as err:
-            first_error = first_error or err
-            problems.append(err.one_line())
-            log.warning("retrieve of study %s failed", uid_hash(uid))
-            continue
-        if result.cancelled:
-            raise Cancelled()
-        progress(*plan.finish(i, len(result.stored)))
-        stored += len(result.stored)
-        failed += result.failed
-        problems.extend(result.problems)
-        if result.stored:
-            folders.append(store.study_folder(uid))
-        log.info("retrieved study %s: %d instances", uid_hash(uid), len(result.stored))
-    if not folders and first_error is not None:
-        raise first_error
-    return RetrieveSummary(tuple(folders), stored, failed, tuple(problems))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QTimer
+from PySide6.QtGui import QImageWriter
 from PySide6.QtWidgets import QApplication
 
 from desktop_app.infra.atomicio import atomic_write_bytes
@@ -42,33 +43,27 @@ def take_screenshot(
     window.resize(*size)
     window.show()
     if paths:
+        studies = window.studies
         loop = QEventLoop()
-        window.seriesShown.connect(lambda _key: loop.quit())
-        window.index_channel.failed.connect(lambda _msg: loop.quit())
-        window.indexReady.connect(lambda index: None if window.entries else loop.quit())
-        window.open_paths(paths)
+        studies.seriesShown.connect(lambda _key: loop.quit())
+        studies.index_channel.failed.connect(lambda _msg: loop.quit())
+        studies.indexReady.connect(lambda index: None if studies.entries else loop.quit())
+        studies.open_paths(paths)
         if not _wait(loop, TIMEOUT_MS):
             print(f"radassist: error: {paths[0]}: timed out while opening", file=sys.stderr)
             return 1
         _wait_for_image(window)
-        if run_inference:
-            if not hasattr(window, "run_inference_and_wait"):
-                print(
-                    "radassist: error: this build has no inference in the GUI yet", file=sys.stderr
-                )
-                return 1
-            ok = window.run_inference_and_wait(TIMEOUT_MS)  # type: ignore[attr-defined]
-            if not ok:
-                reason = getattr(window, "last_error", None) or "it did not finish in time"
-                print(f"radassist: error: inference failed: {reason}", file=sys.stderr)
-                window.close()
-                return 1
+        if run_inference and not window.runs.run_inference_and_wait(TIMEOUT_MS):
+            reason = window.feedback.last_error or "it did not finish in time"
+            print(f"radassist: error: inference failed: {reason}", file=sys.stderr)
+            window.close()
+            return 1
     for _ in range(5):
         app.processEvents()
     image = window.grab().toImage()
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
+    if not QImageWriter(buffer, b"PNG").write(image):
         print(f"radassist: error: {out}: could not encode the screenshot", file=sys.stderr)
         return 1
     atomic_write_bytes(out, bytes(buffer.data().data()))

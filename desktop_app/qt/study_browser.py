@@ -189,8 +189,8 @@ class StudyBrowserWidget(QTreeWidget):
 
         self._thumbs.submit_streaming(work)
 
-    def _on_thumbnail(self, item: object) -> None:
-        key, array = item  # type: ignore[misc]
+    def _on_thumbnail(self, item: tuple[str, np.ndarray | None]) -> None:
+        key, array = item
         tree_item = self._items.get(key)
         if tree_item is None:
             return

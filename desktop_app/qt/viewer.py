@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from desktop_app.dicom.display import Window, auto_window, render
+from desktop_app.dicom.display import render
 from desktop_app.dicom.pixels import Frame
 from desktop_app.dicom.viewing import (
     ValueRange,
@@ -27,6 +27,7 @@ from desktop_app.dicom.viewing import (
     format_distance,
     pixel_readout,
 )
+from desktop_app.dicom.voi import Window, auto_window
 from desktop_app.qt.canvas import ImageCanvas, Ruler
 from desktop_app.qt.workers import TaskChannel
 from desktop_app.studies.series import SliceStack
@@ -44,6 +45,18 @@ class SeriesContext:
     modality: str = ""
     description: str = ""
     key: str = ""  # stable id of the stack: "<Series Instance UID>#<part, 1-based>"
+
+
+@dataclass(frozen=True)
+class DecodedSlice:
+    """A slice decoded and rendered in the worker, for the series shown as ``token``."""
+
+    token: int
+    index: int
+    frame: Frame
+    window: Window | None
+    invert: bool
+    image: np.ndarray
 
 
 class _LoadRelay(QObject):
@@ -83,7 +96,7 @@ class ViewerWidget(QWidget):
 
         self.context: SeriesContext | None = None
         self.index = 0
-        self.window: Window | None = None
+        self.window_level: Window | None = None
         self.invert = False
         self._frame: Frame | None = None
         self._frame_index = -1
@@ -120,7 +133,7 @@ class ViewerWidget(QWidget):
         self.context = context
         self._frame = None
         self._frame_index = -1
-        self.window = None
+        self.window_level = None
         self._rulers = {}
         self.canvas.set_rulers([])
         if context is None:
@@ -230,23 +243,23 @@ class ViewerWidget(QWidget):
         self.slice_label.setText(f"{index + 1} / {self.slice_count}")
         volume = self.context.volume
         token = self._token
-        window, invert = self.window, self.invert
+        window, invert = self.window_level, self.invert
 
-        def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
+        def work(progress: Callable[[int, int], None], stop: threading.Event) -> DecodedSlice:
             frame = volume.frame(index)
             shown = window
             if shown is None and not frame.is_color:
                 shown = frame.windows[0] if frame.windows else auto_window(frame.values)
             image = render(frame, shown, invert=invert)
-            return token, index, frame, shown, invert, image
+            return DecodedSlice(token, index, frame, shown, invert, image)
 
         self._slice_channel.submit(work)
         self.sliceChanged.emit(index)
 
-    def _on_slice_decoded(self, result: object) -> None:
-        token, index, frame, window, invert, image = result  # type: ignore[misc]
-        if token == self._token and index == self.index:
-            self._set_frame(index, frame, window, invert, image)
+    def _on_slice_decoded(self, result: DecodedSlice) -> None:
+        if result.token == self._token and result.index == self.index:
+            r = result
+            self._set_frame(r.index, r.frame, r.window, r.invert, r.image)
 
     def _set_frame(
         self,
@@ -261,10 +274,10 @@ class ViewerWidget(QWidget):
         self._frame_index = index
         if first:
             self._value_range = ValueRange.of(frame.values)
-            if self.window is None and window is not None:
-                self.window = window
-                self.windowChanged.emit(self.window)
-        if window == self.window and invert == self.invert:
+            if self.window_level is None and window is not None:
+                self.window_level = window
+                self.windowChanged.emit(self.window_level)
+        if window == self.window_level and invert == self.invert:
             self.canvas.set_image(image)
         else:  # window/level or invert changed while the worker rendered
             self._refresh_image()
@@ -283,7 +296,7 @@ class ViewerWidget(QWidget):
             window = (
                 self._frame.windows[0] if self._frame.windows else auto_window(self._frame.values)
             )
-        self.window = window
+        self.window_level = window
         self.windowChanged.emit(window)
         self._wl_timer.start()
 
@@ -295,17 +308,17 @@ class ViewerWidget(QWidget):
         self._refresh_image()
 
     def _on_window_drag(self, dx: float, dy: float) -> None:
-        if self._frame is None or self._frame.is_color or self.window is None:
+        if self._frame is None or self._frame.is_color or self.window_level is None:
             return
-        self.window = drag_window(self.window, dx, dy, self._value_range)
-        self.windowChanged.emit(self.window)
+        self.window_level = drag_window(self.window_level, dx, dy, self._value_range)
+        self.windowChanged.emit(self.window_level)
         self._wl_timer.start()  # coalesce a burst of drag events into one render
 
     def _refresh_image(self) -> None:
         if self._frame is None:
             return
         try:
-            image = render(self._frame, self.window, invert=self.invert)
+            image = render(self._frame, self.window_level, invert=self.invert)
         except Exception as err:
             self.errorOccurred.emit(f"can't display this image: {err}")
             return
@@ -314,14 +327,14 @@ class ViewerWidget(QWidget):
     def displayed_image(self) -> np.ndarray | None:
         if self._frame is None:
             return None
-        return render(self._frame, self.window, invert=self.invert)
+        return render(self._frame, self.window_level, invert=self.invert)
 
     # ------------------------------------------------------------------ readout / ruler
-    def _on_cursor(self, pos: object) -> None:
+    def _on_cursor(self, pos: tuple[float, float] | None) -> None:
         if pos is None or self._frame is None:
             self.readoutChanged.emit("")
             return
-        x, y = pos  # type: ignore[misc]
+        x, y = pos
         modality = self.context.modality if self.context else ""
         text = pixel_readout(
             self._frame.values, x, y, modality=modality, is_color=self._frame.is_color

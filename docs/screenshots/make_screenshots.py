@@ -95,16 +95,16 @@ def main() -> int:
         print(f"wrote {path}")
 
     shown: list[str] = []
-    window.seriesShown.connect(shown.append)
-    window.open_paths([SAMPLE])
+    window.studies.seriesShown.connect(shown.append)
+    window.studies.open_paths([SAMPLE])
     if not wait(lambda: bool(shown) and window.viewer.frame is not None):
         print("error: the samples did not open", file=sys.stderr)
         return 1
-    xr = next(e for e in window.entries if e.modality in ("DX", "CR"))
-    ct = next(e for e in window.entries if e.modality == "CT")
-    window.show_stack(ct.key)
+    xr = next(e for e in window.studies.entries if e.modality in ("DX", "CR"))
+    ct = next(e for e in window.studies.entries if e.modality == "CT")
+    window.studies.show_stack(ct.key)
     wait(lambda: window.viewer.frame is not None)
-    wait(lambda: all(window.browser.has_thumbnail(e.key) for e in window.entries), 60)
+    wait(lambda: all(window.browser.has_thumbnail(e.key) for e in window.studies.entries), 60)
     window.acts["toggle_tags"].trigger()
     wait(lambda: len(window.tags.rows) > 0, 30)
     grab("browser.png")
@@ -114,19 +114,19 @@ def main() -> int:
     window.tags.search.setText("")
     window.findings_dock.raise_()
 
-    window.show_stack(xr.key)
+    window.studies.show_stack(xr.key)
     wait(lambda: window.viewer.frame is not None)
     done: list[str] = []
     failed: list[str] = []
-    window.inferenceDone.connect(done.append)
-    window.inferenceFailed.connect(failed.append)
-    window.run_inference()
+    window.runs.inferenceDone.connect(done.append)
+    window.runs.inferenceFailed.connect(failed.append)
+    window.runs.run_inference()
     if not wait(lambda: bool(done or failed), 600) or failed:
         print(f"error: inference failed: {failed[0] if failed else 'timeout'}", file=sys.stderr)
         return 1
     grab("viewer.png")
 
-    state = window.current_state()
+    state = window.review.current_state()
     assert state is not None
     findings = sorted(state.for_series(xr.key), key=lambda f: -f.probability)
     # The findings panel: where the model gave a below-threshold label a real score (5 % or
@@ -138,19 +138,21 @@ def main() -> int:
         card.slider.setValue(max(0, round(second.probability * 1000) - 50))
     else:
         second = None
-    window.select_finding(findings[0].finding_id)
+    window.review.select_finding(findings[0].finding_id)
     grab("findings.png")
 
     # The review: accept the top finding with a note, reject another, edit the box.
-    window.accept_finding(findings[0].finding_id)
-    window.set_note(findings[0].finding_id, "Well-defined, about 2 cm; compare with prior films.")
+    window.review.accept_finding(findings[0].finding_id)
+    window.review.set_note(
+        findings[0].finding_id, "Well-defined, about 2 cm; compare with prior films."
+    )
     if second is not None:
-        window.reject_finding(second.finding_id, "fp_normal_anatomy")
-    window.select_finding(findings[0].finding_id)
+        window.review.reject_finding(second.finding_id, "fp_normal_anatomy")
+    window.review.select_finding(findings[0].finding_id)
     window.findings.select(findings[0].finding_id)
     window.acts["tool_edit"].trigger()
     grab("review.png")
-    window.writer.flush()
+    window.review.writer.flush()
     window.close()
     return 0
 

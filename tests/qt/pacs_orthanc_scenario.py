@@ -146,7 +146,7 @@ def run_gui(workdir: Path, screenshot: Path | None) -> dict[str, Any]:
     window = MainWindow(settings=settings, warm_up_ms=-1)
     window.resize(1500, 950)
     window.show()
-    dialog = window.open_pacs_dialog()
+    dialog = window.exports.open_pacs_dialog()
     dialog.timeout_spin.setValue(5)
     dialog.node_combo.setCurrentIndex(dialog.node_combo.findData("orthanc"))
     steps["echo"] = _wait(dialog.echoFinished, 30, dialog.echo)[0]
@@ -171,14 +171,14 @@ def run_gui(workdir: Path, screenshot: Path | None) -> dict[str, Any]:
             if proxy.mapToSource(proxy.index(r, 0)).data(UID_ROLE) == study["study"]:
                 dialog.table.selectRow(r)
     opened: list[Any] = []
-    window.indexReady.connect(opened.append)
+    window.studies.indexReady.connect(opened.append)
     [summary] = _wait(dialog.retrieveFinished, 120, dialog.retrieve)
     steps["retrieved"] = summary.stored
     steps["folders"] = [str(f) for f in summary.folders]
     steps["expected_folder"] = str(LocalStore().study_folder(study["study"]))
     if not opened:
-        _wait(window.indexReady, 60)
-    index = window.index
+        _wait(window.studies.indexReady, 60)
+    index = window.studies.index
     steps["opened_studies"] = sorted(
         {s.study_instance_uid for _, s, _ in index.iter_series()} if index else []
     )

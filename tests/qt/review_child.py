@@ -22,19 +22,19 @@ def main(settings_path: str) -> int:
     window.show()
 
     def reviewed(_key: str) -> None:
-        key = window.current_key
-        window.accept_finding(f"{key}:nodule")
-        window.reject_finding(f"{key}:effusion", "fp_normal_anatomy")
-        window.set_note(f"{key}:nodule", "round, 22 mm; compare with prior")
-        window.set_threshold("effusion", 0.2, final=True)
-        if not window.writer.flush(30):
+        key = window.shown.key
+        window.review.accept_finding(f"{key}:nodule")
+        window.review.reject_finding(f"{key}:effusion", "fp_normal_anatomy")
+        window.review.set_note(f"{key}:nodule", "round, 22 mm; compare with prior")
+        window.review.set_threshold("effusion", 0.2, final=True)
+        if not window.review.writer.flush(30):
             print("NOT FLUSHED", flush=True)
             return
         print("READY", flush=True)
 
-    window.seriesShown.connect(lambda _k: window.run_inference())
-    window.inferenceDone.connect(reviewed)
-    QTimer.singleShot(0, lambda: window.open_paths([SAMPLE_CT]))
+    window.studies.seriesShown.connect(lambda _k: window.runs.run_inference())
+    window.runs.inferenceDone.connect(reviewed)
+    QTimer.singleShot(0, lambda: window.studies.open_paths([SAMPLE_CT]))
     return int(app.exec())
 
 

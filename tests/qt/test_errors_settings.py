@@ -54,7 +54,7 @@ def test_exception_in_another_thread_is_shown(qtbot, make_window, hooks) -> None
 
 def test_settings_persist_across_windows(qtbot, make_window, qsettings, settings_path) -> None:
     window = make_window()
-    window.apply_settings(
+    window.preferences.apply_settings(
         {
             "review/reviewer": "Dr Persist",
             "inference/device": "cpu",
@@ -63,7 +63,7 @@ def test_settings_persist_across_windows(qtbot, make_window, qsettings, settings
             "overlay/box": False,
             "overlay/colormap": "inferno",
         },
-        {**window.shortcut_table, "accept": "Ctrl+Y"},
+        {**window.preferences.shortcut_table, "accept": "Ctrl+Y"},
     )
     window.close()
     fresh = QSettings(str(settings_path), QSettings.Format.IniFormat)
@@ -76,7 +76,7 @@ def test_settings_persist_across_windows(qtbot, make_window, qsettings, settings
     assert again.acts["toggle_box"].isChecked() is False
     assert again.canvas.overlay_opacity == pytest.approx(0.7)
     assert again.inference.device == "cpu"
-    assert again.device_badge.text() == "Device: cpu"
+    assert again.feedback.device_badge.text() == "Device: cpu"
 
 
 def test_settings_dialog_round_trip_and_conflicts(qtbot) -> None:
@@ -114,10 +114,10 @@ def test_cheat_sheet_lists_every_group() -> None:
 def test_model_info_dialog_renders_markdown(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    window.show_model_info()  # not loaded yet: a one-line hint, no dialog
+    window.runs.show_model_info()  # not loaded yet: a one-line hint, no dialog
     assert "no model is loaded yet" in window.statusBar().currentMessage()
-    with qtbot.waitSignal(window.inferenceDone, timeout=20_000):
-        window.run_inference()
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
+        window.runs.run_inference()
     window.acts["model_info"].trigger()
     dialogs = window.findChildren(ModelInfoDialog)
     assert len(dialogs) == 1
@@ -129,7 +129,7 @@ def test_research_notice_is_everywhere(qtbot, make_window) -> None:
     window = make_window()
     notice = "Research use only — not for diagnosis"
     assert notice in window.windowTitle()
-    assert notice in window.notice.text()
+    assert notice in window.feedback.notice.text()
     assert notice in window.findings.notice.text()
 
 
@@ -140,17 +140,17 @@ def test_unusable_data_folder_is_reported_not_fatal(
     blocker.write_text("x")
     monkeypatch.setenv("RADASSIST_DATA_DIR", str(blocker))
     window = make_window()
-    assert "reviews can't be kept in the data folder" in window.last_error or (
-        "no audit trail this session" in window.last_error
+    assert "reviews can't be kept in the data folder" in window.feedback.last_error or (
+        "no audit trail this session" in window.feedback.last_error
     )
     assert window.findings.message.text().startswith("⚠ ")
     open_and_wait(qtbot, window, [SAMPLE_CT])  # the viewer still works
-    with qtbot.waitSignal(window.inferenceDone, timeout=20_000):
-        window.run_inference()
-    window.accept_finding(window.selected_finding)
-    assert window.writer.flush()
-    assert list(window.store.root.glob("*.json"))  # saved where the message said
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
+        window.runs.run_inference()
+    window.review.accept_finding(window.review.selected)
+    assert window.review.writer.flush()
+    assert list(window.review.store.root.glob("*.json"))  # saved where the message said
     window.close()
     import shutil
 
-    shutil.rmtree(window.store.root)
+    shutil.rmtree(window.review.store.root)

@@ -1,6 +1,6 @@
 """Inference in the GUI: the worker, progress, cancel, supersede, failures, overlays, the live
-threshold slider. The model is the FakeRunner behind the controller's Runner seam (fast and
-controllable); test_engine_ui.py runs the real engine."""
+threshold slider. The model is the FakeRunner behind the controller's SeriesRunner seam (fast
+and controllable); test_engine_ui.py runs the real engine."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.qt.conftest import SAMPLE_CT, FakeRunner, open_and_wait
 
 
 def run_and_wait(qtbot, window, timeout: int = 20_000) -> None:
-    with qtbot.waitSignal(window.inferenceDone, timeout=timeout):
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=timeout):
         window.acts["run_inference"].trigger()
 
 
@@ -35,18 +35,18 @@ def test_inference_runs_in_the_worker_and_shows_findings(qtbot, make_window, dat
     assert runners[0].threads and main not in runners[0].threads
     assert window.inference.work_threads and main not in window.inference.work_threads
     panel = window.findings
-    assert list(panel.cards) == [f"{window.current_key}:nodule", f"{window.current_key}:effusion"]
-    nodule = panel.cards[f"{window.current_key}:nodule"]
+    assert list(panel.cards) == [f"{window.shown.key}:nodule", f"{window.shown.key}:effusion"]
+    nodule = panel.cards[f"{window.shown.key}:nodule"]
     assert (nodule.prob.text(), nodule.result.text()) == ("87.0 %", "POSITIVE")
     assert panel.summary.text().startswith("1 positive of 2")
     # the strongest positive finding is selected: its slice is shown with outline and heatmap
-    assert window.selected_finding == f"{window.current_key}:nodule"
+    assert window.review.selected == f"{window.shown.key}:nodule"
     assert window.viewer.index == 20
     qtbot.waitUntil(lambda: window.canvas.has_overlay())
-    assert [s.key for s in window.canvas.shapes()] == [f"{window.current_key}:nodule"]
-    assert window.device_badge.text() == "CPU"
-    assert window.progress.isHidden() and window.cancel_button.isHidden()
-    window.writer.flush()
+    assert [s.key for s in window.canvas.shapes()] == [f"{window.shown.key}:nodule"]
+    assert window.feedback.device_badge.text() == "CPU"
+    assert window.feedback.progress.isHidden() and window.feedback.cancel_button.isHidden()
+    window.review.writer.flush()
     kinds = [r["kind"] for r in AuditLog(data_dir / "audit.jsonl").records()]
     assert kinds == ["inference"]
 
@@ -58,13 +58,13 @@ def test_progress_and_cancel(qtbot, make_window) -> None:
     open_and_wait(qtbot, window, [SAMPLE_CT])
     window.acts["run_inference"].trigger()
     assert window.inference.running
-    assert window.cancel_button.isVisible() and window.acts["cancel_inference"].isEnabled()
-    with qtbot.waitSignal(window.inferenceCancelled, timeout=10_000):
-        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert window.feedback.cancel_button.isVisible() and window.acts["cancel_inference"].isEnabled()
+    with qtbot.waitSignal(window.runs.inferenceCancelled, timeout=10_000):
+        qtbot.mouseClick(window.feedback.cancel_button, Qt.MouseButton.LeftButton)
     assert runner.batches_run == 0
-    assert not window.inference.running and window.cancel_button.isHidden()
+    assert not window.inference.running and window.feedback.cancel_button.isHidden()
     assert window.findings.message.text() == "Inference cancelled"
-    assert window.current_state() is None  # nothing half-done was kept
+    assert window.review.current_state() is None  # nothing half-done was kept
 
 
 def test_cancel_stops_between_batches(qtbot, make_window) -> None:
@@ -75,7 +75,7 @@ def test_cancel_stops_between_batches(qtbot, make_window) -> None:
     window.inference.progressed.connect(lambda d, t: progress.append((d, t)))
     window.acts["run_inference"].trigger()
     qtbot.waitUntil(lambda: bool(progress), timeout=10_000)
-    with qtbot.waitSignal(window.inferenceCancelled, timeout=10_000):
+    with qtbot.waitSignal(window.runs.inferenceCancelled, timeout=10_000):
         window.acts["cancel_inference"].trigger()
     assert runner.batches_run == 1  # stopped before the second batch of 4
     assert progress == [(4, 40)]
@@ -88,8 +88,8 @@ def test_newer_request_supersedes_the_older(qtbot, make_window) -> None:
     open_and_wait(qtbot, window, [SAMPLE_CT])
     done: list[str] = []
     cancelled: list[bool] = []
-    window.inferenceDone.connect(done.append)
-    window.inferenceCancelled.connect(lambda: cancelled.append(True))
+    window.runs.inferenceDone.connect(done.append)
+    window.runs.inferenceCancelled.connect(lambda: cancelled.append(True))
     first = window.inference.channel.generation
     window.acts["run_inference"].trigger()
     window.acts["run_inference"].trigger()
@@ -98,7 +98,7 @@ def test_newer_request_supersedes_the_older(qtbot, make_window) -> None:
     qtbot.waitUntil(lambda: bool(done), timeout=10_000)
     window.inference.channel.wait_idle()
     qtbot.wait(50)
-    assert done == [window.current_key] and cancelled == []
+    assert done == [window.shown.key] and cancelled == []
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_newer_request_supersedes_the_older(qtbot, make_window) -> None:
 def test_inference_failure_is_one_line(qtbot, make_window, error, expected) -> None:
     window = make_window(runner=lambda m, d: FakeRunner(fail=error))
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    with qtbot.waitSignal(window.inferenceFailed, timeout=10_000) as failed:
+    with qtbot.waitSignal(window.runs.inferenceFailed, timeout=10_000) as failed:
         window.acts["run_inference"].trigger()
     assert failed.args == [expected]
     assert window.statusBar().currentMessage() == f"✖ {expected}"
@@ -129,8 +129,8 @@ def test_refused_model_is_reported_and_the_viewer_keeps_working(
     err = ModelFileError("tensor data do not match the manifest's tensor_sha256", bad)
     window = make_window(runner=lambda m, d: FakeRunner(load_error=err))
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    with qtbot.waitSignal(window.inferenceFailed, timeout=10_000) as failed:
-        window.run_inference()
+    with qtbot.waitSignal(window.runs.inferenceFailed, timeout=10_000) as failed:
+        window.runs.run_inference()
     assert failed.args[0] == f"{bad}: tensor data do not match the manifest's tensor_sha256"
     window.viewer.step(1)
     assert window.viewer.index == 21
@@ -142,7 +142,7 @@ def test_threshold_slider_redecides_without_rerunning(qtbot, make_window) -> Non
     open_and_wait(qtbot, window, [SAMPLE_CT])
     run_and_wait(qtbot, window)
     batches = runner.batches_run
-    fid = f"{window.current_key}:effusion"
+    fid = f"{window.shown.key}:effusion"
     card = window.findings.cards[fid]
     assert card.result.text() == "negative" and card.threshold.text() == "0.40"
     card.slider.setValue(250)  # 0.25 < 0.31: now positive
@@ -154,10 +154,11 @@ def test_threshold_slider_redecides_without_rerunning(qtbot, make_window) -> Non
     assert card.result.text() == "negative"
     assert runner.batches_run == batches  # the model was not run again
     # the nodule's slider raises its threshold past 0.87: its outline leaves the canvas
-    nodule = window.findings.cards[f"{window.current_key}:nodule"]
-    window.select_finding(fid)  # select another finding so the nodule isn't kept by selection
+    nodule = window.findings.cards[f"{window.shown.key}:nodule"]
+    # select another finding so the nodule isn't kept by selection
+    window.review.select_finding(fid)
     nodule.slider.setValue(900)
-    assert f"{window.current_key}:nodule" not in [s.key for s in window.canvas.shapes()]
+    assert f"{window.shown.key}:nodule" not in [s.key for s in window.canvas.shapes()]
 
 
 def test_clicking_a_finding_jumps_to_its_slice_and_centres_it(qtbot, make_window) -> None:
@@ -166,10 +167,10 @@ def test_clicking_a_finding_jumps_to_its_slice_and_centres_it(qtbot, make_window
     run_and_wait(qtbot, window)
     window.viewer.set_index(3)
     window.canvas.center_on(-2000, -2000)  # the finding is far off screen
-    card = window.findings.cards[f"{window.current_key}:nodule"]
+    card = window.findings.cards[f"{window.shown.key}:nodule"]
     qtbot.mouseClick(card, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
     assert window.viewer.index == 20
-    x, y, w, h = window.current_state().find(card.finding_id).box  # type: ignore[union-attr]
+    x, y, w, h = window.review.current_state().find(card.finding_id).box  # type: ignore[union-attr]
     assert (window.canvas.center.x(), window.canvas.center.y()) == pytest.approx(
         (x + w / 2, y + h / 2)
     )
@@ -194,15 +195,15 @@ def test_overlay_keys_toggle_layers(qtbot, make_window) -> None:
     assert canvas.layer_visibility()["all_hidden"] is True
     raw = canvas.grab().toImage()
     assert raw != with_overlay
-    window.opacity_slider.setValue(80)
+    window.overlays.opacity_slider.setValue(80)
     assert canvas.overlay_opacity == pytest.approx(0.8)
 
 
 def test_auto_run_setting(qtbot, make_window, qsettings) -> None:
     qsettings.setValue("inference/auto_run", True)
     window = make_window()
-    with qtbot.waitSignal(window.inferenceDone, timeout=20_000):
-        window.open_paths([SAMPLE_CT])
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
+        window.studies.open_paths([SAMPLE_CT])
     assert window.findings.cards
 
 
@@ -210,11 +211,11 @@ def test_colormap_change_recolours_in_the_worker(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
     run_and_wait(qtbot, window)
-    fid = f"{window.current_key}:nodule"
-    before = window._overlay_rgba[fid].copy()
+    fid = f"{window.shown.key}:nodule"
+    before = window.overlays.rgba[fid].copy()
     with qtbot.waitSignal(window.inference.overlaysReady, timeout=10_000):
-        window.apply_settings({"overlay/colormap": "viridis"})
-    assert (window._overlay_rgba[fid][..., 1] != before[..., 1]).any()
+        window.preferences.apply_settings({"overlay/colormap": "viridis"})
+    assert (window.overlays.rgba[fid][..., 1] != before[..., 1]).any()
 
 
 def test_stepping_between_findings_in_view_keeps_the_image_still(qtbot, make_window) -> None:
@@ -225,7 +226,7 @@ def test_stepping_between_findings_in_view_keeps_the_image_still(qtbot, make_win
     centre = (window.canvas.center.x(), window.canvas.center.y())
     qtbot.keyClick(window.canvas, Qt.Key.Key_J)
     qtbot.keyClick(window.canvas, Qt.Key.Key_J)
-    assert window.selected_finding == f"{window.current_key}:nodule"
+    assert window.review.selected == f"{window.shown.key}:nodule"
     assert (window.canvas.center.x(), window.canvas.center.y()) == centre
 
 
@@ -233,10 +234,10 @@ def test_device_fallback_is_shown(qtbot, make_window, qsettings) -> None:
     qsettings.setValue("inference/device", "cuda")
     warning = "cuda:0 failed at start (CUDA out of memory); running on the CPU instead"
     window = make_window(runner=lambda m, d: FakeRunner(m, "cpu", warning=warning))
-    assert window.device_badge.text() == "Device: cuda"
+    assert window.feedback.device_badge.text() == "Device: cuda"
     open_and_wait(qtbot, window, [SAMPLE_CT])
     run_and_wait(qtbot, window)
-    assert window.device_badge.text() == "CPU"
-    assert window.device_badge.toolTip() == warning
-    assert window.device_badge.property("warning") is True
+    assert window.feedback.device_badge.text() == "CPU"
+    assert window.feedback.device_badge.toolTip() == warning
+    assert window.feedback.device_badge.property("warning") is True
     assert window.findings.message.text().endswith(f"⚠ {warning}")

@@ -8,20 +8,20 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 
-from desktop_app.dicom.display import PRESETS
+from desktop_app.dicom.voi import PRESETS
 from tests.qt.conftest import SAMPLE_CT, SAMPLE_XR, open_and_wait
 
 
 def test_open_folder_fills_browser_and_shows_middle_slice(qtbot, make_window) -> None:
     window = make_window()
-    with qtbot.waitSignal(window.indexReady, timeout=20_000) as ready:
-        window.open_paths([SAMPLE_CT])
+    with qtbot.waitSignal(window.studies.indexReady, timeout=20_000) as ready:
+        window.studies.open_paths([SAMPLE_CT])
     index = ready.args[0]
     assert index.series_count == 1
     qtbot.waitUntil(lambda: window.viewer.frame is not None, timeout=20_000)
     assert window.viewer.slice_count == 40
     assert window.viewer.index == 20  # the middle slice first
-    entry = window.current_entry()
+    entry = window.shown.entry
     assert entry is not None and entry.modality == "CT"
     item = window.browser._items[entry.key]
     assert (item.text(1), item.text(2)) == ("CT", "40")
@@ -36,13 +36,13 @@ def test_open_folder_fills_browser_and_shows_middle_slice(qtbot, make_window) ->
 def test_open_two_studies_and_switch(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT, SAMPLE_XR])
-    assert len(window.entries) == 2
-    xr = next(e for e in window.entries if e.modality == "DX")
-    with qtbot.waitSignal(window.seriesShown):
+    assert len(window.studies.entries) == 2
+    xr = next(e for e in window.studies.entries if e.modality == "DX")
+    with qtbot.waitSignal(window.studies.seriesShown):
         window.browser.stackActivated.emit(xr.key)
     qtbot.waitUntil(lambda: window.viewer.frame is not None and window.viewer.slice_count == 1)
-    assert window.preset_combo.count() == 1  # DX: file / auto only
-    assert window.recent_paths()[:2] == [str(SAMPLE_XR.resolve()), str(SAMPLE_CT.resolve())]
+    assert window.view.preset_combo.count() == 1  # DX: file / auto only
+    assert window.prefs.recent_paths()[:2] == [str(SAMPLE_XR.resolve()), str(SAMPLE_CT.resolve())]
 
 
 def test_scrolling_by_wheel_keys_and_slider(qtbot, make_window) -> None:
@@ -76,7 +76,7 @@ def test_window_level_drag_presets_and_reset(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
     viewer = window.viewer
-    start = viewer.window
+    start = viewer.window_level
     assert start is not None
     before = viewer.displayed_image()
     canvas = window.canvas
@@ -85,11 +85,11 @@ def test_window_level_drag_presets_and_reset(qtbot, make_window) -> None:
     qtbot.mouseMove(canvas, centre + QPoint(60, 0))
     qtbot.mouseMove(canvas, centre + QPoint(60, 30))
     qtbot.mouseRelease(canvas, Qt.MouseButton.RightButton, pos=centre + QPoint(60, 30))
-    dragged = viewer.window
+    dragged = viewer.window_level
     assert dragged.width > start.width and dragged.center > start.center
     assert (viewer.displayed_image() != before).any()
     # presets: the combo lists the five CT presets and applies one
-    names = [window.preset_combo.itemText(i) for i in range(window.preset_combo.count())]
+    names = [window.view.preset_combo.itemText(i) for i in range(window.view.preset_combo.count())]
     assert names == [
         "W/L: file / auto",
         "1  Lung",
@@ -98,12 +98,12 @@ def test_window_level_drag_presets_and_reset(qtbot, make_window) -> None:
         "4  Brain",
         "5  Abdomen",
     ]
-    window.preset_combo.activated.emit(1)
-    assert viewer.window == PRESETS["lung"]
+    window.view.preset_combo.activated.emit(1)
+    assert viewer.window_level == PRESETS["lung"]
     qtbot.keyClick(canvas, Qt.Key.Key_3)  # the number keys pick presets too
-    assert viewer.window == PRESETS["bone"]
+    assert viewer.window_level == PRESETS["bone"]
     window.acts["wl_reset"].trigger()
-    assert viewer.window == start
+    assert viewer.window_level == start
 
 
 def test_zoom_invert_rotate_and_fit(qtbot, make_window) -> None:
@@ -130,15 +130,15 @@ def test_cursor_readout_in_hu(qtbot, make_window) -> None:
     canvas = window.canvas
     centre = canvas.image_to_widget(QPointF(128.5, 128.5)).toPoint()
     qtbot.mouseMove(canvas, centre)
-    qtbot.waitUntil(lambda: window.readout.text().startswith("x 128  y 128"))
-    assert window.readout.text().endswith(" HU")
+    qtbot.waitUntil(lambda: window.feedback.readout.text().startswith("x 128  y 128"))
+    assert window.feedback.readout.text().endswith(" HU")
 
 
 def test_cine_plays_and_stops(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
     viewer = window.viewer
-    window.fps_spin.setValue(60)
+    window.view.fps_spin.setValue(60)
     start = viewer.index
     window.acts["cine_play"].trigger()
     assert viewer.cine_playing and window.acts["cine_play"].isChecked()
@@ -189,7 +189,7 @@ def test_bad_files_are_listed_and_the_rest_opens(qtbot, make_window, tmp_path: P
 
 def test_missing_path_is_reported(qtbot, make_window, tmp_path: Path) -> None:
     window = make_window()
-    window.open_paths([tmp_path / "nope"])
+    window.studies.open_paths([tmp_path / "nope"])
     assert window.statusBar().currentMessage() == f"✖ {tmp_path / 'nope'}: no such file or folder"
 
 
@@ -202,9 +202,9 @@ def test_drop_opens(qtbot, make_window) -> None:
     mime.setUrls([QUrl.fromLocalFile(str(SAMPLE_XR))])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)  # fmt: skip
-    with qtbot.waitSignal(window.seriesShown, timeout=20_000):
+    with qtbot.waitSignal(window.studies.seriesShown, timeout=20_000):
         window.dropEvent(event)
-    assert window.current_entry().modality == "DX"  # type: ignore[union-attr]
+    assert window.shown.entry.modality == "DX"  # type: ignore[union-attr]
 
 
 def _pydicom_file(*parts: str) -> Path:
@@ -218,12 +218,12 @@ def _pydicom_file(*parts: str) -> Path:
 
 def test_open_a_dicomdir(qtbot, make_window) -> None:
     window = make_window()
-    with qtbot.waitSignal(window.indexReady, timeout=20_000) as ready:
-        window.open_paths([_pydicom_file("dicomdirtests", "DICOMDIR")])
+    with qtbot.waitSignal(window.studies.indexReady, timeout=20_000) as ready:
+        window.studies.open_paths([_pydicom_file("dicomdirtests", "DICOMDIR")])
     index = ready.args[0]
     assert index.series_count >= 10
-    assert len(window.entries) >= 10
-    modalities = {e.modality for e in window.entries}
+    assert len(window.studies.entries) >= 10
+    modalities = {e.modality for e in window.studies.entries}
     assert {"CR", "CT", "MR"} <= modalities
     qtbot.waitUntil(lambda: window.viewer.frame is not None, timeout=20_000)
 
@@ -233,7 +233,7 @@ def test_multiframe_colour_cine(qtbot, make_window) -> None:
     open_and_wait(qtbot, window, [_pydicom_file("examples_ybr_color.dcm")])
     viewer = window.viewer
     assert viewer.slice_count == 30 and viewer.frame.is_color  # type: ignore[union-attr]
-    window.fps_spin.setValue(60)
+    window.view.fps_spin.setValue(60)
     start = viewer.index
     viewer.play_cine()
     qtbot.waitUntil(
@@ -242,16 +242,16 @@ def test_multiframe_colour_cine(qtbot, make_window) -> None:
     viewer.stop_cine()
     canvas = window.canvas
     qtbot.mouseMove(canvas, canvas.image_to_widget(QPointF(10.5, 10.5)).toPoint())
-    qtbot.waitUntil(lambda: "RGB" in window.readout.text())
+    qtbot.waitUntil(lambda: "RGB" in window.feedback.readout.text())
 
 
 def test_first_image_shows_while_the_index_runs(qtbot, make_window) -> None:
     window = make_window()
     events: list[str] = []
-    window.previewShown.connect(lambda: events.append("preview"))
-    window.indexReady.connect(lambda _i: events.append("index"))
-    with qtbot.waitSignal(window.seriesShown, timeout=20_000):
-        window.open_paths([SAMPLE_CT])
+    window.studies.previewShown.connect(lambda: events.append("preview"))
+    window.studies.indexReady.connect(lambda _i: events.append("index"))
+    with qtbot.waitSignal(window.studies.seriesShown, timeout=20_000):
+        window.studies.open_paths([SAMPLE_CT])
     assert events == ["preview", "index"]
 
 
@@ -259,8 +259,8 @@ def test_reopening_the_same_study_shows_it_again(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
     window.viewer.set_index(3)
-    with qtbot.waitSignal(window.seriesShown, timeout=20_000):
-        window.open_paths([SAMPLE_CT])
+    with qtbot.waitSignal(window.studies.seriesShown, timeout=20_000):
+        window.studies.open_paths([SAMPLE_CT])
     assert window.viewer.index == 20 and window.viewer.context is not None
 
 

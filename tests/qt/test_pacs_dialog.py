@@ -167,19 +167,21 @@ def test_retrieved_study_opens_in_the_main_window(
                 a.objectName() == "act_pacs"]  # fmt: skip
     assert action.shortcut().toString() == "Ctrl+Shift+P"
     action.trigger()
-    dialog = window._pacs_dialog
+    dialog = window.exports.pacs_dialog
     assert dialog.isVisible() and dialog.current_node().name == "fake"
     dialog.timeouts = lambda: FAST  # type: ignore[method-assign]
     qtbot.keyClicks(dialog.patient_id, "QT-0001")
     with qtbot.waitSignal(dialog.searchFinished, timeout=15_000):
         dialog.search()
-    with qtbot.waitSignal(window.indexReady, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.studies.indexReady, timeout=30_000) as blocker:
         dialog.retrieve()
     index = blocker.args[0]
     studies = {study.study_instance_uid for _, study, _ in index.iter_series()}
     assert studies == {fake_pacs.studies[0]["uid"]}
     assert len(list(index.iter_instances())) == 2
-    assert window.recent_paths()[0] == str(LocalStore().study_folder(fake_pacs.studies[0]["uid"]))
+    assert window.prefs.recent_paths()[0] == str(
+        LocalStore().study_folder(fake_pacs.studies[0]["uid"])
+    )
 
 
 @pytest.mark.parametrize("action", ["echo", "search"])

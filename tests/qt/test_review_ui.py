@@ -13,33 +13,34 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from desktop_app.privacy.audit import AuditLog, verify
-from desktop_app.review.state import ACCEPTED, PENDING, REJECTED, ReviewStore
+from desktop_app.review.state import ACCEPTED, PENDING, REJECTED
+from desktop_app.review.store import ReviewStore
 from tests.qt.conftest import ROOT, SAMPLE_CT, open_and_wait
 
 
 def reviewed_window(qtbot, make_window, **kw):
     window = make_window(**kw)
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    with qtbot.waitSignal(window.inferenceDone, timeout=20_000):
-        window.run_inference()
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
+        window.runs.run_inference()
     return window
 
 
 def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings, data_dir) -> None:
     qsettings.setValue("review/reviewer", "Dr Test")
     window = reviewed_window(qtbot, make_window)
-    key = window.current_key
+    key = window.shown.key
     nodule, effusion = f"{key}:nodule", f"{key}:effusion"
     canvas = window.canvas
     canvas.setFocus()
-    assert window.selected_finding == nodule
+    assert window.review.selected == nodule
     qtbot.keyClick(canvas, Qt.Key.Key_A)  # accept
-    state = window.current_state()
+    state = window.review.current_state()
     assert state.find(nodule).verdict == ACCEPTED and state.find(nodule).reviewer == "Dr Test"
     qtbot.keyClick(canvas, Qt.Key.Key_J)  # next finding
-    assert window.selected_finding == effusion
+    assert window.review.selected == effusion
     qtbot.keyClick(canvas, Qt.Key.Key_D)  # reject: a menu of reason codes pops up
-    menu = window.reason_menu
+    menu = window.review.reason_menu
     assert [a.text() for a in menu.actions()][:2] == [
         "&1  False positive – artefact",
         "&2  False positive – normal anatomy",
@@ -62,7 +63,7 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
 
     again = make_window()
     open_and_wait(qtbot, again, [SAMPLE_CT])
-    restored = again.current_state()
+    restored = again.review.current_state()
     assert restored is not None
     assert restored.find(nodule).verdict == ACCEPTED
     assert (restored.find(effusion).verdict, restored.find(effusion).reason) == (
@@ -71,13 +72,13 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
     )
     assert list(again.findings.cards) == [nodule, effusion]
     assert again.findings.cards[nodule].verdict.text() == "✓ Accepted"
-    again.select_finding(nodule)
+    again.review.select_finding(nodule)
     assert again.findings.note.toPlainText() == "compare with prior"
     assert "Heatmaps are not kept" in again.findings.message.text()
     # re-running the same model keeps every verdict
-    with qtbot.waitSignal(again.inferenceDone, timeout=20_000):
-        again.run_inference()
-    assert again.current_state().find(nodule).verdict == ACCEPTED
+    with qtbot.waitSignal(again.runs.inferenceDone, timeout=20_000):
+        again.runs.run_inference()
+    assert again.review.current_state().find(nodule).verdict == ACCEPTED
     again.close()
     records = list(AuditLog(data_dir / "audit.jsonl").records())
     assert [(r["kind"], r.get("action")) for r in records] == [
@@ -93,54 +94,54 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
 
 def test_clear_verdict_and_buttons(qtbot, make_window) -> None:
     window = reviewed_window(qtbot, make_window)
-    fid = window.selected_finding
+    fid = window.review.selected
     panel = window.findings
     qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
-    assert window.current_state().find(fid).verdict == ACCEPTED
+    assert window.review.current_state().find(fid).verdict == ACCEPTED
     panel.reason.setCurrentIndex(panel.reason.findData("wrong_location"))
     qtbot.mouseClick(panel.reject_button, Qt.MouseButton.LeftButton)
-    assert window.current_state().find(fid).reason == "wrong_location"
+    assert window.review.current_state().find(fid).reason == "wrong_location"
     qtbot.keyClick(window.canvas, Qt.Key.Key_U)
-    assert window.current_state().find(fid).verdict == PENDING
+    assert window.review.current_state().find(fid).verdict == PENDING
 
 
 def test_edit_box_by_dragging_a_corner(qtbot, make_window, data_dir) -> None:
     window = reviewed_window(qtbot, make_window)
-    fid = window.selected_finding
+    fid = window.review.selected
     canvas = window.canvas
     qtbot.keyClick(canvas, Qt.Key.Key_E)  # edit tool: the selected box gets handles
     assert canvas.tool == canvas.TOOL_EDIT
-    x, y, w, h = window.current_state().find(fid).box
+    x, y, w, h = window.review.current_state().find(fid).box
     corner = canvas.image_to_widget(QPointF(x + w, y + h)).toPoint()
     target = canvas.image_to_widget(QPointF(x + w + 10, y + h + 6)).toPoint()
     with qtbot.waitSignal(canvas.boxEdited):
         qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=corner)
         qtbot.mouseMove(canvas, target)
         qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=target)
-    edited = window.current_state().find(fid).edited_box
+    edited = window.review.current_state().find(fid).edited_box
     assert edited is not None
     assert edited[:2] == pytest.approx((x, y), abs=0.01)
     assert edited[2] == pytest.approx(w + 10, abs=1.0) and edited[3] == pytest.approx(
         h + 6, abs=1.0
     )
     assert window.findings.reset_box_button.isEnabled()
-    window.writer.flush()
-    saved = ReviewStore(data_dir / "reviews").load(window.current_state().study_uid)
+    window.review.writer.flush()
+    saved = ReviewStore(data_dir / "reviews").load(window.review.current_state().study_uid)
     assert saved.find(fid).edited_box == pytest.approx(edited)
     qtbot.mouseClick(window.findings.reset_box_button, Qt.MouseButton.LeftButton)
-    assert window.current_state().find(fid).edited_box is None
+    assert window.review.current_state().find(fid).edited_box is None
 
 
 def test_configurable_shortcut_and_cheat_sheet(qtbot, make_window, qsettings) -> None:
     qsettings.setValue("shortcuts/accept", "Y")
     window = reviewed_window(qtbot, make_window)
-    fid = window.selected_finding
+    fid = window.review.selected
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)  # no longer bound
-    assert window.current_state().find(fid).verdict == PENDING
+    assert window.review.current_state().find(fid).verdict == PENDING
     qtbot.keyClick(window.canvas, Qt.Key.Key_Y)
-    assert window.current_state().find(fid).verdict == ACCEPTED
+    assert window.review.current_state().find(fid).verdict == ACCEPTED
     window.acts["shortcuts"].trigger()
-    sheet = window._shortcut_dialog
+    sheet = window.preferences.shortcut_dialog
     assert sheet is not None and sheet.isVisible()
     assert sheet.windowTitle() == "Keyboard shortcuts"
     lines = [line.strip() for line in sheet.browser.toPlainText().splitlines()]
@@ -150,17 +151,20 @@ def test_configurable_shortcut_and_cheat_sheet(qtbot, make_window, qsettings) ->
 
 def test_corrupt_review_file_is_kept_aside_and_reported(qtbot, make_window, data_dir) -> None:
     window = reviewed_window(qtbot, make_window)
-    study = window.current_state().study_uid
+    study = window.review.current_state().study_uid
     window.close()
     store = ReviewStore(data_dir / "reviews")
     store.path_for(study).write_text("{ truncated")
     again = make_window()
     open_and_wait(qtbot, again, [SAMPLE_CT])
-    assert "is not readable JSON" in again.last_error and "kept as" in again.last_error
+    assert (
+        "is not readable JSON" in again.feedback.last_error
+        and "kept as" in again.feedback.last_error
+    )
     assert list((data_dir / "reviews").glob("*.corrupt-*"))
-    assert again.current_state() is None
-    with qtbot.waitSignal(again.inferenceDone, timeout=20_000):
-        again.run_inference()  # a fresh review starts; the old file stays aside
+    assert again.review.current_state() is None
+    with qtbot.waitSignal(again.runs.inferenceDone, timeout=20_000):
+        again.runs.run_inference()  # a fresh review starts; the old file stays aside
 
 
 def test_nothing_is_lost_when_the_app_is_killed(qtbot, make_window, tmp_path, data_dir) -> None:
@@ -189,9 +193,9 @@ def test_nothing_is_lost_when_the_app_is_killed(qtbot, make_window, tmp_path, da
 
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
-    state = window.current_state()
+    state = window.review.current_state()
     assert state is not None
-    key = window.current_key
+    key = window.shown.key
     assert state.find(f"{key}:nodule").verdict == ACCEPTED
     assert state.find(f"{key}:nodule").note == "round, 22 mm; compare with prior"
     effusion = state.find(f"{key}:effusion")

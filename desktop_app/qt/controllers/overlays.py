@@ -1,0 +1,141 @@
+"""OverlayController: the findings' boxes, outlines, labels and heatmap on the shown slice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QImage
+from PySide6.QtWidgets import QSlider, QWidget
+
+from desktop_app.qt.app_settings import AppSettings
+from desktop_app.qt.canvas import CanvasShape
+from desktop_app.qt.controllers.view import ViewController
+from desktop_app.qt.findings_panel import REJECTED_COLOR, label_color, label_text
+from desktop_app.qt.images import array_to_qimage
+from desktop_app.qt.viewer import ViewerWidget
+from desktop_app.review.state import REJECTED, FindingReview, ReviewState
+
+# overlay action id -> (canvas layer, setting that says whether it starts shown)
+LAYERS = {
+    "toggle_heatmap": ("heatmap", "overlay/heatmap"),
+    "toggle_outline": ("outline", "overlay/outline"),
+    "toggle_box": ("box", "overlay/box"),
+    "toggle_labels": ("text", "overlay/labels"),
+}
+VERDICT_MARKS = {"accepted": "✓ ", "rejected": "✗ "}
+
+
+def finding_shape(finding: FindingReview, order: int, selected: bool) -> CanvasShape:
+    """How one finding is drawn: its label's colour (grey, dashed once rejected), its box, and
+    the model's outline unless the reader has edited the box."""
+    mark = VERDICT_MARKS.get(finding.verdict, "")
+    rejected = finding.verdict == REJECTED
+    return CanvasShape(
+        key=finding.finding_id,
+        color=REJECTED_COLOR if rejected else label_color(order),
+        box=finding.shown_box,
+        contours=[np.asarray(poly, dtype=np.float64) for poly in finding.outline]
+        if finding.edited_box is None
+        else [],
+        text=f"{mark}{label_text(finding.label)} {finding.probability * 100:.0f}%",
+        selected=selected,
+        dashed=rejected,
+    )
+
+
+class OverlayController(QObject):
+    """Keeps each finding's coloured heatmap (RGBA from the worker, QImage made on first use)
+    and draws the findings of the shown slice; owns the toolbar's opacity slider."""
+
+    def __init__(
+        self,
+        host: QWidget,
+        viewer: ViewerWidget,
+        view: ViewController,
+        prefs: AppSettings,
+        acts: Mapping[str, QAction],
+    ) -> None:
+        super().__init__(host)
+        self.viewer = viewer
+        self.canvas = viewer.canvas
+        self.view = view
+        self.prefs = prefs
+        self.acts = acts
+        self.rgba: dict[str, np.ndarray] = {}  # finding id -> RGBA heatmap
+        self._images: dict[str, QImage] = {}
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, host)
+        self.opacity_slider.setObjectName("opacitySlider")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.setToolTip("Heatmap opacity")
+        self.opacity_slider.valueChanged.connect(self._on_opacity_changed)
+
+    # ------------------------------------------------------------------ layers
+    def set_layer(self, layer: str, on: bool) -> None:
+        self.canvas.set_layer_visibility(**{layer: on})
+
+    def hide_all(self, on: bool) -> None:
+        self.canvas.set_layer_visibility(all_hidden=on)
+
+    def apply_settings(self) -> None:
+        """Layer toggles and opacity from the settings (at start-up and after the dialog)."""
+        for action_id, (layer, setting) in LAYERS.items():
+            on = bool(self.prefs.get(setting))
+            self.acts[action_id].setChecked(on)
+            self.set_layer(layer, on)
+        opacity = float(self.prefs.get("overlay/opacity"))
+        self.opacity_slider.setValue(round(opacity * 100))
+        self.canvas.set_overlay_opacity(opacity)
+
+    def _on_opacity_changed(self, value: int) -> None:
+        self.canvas.set_overlay_opacity(value / 100)
+
+    # ------------------------------------------------------------------ heatmaps
+    def add(self, overlays: Mapping[str, np.ndarray]) -> None:
+        """New heatmaps for these findings (a run's, or all of them recoloured)."""
+        for fid, rgba in overlays.items():
+            self.rgba[fid] = rgba
+            self._images.pop(fid, None)
+
+    def has_heatmaps(self, state: ReviewState | None, key: str) -> bool:
+        return state is not None and any(f.finding_id in self.rgba for f in state.for_series(key))
+
+    def _image(self, fid: str) -> QImage | None:
+        image = self._images.get(fid)
+        if image is None and fid in self.rgba:
+            image = array_to_qimage(self.rgba[fid])
+            self._images[fid] = image
+        return image
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self, state: ReviewState | None, key: str | None, selected: str | None) -> None:
+        """Shapes and the heatmap of ``state``'s findings on the shown slice of ``key``: the
+        positive ones and the selected one; the heatmap is the selected finding's, else the
+        most probable one's that has a heatmap and is not rejected."""
+        if state is None or key is None or self.viewer.frame is None:
+            self.canvas.set_shapes([])
+            self.canvas.set_overlay(None)
+            self.view.update_corners()
+            return
+        index = self.viewer.index
+        shapes: list[CanvasShape] = []
+        here: list[FindingReview] = []
+        for order, f in enumerate(state.for_series(key)):  # the model's label order
+            is_selected = f.finding_id == selected
+            if f.slice_index == index and (state.positive(f) or is_selected):
+                here.append(f)
+                shapes.append(finding_shape(f, order, is_selected))
+        self.canvas.set_shapes(shapes)
+        heat: str | None = None
+        if selected in {f.finding_id for f in here}:
+            heat = selected
+        else:
+            ranked = sorted(
+                (f for f in here if f.finding_id in self.rgba and f.verdict != REJECTED),
+                key=lambda f: -f.probability,
+            )
+            heat = ranked[0].finding_id if ranked else None
+        self.canvas.set_overlay(self._image(heat) if heat else None)
+        self.view.update_corners()

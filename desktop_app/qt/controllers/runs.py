@@ -1,0 +1,230 @@
+"""RunController: runs the model on the shown series (Run, Cancel, warm-up, progress) and takes
+its findings into the study's review, the findings panel and the overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QWidget
+
+from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.qt.app_settings import AppSettings
+from desktop_app.qt.controllers.feedback import Feedback
+from desktop_app.qt.controllers.overlays import OverlayController
+from desktop_app.qt.controllers.review import ReviewController
+from desktop_app.qt.controllers.shown import Shown
+from desktop_app.qt.controllers.studies import StudyController
+from desktop_app.qt.dialogs import ModelInfoDialog
+from desktop_app.qt.findings_panel import FindingsPanelWidget
+from desktop_app.qt.inference import InferenceController, InferenceOutcome
+from desktop_app.review.state import ReviewState
+
+
+def outcome_message(outcome: InferenceOutcome) -> tuple[str, str]:
+    """The findings panel's line after a run, and its kind ("info", or "warning")."""
+    seconds = float(outcome.timings.get("total", 0.0))
+    warn = "; ".join(outcome.warnings)
+    text = f"Ran on {outcome.device.upper()} in {seconds:.2f} s" + (f" · ⚠ {warn}" if warn else "")
+    return text, "warning" if warn else "info"
+
+
+class RunController(QObject):
+    """Drives the InferenceController for the window: one run at a time, its progress in the
+    status bar, and each outcome merged into the review (kept when the model is re-run)."""
+
+    inferenceDone = Signal(str)  # stack key whose findings are now shown
+    inferenceFailed = Signal(str)  # one-line reason
+    inferenceCancelled = Signal()
+
+    def __init__(
+        self,
+        host: QWidget,
+        shown: Shown,
+        prefs: AppSettings,
+        acts: Mapping[str, QAction],
+        panel: FindingsPanelWidget,
+        inference: InferenceController,
+        studies: StudyController,
+        review: ReviewController,
+        overlays: OverlayController,
+        feedback: Feedback,
+    ) -> None:
+        super().__init__(host)
+        self.host = host
+        self.shown = shown
+        self.prefs = prefs
+        self.acts = acts
+        self.panel = panel
+        self.inference = inference
+        self.studies = studies
+        self.review = review
+        self.overlays = overlays
+        self.feedback = feedback
+        self.last_outcome: InferenceOutcome | None = None
+
+        feedback.cancel_button.clicked.connect(self.cancel_inference)
+        panel.runRequested.connect(self.run_inference)
+        panel.modelInfoRequested.connect(self.show_model_info)
+        studies.seriesShown.connect(self._auto_run)
+        inference.started.connect(self._on_started)
+        inference.progressed.connect(feedback.set_progress)
+        inference.finished.connect(self._on_finished)
+        inference.failed.connect(self._on_failed)
+        inference.cancelled.connect(self._on_cancelled)
+        inference.overlaysReady.connect(self._on_recolored)
+        inference.modelLoaded.connect(lambda _info: self.show_model_text())
+        inference.deviceChanged.connect(self.show_device)
+        inference.warmUpFailed.connect(
+            lambda msg: panel.set_message(f"Model not available: {msg}", "warning")
+        )
+
+    # ------------------------------------------------------------------ running
+    def run_inference(self) -> None:
+        """Run the model over the shown series in a worker (a newer request supersedes)."""
+        entry, volume = self.shown.entry, self.shown.volume
+        if entry is None or volume is None:
+            self.feedback.show_error("open a series first (File ▸ Open)")
+            return
+        colormap = str(self.prefs.get("overlay/colormap"))
+        self.inference.run(entry.key, entry.stack, volume, entry.study_uid, colormap)
+
+    def _auto_run(self, key: str) -> None:
+        """With "run when a series opens" on, a series without findings runs at once."""
+        state = self.review.current_state()
+        if self.prefs.get("inference/auto_run") and not (state and state.for_series(key)):
+            self.run_inference()
+
+    def warm_up(self) -> None:
+        if not self.inference.running and self.inference.info is None:
+            self.inference.warm_up()
+
+    def cancel_inference(self) -> None:
+        if self.inference.running:
+            self.inference.cancel()
+            self.feedback.message("Cancelling…")
+
+    def run_inference_and_wait(self, timeout_ms: int = 180_000) -> bool:
+        """Run inference on the shown series and wait for its outcome (screenshots, scripts).
+        True when findings are shown."""
+        loop = QEventLoop()
+        shown = [False]
+
+        def done(_key: str) -> None:
+            shown[0] = True
+            loop.quit()
+
+        self.inferenceDone.connect(done)
+        self.inferenceFailed.connect(loop.quit)
+        self.inferenceCancelled.connect(loop.quit)
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(loop.quit)
+        try:
+            self.run_inference()
+            if not self.inference.running:
+                return False
+            timer.start(timeout_ms)
+            loop.exec()
+        finally:
+            timer.stop()
+            self.inferenceDone.disconnect(done)
+            self.inferenceFailed.disconnect(loop.quit)
+            self.inferenceCancelled.disconnect(loop.quit)
+        return shown[0]
+
+    # ------------------------------------------------------------------ outcomes
+    def _on_started(self, _key: str) -> None:
+        self.acts["cancel_inference"].setEnabled(True)
+        self.feedback.cancel_button.show()
+        self.feedback.begin("", "Model %v/%m")
+        self.panel.run_button.setEnabled(False)
+        self.panel.set_message("Running the model on this series…", "info")
+        self.feedback.message("Running the model…")
+
+    def _ended(self) -> None:
+        self.acts["cancel_inference"].setEnabled(False)
+        self.feedback.cancel_button.hide()
+        self.feedback.progress.hide()
+        self.panel.run_button.setEnabled(True)
+
+    def _on_finished(self, outcome: InferenceOutcome) -> None:
+        self._ended()
+        self.last_outcome = outcome
+        entry = self.studies.browser.entries.get(outcome.series_key)
+        if entry is None:
+            return  # the study was closed meanwhile
+        state = self.review.review_for(entry.study_uid, create=True)
+        assert state is not None
+        state.reviewer = self.review.reviewer()
+        state.merge_findings(outcome.findings, outcome.model)
+        self.overlays.add(outcome.overlays)
+        self.review.save(state)
+        self.review.writer.audit(
+            "inference",
+            study_hash=uid_hash(entry.study_uid),
+            series_hash=uid_hash(entry.stack.series_instance_uid),
+            model_sha256=outcome.model.sha256,
+            device=outcome.device,
+            timings_ms={k: round(float(v) * 1000.0, 3) for k, v in outcome.timings.items()},
+            positives=[f.label for f in outcome.findings if state.positive(f)],
+        )
+        if outcome.series_key == self.shown.key:
+            self._show_findings(state, outcome)
+        total = sum(outcome.timings.values()) if outcome.timings else 0.0
+        seconds = outcome.timings.get("total", total)
+        self.feedback.message(
+            f"Model finished in {seconds:.2f} s on {outcome.device.upper()}", 10000
+        )
+        self.inferenceDone.emit(outcome.series_key)
+
+    def _show_findings(self, state: ReviewState, outcome: InferenceOutcome) -> None:
+        """The outcome is the shown series': its findings in the panel, the most probable
+        positive one selected."""
+        self.panel.set_state(state, outcome.series_key)
+        positives = [f for f in state.for_series(outcome.series_key) if state.positive(f)]
+        self.panel.set_message(*outcome_message(outcome))
+        if positives:
+            self.review.select_finding(max(positives, key=lambda f: f.probability).finding_id)
+        self.review.redraw()
+
+    def _on_failed(self, message: str) -> None:
+        self._ended()
+        self.panel.set_message(f"✖ {message}", "error")
+        self.feedback.show_error(message)
+        self.inferenceFailed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self._ended()
+        self.panel.set_message("Inference cancelled", "warning")
+        self.feedback.message("Inference cancelled", 8000)
+        self.inferenceCancelled.emit()
+
+    def _on_recolored(self, overlays: Mapping[str, np.ndarray]) -> None:
+        self.overlays.add(overlays)
+        self.review.redraw()
+
+    def recolor(self, colormap: str) -> None:
+        """The kept heatmaps in another colormap (after the settings changed it)."""
+        if self.last_outcome is not None:
+            self.inference.recolor(self.last_outcome.heatmaps, colormap)
+
+    # ------------------------------------------------------------------ the model
+    def show_model_text(self) -> None:
+        self.panel.set_model_text(self.inference.model_text())
+
+    def show_device(self, text: str, warning: str) -> None:
+        self.feedback.show_device(text, warning, self.inference.model_path)
+
+    def show_model_info(self) -> None:
+        card = self.inference.model_card()
+        if card is None:
+            self.feedback.show_error(
+                "no model is loaded yet (run the model once, or check Settings)"
+            )
+            return
+        dialog = ModelInfoDialog(card, self.host)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
