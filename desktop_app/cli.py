@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 
 from desktop_app import __version__
-from desktop_app.commands._common import EXIT_USAGE, configure_logging, guarded
+from desktop_app.commands._common import (
+    Command,
+    OneLineParser,
+    configure_logging,
+    guarded,
+    load_command,
+    run_command,
+    top_parser,
+)
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -48,29 +56,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with one line (never the whole usage dump) on a usage error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+def _command_parser(name: str) -> tuple[argparse.ArgumentParser, Command]:
     module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = _Parser(prog=f"radassist {name}", description=help_text)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    module.add_arguments(parser)  # type: ignore[attr-defined]
-    return parser, module
+    parser = OneLineParser(prog=f"radassist {name}", description=help_text)
+    return parser, load_command(parser, module_name)
 
 
 def _gui_parser() -> argparse.ArgumentParser:
-    commands = "\n".join(f"  {n:10s} {h}" for n, (_, h) in COMMANDS.items())
-    parser = _Parser(
-        prog="radassist",
-        description="RadAssist: review CNN findings over DICOM studies (research use only).",
-        epilog=f"headless commands (radassist <command> --help):\n{commands}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = top_parser(
+        "radassist",
+        "RadAssist: review CNN findings over DICOM studies (research use only).",
+        COMMANDS,
+        "headless commands (radassist <command> --help)",
+        10,
     )
     parser.add_argument(
         "paths", nargs="*", metavar="PATH", help="DICOM files, folders or DICOMDIRs"
@@ -89,10 +87,9 @@ def _gui_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in COMMANDS:
-        parser, module = _command_parser(args_list[0])
+        parser, command = _command_parser(args_list[0])
         args = parser.parse_args(args_list[1:])
-        configure_logging(args.verbose)
-        return guarded(lambda: module.run(args), f"radassist {args_list[0]}")  # type: ignore[attr-defined]
+        return run_command(command, args, f"radassist {args_list[0]}")
     parser = _gui_parser()
     args = parser.parse_args(args_list)
     configure_logging(args.verbose)

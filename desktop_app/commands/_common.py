@@ -1,14 +1,18 @@
-"""What every command shares: exit codes, one-line errors, a progress bar on stderr."""
+"""What every command shares: exit codes, one-line errors, the subcommand dispatcher (for
+``radassist`` and ``radassist-train``), argparse types, a progress bar on stderr."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import logging
 import os
+import re
 import sys
 import time
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Mapping
+from typing import Protocol, TextIO, cast
 
 from desktop_app.infra.errors import RadAssistError
 
@@ -18,6 +22,53 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- dispatching
+
+
+class Command(Protocol):
+    """A subcommand module: ``add_arguments(parser)`` and ``run(args) -> exit code``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (never the whole usage dump) on a usage error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def top_parser(
+    prog: str, description: str, commands: Mapping[str, tuple[str, str]], heading: str, width: int
+) -> OneLineParser:
+    """A program's top-level parser, listing ``commands`` (name -> (module, one-line help)) under
+    ``heading`` in its help, names padded to ``width``."""
+    listing = "\n".join(f"  {n:{width}s} {h}" for n, (_, h) in commands.items())
+    return OneLineParser(
+        prog=prog,
+        description=description,
+        epilog=f"{heading}:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def load_command(parser: argparse.ArgumentParser, module_name: str) -> Command:
+    """Import a subcommand's module (only now: some import torch, which takes seconds) and
+    add its arguments, and ``-v``, to ``parser``."""
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    module = cast(Command, importlib.import_module(module_name))
+    module.add_arguments(parser)
+    return module
+
+
+def run_command(command: Command, args: argparse.Namespace, prog: str) -> int:
+    """Configure logging from ``-v`` and run the command behind :func:`guarded`."""
+    configure_logging(args.verbose)
+    return guarded(lambda: command.run(args), prog)
 
 
 # --------------------------------------------------------------------------- argparse types
@@ -100,6 +151,17 @@ def fraction(text: str) -> float:
     return value
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def device_name(text: str) -> str:
+    """An argparse type: one of :data:`DEVICES` or ``cuda:N``, lower-cased."""
+    value = text.strip().lower()
+    if value in DEVICES or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+
+
 def label_list(text: str) -> list[str]:
     """An argparse type: comma-separated label names, at least one, none empty."""
     labels = [part.strip() for part in text.split(",")]
@@ -135,7 +197,7 @@ def guarded(run: Callable[[], int], prog: str) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. piped into `head`): not an error worth reporting.
-        with _suppress_all():
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return EXIT_OK
     except Exception as err:
@@ -146,14 +208,6 @@ def guarded(run: Callable[[], int], prog: str) -> int:
             file=sys.stderr,
         )
         return EXIT_SOME_FAILED
-
-
-class _suppress_all:  # noqa: N801 - used like contextlib.suppress
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 class ProgressBar:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, whole_number
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, non_negative_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,14 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--path", type=Path, help="audit log (default: the user data folder's)")
     show = sub.add_parser("show", help="print the records as JSON lines")
     show.add_argument("--path", type=Path, help="audit log (default: the user data folder's)")
-    show.add_argument("--tail", type=_count, default=0, metavar="N", help="only the last N records")
-
-
-def _count(text: str) -> int:
-    value = whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
+    show.add_argument(
+        "--tail", type=non_negative_int, default=0, metavar="N", help="only the last N records"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

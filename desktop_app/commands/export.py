@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,14 @@ from desktop_app.commands._common import (
     EXIT_USAGE,
     ProgressBar,
     add_date_options,
+    device_name,
 )
 from desktop_app.infra.errors import ConfigError, RadAssistError
 
 log = logging.getLogger(__name__)
 
 PROG = "radassist export"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 FORMAT_FLAGS = ("sr", "sc", "pdf", "json")
-
-
-def _device(text: str) -> str:
-    value = text.strip().lower()
-    if value in DEVICES or re.fullmatch(r"cuda:\d+", value):
-        return value
-    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        type=_device,
+        type=device_name,
         metavar="{auto,cpu,cuda,mps}",
         help="where to run the model when a study has no saved review (default: auto)",
     )
@@ -111,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: none of the inputs exists", file=sys.stderr)
         return EXIT_SOME_FAILED
 
-    from desktop_app.review.state import ReviewStore
+    from desktop_app.review.store import ReviewStore
     from desktop_app.studies.index import index_paths
 
     index = index_paths(present)

@@ -14,7 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar
+from desktop_app.commands._common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ProgressBar,
+    int_between,
+    positive_float,
+)
 
 _FIND_COLUMNS = {
     "PATIENT": ("PatientID", "PatientName", "PatientBirthDate", "NumberOfPatientRelatedStudies"),
@@ -37,37 +43,20 @@ _FIND_COLUMNS = {
 }
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} should be more than 0")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 65535")
-    return value
+_port = int_between(1, 65535)
 
 
 def _add_timeouts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive_float,
         default=10.0,
         metavar="S",
         help="seconds to wait for the connection and the association (default 10)",
     )
     parser.add_argument(
         "--dimse-timeout",
-        type=_positive,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="seconds to wait for each reply once associated (default 60)",

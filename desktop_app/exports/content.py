@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from desktop_app.inference.findings import SeriesResult
+from desktop_app.inference.findings import Finding, SeriesResult
 from desktop_app.review.state import (
     ACCEPTED,
     PENDING,
     REJECT_REASONS,
     REJECTED,
+    FindingReview,
     ReviewState,
     finding_id,
 )
@@ -175,88 +176,108 @@ def collect_findings(
     a saved review has none). ``labels`` fixes the label order (colours, indices); by default
     the model's, else the order of first appearance.
     """
-    by_key: dict[str, Any] = {}
+    by_key: dict[str, _Matched] = {}
     order: list[str] = list(labels)
     for result in results:
         for label in result.model.labels:
             if label not in order:
                 order.append(label)
         for f in result.findings:
-            by_key[finding_id(series_key(result.series_instance_uid, result.part), f.label)] = (
-                result,
-                f,
-            )
+            key = finding_id(series_key(result.series_instance_uid, result.part), f.label)
+            by_key[key] = _Matched(result, f)
     extra = dict(heatmaps or {})
-    out: list[ExportFinding] = []
     if review is not None:
         for fr in review.findings:
             if fr.label not in order:
                 order.append(fr.label)
-        for fr in review.findings:
-            matched = by_key.get(fr.finding_id)
-            heat = extra.get(fr.finding_id)
-            if heat is None and matched is not None:
-                heat = matched[1].heatmap
-            threshold = review.threshold(fr.label)
-            source = "reader" if fr.label in review.thresholds else "model"
-            if fr.label not in review.thresholds and matched is not None:
-                source = matched[1].threshold_source
-            edited = fr.edited_box is not None
-            outline = tuple(fr.outline[0]) if fr.outline and not edited else None
-            out.append(
-                ExportFinding(
-                    finding_id=fr.finding_id,
-                    label=fr.label,
-                    label_index=order.index(fr.label),
-                    series_instance_uid=fr.series_uid,
-                    part=_part_of(fr.series_key),
-                    probability=float(fr.probability),
-                    threshold=float(threshold),
-                    threshold_source=source,
-                    positive=review.positive(fr),
-                    slice_index=int(fr.slice_index),
-                    sop_instance_uid=fr.sop_instance_uid,
-                    frame=int(fr.frame),
-                    box=fr.shown_box,
-                    model_box=fr.box,
-                    box_edited=edited,
-                    outline=outline,
-                    heatmap=heat,
-                    peak=matched[1].peak if matched is not None else None,
-                    region_level=matched[1].region_level if matched is not None else 0.5,
-                    verdict=fr.verdict,
-                    reason=fr.reason,
-                    note=fr.note,
-                    reviewer=fr.reviewer,
-                    reviewed_at=fr.updated if fr.verdict != PENDING or fr.note else None,
-                )
-            )
-        return out
-    for fid, (result, f) in by_key.items():
-        heat = extra.get(fid, f.heatmap)
-        out.append(
-            ExportFinding(
-                finding_id=fid,
-                label=f.label,
-                label_index=order.index(f.label),
-                series_instance_uid=result.series_instance_uid,
-                part=result.part,
-                probability=float(f.probability),
-                threshold=float(f.threshold),
-                threshold_source=f.threshold_source,
-                positive=bool(f.positive),
-                slice_index=int(f.slice_index),
-                sop_instance_uid=f.sop_instance_uid,
-                frame=int(f.frame),
-                box=f.box,
-                model_box=f.box,
-                outline=tuple(f.outline) if f.outline else None,
-                heatmap=heat,
-                peak=f.peak,
-                region_level=f.region_level,
-            )
-        )
-    return out
+        return [
+            _from_review(fr, review, by_key.get(fr.finding_id), extra, order)
+            for fr in review.findings
+        ]
+    return [
+        _from_result(fid, matched, extra.get(fid, matched.finding.heatmap), order)
+        for fid, matched in by_key.items()
+    ]
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """An engine finding and the result (stack) it belongs to."""
+
+    result: SeriesResult
+    finding: Finding
+
+
+def _from_review(
+    fr: FindingReview,
+    review: ReviewState,
+    matched: _Matched | None,
+    heatmaps: Mapping[str, np.ndarray],
+    order: Sequence[str],
+) -> ExportFinding:
+    """A reviewed finding; the engine's finding of the same id, if any, adds the heatmap, the
+    peak, the region level and (unless the reader set one) the threshold's source."""
+    engine = matched.finding if matched is not None else None
+    heat = heatmaps.get(fr.finding_id)
+    if heat is None and engine is not None:
+        heat = engine.heatmap
+    source = "reader" if fr.label in review.thresholds else "model"
+    if fr.label not in review.thresholds and engine is not None:
+        source = engine.threshold_source
+    edited = fr.edited_box is not None
+    return ExportFinding(
+        finding_id=fr.finding_id,
+        label=fr.label,
+        label_index=order.index(fr.label),
+        series_instance_uid=fr.series_uid,
+        part=_part_of(fr.series_key),
+        probability=float(fr.probability),
+        threshold=float(review.threshold(fr.label)),
+        threshold_source=source,
+        positive=review.positive(fr),
+        slice_index=int(fr.slice_index),
+        sop_instance_uid=fr.sop_instance_uid,
+        frame=int(fr.frame),
+        box=fr.shown_box,
+        model_box=fr.box,
+        box_edited=edited,
+        outline=tuple(fr.outline[0]) if fr.outline and not edited else None,
+        heatmap=heat,
+        peak=engine.peak if engine is not None else None,
+        region_level=engine.region_level if engine is not None else 0.5,
+        verdict=fr.verdict,
+        reason=fr.reason,
+        note=fr.note,
+        reviewer=fr.reviewer,
+        reviewed_at=fr.updated if fr.verdict != PENDING or fr.note else None,
+    )
+
+
+def _from_result(
+    fid: str, matched: _Matched, heat: np.ndarray | None, order: Sequence[str]
+) -> ExportFinding:
+    """An engine finding that nobody reviewed ("pending")."""
+    result, f = matched.result, matched.finding
+    return ExportFinding(
+        finding_id=fid,
+        label=f.label,
+        label_index=order.index(f.label),
+        series_instance_uid=result.series_instance_uid,
+        part=result.part,
+        probability=float(f.probability),
+        threshold=float(f.threshold),
+        threshold_source=f.threshold_source,
+        positive=bool(f.positive),
+        slice_index=int(f.slice_index),
+        sop_instance_uid=f.sop_instance_uid,
+        frame=int(f.frame),
+        box=f.box,
+        model_box=f.box,
+        outline=tuple(f.outline) if f.outline else None,
+        heatmap=heat,
+        peak=f.peak,
+        region_level=f.region_level,
+    )
 
 
 def _part_of(key: str) -> int:

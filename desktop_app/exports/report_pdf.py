@@ -144,7 +144,7 @@ def _page_decorations(content: ReportContent) -> Any:
 
 
 def render_pdf(content: ReportContent) -> bytes:
-    """The report as PDF bytes."""
+    """The report as PDF bytes: header, summary and warnings, key images, findings, model."""
     styles = _styles()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
@@ -161,11 +161,24 @@ def render_pdf(content: ReportContent) -> bytes:
     )
     width = doc.width
     story: list[Any] = [_p(content.title, styles["title"]), Spacer(1, 3 * mm)]
+    story += [_header_table(content, styles, width), Spacer(1, 3 * mm)]
+    story.append(_p(content.summary, styles["body"]))
+    for warning in content.warnings:
+        story += [Spacer(1, 1.5 * mm), _p(f"⚠ {warning}", styles["warn"])]
+    story += _key_images(content, styles, width)
+    story += [_p("Findings", styles["h2"]), _findings_table(content, styles, width)]
+    story += _model_card(content, styles, width)
+    decorate = _page_decorations(content)
+    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    return buffer.getvalue()
 
+
+def _header_table(content: ReportContent, styles: dict[str, ParagraphStyle], width: float) -> Table:
+    """The patient and study header, two (key, value) pairs per row."""
     pairs = list(content.header)
     cells = []
     for i in range(0, len(pairs), 2):
-        row = []
+        row: list[Any] = []
         for key, value in pairs[i : i + 2]:
             row += [_p(key, styles["head"]), _p(value, styles["cell"])]
         while len(row) < 4:
@@ -183,11 +196,13 @@ def render_pdf(content: ReportContent) -> bytes:
             ]
         )
     )
-    story += [header, Spacer(1, 3 * mm), _p(content.summary, styles["body"])]
-    for warning in content.warnings:
-        story += [Spacer(1, 1.5 * mm), _p(f"⚠ {warning}", styles["warn"])]
+    return header
 
-    story.append(_p("Key images", styles["h2"]))
+
+def _key_images(
+    content: ReportContent, styles: dict[str, ParagraphStyle], width: float
+) -> list[Any]:
+    story: list[Any] = [_p("Key images", styles["h2"])]
     if not content.images:
         story.append(
             _p(
@@ -199,8 +214,12 @@ def render_pdf(content: ReportContent) -> bytes:
         flow = _image(image.rgb, width, 120 * mm)
         story.append(KeepTogether([flow, Spacer(1, 1 * mm), _p(image.caption, styles["caption"])]))
         story.append(Spacer(1, 4 * mm))
+    return story
 
-    story.append(_p("Findings", styles["h2"]))
+
+def _findings_table(
+    content: ReportContent, styles: dict[str, ParagraphStyle], width: float
+) -> Table:
     fractions = (0.04, 0.14, 0.14, 0.11, 0.11, 0.09, 0.15, 0.22)
     table = Table(
         [[_p(c, styles["head"]) for c in content.columns]]
@@ -219,8 +238,13 @@ def render_pdf(content: ReportContent) -> bytes:
             ]
         )
     )
-    story.append(table)
+    return table
 
+
+def _model_card(
+    content: ReportContent, styles: dict[str, ParagraphStyle], width: float
+) -> list[Any]:
+    """The model card summary table, then intended use, metrics and training data."""
     model = Table(
         [[_p(k, styles["head"]), _p(v, styles["cell"])] for k, v in content.model],
         colWidths=[0.2 * width, 0.8 * width],
@@ -234,14 +258,11 @@ def render_pdf(content: ReportContent) -> bytes:
             ]
         )
     )
-    story.append(KeepTogether([_p("Model card summary", styles["h2"]), model]))
+    story: list[Any] = [KeepTogether([_p("Model card summary", styles["h2"]), model])]
     story += [Spacer(1, 2 * mm), _p("Intended use", styles["head"])]
     story += [_p(content.intended_use, styles["small"]), Spacer(1, 2 * mm)]
     story.append(_p("Metrics", styles["head"]))
     story += [_p(f"• {line}", styles["small"]) for line in content.metrics]
     story += [Spacer(1, 2 * mm), _p("Training data", styles["head"])]
     story += [_p(f"• {line}", styles["small"]) for line in content.training]
-
-    decorate = _page_decorations(content)
-    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
-    return buffer.getvalue()
+    return story

@@ -25,7 +25,6 @@ study, built with highdicom's ``SCImage`` and marked as derived and AI-generated
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -41,7 +40,13 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from desktop_app import RESEARCH_USE_NOTICE, __version__
 from desktop_app.dicom import dsvalues
 from desktop_app.exports.content import ExportFinding, ModelSummary
-from desktop_app.exports.sr import MANUFACTURER, copy_deidentification
+from desktop_app.exports.sr import (
+    MANUFACTURER,
+    build_failed,
+    copy_deidentification,
+    placeholder_names,
+    restore_names,
+)
 from desktop_app.inference.overlays import OverlayMark, label_colour, render_overlay
 from desktop_app.infra.errors import ExportError
 
@@ -229,15 +234,7 @@ def build_sc(
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ExportError(f"a secondary capture needs an RGB image, got shape {pixels.shape}")
     orientation = patient_orientation(source)
-    ref = copy.deepcopy(source)
-    # highdicom refuses a person name without a component separator; the de-identification
-    # pseudonym has none, so build with placeholders and restore the values exactly after.
-    names = {k: ref.get(k, "") for k in ("PatientName", "ReferringPhysicianName")}
-    for keyword in names:
-        setattr(ref, keyword, "RADASSIST^PLACEHOLDER")
-    # the image may be an enlargement of the source (render_key_image): spacing shrinks by it
-    factor = max(1, round(pixels.shape[0] / max(1, dsvalues.first_int(source, "Rows") or 1)))
-    spacing = tuple(s / factor if s else s for s in dsvalues.floats(source, "PixelSpacing"))
+    ref, names = placeholder_names(source)
     try:
         sc = SCImage.from_ref_dataset(
             ref_dataset=ref,
@@ -250,9 +247,8 @@ def build_sc(
             sop_instance_uid=sop_instance_uid or generate_uid(),
             instance_number=instance_number,
             manufacturer=MANUFACTURER,
-            pixel_spacing=(float(spacing[0]), float(spacing[1]))  # type: ignore[arg-type]
-            if len(spacing) == 2 and all(s for s in spacing)
-            else None,
+            # highdicom annotates the spacing as ints; it takes (and needs) floats
+            pixel_spacing=_pixel_spacing(source, pixels.shape[0]),  # type: ignore[arg-type]
             patient_orientation=orientation or ("L", "F"),
             transfer_syntax_uid=ExplicitVRLittleEndian,
             specific_character_set="ISO_IR 192",
@@ -260,13 +256,29 @@ def build_sc(
             software_versions=f"RadAssist {__version__}",
         )
     except (ValueError, TypeError, AttributeError) as err:
-        raise ExportError(
-            f"the secondary capture could not be built: {' '.join(str(err).split())[:200]}"
-        ) from None
-    for keyword, value in names.items():
-        setattr(sc, keyword, value)
+        raise build_failed("secondary capture", err) from None
+    restore_names(sc, names)
     if orientation is None:
         sc["PatientOrientation"].value = ""  # Type 2C: present, unknown (PS3.3 C.7.6.1.1.1)
+    _mark_derived(sc, model)
+    sc.SourceImageSequence = [_source_image(source_sop_class, source_sop_uid, source_frame)]
+    copy_deidentification(sc, source)
+    return sc
+
+
+def _pixel_spacing(source: Dataset, rows: int) -> tuple[float, float] | None:
+    """The source's Pixel Spacing for an image of ``rows`` rows, which may be an enlargement
+    of the source (``render_key_image``): the spacing shrinks by the factor."""
+    factor = max(1, round(rows / max(1, dsvalues.first_int(source, "Rows") or 1)))
+    spacing = tuple(s / factor if s else s for s in dsvalues.floats(source, "PixelSpacing"))
+    if len(spacing) == 2 and all(s for s in spacing):
+        return float(spacing[0]), float(spacing[1])  # type: ignore[arg-type]
+    return None
+
+
+def _mark_derived(sc: Dataset, model: ModelSummary) -> None:
+    """Say that the image is a workstation capture with AI output burned in (PS3.3 C.8.6.1,
+    C.7.6.1.1.7, C.7.6.1.1.3)."""
     sc.ConversionType = "WSD"
     sc.BurnedInAnnotation = "YES"
     sc.RecognizableVisualFeatures = "NO"
@@ -278,17 +290,19 @@ def build_sc(
         "display. Research use only - not for diagnosis."
     )[:1024]
     sc.ImageComments = "AI-generated overlay (RadAssist). Research use only - not for diagnosis."
+
+
+def _source_image(sop_class: str, sop_uid: str, frame: int | None) -> Dataset:
+    """A Source Image Sequence item (PS3.3 C.7.6.1), purpose DCM 121322 (CID 7202)."""
     item = Dataset()
-    item.ReferencedSOPClassUID = source_sop_class
-    item.ReferencedSOPInstanceUID = source_sop_uid
-    if source_frame is not None:
-        item.ReferencedFrameNumber = source_frame
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_uid
+    if frame is not None:
+        item.ReferencedFrameNumber = frame
     purpose = Dataset()
     code = codes.DCM.SourceImageForImageProcessingOperation
     purpose.CodeValue = code.value
     purpose.CodingSchemeDesignator = code.scheme_designator
     purpose.CodeMeaning = code.meaning
     item.PurposeOfReferenceCodeSequence = [purpose]
-    sc.SourceImageSequence = [item]
-    copy_deidentification(sc, source)
-    return sc
+    return item

@@ -42,6 +42,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from highdicom.sr import (
@@ -210,13 +211,29 @@ def build_sr(
     if not inputs.evidence:
         raise ExportError("the structured report has no source images to reference")
     algo = algorithm_id(model)
-    groups = [_group(f, model, algo, inputs) for f in findings]
+    report = MeasurementReport(
+        observation_context=_observation_context(model, inputs.reviewer),
+        procedure_reported=procedure_code(inputs.modality),
+        imaging_measurements=[_group(f, model, algo, inputs) for f in findings],
+        referenced_images=list(inputs.library) or None,
+    )
+    report[0].ContentSequence.append(_notice())
+    complete = all(f.verdict != "pending" for f in findings)
+    sr = _document(report[0], inputs, complete)
+    _declare_local_scheme(sr)
+    copy_deidentification(sr, inputs.evidence[0])
+    return sr
+
+
+def _observation_context(model: ModelSummary, reviewer: str) -> ObservationContext:
+    """TID 1001: RadAssist running the model as the device observer (TID 1004), and the
+    reader as the person observer (TID 1003) when there is one."""
     person = None
-    if inputs.reviewer:
+    if reviewer:
         person = ObserverContext(
             observer_type=codes.DCM.Person,
             observer_identifying_attributes=PersonObserverIdentifyingAttributes(
-                name=person_name(inputs.reviewer)
+                name=person_name(reviewer)
             ),
         )
     device = ObserverContext(
@@ -228,14 +245,11 @@ def build_sr(
             model_name=f"{model.name} {model.version}".strip()[:64],
         ),
     )
-    report = MeasurementReport(
-        observation_context=ObservationContext(
-            observer_person_context=person, observer_device_context=device
-        ),
-        procedure_reported=procedure_code(inputs.modality),
-        imaging_measurements=groups,
-        referenced_images=list(inputs.library) or None,
-    )
+    return ObservationContext(observer_person_context=person, observer_device_context=device)
+
+
+def _notice() -> ContainerContentItem:
+    """The report's qualitative evaluations (TID 1500 row 12): the disclaimer as TEXT."""
     notice = ContainerContentItem(
         name=QUALITATIVE_EVALUATIONS, relationship_type=RelationshipTypeValues.CONTAINS
     )
@@ -246,18 +260,16 @@ def build_sr(
             )
         ]
     )
-    report[0].ContentSequence.append(notice)
-    complete = all(f.verdict != "pending" for f in findings)
-    # highdicom refuses person names without a component separator, and the
-    # de-identification pseudonym has none: build with placeholders, restore the values after.
-    first = copy.deepcopy(inputs.evidence[0])
-    names = {k: first.get(k, "") for k in _PERSON_KEYWORDS}
-    for keyword in _PERSON_KEYWORDS:
-        setattr(first, keyword, "RADASSIST^PLACEHOLDER")
+    return notice
+
+
+def _document(content: Dataset, inputs: SrInputs, complete: bool) -> ComprehensiveSR:
+    """The Comprehensive SR document around ``content``, in a new series of the source study."""
+    first, names = placeholder_names(inputs.evidence[0])
     try:
         sr = ComprehensiveSR(
             evidence=[first, *inputs.evidence[1:]],
-            content=report[0],
+            content=content,
             series_instance_uid=inputs.series_instance_uid or generate_uid(),
             series_number=SR_SERIES_NUMBER,
             sop_instance_uid=inputs.sop_instance_uid or generate_uid(),
@@ -272,13 +284,8 @@ def build_sr(
             record_evidence=True,
         )
     except (ValueError, TypeError, AttributeError) as err:
-        raise ExportError(
-            f"the structured report could not be built: {' '.join(str(err).split())[:200]}"
-        ) from None
-    for keyword, value in names.items():
-        setattr(sr, keyword, value)
-    _declare_local_scheme(sr)
-    copy_deidentification(sr, inputs.evidence[0])
+        raise build_failed("structured report", err) from None
+    restore_names(sr, names)
     return sr
 
 
@@ -369,6 +376,28 @@ _DEID_KEYWORDS = (
     "DeidentificationMethodCodeSequence",
     "LongitudinalTemporalInformationModified",
 )
+
+
+def placeholder_names(ds: Dataset) -> tuple[Dataset, dict[str, Any]]:
+    """A copy of ``ds`` whose person names highdicom accepts, and the real values for
+    :func:`restore_names`: highdicom refuses person names without a component separator, and
+    the de-identification pseudonym has none."""
+    ref = copy.deepcopy(ds)
+    names = {k: ref.get(k, "") for k in _PERSON_KEYWORDS}
+    for keyword in _PERSON_KEYWORDS:
+        setattr(ref, keyword, "RADASSIST^PLACEHOLDER")
+    return ref, names
+
+
+def restore_names(ds: Dataset, names: dict[str, Any]) -> None:
+    """Put back the person names that :func:`placeholder_names` replaced, exactly."""
+    for keyword, value in names.items():
+        setattr(ds, keyword, value)
+
+
+def build_failed(what: str, err: Exception) -> ExportError:
+    """highdicom's refusal to build ``what`` as one line."""
+    return ExportError(f"the {what} could not be built: {' '.join(str(err).split())[:200]}")
 
 
 def copy_deidentification(target: Dataset, source: Dataset) -> None:

@@ -59,6 +59,7 @@ from desktop_app.infra.errors import Cancelled, ExportError
 from desktop_app.infra.hashedpaths import uid_hash
 
 if TYPE_CHECKING:
+    from desktop_app.exports.secondary_capture import KeyImage
     from desktop_app.exports.sources import StudySources
     from desktop_app.inference.findings import SeriesResult
     from desktop_app.privacy.audit import AuditLog
@@ -226,6 +227,46 @@ def _model_sha(request: ExportRequest) -> str:
     return request.results[0].model.tensor_sha256 if request.results else ""
 
 
+@dataclass
+class _Plan:
+    """What one export writes, decided (and checked) before anything is written."""
+
+    formats: tuple[str, ...]
+    findings: list[ExportFinding]
+    model: ModelSummary
+    keys: list[KeyImage]
+    warnings: list[str]
+    reviewer: str
+
+    @property
+    def renders_keys(self) -> bool:
+        return "sc" in self.formats or "pdf" in self.formats
+
+    @property
+    def units(self) -> int:
+        """Units of progress: the headers, each format, each key image, the final rename."""
+        return 2 + len(self.formats) + len(self.keys)
+
+
+@dataclass(frozen=True)
+class _Folders:
+    """The hidden temporary folder being written and the folder it becomes."""
+
+    tmp: Path
+    final: Path
+
+    def save_dicom(self, folder: str, ds: Dataset) -> Path:
+        """Write ``ds`` as ``<folder>/<h(SOP Instance UID)>.dcm``; returns its final path."""
+        path = self.tmp / folder / f"{uid_hash(ds.SOPInstanceUID)}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as target:
+            ds.save_as(target, enforce_file_format=True)
+        return self.final / path.relative_to(self.tmp)
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.final).as_posix()
+
+
 def _export(
     request: ExportRequest,
     formats: tuple[str, ...],
@@ -234,6 +275,41 @@ def _export(
     progress: Progress | None,
     stop: StopFlag,
 ) -> ExportResult:
+    plan = _plan(request, formats, sources)
+    steps = _Steps(plan.units, progress, stop)
+    exported_study = sources.exported_study_uid
+    name = uid_hash(exported_study)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folders = _Folders(out_dir / f".{name}.partial-{secrets.token_hex(4)}", out_dir / name)
+    folders.tmp.mkdir()
+    result = ExportResult(
+        folder=folders.final,
+        study_uid=exported_study,
+        findings=len(plan.findings),
+        deidentified=sources.deidentified,
+        warnings=plan.warnings,
+        problems=list(sources.problems),
+    )
+    try:
+        _write(plan, request.review, sources, folders, steps, result)
+        steps.check()
+        _commit(folders.tmp, folders.final)
+        steps.advance()
+    except OSError as err:
+        raise ExportError(
+            f"can't be written: {err.strerror or err}",
+            Path(err.filename) if getattr(err, "filename", None) else out_dir,
+            "check the output folder's free space and permissions",
+        ) from None
+    finally:
+        if folders.tmp.exists():
+            shutil.rmtree(folders.tmp, ignore_errors=True)
+    return result
+
+
+def _plan(request: ExportRequest, formats: tuple[str, ...], sources: StudySources) -> _Plan:
+    """The findings (located in the sources), the model, the key images and the warnings;
+    raises ExportError when there is nothing to export or a source may not be copied."""
     from desktop_app.exports.secondary_capture import key_images
 
     review = request.review
@@ -257,126 +333,61 @@ def _export(
     model = model_summary(
         results, review, request.model_manifest, device=request.device, backend=request.backend
     )
-    keys = key_images(findings) if ("sc" in formats or "pdf" in formats) else []
-    warnings: list[str] = []
+    renders_keys = "sc" in formats or "pdf" in formats
+    keys = key_images(findings) if renders_keys else []
     allow = bool(request.deid_options.allow_burned_in) if request.deid_options else False
-    warnings += sources.check_burned_in((k.sop_instance_uid for k in keys), allow)
-    if ("sc" in formats or "pdf" in formats) and not keys:
+    warnings = list(sources.check_burned_in((k.sop_instance_uid for k in keys), allow))
+    if renders_keys and not keys:
         warnings.append(
             "no positive finding that the reader did not reject: no key image"
             + (" and no secondary capture" if "sc" in formats else "")
         )
-    # units: the headers, each format, each key image rendered, the final rename
-    total = 2 + len(formats) + (len(keys) if ("sc" in formats or "pdf" in formats) else 0)
-    steps = _Steps(total, progress, stop)
-
-    exported_study = sources.exported_study_uid
-    name = uid_hash(exported_study)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.partial-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    final = out_dir / name
-    result = ExportResult(
-        folder=final,
-        study_uid=exported_study,
-        findings=len(findings),
-        deidentified=sources.deidentified,
-        warnings=warnings,
-        problems=list(sources.problems),
-    )
-    include_notes = not sources.deidentified
     reviewer = "" if sources.deidentified else _reviewer(review, findings)
-    try:
+    return _Plan(formats, findings, model, keys, warnings, reviewer)
+
+
+def _write(
+    plan: _Plan,
+    review: ReviewState | None,
+    sources: StudySources,
+    folders: _Folders,
+    steps: _Steps,
+    result: ExportResult,
+) -> None:
+    """Write every format of ``plan`` into ``folders.tmp``, recording them in ``result``."""
+    steps.check()
+    evidence = sources.headers(_evidence_sops(plan.findings, sources), steps.stop)
+    steps.advance()
+    written: dict[str, Any] = {}
+    if "sr" in plan.formats:
         steps.check()
-        analysed = list(dict.fromkeys(f.series_instance_uid for f in findings))
-        evidence_sops = [
-            inst.sop_instance_uid for uid in analysed for inst in sources.series_instances(uid)
-        ]
-        finding_sops = list(dict.fromkeys(f.sop_instance_uid for f in findings))
-        evidence_sops += [s for s in finding_sops if s not in set(evidence_sops)]
-        evidence = sources.headers(evidence_sops, stop)
+        result.sr = _write_sr(folders, plan, sources, evidence)
+        written["sr"] = [folders.relative(result.sr)]
         steps.advance()
-        written: dict[str, Any] = {}
-
-        if "sr" in formats:
-            steps.check()
-            result.sr = _write_sr(tmp, final, findings, model, sources, evidence, reviewer)
-            written["sr"] = [result.sr.relative_to(final).as_posix()]
-            steps.advance()
-
-        rendered: list[np.ndarray] = []
-        if "sc" in formats or "pdf" in formats:
-            from desktop_app.exports.secondary_capture import render_key_image
-
-            sc_series = generate_uid()
-            for n, key in enumerate(keys, start=1):
-                steps.check()
-                image = sources.render(key.sop_instance_uid, key.frame)
-                rgb = render_key_image(image, key, model)
-                rendered.append(rgb)
-                if "sc" in formats:
-                    path = _write_sc(tmp, final, rgb, key, sources, sc_series, n, model)
-                    result.sc.append(path)
-                steps.advance()
-            if "sc" in formats:
-                written["sc"] = [p.relative_to(final).as_posix() for p in result.sc]
-                steps.advance()
-        result.key_images = len(keys)
-
-        if "pdf" in formats:
-            steps.check()
-            from desktop_app.exports.report_model import ReportImage, build_report
-            from desktop_app.exports.report_pdf import render_pdf
-
-            content = build_report(
-                sources.study_header(),
-                findings,
-                model,
-                [ReportImage(rgb, key.caption) for rgb, key in zip(rendered, keys, strict=True)],
-                deidentified=sources.deidentified,
-                include_notes=include_notes,
-                reviewer=reviewer,
-                warnings=[w for w in warnings if not w.startswith("no positive finding")],
-            )
-            data = render_pdf(content)
-            atomic_write_bytes(tmp / PDF_NAME, data)
-            result.pdf = final / PDF_NAME
-            written["pdf"] = PDF_NAME
-            steps.advance()
-
-        if "json" in formats:
-            steps.check()
-            from desktop_app.exports.json_export import build_json
-
-            modalities = {s.series_instance_uid: s.modality for s in sources.study.series}
-            doc = build_json(
-                findings,
-                model,
-                study_uid=sources.study_uid,
-                uid=sources.uid,
-                modalities=modalities,
-                review=review,
-                deidentified=sources.deidentified,
-                include_notes=include_notes,
-                files=written,
-            )
-            atomic_write_json(tmp / JSON_NAME, doc)
-            result.json = final / JSON_NAME
-            steps.advance()
-
+    rendered = _write_key_images(plan, sources, folders, steps, result)
+    if "sc" in plan.formats:
+        written["sc"] = [folders.relative(p) for p in result.sc]
+    result.key_images = len(plan.keys)
+    if "pdf" in plan.formats:
         steps.check()
-        _commit(tmp, final)
+        _write_pdf(folders.tmp / PDF_NAME, plan, sources, rendered)
+        result.pdf = folders.final / PDF_NAME
+        written["pdf"] = PDF_NAME
         steps.advance()
-    except OSError as err:
-        raise ExportError(
-            f"can't be written: {err.strerror or err}",
-            Path(err.filename) if getattr(err, "filename", None) else out_dir,
-            "check the output folder's free space and permissions",
-        ) from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return result
+    if "json" in plan.formats:
+        steps.check()
+        _write_json(folders.tmp / JSON_NAME, plan, review, sources, written)
+        result.json = folders.final / JSON_NAME
+        steps.advance()
+
+
+def _evidence_sops(findings: Sequence[ExportFinding], sources: StudySources) -> list[str]:
+    """The SR's evidence: every image of the analysed series, then any finding's image that
+    is not among them."""
+    analysed = list(dict.fromkeys(f.series_instance_uid for f in findings))
+    sops = [inst.sop_instance_uid for uid in analysed for inst in sources.series_instances(uid)]
+    finding_sops = list(dict.fromkeys(f.sop_instance_uid for f in findings))
+    return sops + [s for s in finding_sops if s not in set(sops)]
 
 
 def _locate(f: ExportFinding, sources: StudySources) -> ExportFinding:
@@ -403,30 +414,14 @@ def _frame_number(sources: StudySources, sop: str, frame: int) -> int | None:
     return frame + 1 if inst.number_of_frames > 1 else None
 
 
-def _dicom_path(tmp: Path, folder: str, ds: Dataset) -> Path:
-    return tmp / folder / f"{uid_hash(ds.SOPInstanceUID)}.dcm"
-
-
-def _save(ds: Dataset, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as target:
-        ds.save_as(target, enforce_file_format=True)
-
-
 def _write_sr(
-    tmp: Path,
-    final: Path,
-    findings: Sequence[ExportFinding],
-    model: ModelSummary,
-    sources: StudySources,
-    evidence: Sequence[Dataset],
-    reviewer: str,
+    folders: _Folders, plan: _Plan, sources: StudySources, evidence: Sequence[Dataset]
 ) -> Path:
     from desktop_app.exports.sr import SrInputs, build_sr
 
     image_of: dict[str, tuple[str, str, int | None]] = {}
     library: dict[str, Dataset] = {}
-    for f in findings:
+    for f in plan.findings:
         header = sources.header(f.sop_instance_uid)
         image_of[f.finding_id] = (
             str(header.SOPClassUID),
@@ -434,29 +429,50 @@ def _write_sr(
             _frame_number(sources, f.sop_instance_uid, f.frame),
         )
         library.setdefault(f.sop_instance_uid, header)
-    modality = sources.series_modality(findings[0].series_instance_uid)
+    modality = sources.series_modality(plan.findings[0].series_instance_uid)
     sr = build_sr(
-        findings,
-        model,
+        plan.findings,
+        plan.model,
         SrInputs(
             evidence=evidence,
             image_of=image_of,
             library=list(library.values()),
             modality=modality,
-            reviewer=reviewer,
+            reviewer=plan.reviewer,
             include_notes=not sources.deidentified,
         ),
     )
-    path = _dicom_path(tmp, SR_FOLDER, sr)
-    _save(sr, path)
-    return final / path.relative_to(tmp)
+    return folders.save_dicom(SR_FOLDER, sr)
+
+
+def _write_key_images(
+    plan: _Plan, sources: StudySources, folders: _Folders, steps: _Steps, result: ExportResult
+) -> list[np.ndarray]:
+    """Render each key image (for the secondary captures and the PDF) and write its
+    secondary capture when asked for; returns the rendered images."""
+    if not plan.renders_keys:
+        return []
+    from desktop_app.exports.secondary_capture import render_key_image
+
+    sc_series = generate_uid()
+    rendered: list[np.ndarray] = []
+    for n, key in enumerate(plan.keys, start=1):
+        steps.check()
+        image = sources.render(key.sop_instance_uid, key.frame)
+        rgb = render_key_image(image, key, plan.model)
+        rendered.append(rgb)
+        if "sc" in plan.formats:
+            result.sc.append(_write_sc(folders, rgb, key, sources, sc_series, n, plan.model))
+        steps.advance()
+    if "sc" in plan.formats:
+        steps.advance()
+    return rendered
 
 
 def _write_sc(
-    tmp: Path,
-    final: Path,
+    folders: _Folders,
     rgb: np.ndarray,
-    key: Any,
+    key: KeyImage,
     sources: StudySources,
     series_uid: str,
     number: int,
@@ -475,9 +491,50 @@ def _write_sc(
         instance_number=number,
         model=model,
     )
-    path = _dicom_path(tmp, SC_FOLDER, sc)
-    _save(sc, path)
-    return final / path.relative_to(tmp)
+    return folders.save_dicom(SC_FOLDER, sc)
+
+
+def _write_pdf(
+    path: Path, plan: _Plan, sources: StudySources, rendered: Sequence[np.ndarray]
+) -> None:
+    from desktop_app.exports.report_model import ReportImage, build_report
+    from desktop_app.exports.report_pdf import render_pdf
+
+    content = build_report(
+        sources.study_header(),
+        plan.findings,
+        plan.model,
+        [ReportImage(rgb, key.caption) for rgb, key in zip(rendered, plan.keys, strict=True)],
+        deidentified=sources.deidentified,
+        include_notes=not sources.deidentified,
+        reviewer=plan.reviewer,
+        warnings=[w for w in plan.warnings if not w.startswith("no positive finding")],
+    )
+    atomic_write_bytes(path, render_pdf(content))
+
+
+def _write_json(
+    path: Path,
+    plan: _Plan,
+    review: ReviewState | None,
+    sources: StudySources,
+    written: Mapping[str, Any],
+) -> None:
+    from desktop_app.exports.json_export import build_json
+
+    modalities = {s.series_instance_uid: s.modality for s in sources.study.series}
+    doc = build_json(
+        plan.findings,
+        plan.model,
+        study_uid=sources.study_uid,
+        uid=sources.uid,
+        modalities=modalities,
+        review=review,
+        deidentified=sources.deidentified,
+        include_notes=not sources.deidentified,
+        files=written,
+    )
+    atomic_write_json(path, doc)
 
 
 def _commit(tmp: Path, final: Path) -> None:

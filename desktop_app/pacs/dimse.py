@@ -24,13 +24,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config, build_role, evt
-from pynetdicom.presentation import AllStoragePresentationContexts, StoragePresentationContexts
 from pynetdicom.status import (
     QR_FIND_SERVICE_CLASS_STATUS,
     QR_GET_SERVICE_CLASS_STATUS,
@@ -43,6 +40,23 @@ from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import DicomReadError, PacsError
 from desktop_app.infra.hashedpaths import clean_uid
 from desktop_app.pacs.nodes import LocalAE, PacsNode
+from desktop_app.pacs.requests import (
+    ALL_STORAGE_CLASSES,
+    FIND_MODELS,
+    RETRIEVE_TRANSFER_SYNTAXES,
+    RETURN_KEYS,
+    QueryLevel,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+    as_text,
+    build_query,
+    get_storage_contexts,
+    retrieve_identifier,
+    storable_files,
+    store_contexts,
+)
 from desktop_app.pacs.store import LocalStore, StoreReceiver
 
 log = logging.getLogger(__name__)
@@ -67,71 +81,6 @@ def _shutdown_and_close(self: AssociationSocket) -> None:
 
 
 AssociationSocket._shutdown_socket = _shutdown_and_close  # type: ignore[method-assign]
-
-# SOP classes (PS3.4 A, C.6.1, C.6.2).
-Verification = UID("1.2.840.10008.1.1")
-PatientRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.1.1")
-StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
-StudyRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.2.2")
-StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
-
-QueryLevel = Literal["PATIENT", "STUDY", "SERIES"]
-
-# Return keys per level (PS3.4 C.6.1.1, C.6.2.1): asked for empty, so the PACS fills them in.
-RETURN_KEYS: dict[str, tuple[str, ...]] = {
-    "PATIENT": (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "NumberOfPatientRelatedStudies",
-    ),
-    "STUDY": (
-        "PatientName",
-        "PatientID",
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "StudyID",
-        "AccessionNumber",
-        "StudyDescription",
-        "ModalitiesInStudy",
-        "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
-    ),
-    "SERIES": (
-        "StudyInstanceUID",
-        "SeriesInstanceUID",
-        "Modality",
-        "SeriesNumber",
-        "SeriesDescription",
-        "SeriesDate",
-        "NumberOfSeriesRelatedInstances",
-    ),
-}
-_FIND_MODELS = {
-    "PATIENT": PatientRootQueryRetrieveInformationModelFind,
-    "STUDY": StudyRootQueryRetrieveInformationModelFind,
-    "SERIES": StudyRootQueryRetrieveInformationModelFind,
-}
-# Offered for every storage class we may receive: uncompressed and the common compressed ones.
-RETRIEVE_TRANSFER_SYNTAXES = [
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-]
-# At most 128 presentation contexts per association (PS3.8 9.3.2.2); one goes to C-GET itself.
-GET_STORAGE_CLASSES = [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:127]
-ALL_STORAGE_CLASSES = [str(cx.abstract_syntax) for cx in AllStoragePresentationContexts]
 
 
 @dataclass(frozen=True)
@@ -210,9 +159,7 @@ class PacsClient:
     def echo(self) -> float:
         """C-ECHO (PS3.7 9.1.5); returns the round trip in seconds."""
         start = time.perf_counter()
-        ae = self._ae()
-        ae.add_requested_context(Verification)
-        assoc = self._associate(ae)
+        assoc = self._associate_for(Verification)
         try:
             status = assoc.send_c_echo()
             self._check_status(status, "C-ECHO", {})
@@ -235,10 +182,8 @@ class PacsClient:
                 f"query level {level!r} is not supported", hint="use PATIENT, STUDY or SERIES"
             )
         identifier = build_query(level, filters or {})
-        model = _FIND_MODELS[level]
-        ae = self._ae()
-        ae.add_requested_context(model)
-        assoc = self._associate(ae)
+        model = FIND_MODELS[level]
+        assoc = self._associate_for(model)
         matches: list[FindMatch] = []
         try:
             for status, found in assoc.send_c_find(identifier, model):
@@ -247,7 +192,7 @@ class PacsClient:
                     break
                 code = self._check_status(status, "C-FIND", QR_FIND_SERVICE_CLASS_STATUS)
                 if code in (0xFF00, 0xFF01) and found is not None:
-                    matches.append(FindMatch(level, _as_text(found, RETURN_KEYS[level])))
+                    matches.append(FindMatch(level, as_text(found, RETURN_KEYS[level])))
         finally:
             _release(assoc)
         log.info("C-FIND %s on %s: %d matches", level, self.node.name, len(matches))
@@ -286,7 +231,7 @@ class PacsClient:
             ae.add_requested_context(uid, syntaxes)
         roles = [build_role(uid, scp_role=True) for uid in dict.fromkeys(u for u, _ in contexts)]
         assoc = self._associate(ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, receiver)])
-        identifier = _retrieve_identifier(study_uid, series_uid)
+        identifier = retrieve_identifier(study_uid, series_uid)
         try:
             responses = assoc.send_c_get(identifier, model)
             return self._collect(
@@ -328,10 +273,8 @@ class PacsClient:
             ) from None
         try:
             model = StudyRootQueryRetrieveInformationModelMove
-            ae = self._ae()
-            ae.add_requested_context(model)
-            assoc = self._associate(ae)
-            identifier = _retrieve_identifier(study_uid, series_uid)
+            assoc = self._associate_for(model)
+            identifier = retrieve_identifier(study_uid, series_uid)
             try:
                 responses = assoc.send_c_move(identifier, self.local.ae_title, model)
                 return self._collect(
@@ -359,36 +302,11 @@ class PacsClient:
         stop: StopFlag = None,
     ) -> SendResult:
         """C-STORE each file (PS3.4 B); a file that can't be read or is refused is reported."""
-        from desktop_app.dicom.dicomfile import read_dataset, read_header
+        from desktop_app.dicom.dicomfile import read_dataset
 
         files = [Path(p) for p in paths]
-        failed: list[tuple[Path, str]] = []
-        headers: list[tuple[Path, str, str]] = []
-        for path in files:
-            try:
-                ds = read_header(path)
-            except DicomReadError as err:
-                failed.append((path, err.reason))
-                continue
-            sop_class = clean_uid(ds.get("SOPClassUID", ""))
-            if not sop_class:
-                failed.append((path, "has no SOP Class UID; not a storable DICOM object"))
-                continue
-            meta = getattr(ds, "file_meta", None)
-            syntax = clean_uid(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-            headers.append((path, sop_class, syntax or ImplicitVRLittleEndian))
-        # An SCP accepts one transfer syntax per presentation context (PS3.8 9.3.3.2), so each
-        # (class, encoded syntax) pair gets a context of its own, plus an uncompressed one per
-        # class to fall back on when a compressed syntax is refused.
-        contexts: dict[tuple[str, tuple[str, ...]], None] = {}
-        for _, sop_class, syntax in headers:
-            contexts[(sop_class, (syntax,))] = None
-            contexts[(sop_class, (ExplicitVRLittleEndian, ImplicitVRLittleEndian))] = None
-        if len(contexts) > 128:
-            raise PacsError(
-                f"{len(contexts)} presentation contexts needed for one send",
-                hint="send fewer kinds of object (SOP classes and encodings) at a time",
-            )
+        headers, failed = storable_files(files)
+        contexts = store_contexts(headers)
         sent: list[Path] = []
         total = len(files)
         done = len(failed)
@@ -440,10 +358,8 @@ class PacsClient:
         identifier.StudyInstanceUID = clean_uid(study_uid)
         identifier.SOPClassesInStudy = ""
         model = StudyRootQueryRetrieveInformationModelFind
-        ae = self._ae()
-        ae.add_requested_context(model)
         try:
-            assoc = self._associate(ae)
+            assoc = self._associate_for(model)
         except PacsError:
             return []
         classes: list[str] = []
@@ -469,6 +385,12 @@ class PacsClient:
         ae.acse_timeout = self.timeouts.acse
         ae.dimse_timeout = self.timeouts.dimse
         ae.network_timeout = self.timeouts.network
+
+    def _associate_for(self, model: Any) -> Any:
+        """Associate proposing one presentation context, for ``model``'s SOP class."""
+        ae = self._ae()
+        ae.add_requested_context(model)
+        return self._associate(ae)
 
     def _where(self) -> str:
         return f"{self.node.ae_title}@{self.node.host}:{self.node.port}"
@@ -636,61 +558,6 @@ class PacsClient:
 # ---------------------------------------------------------------------- helpers
 
 
-def get_storage_contexts(sop_classes: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """The storage contexts a C-GET offers (SCP role), within 127 (PS3.8 9.3.2.2).
-
-    Known classes get one context per transfer syntax, so that the PACS finds one matching
-    each stored instance. Unknown (empty ``sop_classes``): one context per common storage
-    class, each listing every syntax (the PACS then picks one and may transcode).
-    """
-    per_syntax = [(uid, [ts]) for uid in sop_classes for ts in RETRIEVE_TRANSFER_SYNTAXES]
-    if sop_classes and len(per_syntax) <= 127:
-        return per_syntax
-    if sop_classes and len(sop_classes) <= 127:
-        return [(uid, list(RETRIEVE_TRANSFER_SYNTAXES)) for uid in sop_classes]
-    return [(uid, list(RETRIEVE_TRANSFER_SYNTAXES)) for uid in GET_STORAGE_CLASSES]
-
-
-def build_query(level: str, filters: Mapping[str, str]) -> Dataset:
-    """The C-FIND identifier: the return keys empty, then the matching keys' values."""
-    allowed = RETURN_KEYS[level]
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword in allowed:
-        setattr(ds, keyword, "")
-    for keyword, value in filters.items():
-        if keyword not in allowed:
-            raise PacsError(
-                f"{keyword!r} is not a matching key at {level} level",
-                hint="use one of " + ", ".join(allowed),
-            )
-        text = str(value).strip()
-        if len(text) > 200 or any(ord(c) < 0x20 for c in text):
-            raise PacsError(
-                f"the value for {keyword} is not a valid query value",
-                hint="use plain text up to 200 characters; * and ? are wildcards",
-            )
-        setattr(ds, keyword, text)
-    if level == "SERIES" and not str(ds.get("StudyInstanceUID", "")).strip():
-        raise PacsError(
-            "a series-level query needs the study's StudyInstanceUID",
-            hint="find the study first, then query its series",
-        )
-    return ds
-
-
-def _retrieve_identifier(study_uid: str, series_uid: str | None) -> Dataset:
-    study = clean_uid(study_uid)
-    if not study:
-        raise PacsError("no StudyInstanceUID given", hint="find the study first")
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "SERIES" if series_uid else "STUDY"
-    ds.StudyInstanceUID = study
-    if series_uid:
-        ds.SeriesInstanceUID = clean_uid(series_uid)
-    return ds
-
-
 def _retrieve_result(
     receiver: StoreReceiver,
     completed: int,
@@ -709,21 +576,6 @@ def _retrieve_result(
         status=status,
         problems=tuple(receiver.failures) + problems,
     )
-
-
-def _as_text(ds: Dataset, keywords: Sequence[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for keyword in keywords:
-        if keyword in ds:
-            value = ds[keyword].value
-            if value is None:
-                text = ""
-            elif isinstance(value, MultiValue | list | tuple):
-                text = "\\".join(str(v) for v in value)
-            else:
-                text = str(value)
-            values[keyword] = text.strip()
-    return values
 
 
 def _status_text(code: int, table: Mapping[int, Any]) -> str:

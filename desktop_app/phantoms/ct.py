@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from desktop_app.infra.errors import ConfigError
-from desktop_app.phantoms.chest_xr import Box, derive_rng
+from desktop_app.phantoms.boxes import Box
 from desktop_app.phantoms.dicomwrite import CtSliceGeometry, synthetic_uid
+from desktop_app.phantoms.seeds import derive_rng
 
 log = logging.getLogger(__name__)
 
@@ -401,10 +402,6 @@ class CtPhantom:
             )
         return out
 
-    def iter_slices(self) -> Iterator[np.ndarray]:
-        for i in range(self.geometry.slices):
-            yield self.slice(i)
-
     def volume(self) -> np.ndarray:
         """All slices stacked: (slices, rows, cols) int16 HU."""
         out = np.empty((self.geometry.slices, self.geometry.rows, self.geometry.cols), np.int16)
@@ -473,6 +470,34 @@ def make_ct_volume(
 ) -> tuple[np.ndarray, CtGeometry, list[LesionTruth]]:
     """A chest CT phantom: ``(hu, geometry, lesion_truth)`` with ``hu`` (slices, rows, cols)
     int16. ``lesions`` is a list of :class:`Lesion` or a count of random lung nodules."""
+    phantom = ct_phantom(
+        seed,
+        slices=slices,
+        rows=rows,
+        cols=cols,
+        pixel_spacing_mm=pixel_spacing_mm,
+        slice_thickness_mm=slice_thickness_mm,
+        tilt_deg=tilt_deg,
+        lesions=lesions,
+        noise_hu=noise_hu,
+    )
+    return phantom.volume(), phantom.geometry, phantom.truth()
+
+
+def ct_phantom(
+    seed: int,
+    *,
+    slices: int,
+    rows: int,
+    cols: int | None,
+    pixel_spacing_mm: float | None,
+    slice_thickness_mm: float,
+    tilt_deg: float,
+    lesions: Sequence[Lesion] | int,
+    noise_hu: float,
+) -> CtPhantom:
+    """The seeded phantom in its geometry (square slices unless ``cols`` is given), before
+    any slice is rendered: :func:`make_ct_volume` renders it whole, ``studies`` slice by slice."""
     geometry = ct_geometry(
         seed,
         slices,
@@ -482,5 +507,4 @@ def make_ct_volume(
         slice_thickness_mm=slice_thickness_mm,
         tilt_deg=tilt_deg,
     )
-    phantom = CtPhantom(seed, geometry, lesions, noise_hu)
-    return phantom.volume(), geometry, phantom.truth()
+    return CtPhantom(seed, geometry, lesions, noise_hu)

@@ -18,22 +18,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.phantoms.boxes import Box
+from desktop_app.phantoms.chest_findings import available_findings, register_finding
 from desktop_app.phantoms.chest_xr import (
     DEFAULT_FOV_MM,
     DEMO_FINDINGS,
-    Box,
     ChestAnnotations,
-    available_findings,
-    derive_rng,
     make_chest_xr,
-    register_finding,
 )
 from desktop_app.phantoms.ct import (
     CtGeometry,
-    CtPhantom,
     Lesion,
     LesionTruth,
-    ct_geometry,
+    ct_phantom,
     make_ct_volume,
 )
 from desktop_app.phantoms.dicomwrite import (
@@ -45,6 +42,7 @@ from desktop_app.phantoms.dicomwrite import (
     save_dataset,
     synthetic_uid,
 )
+from desktop_app.phantoms.seeds import derive_rng
 
 __all__ = [
     "DEMO_FINDINGS",
@@ -145,16 +143,18 @@ def write_ct_series(
     ``progress(done, total)`` is called after each slice; ``stop`` is checked between
     slices, and a stopped series reports ``stopped=True`` with the files written so far.
     """
-    geometry = ct_geometry(
+    phantom = ct_phantom(
         seed,
-        slices,
-        rows,
-        rows if cols is None else cols,
+        slices=slices,
+        rows=rows,
+        cols=cols,
         pixel_spacing_mm=pixel_spacing_mm,
         slice_thickness_mm=slice_thickness_mm,
         tilt_deg=tilt_deg,
+        lesions=lesions,
+        noise_hu=noise_hu,
     )
-    phantom = CtPhantom(seed, geometry, lesions, noise_hu)
+    geometry = phantom.geometry
     truth = tuple(phantom.truth())
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ them unless the caller accepts the risk. Output files are named by hashed new UI
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -472,7 +473,7 @@ def _shift(value: str, vr: str, offset: _dt.timedelta) -> str:
         return "-".join(_shift(part, vr, offset) if part else "" for part in text.split("-"))
     digits = text.replace(".", "") if vr == "DA" and len(text) == 10 else text
     head = digits[:8]
-    try:
+    with contextlib.suppress(ValueError, OverflowError):
         if len(head) == 8 and head.isdigit():
             day = _dt.date(int(head[:4]), int(head[4:6]), int(head[6:8])) + offset
             return day.strftime("%Y%m%d") + digits[8:]
@@ -480,8 +481,6 @@ def _shift(value: str, vr: str, offset: _dt.timedelta) -> str:
             month = int(head[4:6]) if len(head) == 6 else 1
             day = _dt.date(int(head[:4]), month, 15) + offset
             return day.strftime("%Y%m")[: len(head)]
-    except (ValueError, OverflowError):
-        pass
     return ""  # not a date we can shift: remove its value rather than leak it
 
 

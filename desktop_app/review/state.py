@@ -6,45 +6,28 @@ rejected with a reason code, or pending), an edited box, a free-text note, who d
 when, and which model (name, version, tensor SHA-256) produced the findings. The per-label
 operating thresholds the reader set with the live slider are part of the state: positive or
 negative is re-decided from the stored probability (:func:`is_positive`) without running the
-model again.
-
-:class:`ReviewStore` keeps one JSON file per study in the user data folder, named by a hash of
-the Study Instance UID (never by tag values), written atomically with owner-only permissions
-(0o600) on every change, so a crash or a kill loses nothing that was on screen. A file that
-can't be read is never overwritten: it is moved aside and reported.
+model again. ``store`` saves it, ``writer`` saves it in the background.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import math
-import os
-import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from desktop_app.infra.atomicio import atomic_write_json
-from desktop_app.infra.errors import ReviewStateError, describe
-from desktop_app.infra.hashedpaths import uid_hash
 
 if TYPE_CHECKING:
     import numpy as np
 
     from desktop_app.inference.findings import SeriesResult
-    from desktop_app.privacy.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "radassist-review"
 SCHEMA_VERSION = 1
-FILE_MODE = 0o600
 MAX_NOTE_CHARS = 10_000
-MAX_FILE_BYTES = 32 * 1024 * 1024
 
 PENDING = "pending"
 ACCEPTED = "accepted"
@@ -390,189 +373,3 @@ def findings_from_result(
         if f.heatmap is not None:
             heatmaps[fid] = f.heatmap
     return reviews, heatmaps
-
-
-class ReviewStore:
-    """Review files in ``root`` (default: ``reviews/`` in the user data folder), one per study."""
-
-    def __init__(self, root: str | Path | None = None) -> None:
-        if root is None:
-            from desktop_app.infra.userdirs import subdir
-
-            root = subdir("reviews")
-        self.root = Path(root)
-
-    def path_for(self, study_uid: str) -> Path:
-        """``<root>/<sha256(study UID)[:16]>.json``: never a tag value in a path."""
-        return self.root / f"{uid_hash(study_uid)}.json"
-
-    def load(self, study_uid: str) -> ReviewState | None:
-        """The saved state of a study, or None when there is none.
-
-        Raises ReviewStateError (with the path) when the file exists but can't be used.
-        """
-        path = self.path_for(study_uid)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise ReviewStateError(
-                f"can't be read: {err.strerror or err}", path, "check the folder's permissions"
-            ) from None
-        if size > MAX_FILE_BYTES:
-            raise ReviewStateError(f"is {size} bytes, over {MAX_FILE_BYTES}", path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            state = ReviewState.from_dict(data)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ReviewStateError(
-                f"is not readable JSON ({type(err).__name__})",
-                path,
-                "it was moved aside; the review starts over",
-            ) from None
-        except (ValueError, KeyError, TypeError) as err:
-            raise ReviewStateError(
-                f"is not a valid review file: {err}", path, "it was moved aside"
-            ) from None
-        if state.study_uid != study_uid:
-            raise ReviewStateError("belongs to another study (hash collision?)", path)
-        return state
-
-    def save(self, state: ReviewState) -> Path:
-        """Write the state atomically (0o600). When the model changed since the last save, the
-        previous file is kept beside it as ``<hash>.<old model sha[:12]>.json``."""
-        return self.save_data(state.to_dict())
-
-    def save_data(self, data: dict[str, Any]) -> Path:
-        """:meth:`save` for a state already turned into its dict (``ReviewState.to_dict``)."""
-        path = self.path_for(str(data["study_uid"]))
-        new_sha = (data.get("model") or {}).get("sha256")
-        if new_sha and path.exists():
-            try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-                old_sha = (old.get("model") or {}).get("sha256")
-            except (OSError, ValueError, AttributeError):
-                old_sha = None
-            if old_sha and old_sha != new_sha:
-                aside = path.with_name(f"{path.stem}.{str(old_sha)[:12]}.json")
-                os.replace(path, aside)
-                log.info("kept the previous model's review as %s", aside.name)
-        try:
-            atomic_write_json(path, data, mode=FILE_MODE)
-        except OSError as err:
-            raise ReviewStateError(
-                f"can't be saved: {err.strerror or err}",
-                path,
-                "check free disk space and the data folder's permissions",
-            ) from None
-        return path
-
-    def quarantine(self, study_uid: str) -> Path | None:
-        """Move an unreadable review file aside (``.corrupt-<time>``) so that nothing
-        overwrites it; returns where it went."""
-        path = self.path_for(study_uid)
-        if not path.exists():
-            return None
-        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-        target = path.with_name(f"{path.name}.corrupt-{stamp}")
-        os.replace(path, target)
-        log.warning("moved an unreadable review file aside: %s", target.name)
-        return target
-
-    def iter_states(self) -> Iterator[ReviewState]:
-        """Every readable review in the store (unreadable files are skipped and logged)."""
-        for path in sorted(self.root.glob("*.json")):
-            if path.stem.count(".") or len(path.stem) != 16:
-                continue  # kept-aside files of earlier models
-            try:
-                yield ReviewState.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                log.warning("skipping unreadable review file %s: %s", path.name, type(err).__name__)
-
-
-class ReviewWriter:
-    """Saves review states and appends audit records on one background thread, in order.
-
-    The GUI thread only snapshots the state (``to_dict``: plain lists and numbers) and queues
-    it; the JSON encoding and the fsyncs happen here, so a slow disk never freezes the window. Saves of the same study that
-    are still queued collapse into the newest one (it holds every earlier change); audit
-    records are never dropped or reordered. ``flush()`` waits until everything queued is on
-    disk. Failures go to ``on_error`` with a one-line reason, and the next change retries.
-    """
-
-    def __init__(
-        self,
-        store: ReviewStore,
-        audit: AuditLog | None = None,
-        on_error: Callable[[str], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.audit_log = audit
-        self.on_error = on_error
-        self._queue: deque[tuple[str, Any]] = deque()
-        self._cond = threading.Condition()
-        self._busy = False
-        self._closed = False
-        self.saves = 0
-        self._thread = threading.Thread(
-            target=self._run, name="radassist-review-writer", daemon=True
-        )
-        self._thread.start()
-
-    def save(self, state: ReviewState) -> None:
-        snapshot = state.to_dict()
-        with self._cond:
-            for i, (kind, item) in enumerate(self._queue):
-                if kind == "save" and item["study_uid"] == snapshot["study_uid"]:
-                    self._queue[i] = ("save", snapshot)
-                    break
-            else:
-                self._queue.append(("save", snapshot))
-            self._cond.notify_all()
-
-    def audit(self, kind: str, **fields: Any) -> None:
-        """Queue one audit record (``AuditLog.append(kind, **fields)``); no-op without a log."""
-        if self.audit_log is None:
-            return
-        with self._cond:
-            self._queue.append(("audit", (kind, fields)))
-            self._cond.notify_all()
-
-    def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until every queued save and record is written; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
-
-    def close(self, timeout: float | None = 10.0) -> bool:
-        ok = self.flush(timeout)
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-        return ok
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closed)
-                if not self._queue and self._closed:
-                    return
-                kind, item = self._queue.popleft()
-                self._busy = True
-            try:
-                if kind == "save":
-                    self.store.save_data(item)
-                    self.saves += 1
-                elif self.audit_log is not None:
-                    record_kind, fields = item
-                    self.audit_log.append(record_kind, **fields)
-            except Exception as err:  # reported, never fatal: the next change retries a save
-                log.warning("review writer: %s failed: %s", kind, type(err).__name__)
-                if self.on_error is not None:
-                    what = "review not saved" if kind == "save" else "audit record not written"
-                    self.on_error(f"{what}: {describe(err)}")
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()

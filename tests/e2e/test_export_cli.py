@@ -13,7 +13,7 @@ import pytest
 from desktop_app.cli import main
 from desktop_app.infra.hashedpaths import uid_hash
 from desktop_app.privacy.audit import AuditLog
-from desktop_app.review.state import ReviewStore
+from desktop_app.review.store import ReviewStore
 from tests.helpers.exports import CHEST, PATIENT_ID, chest_study, copy_study
 
 

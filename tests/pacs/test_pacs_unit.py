@@ -22,15 +22,14 @@ from pynetdicom import AE, evt
 from desktop_app.cli import main
 from desktop_app.infra.errors import ConfigError, PacsError
 from desktop_app.infra.hashedpaths import instance_relpath, uid_hash
-from desktop_app.pacs.dimse import (
+from desktop_app.pacs.dimse import PacsClient, Timeouts
+from desktop_app.pacs.nodes import LocalAE, NodeConfig, PacsNode
+from desktop_app.pacs.requests import (
     GET_STORAGE_CLASSES,
     RETRIEVE_TRANSFER_SYNTAXES,
-    PacsClient,
-    Timeouts,
     build_query,
     get_storage_contexts,
 )
-from desktop_app.pacs.nodes import LocalAE, NodeConfig, PacsNode
 from desktop_app.pacs.store import LocalStore, StoreReceiver
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

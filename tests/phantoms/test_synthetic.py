@@ -16,8 +16,9 @@ from pydicom.uid import (
 )
 
 from desktop_app.infra.errors import ConfigError
-from desktop_app.phantoms import chest_xr as synthetic_xr
-from desktop_app.phantoms.chest_xr import FindingLayer, box_of
+from desktop_app.phantoms import chest_findings
+from desktop_app.phantoms.boxes import box_of
+from desktop_app.phantoms.chest_findings import FindingLayer
 from desktop_app.phantoms.ct import CtPhantom, ct_geometry
 from desktop_app.phantoms.dicomwrite import CR_IMAGE, DX_FOR_PRESENTATION
 from desktop_app.phantoms.studies import (
@@ -159,7 +160,7 @@ class TestFindingRegistry:
             make_chest_xr(0, rows=64, findings=[], finding_params={"nodule": {}})
 
     def test_register_a_new_finding(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(synthetic_xr, "_REGISTRY", dict(synthetic_xr._REGISTRY))
+        monkeypatch.setattr(chest_findings, "_REGISTRY", dict(chest_findings._REGISTRY))
 
         @register_finding("marker")
         def _marker(cv, rng, params):  # type: ignore[no-untyped-def]

@@ -300,4 +300,4 @@ class TestCli:
         with pytest.raises(SystemExit) as exc:
             main(["audit", "show", "--tail", "-3"])
         assert exc.value.code == 2
-        assert "-3 is negative" in capsys.readouterr().err
+        assert "-3 should be 0 or more" in capsys.readouterr().err

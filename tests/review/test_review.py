@@ -17,9 +17,9 @@ from desktop_app.review.state import (
     FindingReview,
     ModelRef,
     ReviewState,
-    ReviewStore,
     is_positive,
 )
+from desktop_app.review.store import ReviewStore
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 MODEL = ModelRef("demo", "1.0", "a" * 64)
@@ -246,7 +246,7 @@ def test_reason_codes_are_the_agreed_list() -> None:
 class TestWriter:
     def test_saves_in_the_background_and_flushes(self, tmp_path) -> None:
         from desktop_app.privacy.audit import AuditLog, verify
-        from desktop_app.review.state import ReviewWriter
+        from desktop_app.review.writer import ReviewWriter
 
         store = ReviewStore(tmp_path / "reviews")
         audit = AuditLog(tmp_path / "audit.jsonl")
@@ -265,7 +265,7 @@ class TestWriter:
         writer.close()
 
     def test_snapshot_is_taken_at_save_time(self, tmp_path) -> None:
-        from desktop_app.review.state import ReviewWriter
+        from desktop_app.review.writer import ReviewWriter
 
         store = ReviewStore(tmp_path)
         writer = ReviewWriter(store)
@@ -278,7 +278,7 @@ class TestWriter:
         writer.close()
 
     def test_errors_are_reported_not_raised(self, tmp_path) -> None:
-        from desktop_app.review.state import ReviewWriter
+        from desktop_app.review.writer import ReviewWriter
 
         blocker = tmp_path / "file"
         blocker.write_text("not a folder")
