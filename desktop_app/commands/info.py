@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app import __version__
-from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED
+from desktop_app.commands._common import DEVICES, EXIT_OK, EXIT_SOME_FAILED
 from desktop_app.infra.errors import RadAssistError
 
 SCHEMA_NAME = "radassist-info"
 SCHEMA_VERSION = "1.0"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

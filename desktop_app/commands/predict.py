@@ -42,7 +42,6 @@ from desktop_app.infra.errors import ConfigError, RadAssistError
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 KEEP_DECODED_BYTES = 256 * 1024 * 1024
 _THRESHOLD = re.compile(r"^\s*(?P<label>[^=]+?)\s*=\s*(?P<value>[^=]+?)\s*$")
 
@@ -59,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", metavar="FILE", help="model file (.safetensors; default: the bundled model)"
     )
     parser.add_argument(
-        "--device", default="auto", type=_device, metavar="{auto,cpu,cuda,mps}",
+        "--device", default="auto", type=device_name, metavar="{auto,cpu,cuda,mps}",
         help="where to run the network (default: auto = CUDA, then MPS, then CPU)",
     )  # fmt: skip
     parser.add_argument(
@@ -107,13 +106,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for the network (default: the physical cores)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _device(text: str) -> str:
-    value = text.strip().lower()
-    if value in DEVICES or re.fullmatch(r"cuda:\d+", value):
-        return value
-    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
 
 
 def _threshold(text: str) -> tuple[str, float]:
