@@ -147,7 +147,7 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     this process: "before" = CAM heatmaps (``heatmap_method="cam"``) and pydicom's Python RLE
     decoder; "now_cam" = CAM heatmaps with today's decoding."""
     from desktop_app.commands.predict import _write_outputs
-    from desktop_app.dicom import pixels
+    from desktop_app.dicom.pixels import rle as rle_module
     from desktop_app.studies.index import index_paths
     from desktop_app.studies.series import assemble
     from desktop_app.studies.volume import SeriesVolume
@@ -157,7 +157,7 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     before = InferenceEngine(
         engine.model_path, device="cpu", threads=engine.threads, heatmap_method="cam"
     )
-    fast_rle = pixels._decode_rle_fast
+    fast_rle = rle_module.decode_rle_fast
     variants = {
         "now": (engine, fast_rle),
         "before": (before, lambda *_a, **_k: None),
@@ -167,7 +167,7 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(max(4, repeat // 3)):
             for name, (eng, rle) in variants.items():
-                pixels._decode_rle_fast = rle  # type: ignore[assignment]
+                rle_module.decode_rle_fast = rle  # type: ignore[assignment]
                 try:
                     volume = SeriesVolume(stack, keep=True)  # as the CLI: decoded once
                     c0, t0 = _cpu(), time.perf_counter()
@@ -177,7 +177,7 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
                     _write_outputs(out, result, eng.labels, volume)
                     t2, c2 = time.perf_counter(), _cpu()
                 finally:
-                    pixels._decode_rle_fast = fast_rle  # type: ignore[assignment]
+                    rle_module.decode_rle_fast = fast_rle  # type: ignore[assignment]
                 t = result.timings
                 if k == 0:
                     continue  # warm-up (the first backward pass builds oneDNN's kernels)

@@ -2,11 +2,16 @@
 
 Modules (one job each):
 - limits: ReadLimits, the safety caps checked before reading or allocating (sizes, depth, counts).
-- dicomfile: safe header/dataset reading; a non-recursive structure walk checks lengths and limits first.
+- structure: what the structure walks share: tags, VRs, ScanResult, PixelDataInfo, TopLevel.
+- walk: the full, non-recursive structure walk (scan_file): lengths and limits checked first.
+- headerscan: scan_header: the walk plus raw top-level values; a quick walk for the common file.
+- dicomfile: safe header/dataset reading through pydicom, after the walk (read_header, read_dataset).
 - dsvalues: tolerant reading of numeric/text values and functional groups from a Dataset (never raises).
 - headerinfo: one header -> InstanceInfo (geometry, pixel layout), from raw bytes or pydicom.
-- pixels: pixel-module checks, lazy one-frame decoding, Modality LUT, palette/colour, Frame.
-- display: VOI windows and LUTs, auto window, rendering to uint8 (MONOCHROME1 inverted), CT presets.
+- pixels (package): pixel-module checks, lazy one-frame decoding (RLE fast path), Modality LUT,
+  palette/colour, Frame.
+- voi: VOI windows and LUTs, LUT lookup, auto window, CT presets.
+- display: a Frame rendered to uint8 (VOI, then MONOCHROME1 inverted).
 - viewing: viewer arithmetic: window/level drags, ruler lengths in mm, cursor readouts (HU).
 - tags: a dataset flattened into tag-viewer rows (nested sequences), and the search filter.
 """

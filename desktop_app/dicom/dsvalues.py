@@ -9,6 +9,7 @@ backslash-separated decimal strings).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,10 +36,8 @@ def raw_value(ds: Dataset, key: str | int) -> Any:
             return None
     except Exception:
         return None
-    try:
+    with contextlib.suppress(Exception):  # unconvertible: the raw value, below
         return ds[tag].value
-    except Exception:
-        pass
     try:
         raw = ds.get_item(tag)
         value = getattr(raw, "value", None)

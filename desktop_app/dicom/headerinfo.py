@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -284,6 +284,11 @@ class HeaderFields:
         values = self.numbers(tag, "DS")
         return values[0] if values else None
 
+    def meta_uid(self, tag: int) -> str:
+        """A File Meta (group 0002) UID; "" without File Meta."""
+        meta = getattr(self.ds, "file_meta", None)
+        return HeaderFields(meta).ascii(tag) if meta is not None else ""
+
 
 class _Fields(Protocol):
     """What :func:`_make_instance` reads: :class:`HeaderFields` or :class:`RawFields`."""
@@ -292,6 +297,7 @@ class _Fields(Protocol):
     def us(self, tag: int) -> int | None: ...
     def integer(self, tag: int) -> int | None: ...
     def first_float(self, tag: int) -> float | None: ...
+    def meta_uid(self, tag: int) -> str: ...
 
 
 def _make_instance(
@@ -307,12 +313,13 @@ def _make_instance(
         tuple[Vec3 | None, ...] | None,
         tuple[Orientation | None, ...] | None,
     ],
-    transfer_syntax: str,
-    sop_class: str,
     file_size: int,
     pixel_data: PixelDataInfo | None,
 ) -> InstanceInfo:
     position, orientation, spacing, frame_pos, frame_orient = geometry
+    transfer_syntax = f.meta_uid(0x00020010)
+    # SOP Class UID (0008,0016), else the File Meta's Media Storage SOP Class UID (PS3.10 7.1)
+    sop_class = f.ascii(0x00080016) or f.meta_uid(0x00020002)
     return InstanceInfo(
         path=path,
         sop_instance_uid=f.ascii(0x00080018),
@@ -374,19 +381,12 @@ def instance_from_header(path: Path, ds: Dataset, file_size: int) -> InstanceInf
             position = _position(dsvalues.floats(plane, "ImagePositionPatient"))
         if orientation is None and orient is not None:
             orientation = _orientation(dsvalues.floats(orient, "ImageOrientationPatient"))
-    meta = getattr(ds, "file_meta", None)
-    transfer_syntax = HeaderFields(meta).ascii(0x00020010) if meta is not None else ""
-    sop_class = f.ascii(0x00080016)
-    if not sop_class and meta is not None:
-        sop_class = HeaderFields(meta).ascii(0x00020002)
     return _make_instance(
         path,
         f,
         pixels=pixels,
         frames=frames,
         geometry=(position, orientation, spacing, frame_pos, frame_orient),
-        transfer_syntax=transfer_syntax,
-        sop_class=sop_class,
         file_size=file_size,
         pixel_data=pixel_data_info(ds),
     )
@@ -582,6 +582,17 @@ class RawFields:
             return vr, (b"" if vr in _EMPTY_AS_BYTES else None)
         return entry
 
+    def _value(self, tag: int, vrs: Collection[bytes]) -> bytes | None:
+        """The value bytes of ``tag``, None when absent or empty; NeedsPydicom when its VR is
+        not one of ``vrs`` (pydicom would convert it some other way)."""
+        raw = self._raw(tag)
+        if raw is None:
+            return None
+        vr, value = raw
+        if vr is not None and vr not in vrs:
+            raise NeedsPydicom
+        return value
+
     def _converted(self, value: bytes, codec: str) -> str:
         """pydicom's text for a value it converted (decoded, trailing padding stripped, first
         value), joined to one line as ``dsvalues.text`` does; only for printable text."""
@@ -601,14 +612,9 @@ class RawFields:
         return _memoized(("ascii", self.values.get(tag), vrs), self._ascii, tag, vrs)
 
     def _ascii(self, tag: int, vrs: frozenset[bytes] = _ASCII_VRS) -> str:
-        raw = self._raw(tag)
-        if raw is None:
-            return ""
-        vr, value = raw
-        if vr is not None and vr not in vrs:
-            raise NeedsPydicom
+        value = self._value(tag, vrs)
         if value is None:
-            return ""  # dsvalues.text of an empty element
+            return ""  # dsvalues.text of an absent or empty element
         text = value.decode("ascii", "replace").split("\\")[0]
         return " ".join(text.replace("\x00", " ").split())
 
@@ -616,14 +622,9 @@ class RawFields:
         return _memoized(("us", self.values.get(tag)), self._us, tag)
 
     def _us(self, tag: int) -> int | None:
-        raw = self._raw(tag)
-        if raw is None:
-            return None
-        vr, value = raw
-        if vr is not None and vr != b"US":
-            raise NeedsPydicom
+        value = self._value(tag, (b"US",))
         if value is None:
-            return None  # dsvalues.first_int of an empty element
+            return None  # dsvalues.first_int of an absent or empty element
         if len(value) != 2:
             raise NeedsPydicom
         return int(self._US.unpack(value)[0])
@@ -632,14 +633,9 @@ class RawFields:
         return _memoized(("numbers", self.values.get(tag), vr), self._numbers, tag, vr)
 
     def _numbers(self, tag: int, vr: bytes) -> tuple[float | None, ...]:
-        raw = self._raw(tag)
-        if raw is None:
-            return ()
-        found, value = raw
-        if found is not None and found != vr:
-            raise NeedsPydicom
+        value = self._value(tag, (vr,))
         if value is None:
-            return ()  # dsvalues.floats of an empty element
+            return ()  # dsvalues.floats of an absent or empty element
         out: list[float | None] = []
         for part in value.decode("ascii", "replace").split("\\"):
             try:
@@ -654,12 +650,7 @@ class RawFields:
         return _memoized(("text", self.values.get(tag), vrs, self._codec), self._text, tag, vrs)
 
     def _text(self, tag: int, vrs: frozenset[bytes] = _TEXT_VRS) -> str:
-        raw = self._raw(tag)
-        if raw is None:
-            return ""
-        vr, value = raw
-        if vr is not None and vr not in vrs:
-            raise NeedsPydicom
+        value = self._value(tag, vrs)
         if value is None:
             return ""
         if self._codec is not None:  # pydicom decoded it (HeaderFields: dsvalues.text)
@@ -673,12 +664,7 @@ class RawFields:
         )
 
     def _person_name(self) -> str:
-        raw = self._raw(0x00100010)
-        if raw is None:
-            return ""
-        vr, value = raw
-        if vr is not None and vr != b"PN":
-            raise NeedsPydicom
+        value = self._value(0x00100010, (b"PN",))
         if value is None:
             return ""
         if self._codec is not None:
@@ -761,18 +747,12 @@ def instance_from_raw(path: Path, f: RawFields, file_size: int) -> InstanceInfo:
         orientation = next((o for o in frame_orient if o is not None), None)
     if position is None and frame_pos:
         position = frame_pos[0]
-    transfer_syntax = f.meta_uid(0x00020010)
-    sop_class = f.ascii(0x00080016)
-    if not sop_class:
-        sop_class = f.meta_uid(0x00020002)
     return _make_instance(
         path,
         f,
         pixels=pixels,
         frames=frames,
         geometry=(position, orientation, spacing, frame_pos, frame_orient),
-        transfer_syntax=transfer_syntax,
-        sop_class=sop_class,
         file_size=file_size,
         pixel_data=pixel_data,
     )

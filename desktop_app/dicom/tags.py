@@ -154,101 +154,86 @@ def flatten(
     one level deeper. Past ``max_depth`` or ``max_rows`` a single marker row says what was
     left out, so a hostile file can't make the viewer unbounded.
     """
-    rows: list[TagRow] = []
-    truncated = False
-
-    def add(row: TagRow) -> int:
-        rows.append(row)
-        return len(rows) - 1
-
-    def walk(data: Dataset, depth: int, parent: int) -> None:
-        nonlocal truncated
-        for tag in sorted(data.keys()):
-            if len(rows) >= max_rows:
-                truncated = True
-                return
-            btag = Tag(tag)
-            keyword, name = _describe(btag)
-            vr = _vr_of(data, btag)
-            if vr == "SQ":
-                try:
-                    seq = data[btag].value
-                except Exception as err:
-                    add(
-                        TagRow(
-                            format_tag(btag),
-                            keyword,
-                            name,
-                            vr,
-                            f"<unreadable sequence: {type(err).__name__}>",
-                            depth,
-                            parent,
-                        )
-                    )
-                    continue
-                items = list(seq) if isinstance(seq, (Sequence, list)) else []
-                here = add(
-                    TagRow(
-                        format_tag(btag),
-                        keyword,
-                        name,
-                        "SQ",
-                        f"{len(items)} item(s)",
-                        depth,
-                        parent,
-                        is_container=True,
-                    )
-                )
-                if depth + 1 >= max_depth:
-                    if items:
-                        add(TagRow("", "…", "", "", "nested too deep; not shown", depth + 1, here))
-                    continue
-                for i, item in enumerate(items, start=1):
-                    if len(rows) >= max_rows:
-                        truncated = True
-                        return
-                    item_row = add(
-                        TagRow(
-                            "",
-                            f"Item {i}",
-                            "",
-                            "",
-                            f"{len(item)} element(s)" if isinstance(item, Dataset) else "",
-                            depth + 1,
-                            here,
-                            is_container=True,
-                        )
-                    )
-                    if isinstance(item, Dataset):
-                        walk(item, depth + 2, item_row)
-                continue
-            vr, value, _elem = _element_value(data, btag)
-            add(TagRow(format_tag(btag), keyword, name, vr, value, depth, parent))
-
+    out = _RowWriter(max_rows, max_depth)
     meta = getattr(ds, "file_meta", None)
     if include_meta and isinstance(meta, Dataset) and len(meta):
-        walk(meta, 0, -1)
-    walk(ds, 0, -1)
+        out.dataset(meta, 0, -1)
+    out.dataset(ds, 0, -1)
+    rows = out.rows
     info = pixel_data_info(ds)
     if info is not None and not any(r.tag_digits == "7fe00010" for r in rows):
         # read_header stops before the pixels; say where they are without reading them.
         what = "encapsulated" if info.encapsulated else _length_text(info.length)
-        add(
-            TagRow(
-                format_tag(0x7FE00010),
-                "PixelData",
-                "Pixel Data",
-                "OB" if info.encapsulated else "OW",
-                f"<pixel data, {what}; not shown>",
-                0,
-                -1,
-            )
-        )
-    if truncated:
-        add(
-            TagRow("", "…", "", "", f"more than {max_rows} elements; the rest are not shown", 0, -1)
-        )
+        vr = "OB" if info.encapsulated else "OW"
+        value = f"<pixel data, {what}; not shown>"
+        out.add(TagRow(format_tag(0x7FE00010), "PixelData", "Pixel Data", vr, value, 0, -1))
+    if out.truncated:
+        out.add(_marker(f"more than {max_rows} elements; the rest are not shown", 0, -1))
     return rows
+
+
+def _marker(text: str, depth: int, parent: int) -> TagRow:
+    """A row that stands for what was left out."""
+    return TagRow("", "…", "", "", text, depth, parent)
+
+
+class _RowWriter:
+    """Rows of :func:`flatten`, written depth first up to ``max_rows`` and ``max_depth``."""
+
+    def __init__(self, max_rows: int, max_depth: int) -> None:
+        self.rows: list[TagRow] = []
+        self.max_rows = max_rows
+        self.max_depth = max_depth
+        self.truncated = False
+
+    def add(self, row: TagRow) -> int:
+        self.rows.append(row)
+        return len(self.rows) - 1
+
+    def _full(self) -> bool:
+        if len(self.rows) >= self.max_rows:
+            self.truncated = True
+        return self.truncated
+
+    def dataset(self, data: Dataset, depth: int, parent: int) -> None:
+        for tag in sorted(data.keys()):
+            if self._full():
+                return
+            btag = Tag(tag)
+            keyword, name = _describe(btag)
+            if _vr_of(data, btag) == "SQ":
+                self._sequence(data, btag, keyword, name, depth, parent)
+                continue
+            vr, value, _elem = _element_value(data, btag)
+            self.add(TagRow(format_tag(btag), keyword, name, vr, value, depth, parent))
+
+    def _sequence(
+        self, data: Dataset, btag: BaseTag, keyword: str, name: str, depth: int, parent: int
+    ) -> None:
+        """A sequence's row, then a row per item and the item's elements (PS3.5 7.5)."""
+        tag = format_tag(btag)
+        try:
+            seq = data[btag].value
+        except Exception as err:  # shown, not fatal
+            value = f"<unreadable sequence: {type(err).__name__}>"
+            self.add(TagRow(tag, keyword, name, "SQ", value, depth, parent))
+            return
+        items = list(seq) if isinstance(seq, (Sequence, list)) else []
+        count = f"{len(items)} item(s)"
+        here = self.add(TagRow(tag, keyword, name, "SQ", count, depth, parent, is_container=True))
+        if depth + 1 >= self.max_depth:
+            if items:
+                self.add(_marker("nested too deep; not shown", depth + 1, here))
+            return
+        for i, item in enumerate(items, start=1):
+            if self._full():
+                return
+            is_dataset = isinstance(item, Dataset)
+            value = f"{len(item)} element(s)" if is_dataset else ""
+            row = TagRow("", f"Item {i}", "", "", value, depth + 1, here, is_container=True)
+            item_row = self.add(row)
+            if is_dataset:
+                self.dataset(item, depth + 2, item_row)
 
 
 def _query_forms(query: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop_app.dicom.display import Window
+from desktop_app.dicom.voi import Window
 
 
 @dataclass(frozen=True)

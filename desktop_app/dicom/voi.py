@@ -1,8 +1,7 @@
-"""Display transforms: VOI windows, VOI LUTs, presets and rendering to uint8 (Qt-free).
+"""VOI (PS3.3 C.11.2): windows, VOI LUTs, LUT lookup, the auto window and CT presets (Qt-free).
 
-The grey pipeline is stored values -> Modality LUT (``pixels.apply_modality_lut``) ->
-VOI (window or VOI LUT, PS3.3 C.11.2) -> Presentation (MONOCHROME1 inverted, PS3.3
-C.7.6.3.1.2) -> uint8. Colour images are shown as they are (optionally windowed per channel).
+Values of interest -> [0, 1]: :func:`apply_window` and :func:`apply_voi_lut` take modality
+values (``pixels.apply_modality_lut``); ``display.render`` turns the result into uint8.
 """
 
 from __future__ import annotations
@@ -10,15 +9,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from desktop_app.dicom import dsvalues
-
-if TYPE_CHECKING:
-    from desktop_app.dicom.pixels import Frame
 
 log = logging.getLogger(__name__)
 
@@ -223,48 +218,6 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
                 out = ((x.astype(np.float64) - (c - 0.5)) / (w - 1) + 0.5).astype(np.float32)
         out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
-
-
-def _to_uint8(unit: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def render(frame: Frame, window: Window | None = None, *, invert: bool = False) -> np.ndarray:
-    """The frame as uint8 for display: (rows, cols) grey or (rows, cols, 3) RGB.
-
-    Grey: ``window`` if given, else the file's first window, else its first VOI LUT
-    (PS3.3 C.11.2.1.1), else :func:`auto_window`. MONOCHROME1 is shown inverted
-    (PS3.3 C.7.6.3.1.2: minimum value is white), and ``invert`` flips it again on top.
-    Colour: shown as stored, scaled to 8 bits; a given ``window`` applies to each channel.
-    """
-    values = frame.values
-    if frame.is_color:
-        if window is not None:
-            unit = apply_window(values, window)
-        else:
-            arr = np.asarray(values)
-            if arr.dtype == np.uint8:
-                unit = None
-                out = arr
-            else:
-                top = float(2 ** max(1, min(getattr(frame, "bits_stored", 16), 32)) - 1)
-                unit = np.asarray(arr, dtype=np.float32) / top
-        if window is not None or unit is not None:
-            out = _to_uint8(unit)  # type: ignore[arg-type]
-        if invert:
-            out = 255 - out
-        return np.ascontiguousarray(out, dtype=np.uint8)
-    if window is None and frame.windows:
-        window = frame.windows[0]
-    voi_luts = getattr(frame, "voi_luts", ())
-    if window is None and voi_luts:
-        unit = apply_voi_lut(values, voi_luts[0])
-    else:
-        unit = apply_window(values, window if window is not None else auto_window(values))
-    out = _to_uint8(unit)
-    if (frame.photometric == "MONOCHROME1") != invert:
-        out = 255 - out
-    return out
 
 
 PRESETS: dict[str, Window] = {

@@ -23,7 +23,7 @@ from desktop_app.dicom import dsvalues
 from desktop_app.dicom.dicomfile import read_header
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.errors import DicomReadError, RadAssistError, UnsafePathError
-from desktop_app.studies.index import FATAL, FileProblem
+from desktop_app.studies.problems import FATAL, FileProblem
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ other thread running, e.g. the CLI), else starting a forkserver from ``PROCESS_T
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -67,12 +68,13 @@ from desktop_app.dicom.headerinfo import (
 )
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
-from desktop_app.infra.errors import NotDicomError, RadAssistError
+from desktop_app.infra.cpus import available_cpus
+from desktop_app.infra.errors import NotDicomError
+from desktop_app.studies.dicomdir import read_dicomdir
+from desktop_app.studies.problems import FATAL, FileProblem
 
 __all__ = [  # InstanceInfo, Orientation and Vec3 live in headerinfo; re-exported for callers
-    "FATAL",
     "ExecutorKind",
-    "FileProblem",
     "InstanceInfo",
     "Orientation",
     "PatientNode",
@@ -99,26 +101,6 @@ FORK_THRESHOLD = 3000
 """...or from this many when they can be forked (Linux, no other thread running)."""
 PROCESS_MIN_CPUS = 4
 """...and only with this many CPUs or more (see the module docstring)."""
-
-
-@dataclass(frozen=True)
-class FileProblem:
-    """A file that was refused, with a one-line reason (no traceback, no patient data)."""
-
-    path: Path
-    reason: str
-    kind: str = "DicomReadError"
-
-    def one_line(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-    @classmethod
-    def from_error(cls, path: PathLike, err: BaseException) -> FileProblem:
-        if isinstance(err, RadAssistError):
-            reason = err.reason if err.hint is None else f"{err.reason} ({err.hint})"
-            return cls(Path(path), reason, type(err).__name__)
-        text = " ".join(str(err).split())
-        return cls(Path(path), f"unexpected error: {type(err).__name__}: {text}", "unexpected")
 
 
 @dataclass
@@ -261,11 +243,6 @@ def _is_dicomdir(ds: Dataset) -> bool:
     return sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds
 
 
-FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit)
-"""Exceptions that end a run; anything else one file raises is that file's problem (decoders
-written in Rust raise ``PanicException``, a BaseException, on hostile data)."""
-
-
 def read_record(path: PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> _Outcome:
     """Read one file's header; never raises (runs in worker threads and processes)."""
     return _read_record(path if isinstance(path, Path) else Path(path), limits)
@@ -302,11 +279,9 @@ def _read_record(p: Path, limits: ReadLimits, raw: bool = True) -> _Outcome:
         scan, top = scan_header(p, limits=limits, wanted=RAW_TAGS)
         if raw:
             # The common header: its values straight from the bytes the walk checked.
-            try:
+            with contextlib.suppress(NeedsPydicom):  # else pydicom's parse, below
                 f = RawFields(scan, top)
                 return _record(instance_from_raw(p, f, st.st_size), f)
-            except NeedsPydicom:
-                pass
         with quiet_pydicom():
             ds = read_scanned_header(scan)
             if _is_dicomdir(ds):
@@ -328,7 +303,7 @@ def _read_records_worker(paths: list[str], limits: ReadLimits) -> list[_Outcome]
     return [read_record(path, limits) for path in paths]
 
 
-class _Walker:
+class _FolderWalker:
     """Expands the user's paths into candidate files, once per real file."""
 
     def __init__(self, limits: ReadLimits, stop: StopFlag) -> None:
@@ -340,7 +315,7 @@ class _Walker:
         self.dicomdir_problems: list[FileProblem] = []
         self.skipped_other = 0
 
-    def _claim(self, path: Path, real: str | None = None) -> bool:
+    def claim(self, path: Path, real: str | None = None) -> bool:
         """Whether ``path`` (whose real path is ``real``, when known) is met the first time."""
         if real is None:
             real = os.path.realpath(path)
@@ -364,7 +339,7 @@ class _Walker:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path)
-            elif self._claim(path):
+            elif self.claim(path):
                 yield _Candidate(path, explicit=True, named=True)
 
     def _walk(self, top: Path) -> Iterator[_Candidate]:
@@ -406,7 +381,7 @@ class _Walker:
                 if is_dir:
                     subfolders.append(path)
                 elif is_file:
-                    if self._claim(path, real):
+                    if self.claim(path, real):
                         name = entry.name.lower()
                         yield _Candidate(path, explicit=len(name) > 4 and name.endswith(".dcm"))
                 else:
@@ -421,7 +396,7 @@ def _make_executor(kind: ExecutorKind, n_files: int, workers: int | None) -> Exe
     worker costs ~10 ms), else with ``forkserver`` (a GUI's threads make fork unsafe; the
     server costs ~0.4 s to start), else ``spawn``.
     """
-    cpus = os.cpu_count() or 1
+    cpus = available_cpus()
     n_workers = workers if workers is not None else min(cpus, 8)
     can_fork = sys.platform == "linux" and threading.active_count() == 1
     if kind == "auto":
@@ -522,104 +497,129 @@ def index_paths(
     the index is complete. ``executor`` picks how headers are read (see the module docstring);
     ``workers`` caps the threads or processes.
     """
-    from desktop_app.studies.dicomdir import read_dicomdir
-
     started = time.perf_counter()
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    walker = _Walker(limits, stop)
-    candidates = list(walker.expand(paths))
-    result = StudyIndex()
-    builder = _TreeBuilder()
-    stopped = False
+    run = _IndexRun(limits, progress, stop, on_instance)
+    queue = list(run.walker.expand(paths))
+    run.total = len(queue)
+    pool = _make_executor(executor, run.total, workers)
+    try:
+        stopped = False
+        while queue and not stopped:
+            if pool is None:
+                stopped = run.read_serial(queue)
+            else:
+                stopped = run.read_pooled(pool, queue, workers or available_cpus())
+            # DICOMDIRs named by the user add the files they reference: another round.
+            queue, run.pending = run.pending, []
+            run.total += len(queue)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return run.finish(stopped, time.perf_counter() - started)
 
-    def handle(cand: _Candidate, outcome: _Outcome) -> None:
+
+class _IndexRun:
+    """One :func:`index_paths` call: outcomes go into the tree, problems and counts."""
+
+    def __init__(
+        self,
+        limits: ReadLimits,
+        progress: Progress | None,
+        stop: StopFlag,
+        on_instance: Callable[[InstanceInfo], None] | None,
+    ) -> None:
+        self.limits = limits
+        self.progress = progress
+        self.stop = stop
+        self.on_instance = on_instance
+        self.walker = _FolderWalker(limits, stop)
+        self.result = StudyIndex()
+        self.builder = _TreeBuilder()
+        self.pending: list[_Candidate] = []
+        self.done = 0
+        self.total = 0
+
+    def read_serial(self, queue: list[_Candidate]) -> bool:
+        """Read ``queue`` in this thread; whether the run was stopped."""
+        for cand in queue:
+            if stop_requested(self.stop):
+                return True
+            self.handle(cand, read_record(cand.path, self.limits))
+            self._advance(1)
+        return False
+
+    def read_pooled(self, pool: Executor, queue: list[_Candidate], workers: int) -> bool:
+        """Read ``queue`` in chunks on ``pool``, handling them in order; whether stopped."""
+        size = max(1, min(64, len(queue) // (8 * max(workers, 1))))
+        chunks = [queue[i : i + size] for i in range(0, len(queue), size)]
+        futures: list[tuple[list[_Candidate], Future[list[_Outcome]]]] = [
+            (chunk, pool.submit(_read_records_worker, [str(c.path) for c in chunk], self.limits))
+            for chunk in chunks
+        ]
+        for chunk, fut in futures:
+            if stop_requested(self.stop):
+                for _, f in futures:
+                    f.cancel()
+                return True
+            try:
+                outcomes = fut.result()
+            except Exception:  # a worker died (killed): read the rest here
+                log.warning("a header-reading process died; reading on in this one")
+                outcomes = [read_record(c.path, self.limits) for c in chunk]
+            for cand, outcome in zip(chunk, outcomes):
+                self.handle(cand, outcome)
+            self._advance(len(chunk))
+        return False
+
+    def _advance(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def handle(self, cand: _Candidate, outcome: _Outcome) -> None:
+        result = self.result
         if isinstance(outcome, _Record):
-            builder.add(outcome)
-            if on_instance is not None:
-                on_instance(outcome.instance)
+            self.builder.add(outcome)
+            if self.on_instance is not None:
+                self.on_instance(outcome.instance)
         elif isinstance(outcome, FileProblem):
             result.problems.append(outcome)
         elif isinstance(outcome, _NonDicom):
             if cand.explicit:
-                result.problems.append(
-                    FileProblem(
-                        cand.path,
-                        f"{outcome.reason} (check that this is a DICOM file)",
-                        "NotDicomError",
-                    )
-                )
+                reason = f"{outcome.reason} (check that this is a DICOM file)"
+                result.problems.append(FileProblem(cand.path, reason, "NotDicomError"))
             else:
                 result.skipped_non_dicom += 1
         elif isinstance(outcome, _Dicomdir):
             result.dicomdirs += 1
-            if not cand.named:
-                return  # met while walking: the walk reaches its files anyway
-            contents = read_dicomdir(cand.path, limits=limits)
-            result.problems.extend(contents.problems)
-            for ref in contents.files:
-                if walker._claim(ref):
-                    pending.append(_Candidate(ref, explicit=True))
+            if cand.named:  # met while walking a folder, the walk reaches its files anyway
+                self._traverse(cand.path)
 
-    pending: list[_Candidate] = []
-    total = len(candidates)
-    done = 0
-    pool = _make_executor(executor, total, workers)
-    try:
-        queue = list(candidates)
-        while queue and not stopped:
-            if pool is None:
-                for cand in queue:
-                    if stop_requested(stop):
-                        stopped = True
-                        break
-                    handle(cand, read_record(cand.path, limits))
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-            else:
-                size = max(1, min(64, len(queue) // (8 * max(workers or os.cpu_count() or 1, 1))))
-                chunks = [queue[i : i + size] for i in range(0, len(queue), size)]
-                futures: list[tuple[list[_Candidate], Future[list[_Outcome]]]] = [
-                    (chunk, pool.submit(_read_records_worker, [str(c.path) for c in chunk], limits))
-                    for chunk in chunks
-                ]
-                for chunk, fut in futures:
-                    if stop_requested(stop):
-                        stopped = True
-                        for _, f in futures:
-                            f.cancel()
-                        break
-                    try:
-                        outcomes = fut.result()
-                    except Exception:  # a worker died (killed): read the rest here
-                        log.warning("a header-reading process died; reading on in this one")
-                        outcomes = [read_record(c.path, limits) for c in chunk]
-                    for cand, outcome in zip(chunk, outcomes):
-                        handle(cand, outcome)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-            queue = pending[:]
-            pending.clear()
-            total += len(queue)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    def _traverse(self, path: Path) -> None:
+        """Queue the files a DICOMDIR named by the user references (PS3.10 8)."""
+        contents = read_dicomdir(path, limits=self.limits)
+        self.result.problems.extend(contents.problems)
+        for ref in contents.files:
+            if self.walker.claim(ref):
+                self.pending.append(_Candidate(ref, explicit=True))
 
-    result.problems[:0] = walker.problems
-    result.skipped_non_dicom += walker.skipped_other
-    result.patients = builder.build()
-    result.files_seen = done
-    result.stopped = stopped or stop_requested(stop)
-    result.seconds = time.perf_counter() - started
-    log.info(
-        "indexed %d files in %.2fs: %d instances, %d series, %d problems, %d non-DICOM skipped",
-        done,
-        result.seconds,
-        builder.count,
-        result.series_count,
-        len(result.problems),
-        result.skipped_non_dicom,
-    )
-    return result
+    def finish(self, stopped: bool, seconds: float) -> StudyIndex:
+        result = self.result
+        result.problems[:0] = self.walker.problems
+        result.skipped_non_dicom += self.walker.skipped_other
+        result.patients = self.builder.build()
+        result.files_seen = self.done
+        result.stopped = stopped or stop_requested(self.stop)
+        result.seconds = seconds
+        log.info(
+            "indexed %d files in %.2fs: %d instances, %d series, %d problems, %d non-DICOM skipped",
+            self.done,
+            seconds,
+            self.builder.count,
+            result.series_count,
+            len(result.problems),
+            result.skipped_non_dicom,
+        )
+        return result

@@ -27,9 +27,7 @@ from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import StopFlag, stop_requested
 from desktop_app.infra.errors import RadAssistError
 from desktop_app.studies.index import (
-    FATAL,
     ExecutorKind,
-    FileProblem,
     InstanceInfo,
     PatientNode,
     SeriesNode,
@@ -37,6 +35,7 @@ from desktop_app.studies.index import (
     StudyNode,
     index_paths,
 )
+from desktop_app.studies.problems import FATAL, FileProblem
 from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble, instance_stack
 from desktop_app.studies.volume import SeriesVolume
 
@@ -328,6 +327,34 @@ class _Decoder:
         res.kind = kind
 
 
+def _inspect_series(decoder: _Decoder, series: SeriesNode, decode: bool) -> SeriesReport:
+    """Assemble one series into stacks and (with ``decode``) decode every image in them."""
+    try:
+        assembly = assemble(series)
+    except BaseException as err:  # never expected; still one line per file
+        if isinstance(err, FATAL):
+            raise
+        reason, kind = _one_line(err)
+        for inst in series.instances:
+            decoder._refuse(decoder.result_for(inst), reason, kind)
+        assembly = SeriesAssembly(series=series)
+    s_report = SeriesReport(series, assembly)
+    for inst in series.instances:
+        res = decoder.result_for(inst)
+        if not inst.has_pixels and res.status != STATUS_REFUSED:
+            res.status = STATUS_NO_PIXELS
+    for stack in assembly.stacks:
+        stack_report = StackReport(stack)
+        s_report.stacks.append(stack_report)
+        if decode:
+            stack_report.images_decoded = decoder.decode_stack(stack)
+    if decode:
+        # Left out of the stacks as copies, but still files the user gave us.
+        for inst in assembly.duplicates:
+            decoder.decode_stack(instance_stack(inst))
+    return s_report
+
+
 def inspect_paths(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -370,32 +397,7 @@ def inspect_paths(
             st_report = StudyReport(study)
             p_report.studies.append(st_report)
             for series in study.series:
-                try:
-                    assembly = assemble(series)
-                except BaseException as err:  # never expected; still one line per file
-                    if isinstance(err, FATAL):
-                        raise
-                    reason, kind = _one_line(err)
-                    for inst in series.instances:
-                        decoder._refuse(decoder.result_for(inst), reason, kind)
-                    assembly = SeriesAssembly(series=series)
-                s_report = SeriesReport(series, assembly)
-                st_report.series.append(s_report)
-                for inst in series.instances:
-                    res = decoder.result_for(inst)
-                    if not inst.has_pixels:
-                        res.status = (
-                            STATUS_NO_PIXELS if res.status != STATUS_REFUSED else res.status
-                        )
-                for stack in assembly.stacks:
-                    stack_report = StackReport(stack)
-                    s_report.stacks.append(stack_report)
-                    if decode:
-                        stack_report.images_decoded = decoder.decode_stack(stack)
-                if decode:
-                    # Left out of the stacks as copies, but still files the user gave us.
-                    for inst in assembly.duplicates:
-                        decoder.decode_stack(instance_stack(inst))
+                st_report.series.append(_inspect_series(decoder, series, decode))
 
     files = list(decoder.results.values())
     files.extend(

@@ -34,13 +34,15 @@ from desktop_app.dicom.dicomfile import quiet_pydicom, read_header
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.dicom.pixels import Frame, decode_frame, frame_from_stored
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import (
     DicomReadError,
     LimitExceededError,
     PixelDecodeError,
     RadAssistError,
 )
-from desktop_app.studies.index import FATAL, InstanceInfo
+from desktop_app.studies.index import InstanceInfo
+from desktop_app.studies.problems import FATAL
 from desktop_app.studies.series import SliceStack, instance_stack
 
 log = logging.getLogger(__name__)
@@ -383,7 +385,7 @@ class SeriesVolume:
         cancel = threading.Event()
         order = iter(self.load_order(first))
         total = len(self)
-        n_workers = max(1, workers or min(4, (os.cpu_count() or 1) + 1))
+        n_workers = max(1, workers or min(4, available_cpus() + 1))
         lock = threading.Lock()
         done = 0
 

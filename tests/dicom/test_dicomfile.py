@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from desktop_app.dicom import dicomfile
+from desktop_app.dicom import dicomfile, headerscan
 from desktop_app.dicom.headerinfo import RAW_TAGS
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.errors import DicomReadError, LimitExceededError, NotDicomError
@@ -242,14 +242,14 @@ def _top(path: Path, *, quick: bool, limits: ReadLimits = DEFAULT_LIMITS) -> tup
 def quick_walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files that the quick walk accepted during the test."""
     accepted: list[Path] = []
-    walk = dicomfile._quick_walk
+    walk = headerscan._quick_walk
 
     def counting(buf: object, size: int, p: Path, *args: object) -> object:
         result = walk(buf, size, p, *args)  # type: ignore[arg-type]
         accepted.append(p)
         return result
 
-    monkeypatch.setattr(dicomfile, "_quick_walk", counting)
+    monkeypatch.setattr(headerscan, "_quick_walk", counting)
     return accepted
 
 

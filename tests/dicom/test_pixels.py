@@ -53,27 +53,27 @@ class TestCheckPixelLimits:
         ds = image_dataset(rows=4, columns=4)
         ds.Rows, ds.Columns, ds.NumberOfFrames = 60000, 60000, 10
         with pytest.raises(LimitExceededError, match="over the limit of 2147483648"):
-            pixels.check_pixel_limits(ds, "x.dcm")
+            pixels.pixel_geometry(ds, "x.dcm")
 
     def test_small_cap(self) -> None:
         ds = image_dataset(rows=16, columns=16)
         with pytest.raises(LimitExceededError, match="= 1024 bytes, over the limit of 1000"):
-            pixels.check_pixel_limits(ds, "x.dcm", ReadLimits(max_object_bytes=1000))
+            pixels.pixel_geometry(ds, "x.dcm", ReadLimits(max_object_bytes=1000))
 
     def test_within_limits(self) -> None:
-        pixels.check_pixel_limits(image_dataset(rows=16, columns=16), "x.dcm")
+        pixels.pixel_geometry(image_dataset(rows=16, columns=16), "x.dcm")
 
     def test_short_native_data_in_a_dataset_read_elsewhere(self) -> None:
         ds = image_dataset(rows=8, columns=8)
         ds.PixelData = ds.PixelData[:-2]
         with pytest.raises(PixelDecodeError, match="PixelData holds 126 bytes but 8x8 pixels"):
-            pixels.check_pixel_limits(ds, "x.dcm")
+            pixels.pixel_geometry(ds, "x.dcm")
 
     def test_no_rows(self) -> None:
         ds = image_dataset()
         del ds.Rows
         with pytest.raises(PixelDecodeError, match=r"^x.dcm: has pixel data but no readable Rows"):
-            pixels.check_pixel_limits(ds, "x.dcm")
+            pixels.pixel_geometry(ds, "x.dcm")
 
 
 class TestDecodeFrame:

@@ -1,5 +1,5 @@
 """RLE Lossless through pylibjpeg-rle when the frame's header is sane, pydicom's decoder
-otherwise (desktop_app.dicom.pixels._decode_rle_fast): same pixels either way, and a Rust panic
+otherwise (desktop_app.dicom.pixels.rle.decode_rle_fast): same pixels either way, and a Rust panic
 on a damaged segment falls back quietly (nothing on stderr)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
 from desktop_app.dicom import pixels
+from desktop_app.dicom.pixels import rle
 from tests.helpers.dicomfiles import image_dataset, pydicom_test_file, save
 
 
@@ -37,11 +38,11 @@ class TestRleHeaderOk:
         ],
     )
     def test_cases(self, frame: bytes, segments: int, ok: bool) -> None:
-        assert pixels.rle_header_ok(frame, segments) is ok
+        assert rle.rle_header_ok(frame, segments) is ok
 
 
 def _pydicom_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pixels, "_decode_rle_fast", lambda *_a, **_k: None)
+    monkeypatch.setattr(rle, "decode_rle_fast", lambda *_a, **_k: None)
 
 
 class TestRleFastPath:
@@ -57,14 +58,14 @@ class TestRleFastPath:
         ds.compress(RLELossless, encoding_plugin="pydicom")
         path = save(ds, tmp_path / "rle.dcm")
         calls: list[bool] = []
-        fast = pixels._decode_rle_fast
+        fast = rle.decode_rle_fast
 
         def spy(*args: object, **kwargs: object) -> np.ndarray | None:
             out = fast(*args, **kwargs)  # type: ignore[arg-type]
             calls.append(out is not None)
             return out
 
-        monkeypatch.setattr(pixels, "_decode_rle_fast", spy)
+        monkeypatch.setattr(rle, "decode_rle_fast", spy)
         got = pixels.decode_frame(path)
         assert calls == [True]
         _pydicom_only(monkeypatch)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from desktop_app.dicom.display import Window, presets_for_modality
 from desktop_app.dicom.viewing import (
     ValueRange,
     distance_mm,
@@ -13,6 +12,7 @@ from desktop_app.dicom.viewing import (
     format_distance,
     pixel_readout,
 )
+from desktop_app.dicom.voi import Window, presets_for_modality
 
 
 class TestValueRange:
