@@ -36,6 +36,7 @@ from desktop_app.commands._common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE,
     ProgressBar,
+    device_name,
     int_between,
 )
 from desktop_app.infra.errors import ConfigError, RadAssistError
