@@ -7,4 +7,5 @@ Modules (one job each):
 - userdirs: the user data folder (platformdirs; RADASSIST_DATA_DIR overrides) and its files.
 - hashedpaths: instance file names from hashed UIDs (<h(study)>/<h(series)>/<h(sop)>.dcm).
 - cancel: the one stop-flag and progress-callback types that long work takes.
+- cpus: how many CPUs this process may use (logical, physical cores), without torch.
 """
