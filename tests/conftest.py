@@ -4,7 +4,7 @@ synthetic images."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,13 @@ from tests.helpers.dicomfiles import image_dataset, save
 
 
 @pytest.fixture(autouse=True)
-def _private_user_dirs(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    """No test ever writes to the real user data folder (review state, audit log, PACS store)."""
-    data = tmp_path_factory.mktemp("radassist-data")
-    monkeypatch.setenv("RADASSIST_DATA_DIR", str(data))
-    yield data
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test ever writes to the real user data folder (review state, audit log, PACS store):
+    each gets its own, not yet created (as on a first start), outside ``tmp_path`` so that a
+    test can list what it wrote there."""
+    folder = tmp_path_factory.mktemp("radassist") / "data"
+    monkeypatch.setenv("RADASSIST_DATA_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

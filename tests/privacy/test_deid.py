@@ -44,13 +44,6 @@ def _testfile(name: str) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("RADASSIST_DATA_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture
 def keys(tmp_path: Path) -> DeidKeyStore:
     return DeidKeyStore(tmp_path / "keys")

@@ -61,13 +61,6 @@ def no_leaked_widgets(qapp: QApplication) -> Iterator[None]:
     assert not leaked, f"top-level widgets leaked: {names}"
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("RADASSIST_DATA_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture
 def settings_path(tmp_path: Path) -> Path:
     return tmp_path / "settings.ini"
