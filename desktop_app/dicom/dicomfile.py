@@ -36,7 +36,7 @@ from desktop_app.dicom.structure import (
     plausible_first_element,
 )
 from desktop_app.dicom.walk import scan_file
-from desktop_app.infra.errors import DicomReadError
+from desktop_app.infra.errors import FATAL, DicomReadError
 
 __all__ = [
     "PIXEL_KEYWORDS",
@@ -175,7 +175,7 @@ def _read_with_pydicom(
         raise DicomReadError(
             f"can't be read safely ({type(err).__name__})", p, HINT_CORRUPT
         ) from None
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+    except FATAL:
         raise
     except BaseException as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__

@@ -105,3 +105,8 @@ def describe(err: BaseException) -> str:
         if text
         else f"unexpected error: {type(err).__name__}"
     )
+
+
+FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit)
+"""Exceptions that end a run; anything else one file raises is that file's problem (decoders
+written in Rust raise ``PanicException``, a BaseException, on hostile data)."""

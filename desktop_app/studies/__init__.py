@@ -7,5 +7,5 @@ Modules (one job each):
 - volume: a lazily decoded stack (one contiguous stored-value buffer), background loading.
 - thumbnails: series thumbnails as small uint8 arrays (middle slice, area-averaged).
 - inspection: `radassist inspect` logic: index, assemble, decode every image, versioned report.
-- problems: FileProblem (a refused file, one line) and FATAL (the exceptions that end a run).
+- problems: FileProblem, a refused file as one line.
 """

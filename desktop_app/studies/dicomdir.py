@@ -22,8 +22,8 @@ from pydicom.dataset import Dataset
 from desktop_app.dicom import dsvalues
 from desktop_app.dicom.dicomfile import read_header
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
-from desktop_app.infra.errors import DicomReadError, RadAssistError, UnsafePathError
-from desktop_app.studies.problems import FATAL, FileProblem
+from desktop_app.infra.errors import FATAL, DicomReadError, RadAssistError, UnsafePathError
+from desktop_app.studies.problems import FileProblem
 
 log = logging.getLogger(__name__)
 

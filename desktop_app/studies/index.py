@@ -69,9 +69,9 @@ from desktop_app.dicom.headerinfo import (
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.cpus import available_cpus
-from desktop_app.infra.errors import NotDicomError
+from desktop_app.infra.errors import FATAL, NotDicomError
 from desktop_app.studies.dicomdir import read_dicomdir
-from desktop_app.studies.problems import FATAL, FileProblem
+from desktop_app.studies.problems import FileProblem
 
 __all__ = [  # InstanceInfo, Orientation and Vec3 live in headerinfo; re-exported for callers
     "ExecutorKind",

@@ -25,7 +25,7 @@ import numpy as np
 from desktop_app.dicom.display import render
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import StopFlag, stop_requested
-from desktop_app.infra.errors import RadAssistError
+from desktop_app.infra.errors import FATAL, RadAssistError
 from desktop_app.studies.index import (
     ExecutorKind,
     InstanceInfo,
@@ -35,7 +35,7 @@ from desktop_app.studies.index import (
     StudyNode,
     index_paths,
 )
-from desktop_app.studies.problems import FATAL, FileProblem
+from desktop_app.studies.problems import FileProblem
 from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble, instance_stack
 from desktop_app.studies.volume import SeriesVolume
 

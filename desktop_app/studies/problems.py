@@ -1,4 +1,4 @@
-"""A refused file as a one-line problem (FileProblem), and the exceptions that end a run (FATAL)."""
+"""A refused file as a one-line problem (FileProblem)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from pathlib import Path
 from desktop_app.infra.errors import RadAssistError
 
 PathLike = str | os.PathLike[str]
-
-FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit)
-"""Exceptions that end a run; anything else one file raises is that file's problem (decoders
-written in Rust raise ``PanicException``, a BaseException, on hostile data)."""
 
 
 @dataclass(frozen=True)

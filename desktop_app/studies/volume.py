@@ -36,13 +36,13 @@ from desktop_app.dicom.pixels import Frame, decode_frame, frame_from_stored
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import (
+    FATAL,
     DicomReadError,
     LimitExceededError,
     PixelDecodeError,
     RadAssistError,
 )
 from desktop_app.studies.index import InstanceInfo
-from desktop_app.studies.problems import FATAL
 from desktop_app.studies.series import SliceStack, instance_stack
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from desktop_app.dicom.pixels.geometry import (
     known_syntax,
     pixel_geometry,
 )
-from desktop_app.infra.errors import DicomReadError, PixelDecodeError
+from desktop_app.infra.errors import FATAL, DicomReadError, PixelDecodeError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def decode_frame(
         raise PixelDecodeError(
             f"pixel data can't be decoded safely ({type(err).__name__})", p, HINT_DECODE
         ) from None
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+    except FATAL:
         raise
     except BaseException as err:
         raise PixelDecodeError(

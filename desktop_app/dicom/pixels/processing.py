@@ -24,7 +24,7 @@ from desktop_app.dicom.voi import (
     voi_luts_from_dataset,
     windows_from_dataset,
 )
-from desktop_app.infra.errors import PixelDecodeError
+from desktop_app.infra.errors import FATAL, PixelDecodeError
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _palette_to_rgb(arr: np.ndarray, ds: Dataset, p: Path) -> np.ndarray:
     """PALETTE COLOR -> RGB through the Palette Color LUTs (PS3.3 C.7.6.3.1.5/6)."""
     try:
         rgb = pydicom.pixels.apply_color_lut(arr, ds)
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+    except FATAL:
         raise
     except BaseException as err:
         raise PixelDecodeError(

@@ -7,6 +7,7 @@ pydicom's decoder, which bounds-checks in Python.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import logging
@@ -66,6 +67,7 @@ def _native_stderr_held() -> Iterator[list[bytes]]:
         try:
             if _native_stderr_sink is None:
                 _native_stderr_sink = tempfile.TemporaryFile()  # noqa: SIM115 - lives with the process
+                atexit.register(_native_stderr_sink.close)  # no ResourceWarning at exit
             sink = _native_stderr_sink
             sink.seek(0)
             sink.truncate()
