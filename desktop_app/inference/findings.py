@@ -20,7 +20,7 @@ a file per heatmap (the CLI writes them as PNG) and a reader loads them if it ne
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -529,15 +529,3 @@ def model_info_from_manifest(manifest: Any, file_name: str = "") -> ModelInfo:
         labels=tuple(manifest.labels),
         file_name=file_name,
     )
-
-
-def results_table(results: Iterable[SeriesResult]) -> list[tuple[str, str, float, float, bool]]:
-    """Rows ``(series hash[-part], label, probability, threshold, positive)`` for summaries."""
-    rows = []
-    for r in results:
-        name = r.series_uid_hash or "(no series UID)"
-        if r.parts > 1:
-            name += f"-p{r.part}"
-        for f in r.findings:
-            rows.append((name, f.label, f.probability, f.threshold, f.positive))
-    return rows

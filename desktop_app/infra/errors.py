@@ -50,10 +50,6 @@ class PixelDecodeError(DicomReadError):
     """The header was read but the pixel data can't be decoded."""
 
 
-class SeriesError(RadAssistError):
-    """A series can't be assembled (e.g. no image instances)."""
-
-
 class UnsafePathError(DicomReadError):
     """A referenced path (e.g. in a DICOMDIR) points outside the allowed root."""
 

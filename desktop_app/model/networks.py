@@ -21,7 +21,7 @@ import importlib
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -636,7 +636,3 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
 def gradcam_target_layer(arch: str) -> str:
     """Module name whose output Grad-CAM should use: the last feature map before pooling."""
     return get_arch(arch).gradcam_layer
-
-
-def iter_architectures() -> Iterator[ArchSpec]:
-    yield from ARCHITECTURES.values()

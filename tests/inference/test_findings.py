@@ -18,7 +18,6 @@ from desktop_app.inference.findings import (
     ResultSlice,
     SeriesResult,
     Timings,
-    results_table,
 )
 from desktop_app.infra.hashedpaths import uid_hash
 
@@ -184,9 +183,6 @@ class TestQueries:
         assert not result.positives
         assert result.key_finding().label == "nodule"
 
-    def test_summary_and_table(self) -> None:
+    def test_summary(self) -> None:
         result = _result()
         assert result.findings[0].summary() == "nodule 0.93 (threshold 0.41): positive on slice 1"
-        rows = results_table([result])
-        assert rows[0] == (uid_hash("1.2.3.0"), "nodule", pytest.approx(0.9312345678), 0.41, True)
-        assert len(rows) == 2
