@@ -47,6 +47,20 @@ Vec3 = tuple[float, float, float]
 Orientation = tuple[float, float, float, float, float, float]
 
 
+def decimal_strings(raw: bytes) -> tuple[float | None, ...]:
+    """A DS/IS value's backslash-separated numbers (PS3.5 6.2); None where a part is not a
+    finite number."""
+    out: list[float | None] = []
+    for part in raw.decode("ascii", "replace").split("\\"):
+        try:
+            number = float(part.strip(" \x00"))
+        except ValueError:
+            out.append(None)
+            continue
+        out.append(number if math.isfinite(number) else None)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class InstanceInfo:
     """What the index keeps of one SOP instance: geometry and pixel layout, no pixels.
@@ -214,15 +228,7 @@ class HeaderFields:
             return ()
         if elem is None or (elem.VR is not None and vr != elem.VR) or elem.value is None:
             return dsvalues.floats(self.ds, tag)
-        out: list[float | None] = []
-        for part in elem.value.decode("ascii", "replace").split("\\"):
-            try:
-                value = float(part.strip(" \x00"))
-            except ValueError:
-                out.append(None)
-                continue
-            out.append(value if math.isfinite(value) else None)
-        return tuple(out)
+        return decimal_strings(elem.value)
 
     def _latin1(self) -> bool:
         """Whether text decodes as ISO 8859-1: no Specific Character Set (pydicom's default)
@@ -636,15 +642,7 @@ class RawFields:
         value = self._value(tag, (vr,))
         if value is None:
             return ()  # dsvalues.floats of an absent or empty element
-        out: list[float | None] = []
-        for part in value.decode("ascii", "replace").split("\\"):
-            try:
-                number = float(part.strip(" \x00"))
-            except ValueError:
-                out.append(None)
-                continue
-            out.append(number if math.isfinite(number) else None)
-        return tuple(out)
+        return decimal_strings(value)
 
     def text(self, tag: int, vrs: frozenset[bytes] = _TEXT_VRS) -> str:
         return _memoized(("text", self.values.get(tag), vrs, self._codec), self._text, tag, vrs)
