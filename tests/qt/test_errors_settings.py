@@ -154,3 +154,18 @@ def test_unusable_data_folder_is_reported_not_fatal(
     import shutil
 
     shutil.rmtree(window.review.store.root)
+
+
+def test_error_relay_lets_go_of_a_destroyed_window(qtbot, qsettings, hooks, monkeypatch) -> None:
+    """The relay is global: once a window is destroyed (even without closeEvent) an error must
+    not reach its deleted status bar, nor loop through the exception hook."""
+    from desktop_app.qt.main_window import MainWindow
+    from tests.qt.conftest import FakeRunner, flush_deletes
+
+    window = MainWindow(settings=qsettings, runner_factory=lambda m, d: FakeRunner(m, d))
+    window.deleteLater()
+    flush_deletes()
+    calls: list[object] = []
+    monkeypatch.setattr(sys, "excepthook", lambda *args: calls.append(args))
+    qt_errors.relay.error.emit("after the window is gone")
+    assert calls == []

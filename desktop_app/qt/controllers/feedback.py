@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
 
 from desktop_app import RESEARCH_USE_NOTICE
@@ -12,10 +13,14 @@ from desktop_app.inference.firststart import badge_tooltip
 log = logging.getLogger(__name__)
 
 
-class Feedback:
-    """Owns the status bar's permanent widgets; nothing modal ever blocks the reading."""
+class Feedback(QObject):
+    """Owns the status bar's permanent widgets; nothing modal ever blocks the reading.
+
+    A QObject child of the window, so that connections to its slots (the global error relay)
+    end when the window is destroyed instead of calling into deleted widgets."""
 
     def __init__(self, bar: QStatusBar, parent: QWidget) -> None:
+        super().__init__(parent)
         self.bar = bar
         self.last_error: str | None = None
         self.readout = QLabel("", parent)
