@@ -32,8 +32,8 @@ from desktop_app.model.preprocessing import (
     OUTPUT_SCALINGS,
     PreprocessSpec,
 )
+from desktop_app.settings.schema import DEVICES
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 CACHE_MODES = ("memory", "disk")
 CACHE_DTYPES = ("float32", "float16")
 CLASS_WEIGHTS = ("none", "prevalence")

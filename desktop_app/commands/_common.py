@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, TextIO, cast
 
 from desktop_app.infra.errors import RadAssistError
+from desktop_app.settings.schema import DEVICES
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -151,10 +152,7 @@ def fraction(text: str) -> float:
     return value
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def device_name(text: str) -> str:
+def device_arg(text: str) -> str:
     """An argparse type: one of :data:`DEVICES` or ``cuda:N``, lower-cased."""
     value = text.strip().lower()
     if value in DEVICES or re.fullmatch(r"cuda:\d+", value):

@@ -30,7 +30,7 @@ from desktop_app.commands._common import (
     EXIT_USAGE,
     ProgressBar,
     add_date_options,
-    device_name,
+    device_arg,
 )
 from desktop_app.infra.errors import ConfigError, RadAssistError
 
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        type=device_name,
+        type=device_arg,
         metavar="{auto,cpu,cuda,mps}",
         help="where to run the model when a study has no saved review (default: auto)",
     )

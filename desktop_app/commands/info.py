@@ -2,7 +2,7 @@
 
 Reports the version (and, in an installed bundle, its flavour and folder), the device that
 ``auto`` (or ``--device``) chose and why, the estimated time per image on this computer
-(``core.firststart``: measured once, in a second or two, then cached in the data folder), the
+(``inference.firststart``: measured once, in a second or two, then cached in the data folder), the
 model file, the CPU and the data folder. IT staff run it right after installing; support asks
 for its ``--json``.
 
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app import __version__
-from desktop_app.commands._common import DEVICES, EXIT_OK, EXIT_SOME_FAILED
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED
 from desktop_app.infra.errors import RadAssistError
+from desktop_app.settings.schema import DEVICES
 
 SCHEMA_NAME = "radassist-info"
 SCHEMA_VERSION = "1.0"

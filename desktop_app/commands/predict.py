@@ -36,7 +36,7 @@ from desktop_app.commands._common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE,
     ProgressBar,
-    device_name,
+    device_arg,
     int_between,
 )
 from desktop_app.infra.errors import ConfigError, RadAssistError
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", metavar="FILE", help="model file (.safetensors; default: the bundled model)"
     )
     parser.add_argument(
-        "--device", default="auto", type=device_name, metavar="{auto,cpu,cuda,mps}",
+        "--device", default="auto", type=device_arg, metavar="{auto,cpu,cuda,mps}",
         help="where to run the network (default: auto = CUDA, then MPS, then CPU)",
     )  # fmt: skip
     parser.add_argument(

@@ -22,10 +22,10 @@ import torch
 
 from desktop_app.infra.cpus import physical_cores
 from desktop_app.infra.errors import ConfigError
+from desktop_app.settings.schema import DEVICES
 
 log = logging.getLogger(__name__)
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 # Text that marks a RuntimeError as a device (driver, memory, kernel) failure, not a bug.
 _FAILURE_MARKERS = (
@@ -128,9 +128,9 @@ def choose_device(
     """
     text = str(requested or "auto").strip().lower()
     base = text.split(":", 1)[0]
-    if base not in DEVICE_CHOICES or (":" in text and base != "cuda"):
+    if base not in DEVICES or (":" in text and base != "cuda"):
         raise ConfigError(
-            f"unknown device {requested!r}", hint=f"choose one of: {', '.join(DEVICE_CHOICES)}"
+            f"unknown device {requested!r}", hint=f"choose one of: {', '.join(DEVICES)}"
         )
     explicit = _explicit_index(requested, text)
     cpu = torch.device("cpu")

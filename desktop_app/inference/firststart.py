@@ -208,7 +208,7 @@ def time_forward(
 
 
 class EngineLike(Protocol):
-    """What :func:`estimate_for_engine` reads from ``core.engine.InferenceEngine`` (besides
+    """What :func:`estimate_for_engine` reads from ``inference.engine.InferenceEngine`` (besides
     its forward pass, see :func:`engine_forward`)."""
 
     @property

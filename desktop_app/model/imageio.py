@@ -1,9 +1,9 @@
-"""Read one image for the model: DICOM through the core, PNG/JPEG through Pillow.
+"""Read one image for the model: DICOM through desktop_app.dicom, PNG/JPEG through Pillow.
 
 Whatever the format, the result is one grey 2-D float32 array plus what the preprocessing needs
 to interpret it (photometric interpretation, the file's first VOI window). DICOM goes through
-the core's decoding and Modality LUT (PS3.3 C.11.1) so that training and the app see the same
-values; colour becomes luma (ITU-R BT.601), as the core's ``grayscale`` does.
+desktop_app.dicom's decoding and Modality LUT (PS3.3 C.11.1) so that training and the app see the same
+values; colour becomes luma (ITU-R BT.601), as ``dicom.pixels.grayscale`` does.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def image_kind(path: PathLike) -> str:
 def read_image(path: PathLike, frame: int = 0) -> ImageForModel:
     """Read frame ``frame`` of a DICOM, PNG or JPEG file as grey values for the model.
 
-    Raises the core's DicomReadError family for DICOM problems and DataError otherwise.
+    Raises the DicomReadError family (desktop_app.infra.errors) for DICOM problems and DataError otherwise.
     """
     kind = image_kind(path)
     if kind == "dicom":

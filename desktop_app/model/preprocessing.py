@@ -3,7 +3,7 @@ the app reproduces it from that spec exactly.
 
 One 2-D grey image goes through:
 
-1. modality values (float32, from the core: Modality LUT applied, PS3.3 C.11.1);
+1. modality values (float32, from desktop_app.dicom: Modality LUT applied, PS3.3 C.11.1);
 2. normalization to [0, 1]: "percentile" (robust, default 0.5..99.5), "window" (the file's first
    VOI window, PS3.3 C.11.2.1.2, falling back to percentile), or "minmax";
 3. MONOCHROME1 inverted (``1 - x``, PS3.3 C.7.6.3.1.2) so that air is always dark;
@@ -438,7 +438,7 @@ def preprocess_batch(
 def preprocess_file(
     path: str | os.PathLike[str], spec: PreprocessSpec, frame: int = 0
 ) -> tuple[np.ndarray, Geometry]:
-    """Read a DICOM (through the core), PNG or JPEG frame and preprocess it."""
+    """Read a DICOM (through desktop_app.dicom), PNG or JPEG frame and preprocess it."""
     from desktop_app.model.imageio import read_image
 
     image = read_image(path, frame)

@@ -24,8 +24,8 @@ SEPARATOR = "-"
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """One action. ``id`` is its shortcut table id, unless ``text`` is given (then it has no
-    configurable key, e.g. Help ▸ About)."""
+    """One action. An ``id`` in the shortcut table gives its label and configurable key; an id
+    outside it (Help ▸ About) has no configurable key and names its ``text``."""
 
     id: str
     handler: str
@@ -213,8 +213,3 @@ def build_toolbar(
             bar.addWidget(widgets[item[1:]])
         else:
             bar.addAction(acts[item])
-
-
-def shortcut_ids(specs: Sequence[ActionSpec] = ACTIONS) -> list[str]:
-    """The ids of the actions whose keys the user can rebind."""
-    return [s.id for s in specs if s.id in shortcuts.BY_ID]

@@ -1,7 +1,7 @@
 """FindingsPanelWidget: the model's findings for the shown series, and the reader's review.
 
 One card per label: probability (a bar with the operating threshold marked), a live threshold
-slider that re-decides positive/negative at once (``core.review``; the model is not run
+slider that re-decides positive/negative at once (``review.state``; the model is not run
 again), and the verdict. Below the cards, the selected finding's review: accept, reject with a
 reason code, clear, edit the box, and a free-text note. The panel only shows state and emits
 what the reader asked for; the window applies it to the review state.
@@ -48,7 +48,7 @@ def label_text(label: str) -> str:
 
 def label_color(index: int) -> str:
     """The colour of the label at ``index`` in the model's label order: the same as in the
-    exported overlay images (``core.overlays.label_colour``)."""
+    exported overlay images (``inference.overlays.label_colour``)."""
     r, g, b = label_colour(index)
     return f"#{r:02x}{g:02x}{b:02x}"
 

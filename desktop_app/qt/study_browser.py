@@ -2,7 +2,7 @@
 
 Patient and study rows span the whole width so their text is never squeezed (the study row
 carries the date and description); series rows show a thumbnail (made in a worker by
-``core.thumbnails``), the description, modality and image count. Activating a series asks the
+``studies.thumbnails``), the description, modality and image count. Activating a series asks the
 window to show it.
 """
 

@@ -1,7 +1,7 @@
 """TagViewerWidget: the DICOM header of the shown image as a tree, with a search box.
 
-The rows come from ``core.tags.flatten`` run in a worker (reading a header is file I/O); the
-search box filters them with ``core.tags.filter_rows`` (matches keep their sequence path).
+The rows come from ``dicom.tags.flatten`` run in a worker (reading a header is file I/O); the
+search box filters them with ``dicom.tags.filter_rows`` (matches keep their sequence path).
 """
 
 from __future__ import annotations

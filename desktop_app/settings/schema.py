@@ -15,8 +15,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: The device names every front end accepts (GUI setting, CLI flags, training config).
 DEVICES = ("auto", "cpu", "cuda", "mps")
-COLORMAPS = ("turbo", "jet", "inferno", "hot", "viridis")  # = core.colormaps.COLORMAPS
+COLORMAPS = ("turbo", "jet", "inferno", "hot", "viridis")  # = inference.colormaps.COLORMAPS
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The keyboard shortcut table: every action's id, label, default key and group (Qt-free data).
 
-The GUI builds its actions from this table and lets the user rebind the configurable ones
-(settings); the cheat-sheet (Help ▸ Keyboard shortcuts, or ``?``) is rendered from it too, so
+The GUI's action table (``desktop_app.qt.actions``) takes its labels and keys from this table,
+and the user can rebind the configurable ones (settings); the cheat-sheet (Help ▸ Keyboard shortcuts, or ``?``) is rendered from it too, so
 the two can never disagree. Key sequences use Qt's portable text form (``"Ctrl+Shift+O"``);
 this module only normalises their spelling to find conflicts, it never interprets them.
 """

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from desktop_app.commands._common import (
-    device_name,
+    device_arg,
     fraction,
     int_between,
     label_list,
@@ -33,9 +33,9 @@ from desktop_app.commands._common import (
         (fraction, "0", 0.0),
         (fraction, "1", 1.0),
         (fraction, "0.25", 0.25),
-        (device_name, "auto", "auto"),
-        (device_name, " CUDA:1 ", "cuda:1"),
-        (device_name, "mps", "mps"),
+        (device_arg, "auto", "auto"),
+        (device_arg, " CUDA:1 ", "cuda:1"),
+        (device_arg, "mps", "mps"),
         (label_list, "nodule", ["nodule"]),
         (label_list, " nodule , effusion ", ["nodule", "effusion"]),
     ],
@@ -60,8 +60,8 @@ def test_good_values_are_parsed(kind: Callable[[str], Any], text: str, expected:
         (positive_float, "lots", "'lots' is not a number"),
         (fraction, "1.01", "1.01 should be between 0 and 1"),
         (fraction, "-0.1", "-0.1 should be between 0 and 1"),
-        (device_name, "gpu", "'gpu' is not one of auto, cpu, cuda, mps (or cuda:N)"),
-        (device_name, "cuda:x", "'cuda:x' is not one of auto, cpu, cuda, mps (or cuda:N)"),
+        (device_arg, "gpu", "'gpu' is not one of auto, cpu, cuda, mps (or cuda:N)"),
+        (device_arg, "cuda:x", "'cuda:x' is not one of auto, cpu, cuda, mps (or cuda:N)"),
         (label_list, "", "'': give comma-separated label names"),
         (label_list, "a,,b", "'a,,b': give comma-separated label names"),
         (label_list, " , ", "' , ': give comma-separated label names"),

@@ -1,4 +1,4 @@
-"""Shared helpers for the core tests: small DICOM files made with pydicom in tmp_path, raw
+"""Shared helpers for the DICOM-reading tests: small DICOM files made with pydicom in tmp_path, raw
 byte builders for malformed files, and the lists of public test corpora (no download).
 
 Import the plain functions with ``from tests.helpers.dicomfiles import ...``; the fixtures

@@ -1,4 +1,4 @@
-"""core.firststart: timing within a budget, the model key, the per-machine cache, the badge.
+"""desktop_app.inference.firststart: timing within a budget, the model key, the per-machine cache, the badge.
 
 No torch here: the engine is a fake with the same attributes, the clock a counter."""
 

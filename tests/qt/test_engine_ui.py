@@ -1,4 +1,4 @@
-"""The GUI on the real inference engine (core.engine) with a small random-init model file."""
+"""The GUI on the real inference engine (inference.engine) with a small random-init model file."""
 
 from __future__ import annotations
 

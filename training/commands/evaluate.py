@@ -18,7 +18,7 @@ from pathlib import Path
 
 from desktop_app.commands._common import EXIT_OK, ProgressBar, positive_int, whole_number
 from desktop_app.infra.atomicio import atomic_write_json
-from training.config import DEVICES
+from desktop_app.settings.schema import DEVICES
 from training.evaluate import EVAL_SPLITS, evaluate_model_file, format_table
 
 PROG = "radassist-train evaluate"

@@ -34,8 +34,8 @@ from desktop_app.commands._common import (
 )
 from desktop_app.infra.errors import ConfigError
 from desktop_app.model.networks import ARCHITECTURES
+from desktop_app.settings.schema import DEVICES
 from training.config import (
-    DEVICES,
     TrainConfig,
     apply_overrides,
     config_from_dict,
