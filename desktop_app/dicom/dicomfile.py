@@ -36,7 +36,7 @@ from desktop_app.dicom.structure import (
     plausible_first_element,
 )
 from desktop_app.dicom.walk import scan_file
-from desktop_app.infra.errors import FATAL, DicomReadError
+from desktop_app.infra.errors import FATAL, DicomReadError, PathLike
 
 __all__ = [
     "PIXEL_KEYWORDS",
@@ -56,7 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 # pydicom validates values while reading and warns (with the value in the message, which may be
 # a patient's name). The app never wants that: the values are used tolerantly (dsvalues).

@@ -589,8 +589,9 @@ class RawFields:
         return entry
 
     def _value(self, tag: int, vrs: Collection[bytes]) -> bytes | None:
-        """The value bytes of ``tag``, None when absent or empty; NeedsPydicom when its VR is
-        not one of ``vrs`` (pydicom would convert it some other way)."""
+        """The value bytes of ``tag``: None when absent, or empty with a VR pydicom reads as
+        None (an empty value of the other VRs is ``b""``, as pydicom holds it); NeedsPydicom
+        when its VR is not one of ``vrs`` (pydicom would convert it some other way)."""
         raw = self._raw(tag)
         if raw is None:
             return None

@@ -36,9 +36,7 @@ from desktop_app.dicom.structure import (
     native_pixel_info,
 )
 from desktop_app.dicom.walk import ElementWalker, TopLevelRecord, mapped, scan_buffer
-from desktop_app.infra.errors import RadAssistError
-
-PathLike = str | os.PathLike[str]
+from desktop_app.infra.errors import PathLike, RadAssistError
 
 
 class _Bail(Exception):

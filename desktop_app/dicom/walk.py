@@ -51,9 +51,7 @@ from desktop_app.dicom.structure import (
     plausible_first_element,
     sq_by_dictionary,
 )
-from desktop_app.infra.errors import DicomReadError, LimitExceededError, NotDicomError
-
-PathLike = str | os.PathLike[str]
+from desktop_app.infra.errors import DicomReadError, LimitExceededError, NotDicomError, PathLike
 
 
 class _Level:

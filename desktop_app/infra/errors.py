@@ -7,7 +7,11 @@ into dialogs or printed lines; the core never prints.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+#: A path as the project's functions accept it.
+PathLike = str | os.PathLike[str]
 
 
 class RadAssistError(Exception):

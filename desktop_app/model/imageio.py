@@ -9,7 +9,6 @@ values; colour becomes luma (ITU-R BT.601), as ``dicom.pixels.grayscale`` does.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from desktop_app.infra.errors import DataError
+from desktop_app.infra.errors import DataError, PathLike
 
 if TYPE_CHECKING:
     from desktop_app.dicom.pixels import Frame
 
 log = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -22,12 +22,17 @@ from pydicom.dataset import Dataset
 from desktop_app.dicom import dsvalues
 from desktop_app.dicom.dicomfile import read_header
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
-from desktop_app.infra.errors import FATAL, DicomReadError, RadAssistError, UnsafePathError
+from desktop_app.infra.errors import (
+    FATAL,
+    DicomReadError,
+    PathLike,
+    RadAssistError,
+    UnsafePathError,
+)
 from desktop_app.studies.problems import FileProblem
 
 log = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 MAX_FILE_ID_COMPONENTS = 16  # PS3.10 8.5 allows 8; some writers go deeper, none this deep
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -205,9 +210,6 @@ def read_dicomdir(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> Dic
     try:
         ds = read_header(p, limits=limits)
         contents.records = _walk_records(ds, limits)
-    except RadAssistError as err:
-        contents.problems.append(FileProblem.from_error(p, err))
-        return contents
     except BaseException as err:  # a hostile DICOMDIR must not end the run
         if isinstance(err, FATAL):
             raise
@@ -220,13 +222,7 @@ def read_dicomdir(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> Dic
         try:
             resolved = resolve_file_id(root, rec.file_id, record=f"DICOMDIR {rec.label}")
         except RadAssistError as err:
-            contents.problems.append(
-                FileProblem(
-                    p,
-                    err.reason if err.hint is None else f"{err.reason} ({err.hint})",
-                    type(err).__name__,
-                )
-            )
+            contents.problems.append(FileProblem.from_error(p, err))
             continue
         if resolved not in seen:
             seen.add(resolved)

@@ -69,7 +69,7 @@ from desktop_app.dicom.headerinfo import (
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.cpus import available_cpus
-from desktop_app.infra.errors import FATAL, NotDicomError
+from desktop_app.infra.errors import FATAL, NotDicomError, PathLike
 from desktop_app.studies.dicomdir import read_dicomdir
 from desktop_app.studies.problems import FileProblem
 
@@ -91,7 +91,6 @@ __all__ = [  # InstanceInfo, Orientation and Vec3 live in headerinfo; re-exporte
 
 log = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 ExecutorKind = Literal["auto", "serial", "threads", "processes"]
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # PS3.4 B.5: Media Storage Directory Storage
@@ -594,7 +593,9 @@ class _IndexRun:
                 result.skipped_non_dicom += 1
         elif isinstance(outcome, _Dicomdir):
             result.dicomdirs += 1
-            if cand.named:  # met while walking a folder, the walk reaches its files anyway
+            # Only a DICOMDIR the user named is followed: one met while walking a folder is
+            # counted, and the walk reaches its files anyway.
+            if cand.named:
                 self._traverse(cand.path)
 
     def _traverse(self, path: Path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from desktop_app.dicom.display import render
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import StopFlag, stop_requested
-from desktop_app.infra.errors import FATAL, RadAssistError
+from desktop_app.infra.errors import FATAL
 from desktop_app.studies.index import (
     ExecutorKind,
     InstanceInfo,
@@ -241,11 +241,9 @@ def _file_json(f: FileResult) -> dict[str, Any]:
 
 
 def _one_line(err: BaseException) -> tuple[str, str]:
-    if isinstance(err, RadAssistError):
-        reason = err.reason if err.hint is None else f"{err.reason} ({err.hint})"
-        return reason, type(err).__name__
-    text = " ".join(str(err).split())
-    return f"unexpected error: {type(err).__name__}: {text}", "unexpected"
+    """(reason, kind) of a refused file, worded as FileProblem words it."""
+    problem = FileProblem.from_error("", err)
+    return problem.reason, problem.kind
 
 
 def _expected_shape(stack: SliceStack) -> tuple[int, ...]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop_app.infra.errors import RadAssistError
-
-PathLike = str | os.PathLike[str]
+from desktop_app.infra.errors import PathLike, RadAssistError
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Shared helpers for the DICOM-reading tests: small DICOM files made with pydicom in tmp_path, raw
 byte builders for malformed files, and the lists of public test corpora (no download).
 
-Import the plain functions with ``from tests.helpers.dicomfiles import ...``; the fixtures
-(``make_image``) are found by pytest.
+Import the plain functions with ``from tests.helpers.dicomfiles import ...``; the
+``make_image`` fixture that wraps them is in tests/dicom/conftest.py.
 """
 
 from __future__ import annotations

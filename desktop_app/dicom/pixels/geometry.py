@@ -7,7 +7,6 @@ Frames against :class:`ReadLimits`, and the stored size against what they declar
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,8 @@ from pydicom.uid import UID
 from desktop_app.dicom import dsvalues
 from desktop_app.dicom.dicomfile import PIXEL_KEYWORDS, PixelDataInfo, pixel_data_info
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
-from desktop_app.infra.errors import DicomReadError, LimitExceededError, PixelDecodeError
-
-PathLike = str | os.PathLike[str]
+from desktop_app.dicom.structure import hint_limit
+from desktop_app.infra.errors import DicomReadError, LimitExceededError, PathLike, PixelDecodeError
 
 PIXEL_TAGS = tuple(PIXEL_KEYWORDS)
 _MONO = ("MONOCHROME1", "MONOCHROME2")
@@ -41,10 +39,6 @@ _BITS_ALLOCATED = {
     "DoubleFloatPixelData": (64,),
 }
 HINT_DECODE = "the pixel data is damaged or not supported; re-export the image"
-
-
-def limit_hint(name: str) -> str:
-    return f"raise ReadLimits.{name} only if the file is trusted"
 
 
 def has_pixel_data(ds: Dataset) -> bool:
@@ -214,7 +208,7 @@ def _frames(ds: Dataset, limits: ReadLimits, p: Path | None) -> int:
         raise LimitExceededError(
             f"declares {frames} frames, over the limit of {limits.max_frames}",
             p,
-            limit_hint("max_frames"),
+            hint_limit("max_frames"),
         )
     return frames
 
@@ -230,7 +224,7 @@ def _check_decoded_size(geometry: PixelGeometry, limits: ReadLimits, p: Path | N
             f"{g.bits_allocated} bits = {max(total, frame_float)} bytes, over the limit of "
             f"{limits.max_object_bytes}",
             p,
-            limit_hint("max_object_bytes"),
+            hint_limit("max_object_bytes"),
         )
 
 

@@ -16,7 +16,7 @@ from desktop_app.dicom import dsvalues
 from desktop_app.dicom.dicomfile import read_header
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.dicom.pixels.decode import decode_frame, error_summary
-from desktop_app.dicom.pixels.geometry import HINT_DECODE, PathLike
+from desktop_app.dicom.pixels.geometry import HINT_DECODE
 from desktop_app.dicom.voi import (
     VoiLut,
     Window,
@@ -24,7 +24,7 @@ from desktop_app.dicom.voi import (
     voi_luts_from_dataset,
     windows_from_dataset,
 )
-from desktop_app.infra.errors import FATAL, PixelDecodeError
+from desktop_app.infra.errors import FATAL, PathLike, PixelDecodeError
 
 log = logging.getLogger(__name__)
 
