@@ -364,7 +364,7 @@ class Trainer:
             progress=self._progress("validate"),
             stop=self.stop,
         )
-        device = self.runtime.device if self.runtime.cuda else torch.device("cpu")
+        device = self.runtime.collective_device
         t = torch.from_numpy(logits).to(device)
         full = gather_rows(self.runtime, t, len(self.val_ds), len(self.val_idx))
         y = torch.from_numpy(self.label_matrix[self.val_idx]).to(device)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from desktop_app.infra.atomicio import atomic_write_json, atomic_write_text
+from desktop_app.infra.cancel import Progress, StopFlag
 from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import ConfigError, DataError
 from training.config import TrainConfig, write_config
@@ -52,7 +53,7 @@ from training.data import (
     single_class_labels,
     split_dataset,
 )
-from training.dataset import Progress, StopFlag, Stopped, load_units
+from training.dataset import Stopped, load_units
 from training.evaluate import ThresholdChoice, choose_thresholds, predict_indices, roc_points
 from training.loop import EpochCallback, ProgressFactory, TrainResult, train_model
 from training.metrics import per_label_auroc, split_metrics
@@ -361,7 +362,7 @@ class Fit:
         try:
             units = self._load_units(data)
         except Stopped:
-            return FitOutcome(out, None, self.metrics, [], stopped=True, notes=self.notes)
+            return self._stopped([])
         self.metrics["decode_seconds"] = round(time.perf_counter() - start, 2)
         if c.data.folds >= 2:
             return self._run_kfold(data, splits, units, start)

@@ -48,6 +48,11 @@ class Runtime:
     def cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def collective_device(self) -> torch.device:
+        """Where tensors go for a collective: the GPU under NCCL, else the CPU (gloo)."""
+        return self.device if self.cuda else torch.device("cpu")
+
     def barrier(self) -> None:
         if self.distributed:
             torch.distributed.barrier()
@@ -129,13 +134,13 @@ def share_units(
         return load(idx)
     mine = idx[runtime.rank :: runtime.world_size]
     part = load(mine)
-    device = runtime.device if runtime.cuda else torch.device("cpu")
+    device = runtime.collective_device
     return gather_rows(runtime, part.to(device), len(mine), len(idx)).cpu()
 
 
 def gather_equal(runtime: Runtime, rows: torch.Tensor) -> torch.Tensor:
     """All ranks' equally many rows, concatenated in rank order (on the CPU)."""
-    device = runtime.device if runtime.cuda else torch.device("cpu")
+    device = runtime.collective_device
     rows = rows.to(device)
     gathered = [torch.zeros_like(rows) for _ in range(runtime.world_size)]
     torch.distributed.all_gather(gathered, rows)

@@ -386,8 +386,9 @@ def _evidence_sops(findings: Sequence[ExportFinding], sources: StudySources) -> 
     is not among them."""
     analysed = list(dict.fromkeys(f.series_instance_uid for f in findings))
     sops = [inst.sop_instance_uid for uid in analysed for inst in sources.series_instances(uid)]
-    finding_sops = list(dict.fromkeys(f.sop_instance_uid for f in findings))
-    return sops + [s for s in finding_sops if s not in set(sops)]
+    in_series = set(sops)
+    finding_sops = dict.fromkeys(f.sop_instance_uid for f in findings)
+    return sops + [s for s in finding_sops if s not in in_series]
 
 
 def _locate(f: ExportFinding, sources: StudySources) -> ExportFinding:

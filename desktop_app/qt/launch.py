@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from desktop_app.settings.schema import DEVICES
+
 log = logging.getLogger(__name__)
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
+        choices=DEVICES,
         default=None,
         help="where to run the network (default: the saved setting, else auto)",
     )
