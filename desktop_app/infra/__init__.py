@@ -8,4 +8,5 @@ Modules (one job each):
 - hashedpaths: instance file names from hashed UIDs (<h(study)>/<h(series)>/<h(sop)>.dcm).
 - cancel: the one stop-flag and progress-callback types that long work takes.
 - cpus: how many CPUs this process may use (logical, physical cores), without torch.
+- safetext: text from files and peers escaped for terminals, logs, TSV/CSV and labels.
 """
