@@ -3,6 +3,7 @@
 Modules (one job each):
 - modelfile: the .safetensors model file: writing, reading and refusing bad files (the public door).
 - manifest: what a model file says about itself (ModelManifest), validated strictly.
+- applicability: intended input, out-of-distribution statistics (Mahalanobis), temperatures.
 - tensorfile: the safetensors container: header parsing with limits, pickle refusal, tensor hash.
 - modelcard: the Markdown model card generated from a manifest.
 - preprocessing: the one preprocessing definition stored in a model file (geometry, scaling, normalization).

@@ -16,10 +16,13 @@ from typing import Any
 
 from desktop_app import __version__ as RADASSIST_VERSION
 from desktop_app.infra.errors import ConfigError, ModelFileError
+from desktop_app.model.applicability import IntendedInput, OodSpec, check_temperatures
 from desktop_app.model.networks import ARCHITECTURES, arch_args, get_arch, validate_arch_args
 from desktop_app.model.preprocessing import PreprocessSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Keys a format-1 file lacks; it loads with their conservative defaults (and a warning).
+APPLICABILITY_KEYS = ("intended_input", "ood", "temperatures")
 MANIFEST_KEY = "radassist_manifest"
 MAX_TEXT_CHARS = 1_000_000
 MAX_LABELS = 1000
@@ -49,6 +52,7 @@ MANIFEST_KEYS = (
     "intended_use",
     "tensor_sha256",
     "model_card",
+    *APPLICABILITY_KEYS,
 )
 
 
@@ -157,7 +161,10 @@ class ModelManifest:
     chosen. ``metrics``: JSON, by convention ``{split: {label: {metric: value or
     {"value": v, "ci95": [lo, hi]}}}}``. ``training_data``: JSON with counts, the manifest CSV's
     ``manifest_sha256`` and ``synthetic: true`` for phantom-trained models.
-    ``tensor_sha256`` is filled in by :func:`save_model_file`.
+    ``tensor_sha256`` is filled in by :func:`save_model_file`. ``intended_input``: the series
+    the model was made for (checked before running); ``ood``: the out-of-distribution score's
+    method and threshold (its tensors live in the file), or None; ``temperatures``: per-label
+    temperature scaling fitted on validation, or None (thresholds then apply to raw sigmoids).
     """
 
     name: str
@@ -176,9 +183,17 @@ class ModelManifest:
     tensor_sha256: str = ""
     model_card: str | None = None
     format_version: int = FORMAT_VERSION
+    intended_input: IntendedInput = field(default_factory=IntendedInput.radiographs)
+    ood: OodSpec | None = None
+    temperatures: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        if not isinstance(self.intended_input, IntendedInput):
+            raise ModelFileError("manifest intended_input is not an IntendedInput")
+        if self.ood is not None and not isinstance(self.ood, OodSpec):
+            raise ModelFileError("manifest ood is not an OodSpec")
+        object.__setattr__(self, "temperatures", check_temperatures(self.temperatures, self.labels))
         object.__setattr__(self, "metrics", _json_clean(self.metrics, "metrics"))
         object.__setattr__(self, "training_data", _json_clean(self.training_data, "training_data"))
         self._validate()
@@ -190,6 +205,11 @@ class ModelManifest:
     @property
     def input_channels(self) -> int:
         return self.preprocessing.channels
+
+    @property
+    def legacy(self) -> bool:
+        """A format-1 file: no intended input, OOD statistics or temperatures of its own."""
+        return self.format_version < 2
 
     @property
     def synthetic(self) -> bool:
@@ -273,6 +293,9 @@ class ModelManifest:
             "intended_use": self.intended_use,
             "tensor_sha256": self.tensor_sha256,
             "model_card": self.model_card,
+            "intended_input": self.intended_input.to_dict(),
+            "ood": None if self.ood is None else self.ood.to_dict(),
+            "temperatures": self.temperatures,
         }
 
     @classmethod
@@ -283,13 +306,14 @@ class ModelManifest:
         unknown = sorted(str(k) for k in data if k not in MANIFEST_KEYS)
         if unknown:
             raise ModelFileError(f"manifest has an unknown key {unknown[0]!r}")
-        missing = [k for k in MANIFEST_KEYS if k not in data]
-        if missing:
-            raise ModelFileError(f"manifest key {missing[0]!r} is missing")
         # format first: a newer file should say "upgrade", not fail on a key it added
-        fv = data["format_version"]
+        fv: Any = data.get("format_version")
         if isinstance(fv, int) and not isinstance(fv, bool):
             _refuse_newer(fv)
+        optional = APPLICABILITY_KEYS if fv == 1 else ()
+        missing = [k for k in MANIFEST_KEYS if k not in data and k not in optional]
+        if missing:
+            raise ModelFileError(f"manifest key {missing[0]!r} is missing")
         try:
             spec = PreprocessSpec.from_dict(data["preprocessing"])
         except ConfigError as err:
@@ -314,6 +338,7 @@ class ModelManifest:
             tensor_sha256=data["tensor_sha256"],
             model_card=data["model_card"],
             format_version=fv,
+            **_applicability(data),
         )
         if data["input_size"] != spec.image_size or data["input_channels"] != spec.channels:
             raise ModelFileError(
@@ -328,6 +353,18 @@ class ModelManifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def _applicability(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The format-2 blocks of a manifest; a format-1 file gets the conservative defaults."""
+    if "intended_input" not in data:
+        return {"intended_input": IntendedInput.legacy(), "ood": None, "temperatures": None}
+    ood = data["ood"]
+    return {
+        "intended_input": IntendedInput.from_dict(data["intended_input"]),
+        "ood": None if ood is None else OodSpec.from_dict(ood),
+        "temperatures": data["temperatures"],
+    }
 
 
 def default_manifest(

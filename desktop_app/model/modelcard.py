@@ -56,6 +56,49 @@ def _render_block(title: str, data: Mapping[str, Any], level: int = 3) -> list[s
     return lines
 
 
+def _applicability_lines(m: ModelManifest) -> list[str]:
+    """Intended input, out-of-distribution score and calibration, as the engine applies them."""
+    ii = m.intended_input
+
+    def codes(values: tuple[str, ...]) -> str:
+        return ", ".join(values) if values else "any"
+
+    lines = [
+        "## Intended input (checked before every run)",
+        "",
+        f"- Modalities: {codes(ii.modalities)}",
+        f"- Body parts: {codes(ii.body_parts)}",
+        f"- View positions: {codes(ii.view_positions)}",
+        f"- Image kind: {ii.image_kind}",
+        f"- Smallest matrix side: {ii.min_matrix or 'any'} pixels",
+        f"- Source: {ii.source}",
+        "",
+        "## Out-of-distribution score",
+        "",
+    ]
+    if m.ood is None:
+        lines.append("None: images unlike the training data are not flagged.")
+    else:
+        lines.append(
+            f"- {m.ood.method} distance of the penultimate features ({m.ood.feature_dim}) to "
+            f"the training split; flagged above {m.ood.threshold:.3f} ({m.ood.threshold_rule})"
+        )
+        lines += [f"- {k}: {_fmt(v)}" for k, v in m.ood.stats.items()]
+    lines += ["", "## Calibration", ""]
+    if m.temperatures is None:
+        lines.append("None: probabilities are the network's raw sigmoid outputs.")
+    else:
+        lines += [
+            "Temperature scaling per label, fitted on the validation split "
+            "(p = sigmoid(logit / T)); thresholds apply to the calibrated probabilities.",
+            "",
+            "| label | temperature |",
+            "|---|---|",
+        ]
+        lines += [f"| {label} | {m.temperatures[label]:.3f} |" for label in m.labels]
+    return [*lines, ""]
+
+
 def model_card_markdown(manifest: ModelManifest) -> str:
     """A human model card, generated from the manifest alone."""
     m = manifest
@@ -84,7 +127,9 @@ def model_card_markdown(manifest: ModelManifest) -> str:
         "|---|---|",
     ]
     lines += [f"| {label} | {float(m.thresholds[label]):.3f} |" for label in m.labels]
-    lines += ["", f"Threshold rule: {m.threshold_rule}", "", "## Metrics", ""]
+    lines += ["", f"Threshold rule: {m.threshold_rule}", ""]
+    lines += _applicability_lines(m)
+    lines += ["## Metrics", ""]
     if m.metrics:
         for key, value in m.metrics.items():
             if isinstance(value, dict) and not _is_leaf(value):

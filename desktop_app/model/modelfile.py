@@ -23,6 +23,7 @@ from torch import nn
 
 from desktop_app.infra.atomicio import atomic_path
 from desktop_app.infra.errors import ConfigError, ModelFileError
+from desktop_app.model.applicability import OOD_MEAN, OOD_PRECISION, OOD_TENSOR_PREFIX, OodModel
 from desktop_app.model.manifest import (
     DEFAULT_INTENDED_USE,
     FORMAT_VERSION,
@@ -61,6 +62,7 @@ class LoadedModel:
     path: Path
     sha256: str
     load_seconds: float = 0.0
+    ood: OodModel | None = None
 
     @property
     def model_card(self) -> str:
@@ -124,17 +126,29 @@ def read_manifest(path: str | os.PathLike[str]) -> ModelManifest:
 # --------------------------------------------------------------------------- loading
 
 
-def _check_tensors_match(path: Path, header: Header, network: nn.Module, arch: str) -> None:
+def _expected_tensors(network: nn.Module, manifest: ModelManifest) -> dict[str, Any]:
+    """name -> (dtype name, shape) of every tensor the file must hold: the network's, and the
+    out-of-distribution statistics when the manifest has an ``ood`` block."""
     expected = {
         name: (TORCH_TO_NAME.get(t.dtype, str(t.dtype)), tuple(t.shape))
         for name, t in network.state_dict().items()
     }
+    if manifest.ood is not None:
+        for name, shape in manifest.ood.tensor_shapes().items():
+            expected[name] = ("F32", shape)
+    return expected
+
+
+def _check_tensors_match(
+    path: Path, header: Header, expected: Mapping[str, Any], arch: str
+) -> None:
     for name in sorted(expected):
         if name not in header.tensors:
             raise ModelFileError(f"tensor {name} that {arch} needs is missing", path)
     for name in sorted(header.tensors):
         if name not in expected:
-            raise ModelFileError(f"tensor {name} is not part of {arch}", path)
+            where = "the manifest's ood block" if name.startswith(OOD_TENSOR_PREFIX) else arch
+            raise ModelFileError(f"tensor {name} is not part of {where}", path)
     for name in sorted(expected):
         entry = header.tensors[name]
         dtype, shape = expected[name]
@@ -182,7 +196,7 @@ def load_model_file(
         network = build_from_arch_args(manifest.architecture, manifest.arch_args)
     except ConfigError as err:
         raise ModelFileError(f"architecture can't be built: {err.reason}", p) from None
-    _check_tensors_match(p, header, network, manifest.architecture)
+    _check_tensors_match(p, header, _expected_tensors(network, manifest), manifest.architecture)
     view = memoryview(data)
     digest = hash_entries(
         (
@@ -203,6 +217,11 @@ def load_model_file(
 
     try:
         state = safetensors.torch.load(data)
+    except Exception as err:  # the checks above make this unexpected
+        raise ModelFileError(f"tensors can't be loaded: {type(err).__name__}: {err}", p) from None
+    _refuse_non_finite(p, state)
+    ood = _ood_model(p, manifest, state)
+    try:
         network.load_state_dict(state, strict=True)
     except Exception as err:  # the checks above make this unexpected
         raise ModelFileError(f"tensors can't be loaded: {type(err).__name__}: {err}", p) from None
@@ -210,7 +229,45 @@ def load_model_file(
     network.eval()
     elapsed = time.perf_counter() - start
     log.info("loaded model %s %s in %.2f s", manifest.name, manifest.version, elapsed)
-    return LoadedModel(manifest, network, p, digest, elapsed)
+    if manifest.legacy:
+        log.warning(
+            "model file %s predates intended-input checks (format 1): it is checked as %s "
+            "and has no out-of-distribution score or calibration",
+            p.name,
+            manifest.intended_input.describe(),
+        )
+    return LoadedModel(manifest, network, p, digest, elapsed, ood)
+
+
+def _refuse_non_finite(path: Path, state: Mapping[str, torch.Tensor]) -> None:
+    """NaN or infinite weights load fine and then give NaN or p = 1.0 everywhere: refuse them."""
+    for name in sorted(state):
+        t = state[name]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise ModelFileError(
+                f"tensor {name} holds {bad} NaN or infinite value(s); the training diverged or "
+                "the file was altered",
+                path,
+                "retrain, or use another model file",
+            )
+
+
+def _ood_model(
+    path: Path, manifest: ModelManifest, state: dict[str, torch.Tensor]
+) -> OodModel | None:
+    """Takes the OOD tensors out of ``state`` (they are not the network's) into an OodModel."""
+    extras = {name: state.pop(name) for name in list(state) if name.startswith(OOD_TENSOR_PREFIX)}
+    if manifest.ood is None:
+        return None
+    try:
+        return OodModel(
+            manifest.ood,
+            extras[OOD_MEAN].numpy(),
+            extras[OOD_PRECISION].numpy(),
+        )
+    except ModelFileError as err:
+        raise ModelFileError(err.reason, path) from None
 
 
 # --------------------------------------------------------------------------- saving
@@ -234,11 +291,13 @@ def save_model_file(
     path: str | os.PathLike[str],
     model_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
     manifest: ModelManifest,
+    ood: OodModel | None = None,
 ) -> str:
     """Write a model file atomically; return the tensor sha256 (also stored in the manifest).
 
-    The tensors must match ``manifest``'s architecture exactly (names, shapes, dtypes): a file
-    that the app would refuse is never written.
+    The tensors must match ``manifest``'s architecture exactly (names, shapes, dtypes), and
+    hold no NaN or infinity: a file that the app would refuse is never written. ``ood``: the
+    out-of-distribution statistics; its spec replaces the manifest's ``ood`` block.
     """
     import safetensors.torch
 
@@ -260,8 +319,11 @@ def save_model_file(
             )
         if state[name].dtype != expected[name].dtype:
             state[name] = state[name].to(expected[name].dtype)
+    _refuse_non_finite(p, state)
+    if ood is not None:
+        state.update({k: torch.from_numpy(v.copy()) for k, v in ood.tensors().items()})
     digest = tensor_sha256(state)
-    final = replace(manifest, tensor_sha256=digest)
+    final = replace(manifest, tensor_sha256=digest, ood=None if ood is None else ood.spec)
     metadata = {MANIFEST_KEY: final.to_json()}
     if len(json.dumps(metadata)) > MAX_HEADER_BYTES // 2:
         raise ModelFileError("manifest is too large for a model file header", p)

@@ -633,6 +633,41 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
+class PenultimateFeatures:
+    """Captures the classifier head's input (the pooled penultimate features) during a forward
+    pass, so the out-of-distribution score costs no second pass::
+
+        with PenultimateFeatures(net) as feats:
+            logits = net(x)
+        features = feats.value  # (n, d), detached
+
+    The head's input is taken before its dropout (``DropoutLinear`` applies it inside), which is
+    what the statistics were fitted on; in eval mode there is no dropout anyway.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self._head = getattr(unwrap(model), head_name(model))
+        self._handle: Any = None
+        self.value: torch.Tensor | None = None
+
+    def _hook(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self.value = args[0].detach().flatten(start_dim=1)
+
+    def __enter__(self) -> PenultimateFeatures:
+        self._handle = self._head.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+
+def feature_dim(model: nn.Module) -> int:
+    """Width of the penultimate features (the head's ``in_features``)."""
+    return int(getattr(unwrap(model), head_name(model)).in_features)
+
+
 def gradcam_target_layer(arch: str) -> str:
     """Module name whose output Grad-CAM should use: the last feature map before pooling."""
     return get_arch(arch).gradcam_layer

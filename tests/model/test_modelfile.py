@@ -216,8 +216,8 @@ class TestRefusals:
         ("edit", "message"),
         [
             (
-                lambda m: m.update(format_version=2),
-                r"format version 2 is newer than this RadAssist reads \(1\) \(upgrade RadAssist\)",
+                lambda m: m.update(format_version=3),
+                r"format version 3 is newer than this RadAssist reads \(2\) \(upgrade RadAssist\)",
             ),
             (lambda m: m.update(extra="x"), r"manifest has an unknown key 'extra'"),
             (lambda m: m.pop("intended_use"), r"manifest key 'intended_use' is missing"),
