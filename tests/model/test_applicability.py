@@ -94,7 +94,7 @@ class TestOodModel:
         ood = _ood(3)
         mean = ood.mean.copy()
         mean[0] = np.inf
-        with pytest.raises(ModelFileError, match="radassist.ood.mean holds NaN or infinite"):
+        with pytest.raises(ModelFileError, match=r"radassist\.ood\.mean holds NaN or infinite"):
             OodModel(ood.spec, mean, ood.precision)
 
 
@@ -191,7 +191,7 @@ class TestModelFile:
         net = _network()
         with torch.no_grad():
             net.fc.weight[0, 0] = float("nan")
-        with pytest.raises(ModelFileError, match="fc.weight holds 1 NaN"):
+        with pytest.raises(ModelFileError, match=r"fc\.weight holds 1 NaN"):
             MF.save_model_file(tmp_path / "m.safetensors", net, _manifest())
         assert not (tmp_path / "m.safetensors").exists()
 
