@@ -13,5 +13,6 @@ Modules (one job each):
 - voi: VOI windows and LUTs, LUT lookup, auto window, CT presets.
 - display: a Frame rendered to uint8 (VOI, then MONOCHROME1 inverted).
 - viewing: viewer arithmetic: window/level drags, ruler lengths in mm, cursor readouts (HU).
+- uids: UIDs checked against PS3.5 9.1; valid derived stand-ins for invalid ones (UidRepairs).
 - tags: a dataset flattened into tag-viewer rows (nested sequences), and the search filter.
 """

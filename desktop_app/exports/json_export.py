@@ -74,9 +74,12 @@ def build_json(
     include_notes: bool = True,
     files: Mapping[str, Any] | None = None,
     created: datetime | None = None,
+    uid_replacements: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The export document. ``uid`` maps an original UID to the exported one; ``modalities``
-    gives each (original) series UID's modality; ``files`` names what else was exported."""
+    gives each (original) series UID's modality; ``files`` names what else was exported;
+    ``uid_replacements`` (called once every UID has been mapped) lists the source's invalid
+    UIDs that were replaced (``dicom.uids.UidRepairs.records``: by hash, never the value)."""
     include_reviewer = not deidentified
     series: dict[tuple[str, int], list[ExportFinding]] = {}
     for f in findings:
@@ -141,4 +144,5 @@ def build_json(
         "review": review_doc,
         "series": series_docs,
         "files": dict(files or {}),
+        "uid_replacements": uid_replacements() if uid_replacements is not None else [],
     }

@@ -8,6 +8,11 @@ Deidentifier` (PS3.15 Annex E Basic Profile) as ``radassist deidentify``: the sa
 the same new UIDs, so a de-identified SR references the de-identified copy of the study, and
 the patient's pseudonym and shifted dates agree everywhere. Files are never located by tag
 values: the index reads the given paths, and instances are matched by SOP Instance UID.
+
+UIDs from the source are validated before they are written into new objects (PS3.5 9.1): an
+invalid one (``../../..``, a 6 KB string, letters) is replaced by a valid UID derived from it
+(``dicom.uids``), the same in every output of the export, and recorded in :attr:`StudySources.
+uid_repairs` so that the export can say what was replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
+from desktop_app.dicom.uids import UidRepairs
 from desktop_app.infra.cancel import StopFlag, stop_requested
 from desktop_app.infra.errors import ExportError
 from desktop_app.infra.hashedpaths import clean_uid, uid_hash
@@ -112,6 +118,7 @@ class StudySources:
             for inst in series.instances:
                 self.instances.setdefault(inst.sop_instance_uid, inst)
                 self.series_of.setdefault(inst.sop_instance_uid, series.series_instance_uid)
+        self.uid_repairs = UidRepairs()
         self._original: dict[str, Dataset] = {}
         self._exported: dict[str, Dataset] = {}
         self._lock = threading.Lock()
@@ -123,10 +130,13 @@ class StudySources:
 
     def uid(self, original: str) -> str:
         """The UID as exported: the de-identified one (consistent across the study and with
-        ``radassist deidentify``), else the original."""
+        ``radassist deidentify``), else the original when it is valid, else a derived one."""
         if not original:
             return ""
-        return self.deidentifier.uid(original) if self.deidentifier is not None else original
+        if self.deidentifier is not None:
+            return self.deidentifier.uid(original)
+        with self._lock:
+            return self.uid_repairs.fix(original)
 
     @property
     def exported_study_uid(self) -> str:
@@ -189,6 +199,8 @@ class StudySources:
         ds = copy.deepcopy(self.original_header(sop_uid))
         if self.deidentifier is not None:
             self.deidentifier.deidentify(ds)
+        with self._lock:
+            self.uid_repairs.repair_dataset(ds)
         for keyword in _TYPE2_KEYWORDS:
             if keyword not in ds or ds[keyword].value is None:
                 setattr(ds, keyword, "")

@@ -112,7 +112,9 @@ class ExportRequest:
 @dataclass
 class ExportResult:
     """What was written. ``folder`` holds everything; ``study_uid`` is the exported Study
-    Instance UID; ``problems``: input files that could not be read (one line each)."""
+    Instance UID; ``problems``: input files that could not be read (one line each);
+    ``uid_replacements``: how many invalid source UIDs were replaced (PS3.5 9.1; the line
+    that says which is in ``warnings``)."""
 
     folder: Path
     study_uid: str
@@ -126,6 +128,7 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    uid_replacements: int = 0
 
     @property
     def files(self) -> list[Path]:
@@ -292,6 +295,7 @@ def _export(
     )
     try:
         _write(plan, request.review, sources, folders, steps, result)
+        _note_uid_repairs(sources, result)
         steps.check()
         _commit(folders.tmp, folders.final)
         steps.advance()
@@ -305,6 +309,15 @@ def _export(
         if folders.tmp.exists():
             shutil.rmtree(folders.tmp, ignore_errors=True)
     return result
+
+
+def _note_uid_repairs(sources: StudySources, result: ExportResult) -> None:
+    """Say (in the result and the log, by hash) which invalid source UIDs were replaced."""
+    line = sources.uid_repairs.summary()
+    if line:
+        result.uid_replacements = len(sources.uid_repairs)
+        result.warnings.append(line)
+        log.warning("study %s: %s", uid_hash(result.study_uid), line)
 
 
 def _plan(request: ExportRequest, formats: tuple[str, ...], sources: StudySources) -> _Plan:
@@ -509,7 +522,8 @@ def _write_pdf(
         deidentified=sources.deidentified,
         include_notes=not sources.deidentified,
         reviewer=plan.reviewer,
-        warnings=[w for w in plan.warnings if not w.startswith("no positive finding")],
+        warnings=[w for w in plan.warnings if not w.startswith("no positive finding")]
+        + ([sources.uid_repairs.summary()] if len(sources.uid_repairs) else []),
     )
     atomic_write_bytes(path, render_pdf(content))
 
@@ -534,6 +548,7 @@ def _write_json(
         deidentified=sources.deidentified,
         include_notes=not sources.deidentified,
         files=written,
+        uid_replacements=sources.uid_repairs.records,
     )
     atomic_write_json(path, doc)
 

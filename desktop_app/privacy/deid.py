@@ -24,7 +24,13 @@ attribute, in the top-level dataset and, recursively, in every sequence item (PS
   instead, ``dates="keep"`` the Full Dates Option. As E.1.1 note 4 suggests, any other DA/DT/TM
   attribute is treated by its VR the same way.
 - UI attributes that the table does not list are replaced too, unless they name a class,
-  transfer syntax or coding scheme (those are not instance identifiers).
+  transfer syntax or coding scheme (those are not instance identifiers); a kept one that is
+  not a valid UID (PS3.5 9.1) gets a valid derived one (``dicom.uids.safe_uid``).
+- Free text (E.1.1 item 2, E.3.5): a text attribute (LO, LT, ST, UT, SH, PN, UC) that the
+  table does not list is removed, unless ``deid_table.KEPT_TEXT`` keeps it (codes, device
+  names); the Text Value of SR/CAD SR/KOS TEXT content items, at any depth, gets a dummy. Kept
+  text (and kept CS/AE values) that mentions one of the original's identifiers (a person's
+  name, an ID, the birth date: ``deid_text``) gets a dummy too.
 - Patient Identity Removed (0012,0062) = YES, De-identification Method (0012,0063) and its Code
   Sequence (0012,0064, CID 7050) and Longitudinal Temporal Information Modified (0028,0303)
   are added; the File Meta Information and preamble are replaced (E.1.1 item 7).
@@ -48,6 +54,7 @@ from typing import Any, Literal
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     UID,
@@ -57,12 +64,21 @@ from pydicom.uid import (
 )
 
 from desktop_app import __version__
+from desktop_app.dicom.uids import safe_uid
 from desktop_app.infra.atomicio import atomic_path
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import ExportError, RadAssistError
 from desktop_app.infra.hashedpaths import clean_uid, instance_relpath
 from desktop_app.privacy.deid_keys import DeidKeyStore
-from desktop_app.privacy.deid_table import BASIC_PROFILE, SAFE_PRIVATE, TEMPORAL_ATTRIBUTES
+from desktop_app.privacy.deid_table import (
+    BASIC_PROFILE,
+    CLEANED_TEXT,
+    FREE_TEXT_VRS,
+    KEPT_TEXT,
+    SAFE_PRIVATE,
+    TEMPORAL_ATTRIBUTES,
+)
+from desktop_app.privacy.deid_text import identifier_pattern, mentions
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +99,8 @@ TIMEZONE_OFFSET = 0x00080201
 
 _COMBINED = {"X/Z": "Z", "X/Z/D": "Z", "X/D": "X", "Z/D": "D", "X/Z/U*": "U*"}
 _DATE_VRS = ("DA", "DT", "TM")
+# Kept values of these VRs are screened for the original's identifiers (deid_text).
+_SCREENED_VRS = FREE_TEXT_VRS | {"CS", "AE"}
 _DUMMY_TEXT = "ANONYMIZED"
 _DUMMY_BY_VR: dict[str, Any] = {
     "DA": "19000101",
@@ -293,7 +311,7 @@ class Deidentifier:
 
     def deidentify(self, ds: Dataset) -> Dataset:
         """De-identify ``ds`` in place and return it (with new file meta)."""
-        context = _Context(self.pseudonym(ds), self.date_offset(ds))
+        context = _Context(self.pseudonym(ds), self.date_offset(ds), identifier_pattern(ds))
         transfer_syntax = _transfer_syntax(ds)
         self._clean(ds, context, depth=0)
         self._mark(ds)
@@ -324,9 +342,11 @@ class Deidentifier:
     def _action(self, tag: int, elem: DataElement) -> str:
         if tag in TEMPORAL_ATTRIBUTES and self.options.dates != "remove":
             return "K" if self.options.dates == "keep" else "C"
-        action = BASIC_PROFILE.get(tag)
+        action = BASIC_PROFILE.get(tag) or CLEANED_TEXT.get(tag)
         if action is not None:
             return _COMBINED.get(action, action)
+        if elem.VR in FREE_TEXT_VRS:  # E.1.1 item 2: unlisted free text may identify too
+            return "K" if tag in KEPT_TEXT else "X"
         if elem.VR in _DATE_VRS:  # E.1.1 note 4: treat other dates and times by VR
             if self.options.dates == "keep":
                 return "K"
@@ -372,6 +392,10 @@ class Deidentifier:
             self._recurse(elem, context, depth)
         elif elem.VR == "UN":
             del ds[tag]  # content unknown to the dictionary can't be checked: don't pass it on
+        elif elem.VR == "UI":  # a class, syntax or scheme UID: kept, but only a valid one
+            elem.value = _map_values(elem.value, safe_uid)
+        elif elem.VR in _SCREENED_VRS and mentions(elem.value, context.identifiers):
+            _dummy(elem)  # kept text that names the patient (or another person, an ID, a date)
 
     def _recurse(self, elem: DataElement, context: _Context, depth: int) -> None:
         if depth >= 32:
@@ -428,14 +452,17 @@ class Deidentifier:
 class _Context:
     pseudonym: str
     offset: _dt.timedelta
+    identifiers: re.Pattern[str] | None = None
 
 
 def _map_values(value: Any, fn: Callable[[str], str]) -> Any:
     if value is None or value == "":
         return value
-    if isinstance(value, str | bytes):
-        return fn(value.decode("ascii", "replace") if isinstance(value, bytes) else value)
-    return [fn(str(v)) for v in value]
+    if isinstance(value, bytes):
+        return fn(value.decode("ascii", "replace"))
+    if isinstance(value, list | tuple | MultiValue):
+        return [fn(str(v)) for v in value]
+    return fn(str(value))  # str, or a valuerep.DA/DT/TM that a builder (highdicom) stored
 
 
 def _empty(elem: DataElement) -> None:

@@ -3,7 +3,8 @@
 Generated from the 2020 text of the table; one entry per attribute of the Basic Profile column,
 keyed by tag, with the attribute keyword as a comment. The engine that applies it is
 ``desktop_app.privacy.deid``. Repeating groups (curves 50xx, overlays 60xx) and private
-attributes are handled by rule there, not listed here.
+attributes are handled by rule there, not listed here. At the end: the free-text rules
+(text VRs, the text the profile keeps, the Type 1 text that gets a dummy).
 """
 
 from __future__ import annotations
@@ -656,3 +657,47 @@ SAFE_PRIVATE: frozenset[tuple[int, str, int]] = frozenset(
         (0x7FD1, "SIEMENS SYNGO ULTRA-SOUND TOYON DATA STREAMING", 0x11),  # After Payload
     }
 )
+
+# ---------------------------------------------------------------------- free text
+# PS3.15 E.1.1 item 2 asks for every attribute that may identify to be handled, not only the
+# listed ones, and E.3.5 (Clean Structured Content) for the text inside SR, CAD SR and KOS
+# content trees. Text of these VRs can hold anything a person typed (PS3.5 6.2): an attribute
+# of these VRs that Table E.1-1 does not list is removed, unless it is one of KEPT_TEXT.
+FREE_TEXT_VRS: frozenset[str] = frozenset({"LO", "LT", "ST", "UT", "SH", "PN", "UC"})
+
+# Text that the profile keeps because its values are codes or device descriptions, not
+# narrative. Kept values are still screened for the patient's identifiers (deid_text).
+KEPT_TEXT: frozenset[int] = frozenset(
+    {
+        # Code Sequence Macro (PS3.3 Table 8.8-1): concept names, units, document titles
+        0x00080100,  # CodeValue
+        0x00080102,  # CodingSchemeDesignator
+        0x00080103,  # CodingSchemeVersion
+        0x00080104,  # CodeMeaning
+        0x00080119,  # LongCodeValue
+        0x00080122,  # MappingResourceName
+        0x00080115,  # CodingSchemeName
+        0x00080112,  # CodingSchemeRegistry
+        # General Equipment (PS3.3 C.7.5.1) less the table's device identifiers
+        0x00080070,  # Manufacturer
+        0x00081090,  # ManufacturerModelName
+        0x00181020,  # SoftwareVersions
+        # Acquisition technique that analysis needs (sequence, kernel, coils, filter)
+        0x00180024,  # SequenceName
+        0x00189005,  # PulseSequenceName
+        0x00181210,  # ConvolutionKernel
+        0x00181250,  # ReceiveCoilName
+        0x00181251,  # TransmitCoilName
+        0x00181160,  # FilterType
+        # Display: what a window or rescale means
+        0x00281055,  # WindowCenterWidthExplanation
+        0x00281054,  # RescaleType
+        0x00283003,  # LUTExplanation
+    }
+)
+
+# Free text whose attribute is Type 1 where it occurs, so it gets a dummy instead of being
+# removed: the TEXT content item of SR, CAD SR and KOS trees (PS3.3 C.17.3.2, Table C.17-5).
+CLEANED_TEXT: dict[int, str] = {
+    0x0040A160: "D",  # TextValue
+}
