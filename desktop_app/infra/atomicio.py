@@ -1,6 +1,8 @@
 """Whole-file writes that are atomic: write a temporary file beside the target, fsync, rename.
 
-A reader (or a crash) never sees a half-written file: either the old content or the new.
+A reader (or a crash) never sees a half-written file: either the old content or the new. A
+writer killed mid-write leaves its temporary file (``.<target name>.<8 random>.tmp``) behind;
+:func:`remove_temp_files` deletes them where the caller knows no writer is live.
 """
 
 from __future__ import annotations
@@ -8,10 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+TEMP_SUFFIX = ".tmp"
+# mkstemp's names: prefix + 8 characters of tempfile's alphabet + suffix.
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
 
 
 @contextlib.contextmanager
@@ -31,7 +38,9 @@ def atomic_path(target: str | Path, mode: int | None = None) -> Iterator[Path]:
             mode = target.stat().st_mode & 0o7777
         except OSError:
             mode = 0o644
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -65,6 +74,36 @@ def atomic_write_json(
 ) -> Path:
     text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False)
     return atomic_write_text(target, text + "\n", mode=mode)
+
+
+def temp_target_name(name: str) -> str | None:
+    """The target's file name when ``name`` is one of :func:`atomic_path`'s temporary files
+    (``.<target>.<8 random>.tmp``), else None."""
+    match = _TEMP_NAME.fullmatch(name)
+    return match.group("target") if match else None
+
+
+def remove_temp_files(
+    folder: str | Path, owned: Callable[[str], object] = lambda _target: True
+) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder`` (not recursive) and
+    return them. Only files named as :func:`atomic_path` names them, and only those whose
+    target name ``owned`` accepts, are touched.
+
+    The caller must know that no writer in ``folder`` is live, e.g. by holding the lock that
+    every writer there holds while it writes (``infra.filelock.locked``): a live writer's
+    temporary file looks exactly like an orphan.
+    """
+    removed: list[Path] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            target = temp_target_name(entry.name)
+            if target is None or not owned(target) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -2,7 +2,7 @@
 
 Modules (one job each):
 - state: review state per study (verdicts, reasons, notes, edited boxes, live thresholds).
-- store: one review file per study, named by a hash, written atomically (0o600); unreadable ones moved aside.
+- store: one review file per study, named by a hash, written atomically (0o600) under a lock; the previous model's review kept beside it first; unreadable ones moved aside; killed saves' temporary files cleaned on open.
 - writer: saves and audit records on one background thread, in order.
 - runner: the GUI's inference seam (SeriesRunner, RunOutput) and EngineRunner: the engine's findings as findings to review.
 """
