@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{audit.path}: {where}: {result.reason}")
         return EXIT_SOME_FAILED
     for record in audit.tail(args.tail):
-        print(json.dumps(record, sort_keys=True, ensure_ascii=False))
+        print(json.dumps(record, sort_keys=True, ensure_ascii=True))
     return EXIT_OK

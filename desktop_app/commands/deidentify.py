@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar, add_date_options
+from desktop_app.infra.safetext import escape_control
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
-        print(f"{p}: no such file or folder", file=sys.stderr)
+        print(f"{escape_control(p)}: no such file or folder", file=sys.stderr)
     options = DeidOptions(
         dates=args.dates,
         retain_safe_private=args.retain_safe_private,
@@ -49,15 +50,18 @@ def run(args: argparse.Namespace) -> int:
     for result in report.results:
         if result.status == "withheld":
             print(
-                f"{result.source}: withheld: burned-in annotation risk ({result.risk.summary()}) "
+                f"{escape_control(result.source)}: withheld: burned-in annotation risk ({result.risk.summary()}) "
                 "(check the pixels, then use --include-burned-in)",
                 file=sys.stderr,
             )
         elif result.status == "failed":
-            print(f"{result.source}: {result.problem}", file=sys.stderr)
+            print(
+                f"{escape_control(result.source)}: {escape_control(result.problem, limit=1000)}",
+                file=sys.stderr,
+            )
         elif result.status == "written" and result.risk.flagged:
             print(
-                f"{result.source}: written despite burned-in annotation risk "
+                f"{escape_control(result.source)}: written despite burned-in annotation risk "
                 f"({result.risk.summary()})",
                 file=sys.stderr,
             )

@@ -33,6 +33,7 @@ from desktop_app.commands._common import (
     device_arg,
 )
 from desktop_app.infra.errors import ConfigError, RadAssistError
+from desktop_app.infra.safetext import escape_control
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     missing = [p for p in args.paths if not Path(p).exists()]
     for p in missing:
-        print(f"{p}: no such file or folder", file=sys.stderr)
+        print(f"{escape_control(p)}: no such file or folder", file=sys.stderr)
     present = [p for p in args.paths if Path(p).exists()]
     if not present:
         print(f"{PROG}: error: none of the inputs exists", file=sys.stderr)
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     studies = [study for patient in index.patients for study in patient.studies]
     if not studies:
         for line in problems:
-            print(line, file=sys.stderr)
+            print(escape_control(line, limit=1000), file=sys.stderr)
         print(f"{PROG}: error: no DICOM study found in the inputs", file=sys.stderr)
         return EXIT_SOME_FAILED
     store = ReviewStore(args.reviews) if args.reviews else ReviewStore()
@@ -127,18 +128,19 @@ def run(args: argparse.Namespace) -> int:
         except RadAssistError as err:
             failures += 1
             print(
-                f"{PROG}: error: study {_h(study.study_instance_uid)}: {err.one_line()}",
+                f"{PROG}: error: study {_h(study.study_instance_uid)}: "
+                f"{escape_control(err.one_line())}",
                 file=sys.stderr,
             )
             continue
         exported.append(result)
         for warning in result.warnings:
-            _say(f"warning: study {_h(study.study_instance_uid)}: {warning}")
+            _say(f"warning: study {_h(study.study_instance_uid)}: {escape_control(warning)}")
         print(f"{result.folder}")
         for path in result.files:
             print(f"  {path.relative_to(result.folder).as_posix()}")
     for line in problems:
-        print(line, file=sys.stderr)
+        print(escape_control(line, limit=1000), file=sys.stderr)
     if problems or missing:
         _say(f"{len(problems) + len(missing)} input(s) could not be read")
     if failures or problems or missing:

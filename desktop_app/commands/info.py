@@ -30,6 +30,7 @@ from typing import Any
 from desktop_app import __version__
 from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED
 from desktop_app.infra.errors import RadAssistError
+from desktop_app.infra.safetext import escape_control
 from desktop_app.settings.schema import DEVICES
 
 SCHEMA_NAME = "radassist-info"
@@ -191,10 +192,11 @@ def render_text(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     report = collect(args)
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        # ASCII only: a model file's C1 controls and bidi overrides come out as \u escapes.
+        print(json.dumps(report, indent=2, ensure_ascii=True))
     else:
         print(render_text(report))
     if report["error"]:
-        print(f"radassist info: error: {report['error']}", file=sys.stderr)
+        print(f"radassist info: error: {escape_control(report['error'])}", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK

@@ -7,7 +7,9 @@ Exit status: 0 every input was read; 1 any file was refused (a path that does no
 counts as a refused input); 2 usage error; 130 interrupted.
 
 The tree shows the patient's name and ID, because this is the user's own tool over the
-user's own files; --hide-patient shows a hash instead. Logs never contain them.
+user's own files; --hide-patient shows a hash instead. Logs never contain them. Every value
+from a file (and every path) is printed with its control characters escaped and cut to a
+length, so a file can't drive the terminal or forge a line; --json escapes them as JSON does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from typing import Any, TextIO
 
 from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, ProgressBar, positive_int
+from desktop_app.infra.safetext import escape_control
 from desktop_app.studies.inspection import (
     STATUS_REFUSED,
     InspectionReport,
@@ -88,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if report.exit_code else EXIT_OK
 
 
+# A value from a file is cut to this many characters in the tree (LO is 64, a UID 64).
+VALUE_CHARS = 80
+
+
+def _v(value: object) -> str:
+    """A value from a file, safe to print on one line."""
+    return escape_control(value, limit=VALUE_CHARS)
+
+
 def _fmt_mm(value: float | None) -> str:
     return "?" if value is None else f"{value:.4g}"
 
@@ -95,11 +107,12 @@ def _fmt_mm(value: float | None) -> str:
 def _series_line(s: SeriesReport) -> str:
     node = s.node
     number = f"#{node.series_number} " if node.series_number is not None else ""
-    desc = f' "{node.description}"' if node.description else ""
+    desc = f' "{_v(node.description)}"' if node.description else ""
+    modality = _v(node.modality) if node.modality else "?"
     images = node.image_count
     if images == 0:
-        return f"Series {number}{node.modality or '?'}{desc}: {node.instance_count} object(s), no images"
-    return f"Series {number}{node.modality or '?'}{desc}: {images} image(s) in {node.instance_count} file(s)"
+        return f"Series {number}{modality}{desc}: {node.instance_count} object(s), no images"
+    return f"Series {number}{modality}{desc}: {images} image(s) in {node.instance_count} file(s)"
 
 
 def _stack_line(stack: Any, parts: int) -> str:
@@ -108,14 +121,14 @@ def _stack_line(stack: Any, parts: int) -> str:
         bits.append(f"part {stack.part}/{stack.parts}")
     kind = "frame" if stack.is_multiframe else "slice"
     bits.append(f"{len(stack)} {kind}{'' if len(stack) == 1 else 's'}")
-    bits.append(stack.size_text)
+    bits.append(_v(stack.size_text))
     if stack.plane:
-        bits.append(stack.plane)
+        bits.append(_v(stack.plane))
     if stack.pixel_spacing is not None:
         bits.append(f"pixel {_fmt_mm(stack.pixel_spacing[0])}x{_fmt_mm(stack.pixel_spacing[1])} mm")
     if stack.slice_spacing is not None:
         bits.append(f"spacing {_fmt_mm(stack.slice_spacing)} mm")
-    bits.append(f"ordered by {stack.ordered_by}")
+    bits.append(f"ordered by {_v(stack.ordered_by)}")
     return ", ".join(bits)
 
 
@@ -126,32 +139,32 @@ def print_tree(report: InspectionReport, out: TextIO, *, hide_patient: bool = Fa
         if hide_patient:
             who = f"Patient {node.key}"
         else:
-            who = f"Patient {node.name or '(no name)'} [ID {node.patient_id or '-'}]"
+            who = f"Patient {_v(node.name or '(no name)')} [ID {_v(node.patient_id or '-')}]"
         out.write(f"{who}\n")
         for st in p.studies:
             sn = st.node
-            date = sn.date or "no date"
-            desc = f' "{sn.description}"' if sn.description else ""
-            out.write(f"  Study {date}{desc} ({sn.study_instance_uid})\n")
+            date = _v(sn.date or "no date")
+            desc = f' "{_v(sn.description)}"' if sn.description else ""
+            out.write(f"  Study {date}{desc} ({_v(sn.study_instance_uid)})\n")
             for s in st.series:
                 out.write(f"    {_series_line(s)}\n")
                 for w in s.assembly.warnings:
                     if not s.stacks:
-                        out.write(f"      ! {w}\n")
+                        out.write(f"      ! {escape_control(w, limit=300)}\n")
                 for stack_report in s.stacks:
                     stack = stack_report.stack
                     out.write(f"      {_stack_line(stack, len(s.stacks))}\n")
                     for w in stack.warnings:
                         if w in s.assembly.warnings and stack.part > 1:
                             continue  # said once, on the first part
-                        out.write(f"        ! {w}\n")
+                        out.write(f"        ! {escape_control(w, limit=300)}\n")
 
 
 def print_problems(report: InspectionReport, err: TextIO) -> None:
     """One line per refused file (``PATH: REASON``), then a one-line summary."""
     for f in report.files:
         if f.status == STATUS_REFUSED:
-            err.write(f"{f.path}: {f.reason}\n")
+            err.write(f"{escape_control(f.path)}: {escape_control(f.reason, limit=500)}\n")
     s = report.summary()
     decoded = (
         f"{s['images_decoded']} of {s['images']} image(s) decoded"

@@ -2,6 +2,11 @@
 
 Errors (refused, timed out, rejected, unknown node) print one line and exit 1; usage errors
 exit 2. Nodes live in ``pacs.json`` in the user data folder.
+
+Everything a peer sends is an attacker's text: `find` prints exactly one line per match, each
+value with its control characters escaped and cut to :data:`CELL_CHARS` (--json escapes them
+as JSON does); `get` says in one line each how many instances it refused, and names the folder
+that really holds what it stored.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from desktop_app.commands._common import (
     int_between,
     positive_float,
 )
+from desktop_app.infra.safetext import escape_control, escape_field
+
+# A value wider than this is cut in `find`'s table (a UID is at most 64 characters).
+CELL_CHARS = 120
 
 _FIND_COLUMNS = {
     "PATIENT": ("PatientID", "PatientName", "PatientBirthDate", "NumberOfPatientRelatedStudies"),
@@ -170,12 +179,13 @@ def _find(args: argparse.Namespace, client: Any) -> int:
             filters[keyword] = value
     matches = client.find(level, filters)
     if args.json:
-        print(json.dumps([m.values for m in matches], indent=1, ensure_ascii=False))
+        # ASCII only: a peer's C1 controls and bidi overrides come out as \u escapes too.
+        print(json.dumps([m.values for m in matches], indent=1, ensure_ascii=True))
         return EXIT_OK
     columns = _FIND_COLUMNS[level]
     print("\t".join(columns))
     for match in matches:
-        print("\t".join(match.get(c) for c in columns))
+        print("\t".join(escape_field(match.get(c), limit=CELL_CHARS) for c in columns))
     print(f"{len(matches)} {level.lower()} match(es)", file=sys.stderr)
     return EXIT_OK
 
@@ -189,14 +199,21 @@ def _get(args: argparse.Namespace, client: Any) -> int:
     fetch = client.move if method == "move" else client.get
     result = fetch(args.study, args.series, store=store, progress=bar)
     for problem in result.problems:
-        print(f"radassist pacs get: {problem}", file=sys.stderr)
-    where = store.series_folder(args.study, args.series) if args.series else None
-    where = where or store.study_folder(args.study)
-    print(
-        f"retrieved {len(result.stored)} instances with C-{method.upper()} into {where}"
-        + (f" ({result.failed} failed on the PACS)" if result.failed else "")
-    )
+        print(f"radassist pacs get: {escape_control(problem, limit=300)}", file=sys.stderr)
+    print(_retrieved_line(result, method))
     return EXIT_SOME_FAILED if (result.failed or result.problems) else EXIT_OK
+
+
+def _retrieved_line(result: Any, method: str) -> str:
+    """``retrieved N instances with C-GET into FOLDER``: the folder that holds them."""
+    n = len(result.stored)
+    where = f"into {result.folder}" if result.folder is not None else "(nothing was stored)"
+    # The peer counts the instances we refused among its failed sub-operations.
+    n_failed = max(0, result.failed - sum(result.refused.values()))
+    failed = f" ({n_failed} failed on the PACS)" if n_failed else ""
+    return escape_control(
+        f"retrieved {n} instance{'' if n == 1 else 's'} with C-{method.upper()} {where}{failed}"
+    )
 
 
 def _send(args: argparse.Namespace, client: Any) -> int:
@@ -209,7 +226,7 @@ def _send(args: argparse.Namespace, client: Any) -> int:
     bar = ProgressBar("sending", enabled=sys.stderr.isatty())
     result = client.send(files, progress=bar)
     for path, reason in result.failed:
-        print(f"{path}: {reason}", file=sys.stderr)
+        print(escape_control(f"{path}: {reason}", limit=1000), file=sys.stderr)
     print(f"sent {len(result.sent)} of {len(files)} files to {client.node.describe()}")
     return EXIT_SOME_FAILED if result.failed else EXIT_OK
 

@@ -8,13 +8,16 @@ log, TSV or CSV. Everything the app prints or shows that it did not write itself
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import sys
+from collections.abc import Iterator
+from typing import TextIO
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides that
 # reorder or split what a terminal or a label shows (Trojan Source, CVE-2021-42574).
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-)
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
 
 
@@ -53,4 +56,72 @@ def is_safe(text: str) -> bool:
     return _UNSAFE.search(text) is None
 
 
-__all__ = ["escape_control", "escape_field", "is_safe"]
+# What a stream guard lets through: our own line ends, TSV tabs and a progress bar's \r.
+_UNSAFE_IN_STREAM = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+class EscapingStream(io.TextIOBase):
+    """A text stream that escapes, on the way through, every control character except
+    ``\n``, ``\t`` and ``\r``: the last guard of a terminal (or of a pipe read by one).
+
+    Each value printed from a file or peer is escaped where it is formatted (which also
+    keeps an embedded newline from forging a line); this catches whatever a message quotes
+    that nobody thought of, so that no ESC/OSC sequence ever reaches the reader's terminal.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(_UNSAFE_IN_STREAM.sub(_escape_one, text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.stream, "encoding", "utf-8"))
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.stream, "errors", None)
+
+
+@contextlib.contextmanager
+def escaping_std_streams() -> Iterator[None]:
+    """Wrap ``sys.stdout`` and ``sys.stderr`` in :class:`EscapingStream` while a command runs;
+    put back whatever they were, unless the command itself replaced them meanwhile."""
+    saved = sys.stdout, sys.stderr
+    guards = EscapingStream(saved[0]), EscapingStream(saved[1])
+    sys.stdout, sys.stderr = guards  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            guards[0].flush()
+        if sys.stdout is guards[0]:
+            sys.stdout = saved[0]
+        if sys.stderr is guards[1]:
+            sys.stderr = saved[1]
+
+
+__all__ = [
+    "EscapingStream",
+    "escape_control",
+    "escape_field",
+    "escaping_std_streams",
+    "is_safe",
+]

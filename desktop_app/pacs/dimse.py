@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,9 @@ from pynetdicom.status import (
 )
 from pynetdicom.transport import AssociationSocket
 
+from desktop_app.dicom.dicomfile import quiet_pydicom
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import DicomReadError, PacsError
-from desktop_app.infra.hashedpaths import clean_uid
 from desktop_app.pacs.nodes import LocalAE, PacsNode
 from desktop_app.pacs.requests import (
     ALL_STORAGE_CLASSES,
@@ -56,6 +57,7 @@ from desktop_app.pacs.requests import (
     retrieve_identifier,
     storable_files,
     store_contexts,
+    valid_uid,
 )
 from desktop_app.pacs.store import LocalStore, StoreReceiver
 
@@ -112,7 +114,12 @@ class FindMatch:
 
 @dataclass(frozen=True)
 class RetrieveResult:
-    """What a C-GET or C-MOVE brought back into the store."""
+    """What a C-GET or C-MOVE brought back into the store.
+
+    ``refused`` counts, by reason (see :func:`~desktop_app.pacs.store.refusal_text`), the
+    instances the peer sent that were not stored: of other studies or series, with invalid
+    UIDs. ``problems`` says each of those in one line, then any other trouble.
+    """
 
     stored: tuple[Path, ...]
     completed: int
@@ -121,6 +128,18 @@ class RetrieveResult:
     cancelled: bool = False
     status: int = 0x0000
     problems: tuple[str, ...] = ()
+    refused: Mapping[str, int] = field(default_factory=dict)
+    one_series: bool = False
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder that holds every stored instance: the study's (the series' when one
+        series was asked for), as found from the stored files themselves; None when nothing
+        was stored."""
+        if not self.stored:
+            return None
+        levels = (p.parent if self.one_series else p.parent.parent for p in self.stored)
+        return Path(os.path.commonpath(list(levels)))
 
 
 @dataclass(frozen=True)
@@ -192,7 +211,9 @@ class PacsClient:
                     break
                 code = self._check_status(status, "C-FIND", QR_FIND_SERVICE_CLASS_STATUS)
                 if code in (0xFF00, 0xFF01) and found is not None:
-                    matches.append(FindMatch(level, as_text(found, RETURN_KEYS[level])))
+                    with quiet_pydicom():  # its warnings would repeat the peer's values
+                        values = as_text(found, RETURN_KEYS[level])
+                    matches.append(FindMatch(level, values))
         finally:
             _release(assoc)
         log.info("C-FIND %s on %s: %d matches", level, self.node.name, len(matches))
@@ -222,7 +243,8 @@ class PacsClient:
     ) -> RetrieveResult:
         """C-GET a study (or one series) into ``store`` (PS3.4 C.4.3)."""
         store = store or LocalStore()
-        receiver = StoreReceiver(store)
+        identifier = retrieve_identifier(study_uid, series_uid)
+        receiver = StoreReceiver(store, study_uid=study_uid, series_uid=series_uid)
         model = StudyRootQueryRetrieveInformationModelGet
         ae = self._ae()
         ae.add_requested_context(model)
@@ -231,7 +253,6 @@ class PacsClient:
             ae.add_requested_context(uid, syntaxes)
         roles = [build_role(uid, scp_role=True) for uid in dict.fromkeys(u for u, _ in contexts)]
         assoc = self._associate(ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, receiver)])
-        identifier = retrieve_identifier(study_uid, series_uid)
         try:
             responses = assoc.send_c_get(identifier, model)
             return self._collect(
@@ -254,7 +275,8 @@ class PacsClient:
         The node must know our AE title, host and port (``LocalAE``) as a move destination.
         """
         store = store or LocalStore()
-        receiver = StoreReceiver(store)
+        identifier = retrieve_identifier(study_uid, series_uid)
+        receiver = StoreReceiver(store, study_uid=study_uid, series_uid=series_uid)
         scp = AE(ae_title=self.local.ae_title)
         self._apply_timeouts(scp)
         for uid in ALL_STORAGE_CLASSES:
@@ -274,7 +296,6 @@ class PacsClient:
         try:
             model = StudyRootQueryRetrieveInformationModelMove
             assoc = self._associate_for(model)
-            identifier = retrieve_identifier(study_uid, series_uid)
             try:
                 responses = assoc.send_c_move(identifier, self.local.ae_title, model)
                 return self._collect(
@@ -355,7 +376,7 @@ class PacsClient:
         """
         identifier = Dataset()
         identifier.QueryRetrieveLevel = "STUDY"
-        identifier.StudyInstanceUID = clean_uid(study_uid)
+        identifier.StudyInstanceUID = valid_uid(study_uid)
         identifier.SOPClassesInStudy = ""
         model = StudyRootQueryRetrieveInformationModelFind
         try:
@@ -368,9 +389,11 @@ class PacsClient:
                 if status is None or "Status" not in status:
                     break
                 if int(status.Status) in (0xFF00, 0xFF01) and found is not None:
-                    value = found.get("SOPClassesInStudy") or []
+                    with quiet_pydicom():
+                        value = found.get("SOPClassesInStudy") or []
                     values = [value] if isinstance(value, str) else list(value)
-                    classes.extend(clean_uid(v) for v in values if clean_uid(v))
+                    # A peer's UIDs become presentation contexts: only valid ones.
+                    classes.extend(u for u in map(valid_uid, values) if u)
         finally:
             _release(assoc)
         return list(dict.fromkeys(classes))
@@ -513,17 +536,19 @@ class PacsClient:
                 break
         if final == 0xFE00:
             return _retrieve_result(receiver, completed, failed, warning, True, final)
-        if not (final == 0x0000 or 0xB000 <= final <= 0xBFFF) and not receiver.stored:
+        ended_badly = not (final == 0x0000 or 0xB000 <= final <= 0xBFFF)
+        if ended_badly and not receiver.stored and not receiver.refused:
             raise PacsError(
                 f"{what} failed on {self._where()}: {_status_text(final, table)}", hint=hint
             )
         log.info(
-            "%s from %s: %d stored, %d failed, %d warnings",
+            "%s from %s: %d stored, %d failed, %d warnings, %d refused",
             what,
             self.node.name,
             len(receiver.stored),
             failed,
             warning,
+            sum(receiver.refused.values()),
         )
         return _retrieve_result(receiver, completed, failed, warning, False, final)
 
@@ -575,6 +600,8 @@ def _retrieve_result(
         cancelled=cancelled,
         status=status,
         problems=tuple(receiver.failures) + problems,
+        refused=dict(receiver.refused),
+        one_series=receiver.series_uid is not None,
     )
 
 

@@ -9,11 +9,12 @@ from typing import Literal
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import RE_VALID_UID, UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.presentation import AllStoragePresentationContexts, StoragePresentationContexts
 
 from desktop_app.infra.errors import DicomReadError, PacsError
 from desktop_app.infra.hashedpaths import clean_uid
+from desktop_app.infra.safetext import escape_control
 
 # SOP classes (PS3.4 A, C.6.1, C.6.2).
 Verification = UID("1.2.840.10008.1.1")
@@ -23,6 +24,10 @@ StudyRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.2.2")
 StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
 
 QueryLevel = Literal["PATIENT", "STUDY", "SERIES"]
+
+# A peer's value longer than any return key's VR allows (LO 64, PN 3 x 64, UI 64; a few VM > 1)
+# is cut here, so a hostile PACS can't fill memory, a terminal or a table cell with one value.
+MAX_VALUE_CHARS = 1024
 
 # Return keys per level (PS3.4 C.6.1.1, C.6.2.1): asked for empty, so the PACS fills them in.
 RETURN_KEYS: dict[str, tuple[str, ...]] = {
@@ -124,33 +129,62 @@ def build_query(level: str, filters: Mapping[str, str]) -> Dataset:
     return ds
 
 
+def valid_uid(value: object) -> str:
+    """The UID without its padding if it is valid (PS3.5 9.1: digits and dots, no leading zero
+    in a component other than "0" itself, at most 64 characters), else ``""``.
+
+    Checked with pydicom's pattern, never by building a ``UID`` (which warns, repeating the
+    peer's text, when the value is invalid).
+    """
+    text = clean_uid(value)
+    if len(text) <= 64 and RE_VALID_UID.fullmatch(text):
+        return text
+    return ""
+
+
 def retrieve_identifier(study_uid: str, series_uid: str | None) -> Dataset:
     """The C-GET / C-MOVE identifier of a study, or of one of its series (PS3.4 C.4.2.1.4)."""
-    study = clean_uid(study_uid)
-    if not study:
+    if not clean_uid(study_uid):
         raise PacsError("no StudyInstanceUID given", hint="find the study first")
     ds = Dataset()
     ds.QueryRetrieveLevel = "SERIES" if series_uid else "STUDY"
-    ds.StudyInstanceUID = study
+    ds.StudyInstanceUID = _checked_uid(study_uid, "StudyInstanceUID")
     if series_uid:
-        ds.SeriesInstanceUID = clean_uid(series_uid)
+        ds.SeriesInstanceUID = _checked_uid(series_uid, "SeriesInstanceUID")
     return ds
+
+
+def _checked_uid(value: str, keyword: str) -> str:
+    uid = valid_uid(value)
+    if not uid:
+        raise PacsError(
+            f"{keyword} '{escape_control(value, limit=80)}' is not a valid UID",
+            hint="a UID is digits and dots, at most 64 characters (PS3.5 9.1); "
+            "copy it from `radassist pacs find`",
+        )
+    return uid
 
 
 def as_text(ds: Dataset, keywords: Sequence[str]) -> dict[str, str]:
     """The values of ``keywords`` present in a C-FIND response, as text (multi-values joined
-    with a backslash)."""
+    with a backslash), each cut to :data:`MAX_VALUE_CHARS`. Control characters are kept: they
+    are escaped where the text is shown (:mod:`desktop_app.infra.safetext`)."""
     values: dict[str, str] = {}
     for keyword in keywords:
         if keyword in ds:
             value = ds[keyword].value
             if value is None:
                 text = ""
+            elif isinstance(value, bytes):  # kept raw (UN) when it could not be decoded
+                text = value.decode("utf-8", "replace")
             elif isinstance(value, MultiValue | list | tuple):
                 text = "\\".join(str(v) for v in value)
             else:
                 text = str(value)
-            values[keyword] = text.strip()
+            text = text.strip()
+            if len(text) > MAX_VALUE_CHARS:
+                text = text[: MAX_VALUE_CHARS - 1] + "…"
+            values[keyword] = text
     return values
 
 

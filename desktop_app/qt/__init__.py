@@ -21,4 +21,5 @@ Modules:
 - screenshot: `--screenshot FILE.png [--run-inference]` for docs and checks.
 - theme: the dark reading-room palette and style sheet.
 - images: the only place a numpy array becomes a QImage.
+- plaintext: text from files, peers and model files escaped for labels, items and tooltips (never rich text).
 """

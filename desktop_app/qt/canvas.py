@@ -29,6 +29,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from desktop_app.qt.images import array_to_qimage
+from desktop_app.qt.plaintext import shown
 
 HANDLE_PX = 7.0
 
@@ -156,7 +157,8 @@ class ImageCanvas(QWidget):
 
     def set_corner_text(self, corner: str, lines: list[str]) -> None:
         """corner: 'tl', 'tr', 'bl' or 'br'."""
-        self._corners[corner] = [line for line in lines if line]
+        # Tag values: one line each, escaped (a bidi override would reverse the rest).
+        self._corners[corner] = [shown(line) for line in lines if line]
         self.update()
 
     def set_placeholder(self, text: str) -> None:

@@ -9,6 +9,8 @@ what the reader asked for; the window applies it to the review state.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app import RESEARCH_USE_NOTICE
 from desktop_app.inference.overlays import label_colour
+from desktop_app.qt.plaintext import plain_label, shown
 from desktop_app.qt.theme import ACCENT, NEGATIVE, POSITIVE, WARNING
 from desktop_app.review.state import (
     ACCEPTED,
@@ -43,7 +46,8 @@ REJECTED_COLOR = "#8a9099"
 
 
 def label_text(label: str) -> str:
-    return label.replace("_", " ").capitalize()
+    """A model label as shown (plain text: put it into rich text through ``html.escape``)."""
+    return shown(label.replace("_", " ").capitalize(), 80)
 
 
 def label_color(index: int) -> str:
@@ -203,7 +207,7 @@ class FindingCard(QFrame):
         )
         self.name.setText(
             f"<span style='color:{mark}'>●</span>&nbsp;<span style='color:{color}'>"
-            f"<b>{label_text(finding.label)}</b></span>"
+            f"<b>{html.escape(label_text(finding.label))}</b></span>"
         )
 
     def _show_threshold(self, value: float) -> None:
@@ -353,13 +357,13 @@ class FindingsPanelWidget(QWidget):
 
     # ------------------------------------------------------------------ content
     def set_model_text(self, text: str) -> None:
-        self.model_label.setText(text)
+        plain_label(self.model_label).setText(shown(text, None))
 
     def set_message(self, text: str, kind: str = "info") -> None:
         """A line under the run button: progress, "no findings yet", or an error."""
         color = {"error": POSITIVE, "warning": WARNING}.get(kind, "#aab0b8")
         self.message.setStyleSheet(f"color: {color};")
-        self.message.setText(text)
+        plain_label(self.message).setText(shown(text, None))
         self.message.setVisible(bool(text))
 
     def set_state(self, state: ReviewState | None, series_key: str | None) -> None:

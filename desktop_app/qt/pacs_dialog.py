@@ -53,6 +53,7 @@ from desktop_app.pacs.query import (
 from desktop_app.pacs.store import LocalStore
 from desktop_app.qt.pacs_jobs import RetrieveSummary, pacs_pool, retrieve_all
 from desktop_app.qt.pacs_nodes import NodeEditor
+from desktop_app.qt.plaintext import plain_label, shown, tooltip
 from desktop_app.qt.theme import NEGATIVE, POSITIVE
 from desktop_app.qt.workers import TaskChannel
 
@@ -550,7 +551,7 @@ class PacsDialog(QDialog):
         for row in rows:
             items = []
             for column, value in enumerate(row.cells()):
-                item = QStandardItem("" if value is None else str(value))
+                item = QStandardItem("" if value is None else shown(value))
                 item.setData(-1 if value is None else value, Qt.ItemDataRole.UserRole)
                 if column >= 6:
                     item.setTextAlignment(
@@ -683,8 +684,8 @@ class PacsDialog(QDialog):
         color = {"ok": "#aab0b8", "warning": "#e0a030", "error": POSITIVE}.get(kind, "#aab0b8")
         self.status.setStyleSheet(f"color: {color};")
         self.status.setProperty("kind", kind)
-        self.status.setText(message)
-        self.status.setToolTip(message)
+        plain_label(self.status).setText(shown(message, None))
+        self.status.setToolTip(tooltip(message))
 
     def show_error(self, message: str) -> None:
         """One line in the dialog (the caller's message is already one line)."""

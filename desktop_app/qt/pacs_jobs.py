@@ -88,8 +88,8 @@ def retrieve_all(
         stored += len(result.stored)
         failed += result.failed
         problems.extend(result.problems)
-        if result.stored:
-            folders.append(store.study_folder(uid))
+        if result.folder is not None:  # where the instances really are (PacsClient checks)
+            folders.append(result.folder)
         log.info("retrieved study %s: %d instances", uid_hash(uid), len(result.stored))
     if not folders and first_error is not None:
         raise first_error

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTree
 
 from desktop_app.infra.errors import RadAssistError
 from desktop_app.qt.images import array_to_qimage
+from desktop_app.qt.plaintext import shown, tooltip
 from desktop_app.qt.workers import TaskChannel
 from desktop_app.studies.index import StudyIndex
 from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble
@@ -109,10 +110,10 @@ class StudyBrowserWidget(QTreeWidget):
         self._items.clear()
         order: list[StackEntry] = []
         for patient in index.patients:
-            name = (patient.name or "(no name)").replace("^", " ").strip()
-            pid = f"  ·  ID {patient.patient_id}" if patient.patient_id else ""
+            name = shown((patient.name or "(no name)").replace("^", " ").strip())
+            pid = f"  ·  ID {shown(patient.patient_id)}" if patient.patient_id else ""
             p_item = QTreeWidgetItem([f"{name}{pid}"])
-            p_item.setToolTip(0, f"{name}{pid}")
+            p_item.setToolTip(0, tooltip(f"{name}{pid}"))
             font = p_item.font(0)
             font.setBold(True)
             p_item.setFont(0, font)
@@ -120,10 +121,10 @@ class StudyBrowserWidget(QTreeWidget):
             p_item.setFirstColumnSpanned(True)
             for study in patient.studies:
                 date = format_dicom_date(study.date)
-                s_text = "  —  ".join(t for t in (date, study.description or "(study)") if t)
+                s_text = "  —  ".join(shown(t) for t in (date, study.description or "(study)") if t)
                 s_item = QTreeWidgetItem([s_text])
                 s_item.setForeground(0, QColor("#b8bec6"))
-                s_item.setToolTip(0, s_text)
+                s_item.setToolTip(0, tooltip(s_text))
                 p_item.addChild(s_item)
                 s_item.setFirstColumnSpanned(True)
                 for series in study.series:
@@ -131,11 +132,13 @@ class StudyBrowserWidget(QTreeWidget):
                     for part, stack in enumerate(assembly.stacks):
                         # 1-based part, as SliceStack.part and SeriesResult.part (and exports)
                         key = f"{series.series_instance_uid}#{part + 1}"
-                        desc = series.description or f"Series {series.series_number or ''}".strip()
+                        desc = shown(
+                            series.description or f"Series {series.series_number or ''}".strip()
+                        )
                         if len(assembly.stacks) > 1:
                             desc = f"{desc} (part {part + 1}/{len(assembly.stacks)})"
-                        shown = f"⚠ {desc}" if stack.warnings else desc
-                        item = QTreeWidgetItem([shown, series.modality, str(len(stack))])
+                        label = f"⚠ {desc}" if stack.warnings else desc
+                        item = QTreeWidgetItem([label, shown(series.modality), str(len(stack))])
                         item.setData(0, ROLE_KEY, key)
                         item.setIcon(0, self._placeholder_icon)
                         item.setTextAlignment(
@@ -153,7 +156,7 @@ class StudyBrowserWidget(QTreeWidget):
                         if stack.slice_spacing:
                             tips.append(f"slice spacing {stack.slice_spacing:.3g} mm")
                         tips += [f"⚠ {w}" for w in stack.warnings]
-                        item.setToolTip(0, "\n".join(tips))
+                        item.setToolTip(0, tooltip(*tips))
                         s_item.addChild(item)
                         entry = StackEntry(
                             key, assembly, part, series.modality, desc, study.study_instance_uid

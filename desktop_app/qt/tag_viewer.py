@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.dicom.tags import TagRow, as_text, filter_rows, flatten
+from desktop_app.qt.plaintext import plain_label, shown, tooltip
 from desktop_app.qt.workers import TaskChannel
 from desktop_app.studies.volume import SeriesVolume
 
@@ -105,7 +106,7 @@ class TagViewerWidget(QWidget):
 
     def _on_failed(self, message: str) -> None:
         self._set_rows([])
-        self.status.setText(f"✖ {message}")
+        plain_label(self.status).setText(f"✖ {shown(message, None)}")
 
     def _set_rows(self, rows: list[TagRow]) -> None:
         self.tree.setUpdatesEnabled(False)
@@ -114,9 +115,11 @@ class TagViewerWidget(QWidget):
             self.rows = rows
             self._items = []
             for row in rows:
-                item = QTreeWidgetItem([row.tag, row.keyword or row.name, row.vr, row.value])
-                item.setToolTip(1, row.name)
-                item.setToolTip(3, row.value)
+                item = QTreeWidgetItem(
+                    [row.tag, shown(row.keyword or row.name), shown(row.vr), shown(row.value)]
+                )
+                item.setToolTip(1, tooltip(row.name))
+                item.setToolTip(3, tooltip(row.value))
                 if row.parent < 0:
                     self.tree.addTopLevelItem(item)
                 else:

@@ -150,6 +150,7 @@ class TestStore:
         ds = Dataset()
         ds.StudyInstanceUID = "1.2.3"
         ds.SeriesInstanceUID = "1.2.3.4"
+        ds.SOPInstanceUID = "1.2.3.4.5"
         event = SimpleNamespace(
             request=SimpleNamespace(AffectedSOPInstanceUID="1.2.3.4.5"),
             dataset=ds,
@@ -159,9 +160,9 @@ class TestStore:
         assert stored == [store.path_for("1.2.3", "1.2.3.4", "1.2.3.4.5")]
         assert stored[0].read_bytes() == b"encoded"
         del ds.SeriesInstanceUID
-        assert receiver(event) == 0xC000
+        assert receiver(event) == 0x0117
         assert receiver.failures == [
-            "a received dataset lacks its study, series or SOP instance UID"
+            "1 instance without its study, series or SOP instance UID was refused"
         ]
 
 
@@ -249,7 +250,9 @@ class _Scp:
     def _get(self, event: Any) -> Iterator[Any]:
         yield 3
         for i in range(3):
-            yield 0xFF00, _ct(i)
+            ds = _ct(i)
+            ds.StudyInstanceUID = event.identifier.StudyInstanceUID  # the study asked for
+            yield 0xFF00, ds
 
     def _store(self, event: Any) -> int:
         self.received.append(str(event.request.AffectedSOPInstanceUID))

@@ -21,6 +21,7 @@ from desktop_app.qt.controllers.shown import Shown
 from desktop_app.qt.controllers.view import ViewController
 from desktop_app.qt.findings_panel import FindingsPanelWidget
 from desktop_app.qt.inference import InferenceController
+from desktop_app.qt.plaintext import shown
 from desktop_app.qt.study_browser import StackEntry, StudyBrowserWidget
 from desktop_app.qt.viewer import SeriesContext, ViewerWidget
 from desktop_app.qt.workers import StreamingWorkFunction, TaskChannel
@@ -173,7 +174,7 @@ class StudyController(QObject):
         self.entries = self.browser.populate(index, assemblies)
         self.problems.clear()
         for problem in index.problems:
-            self.problems.addItem(problem.one_line())
+            self.problems.addItem(shown(problem.one_line(), 1000))
         self.problems_dock.setVisible(bool(index.problems))
         self.feedback.end(index_summary(index, len(self.entries)))
         self.shown.clear()  # the same series reopened is shown afresh
