@@ -9,9 +9,10 @@ from typing import Literal
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import RE_VALID_UID, UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.presentation import AllStoragePresentationContexts, StoragePresentationContexts
 
+from desktop_app.dicom.uids import is_valid_uid
 from desktop_app.infra.errors import DicomReadError, PacsError
 from desktop_app.infra.hashedpaths import clean_uid
 from desktop_app.infra.safetext import escape_control
@@ -133,13 +134,10 @@ def valid_uid(value: object) -> str:
     """The UID without its padding if it is valid (PS3.5 9.1: digits and dots, no leading zero
     in a component other than "0" itself, at most 64 characters), else ``""``.
 
-    Checked with pydicom's pattern, never by building a ``UID`` (which warns, repeating the
-    peer's text, when the value is invalid).
+    Checked by ``dicom.uids.is_valid_uid`` (pydicom's pattern), never by building a ``UID``
+    (which warns, repeating the peer's text, when the value is invalid).
     """
-    text = clean_uid(value)
-    if len(text) <= 64 and RE_VALID_UID.fullmatch(text):
-        return text
-    return ""
+    return clean_uid(value) if is_valid_uid(value) else ""
 
 
 def retrieve_identifier(study_uid: str, series_uid: str | None) -> Dataset:
