@@ -1,7 +1,8 @@
 """Reading one DICOM object: bounded header walk, values, pixels and display transforms.
 
 Modules (one job each):
-- limits: ReadLimits, the safety caps checked before reading or allocating (sizes, depth, counts).
+- limits: ReadLimits, the decode budget checked before reading or allocating (object, frame,
+  LUT, inflate sizes, depth, counts); the GUI's lower interactive budget.
 - structure: what the structure walks share: tags, VRs, ScanResult, PixelDataInfo, TopLevel.
 - walk: the full, non-recursive structure walk (scan_file): lengths and limits checked first.
 - headerscan: scan_header: the walk plus raw top-level values; a quick walk for the common file.

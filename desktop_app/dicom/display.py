@@ -15,7 +15,13 @@ from desktop_app.dicom.voi import Window, apply_voi_lut, apply_window, auto_wind
 
 
 def _to_uint8(unit: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """[0, 1] -> uint8. ``unit`` is a float32 array that the caller made and no longer needs
+    (the window's output): it is scaled in place, so a large frame is not copied again."""
+    scaled = np.asarray(unit, dtype=np.float32)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled *= 255.0
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def render(frame: Frame, window: Window | None = None, *, invert: bool = False) -> np.ndarray:

@@ -37,7 +37,16 @@ HINT_CORRUPT = "the file is truncated or corrupt; re-export or re-transfer it"
 HINT_NOT_DICOM = "this does not look like a DICOM file"
 
 
+_SETTING_LIMITS = ("max_object_bytes", "max_frame_bytes")
+
+
 def hint_limit(name: str) -> str:
+    """How to raise limit ``name``: the budget the app's setting controls is named too."""
+    if name in _SETTING_LIMITS:
+        return (
+            f"raise ReadLimits.{name}, in the app Settings > Largest image to open, only if "
+            "the file is trusted"
+        )
     return f"raise ReadLimits.{name} only if the file is trusted"
 
 

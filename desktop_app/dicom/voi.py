@@ -207,17 +207,27 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
                 z = np.clip(-4.0 * (x.astype(np.float64) - c) / w, -80.0, 80.0)
                 out = (1.0 / (1.0 + np.exp(z))).astype(np.float32)
         elif function == "LINEAR_EXACT":
-            if w <= 0:
-                out = (x > c).astype(np.float32)
-            else:
-                out = ((x.astype(np.float64) - c) / w + 0.5).astype(np.float32)
+            out = (x > c).astype(np.float32) if w <= 0 else _linear(x, c, w, 0.5)
         else:
-            if w <= 1:
-                out = (x > c - 0.5).astype(np.float32)
-            else:
-                out = ((x.astype(np.float64) - (c - 0.5)) / (w - 1) + 0.5).astype(np.float32)
-        out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+            out = (x > c - 0.5).astype(np.float32) if w <= 1 else _linear(x, c - 0.5, w - 1, 0.5)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _linear(x: np.ndarray, origin: float, scale: float, offset: float) -> np.ndarray:
+    """``(x - origin) / scale + offset`` as float32, computed in float64 one block of rows
+    at a time so that a large frame never has a float64 copy of itself in memory."""
+    out = np.empty(x.shape, dtype=np.float32)
+    flat_in = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
+    flat_out = out.reshape(flat_in.shape)
+    step = max(1, (1 << 20) // max(1, flat_in.shape[1]))
+    for start in range(0, flat_in.shape[0], step):
+        block = flat_in[start : start + step].astype(np.float64)
+        block -= origin
+        block /= scale
+        block += offset
+        flat_out[start : start + step] = block
+    return out
 
 
 PRESETS: dict[str, Window] = {

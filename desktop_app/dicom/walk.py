@@ -489,31 +489,52 @@ class TopLevelRecord:
         )
 
 
-def _inflate(data: Any, path: Path, limits: ReadLimits) -> bytes:
-    """Inflate a deflated dataset (PS3.5 A.5) without letting a zip bomb through."""
-    cap = limits.max_object_bytes + limits.max_header_bytes
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    chunks: list[bytes] = []
-    total = 0
-    view = memoryview(data)
-    step = 1 << 20
+def _inflate(data: Any, path: Path, limits: ReadLimits) -> bytearray:
+    """Inflate a deflated dataset (PS3.5 A.5) without letting a zip bomb through.
+
+    A first pass streams the inflate in steps of 4 MiB and keeps nothing, only counting the
+    bytes against the cap (``limits.max_inflated_bytes``, and no more than the object's
+    pixel and header budgets together); a bomb is refused there with a few MiB in memory.
+    Only a stream within the cap is inflated again, into one buffer of its size.
+    """
+    cap = min(limits.max_inflated_bytes, limits.max_object_bytes + limits.max_header_bytes)
+    name = "max_inflated_bytes" if cap == limits.max_inflated_bytes else "max_object_bytes"
     try:
-        for i in range(0, len(view), step):
-            chunk = inflater.decompress(view[i : i + step], cap + 1 - total)
+        total = 0
+        for chunk in _inflated_steps(data):
             total += len(chunk)
-            chunks.append(chunk)
-            if total > cap or inflater.unconsumed_tail:
+            if total > cap:
                 raise LimitExceededError(
-                    f"deflated data inflates to more than {cap} bytes",
+                    f"deflated data ({len(data)} bytes) inflates to more than {cap} bytes, "
+                    f"over the limit of {cap}",
                     path,
-                    hint_limit("max_object_bytes"),
+                    hint_limit(name),
                 )
-        chunks.append(inflater.flush())
+        out = bytearray(total)
+        filled = 0
+        with memoryview(out) as view:
+            for chunk in _inflated_steps(data):
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
     except zlib.error as err:
         raise DicomReadError(
             f"deflated data can't be inflated ({err})", path, HINT_CORRUPT
         ) from None
-    return b"".join(chunks)
+    return out
+
+
+def _inflated_steps(data: Any) -> Iterator[bytes]:
+    """The inflated stream (raw deflate, RFC 1951) in pieces of at most 4 MiB."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending = bytes(data)
+    while pending:
+        chunk = inflater.decompress(pending, 4 << 20)
+        if chunk:
+            yield chunk
+        pending = inflater.unconsumed_tail
+    tail = inflater.flush()
+    if tail:
+        yield tail
 
 
 def scan_file(path: PathLike, *, limits: ReadLimits = DEFAULT_LIMITS) -> ScanResult:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.settings import shortcuts
+from desktop_app.settings import schema, shortcuts
 from desktop_app.settings.schema import COLORMAPS, DEVICES
 
 
@@ -106,6 +107,18 @@ class SettingsDialog(QDialog):
             check.setChecked(bool(values.get(key, True)))
             self.layer_checks[key] = check
             form.addRow("Show by default" if key == "overlay/heatmap" else "", check)
+        budget = schema.spec("reading/max_object_mib")
+        self.max_object = QSpinBox(general)
+        self.max_object.setObjectName("maxObjectSpin")
+        self.max_object.setRange(int(budget.minimum or 1), int(budget.maximum or budget.default))
+        self.max_object.setSingleStep(64)
+        self.max_object.setSuffix(" MiB")
+        self.max_object.setValue(int(values.get(budget.key, budget.default)))
+        self.max_object.setToolTip(
+            "Decoded pixels of one image or multi-frame object; larger files are refused "
+            "before they are read. Raise only for files you trust."
+        )
+        form.addRow("Largest image to open", self.max_object)
         return general
 
     def _build_keys_tab(self, shortcut_table: dict[str, str]) -> QWidget:
@@ -184,6 +197,7 @@ class SettingsDialog(QDialog):
             "inference/model_path": self.model_path.text().strip(),
             "overlay/colormap": self.colormap.currentText(),
             "overlay/opacity": float(self.opacity.value()),
+            "reading/max_object_mib": int(self.max_object.value()),
         }
         out.update({key: check.isChecked() for key, check in self.layer_checks.items()})
         return out

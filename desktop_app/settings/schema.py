@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from desktop_app.dicom.limits import DEFAULT_LIMITS, INTERACTIVE_OBJECT_MIB, MIB
+
 log = logging.getLogger(__name__)
 
 #: The device names every front end accepts (GUI setting, CLI flags, training config).
@@ -45,6 +47,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("overlay/box", True, "bool", "Show boxes"),
     SettingSpec("overlay/labels", True, "bool", "Show label text"),
     SettingSpec("cine/fps", 10, "int", "Cine frames per second", (), 1, 60),
+    # The GUI's decode budget (dicom.limits.interactive_limits), up to the documented 2 GiB.
+    SettingSpec(
+        "reading/max_object_mib",
+        INTERACTIVE_OBJECT_MIB,
+        "int",
+        "Largest image to open (MiB of decoded pixels)",
+        (),
+        64,
+        DEFAULT_LIMITS.max_object_bytes // MIB,
+    ),
 )
 
 BY_KEY: dict[str, SettingSpec] = {s.key: s for s in SETTINGS}

@@ -9,7 +9,9 @@ Modules (one job each):
 - decode: one frame's stored values, read alone from the file (native by offset,
   encapsulated by its fragments) and decoded.
 - rle: RLE Lossless header check and the pylibjpeg-rle fast path with its fallback.
-- codestream: a compressed frame's own header, checked against Rows, Columns and samples.
+- codestream: a compressed frame's own header, found wherever it sits, checked against Rows,
+  Columns, samples and Bits Allocated before any decoder runs.
+- palette: PALETTE COLOR -> RGB, segmented LUTs expanded within the entry limit.
 - processing: stored values -> Frame (Modality LUT, palette colour, spacing, VOI), grayscale.
 """
 

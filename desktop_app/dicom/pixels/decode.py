@@ -29,7 +29,7 @@ from desktop_app.dicom.dicomfile import (
 )
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.dicom.pixels import rle
-from desktop_app.dicom.pixels.codestream import check_codestream
+from desktop_app.dicom.pixels.codestream import CODESTREAM_SYNTAXES, check_codestream
 from desktop_app.dicom.pixels.geometry import (
     HINT_DECODE,
     PathLike,
@@ -195,6 +195,14 @@ def _decode_from_dataset(
     syntax = ts or str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     if not syntax:
         syntax = str(ExplicitVRLittleEndian)
+    if syntax in CODESTREAM_SYNTAXES:
+        # A dataset read elsewhere: its frame is in memory; check its header all the same.
+        check_codestream(
+            pydicom.encaps.get_frame(ds.PixelData, index, number_of_frames=geometry.frames),
+            geometry,
+            None,
+            syntax,
+        )
     opts = _options(geometry, syntax, None)
     opts.pop("pixel_keyword", None)
     arr, _ = _decoder(syntax, None).as_array(ds, index=index, validate=True, **opts)
@@ -248,7 +256,7 @@ def _decode_encapsulated(
             frame = pydicom.encaps.get_frame(
                 buffer.getvalue(), index, number_of_frames=geometry.frames
             )
-    check_codestream(frame, geometry, p)
+    check_codestream(frame, geometry, p, str(ts))
     single = struct.pack("<HHL", 0xFFFE, 0xE000, 0)
     padded = frame + b"\x00" * (len(frame) % 2)
     single += struct.pack("<HHL", 0xFFFE, 0xE000, len(padded)) + padded

@@ -98,8 +98,9 @@ def pixel_geometry(
     """Refuse pixel data that can't be decoded safely, before anything is allocated; return
     the checked attributes.
 
-    Declared Rows x Columns x Number of Frames x Samples x Bits Allocated over
-    ``limits.max_object_bytes`` raises LimitExceededError. Zero or missing Rows/Columns,
+    Declared Rows x Columns over ``limits.max_frame_pixels``, one decoded frame over
+    ``limits.max_frame_bytes``, or Rows x Columns x Number of Frames x Samples x Bits
+    Allocated over ``limits.max_object_bytes`` raises LimitExceededError. Zero or missing Rows/Columns,
     Samples per Pixel other than 1 or 3 (PS3.3 C.7.6.3.1.1), Bits Allocated other than 1, 8,
     16, 32 (64 for Double Float Pixel Data), Bits Stored over Bits Allocated, a Photometric
     Interpretation that does not fit the samples (C.7.6.3.1.2), native pixel data shorter
@@ -214,10 +215,12 @@ def _frames(ds: Dataset, limits: ReadLimits, p: Path | None) -> int:
 
 
 def _check_decoded_size(geometry: PixelGeometry, limits: ReadLimits, p: Path | None) -> None:
+    """The decode budget, from the header alone: bytes of the whole object, then pixels and
+    bytes of one frame. A frame is also held as float32 modality values, so that size counts."""
     g = geometry
+    pixels = g.rows * g.columns
+    frame_float = pixels * g.samples * 4
     total = g.decoded_frame_bytes * g.frames
-    # A frame is also converted to float32 (modality values), hence the second bound.
-    frame_float = g.rows * g.columns * g.samples * 4
     if total > limits.max_object_bytes or frame_float > limits.max_object_bytes:
         raise LimitExceededError(
             f"declares {g.rows}x{g.columns} pixels x {g.frames} frames x {g.samples} samples x "
@@ -225,6 +228,21 @@ def _check_decoded_size(geometry: PixelGeometry, limits: ReadLimits, p: Path | N
             f"{limits.max_object_bytes}",
             p,
             hint_limit("max_object_bytes"),
+        )
+    if pixels > limits.max_frame_pixels:
+        raise LimitExceededError(
+            f"declares frames of {g.rows}x{g.columns} = {pixels} pixels, over the limit of "
+            f"{limits.max_frame_pixels} pixels per frame",
+            p,
+            hint_limit("max_frame_pixels"),
+        )
+    frame = max(g.decoded_frame_bytes, frame_float)
+    if frame > limits.max_frame_bytes:
+        raise LimitExceededError(
+            f"declares frames of {g.rows}x{g.columns} pixels x {g.samples} samples = {frame} "
+            f"bytes decoded, over the limit of {limits.max_frame_bytes} bytes per frame",
+            p,
+            hint_limit("max_frame_bytes"),
         )
 
 

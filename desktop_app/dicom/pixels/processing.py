@@ -17,6 +17,7 @@ from desktop_app.dicom.dicomfile import read_header
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.dicom.pixels.decode import decode_frame, error_summary
 from desktop_app.dicom.pixels.geometry import HINT_DECODE
+from desktop_app.dicom.pixels.palette import has_segmented_palette, segmented_palette_to_rgb
 from desktop_app.dicom.voi import (
     VoiLut,
     Window,
@@ -24,7 +25,7 @@ from desktop_app.dicom.voi import (
     voi_luts_from_dataset,
     windows_from_dataset,
 )
-from desktop_app.infra.errors import FATAL, PathLike, PixelDecodeError
+from desktop_app.infra.errors import FATAL, DicomReadError, PathLike, PixelDecodeError
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,17 @@ def _pixel_spacing(ds: Dataset, frame: int) -> tuple[float, float] | None:
     return None
 
 
-def _palette_to_rgb(arr: np.ndarray, ds: Dataset, p: Path) -> np.ndarray:
-    """PALETTE COLOR -> RGB through the Palette Color LUTs (PS3.3 C.7.6.3.1.5/6)."""
+def _palette_to_rgb(arr: np.ndarray, ds: Dataset, p: Path, limits: ReadLimits) -> np.ndarray:
+    """PALETTE COLOR -> RGB through the Palette Color LUTs (PS3.3 C.7.6.3.1.5/6); segmented
+    LUTs (C.7.9.2) are expanded within ``limits`` (pydicom's expansion is unbounded)."""
     try:
-        rgb = pydicom.pixels.apply_color_lut(arr, ds)
+        if has_segmented_palette(ds):
+            rgb = segmented_palette_to_rgb(arr, ds, p, limits)
+        else:
+            rgb = pydicom.pixels.apply_color_lut(arr, ds)[..., :3]  # alpha (C.7.6.3.1.6) dropped
     except FATAL:
+        raise
+    except DicomReadError:
         raise
     except BaseException as err:
         raise PixelDecodeError(
@@ -175,11 +182,16 @@ def load_frame(
     if ds is None:
         ds = read_header(p, limits=limits)
     arr = decode_frame(p, index, ds=ds, limits=limits)
-    return frame_from_stored(arr, ds, index, path=p)
+    return frame_from_stored(arr, ds, index, path=p, limits=limits)
 
 
 def frame_from_stored(
-    arr: np.ndarray, ds: Dataset, index: int = 0, *, path: PathLike | None = None
+    arr: np.ndarray,
+    ds: Dataset,
+    index: int = 0,
+    *,
+    path: PathLike | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Frame:
     """A Frame from stored values already decoded by :func:`decode_frame`.
 
@@ -193,7 +205,7 @@ def frame_from_stored(
     note = None
     bits_stored = dsvalues.first_int(ds, "BitsStored") or 16
     if photometric == "PALETTE COLOR":
-        values = _palette_to_rgb(arr, ds, p)
+        values = _palette_to_rgb(arr, ds, p, limits)
         is_color = True
         bits_stored = 8 if values.dtype == np.uint8 else 16
     elif arr.ndim == 3:

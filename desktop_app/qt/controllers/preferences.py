@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from desktop_app import RESEARCH_USE_NOTICE, __version__
+from desktop_app.dicom.limits import ReadLimits, interactive_limits
 from desktop_app.qt.app_settings import AppSettings
 from desktop_app.qt.controllers.overlays import OverlayController
 from desktop_app.qt.controllers.review import ReviewController
@@ -21,7 +22,7 @@ from desktop_app.settings import shortcuts
 DIALOG_KEYS = (
     "review/reviewer", "inference/device", "inference/auto_run", "inference/model_path",
     "overlay/colormap", "overlay/opacity", "overlay/heatmap", "overlay/outline",
-    "overlay/box", "overlay/labels",
+    "overlay/box", "overlay/labels", "reading/max_object_mib",
 )  # fmt: skip
 
 
@@ -93,6 +94,11 @@ class PreferencesController(QObject):
         colormap = self.prefs.get("overlay/colormap")
         if colormap != old_colormap:
             self.runs.recolor(str(colormap))
+
+    def read_limits(self) -> ReadLimits:
+        """The decode budget the GUI opens files with: the setting "Largest image to open"
+        (``reading/max_object_mib``, 512 MiB unless raised) as ReadLimits."""
+        return interactive_limits(int(self.prefs.get("reading/max_object_mib")))
 
     def show_shortcuts(self) -> None:
         if self.shortcut_dialog is None:
