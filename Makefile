@@ -10,7 +10,7 @@ INSTALLER_STAMP := $(VENV)/.stamp-installer
 SAMPLE := resources/sample/chest_xr
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench model installer installer-test sample clean-venv
+.PHONY: run test lint bench model installer installer-test sample clean-venv fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ lint: $(TEST_STAMP)
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# The hostile-file corpus in full (tests/hostile: SEEDS files per class through inspect and
+# predict under an address-space limit); `make test` runs one file per class.
+SEEDS ?= 4
+fuzz: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.hostile.fuzz --seeds $(SEEDS)
 
 $(INSTALLER_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[installer]'

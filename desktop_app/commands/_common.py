@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, TextIO, cast
 
+from desktop_app.infra import logsetup
 from desktop_app.infra.errors import RadAssistError
+from desktop_app.infra.safetext import escape_control, escaping_std_streams
 from desktop_app.settings.schema import DEVICES
 
 EXIT_OK = 0
@@ -68,8 +70,10 @@ def load_command(parser: argparse.ArgumentParser, module_name: str) -> Command:
 
 def run_command(command: Command, args: argparse.Namespace, prog: str) -> int:
     """Configure logging from ``-v`` and run the command behind :func:`guarded`."""
-    configure_logging(args.verbose)
-    return guarded(lambda: command.run(args), prog)
+    configure_logging(args.verbose, prog)
+    # The last guard of the terminal: no control character from a file or peer gets through.
+    with escaping_std_streams():
+        return guarded(lambda: command.run(args), prog)
 
 
 # --------------------------------------------------------------------------- argparse types
@@ -168,22 +172,17 @@ def label_list(text: str) -> list[str]:
     return labels
 
 
-def configure_logging(verbose: int = 0) -> None:
-    """Entry points (and only they) configure handlers; a library never does."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # pydicom logs decoder failures with tracebacks (and values, which may be a patient's
-    # name); the core already reports each problem file in one line. Shown only with -vv.
-    logging.getLogger("pydicom").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
+def configure_logging(verbose: int = 0, prog: str = "radassist") -> None:
+    """Entry points (and only they) configure handlers; a library never does. The log file
+    gets everything; the terminal only the app's own one-line records (infra.logsetup)."""
+    logsetup.configure_logging(verbose, prog)
 
 
 def guarded(run: Callable[[], int], prog: str) -> int:
     """Run a command; turn any error into one line on stderr and an exit code.
 
     User errors (RadAssistError) print their one-line reason. An unexpected exception is a
-    bug: it still prints one line, and the traceback goes to the log at DEBUG level only.
+    bug: it still prints one line, and the traceback goes to the log file only.
     """
     try:
         return run()
@@ -201,8 +200,9 @@ def guarded(run: Callable[[], int], prog: str) -> int:
     except Exception as err:
         log.debug("unexpected error", exc_info=True)
         print(
-            f"{prog}: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
-            "(please report this; run with -v for details)",
+            f"{prog}: internal error: {type(err).__name__}: "
+            f"{escape_control(' '.join(str(err).split()))} "
+            f"(please report this with the log: {logsetup.log_file_path(create=False)})",
             file=sys.stderr,
         )
         return EXIT_SOME_FAILED
