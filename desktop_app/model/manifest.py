@@ -53,7 +53,10 @@ MANIFEST_KEYS = (
     "tensor_sha256",
     "model_card",
     *APPLICABILITY_KEYS,
+    "site_calibration",
 )
+# Keys any file may leave out (added within format 2).
+OPTIONAL_KEYS = ("site_calibration",)
 
 
 def utc_now_iso() -> str:
@@ -186,6 +189,7 @@ class ModelManifest:
     intended_input: IntendedInput = field(default_factory=IntendedInput.radiographs)
     ood: OodSpec | None = None
     temperatures: dict[str, float] | None = None
+    site_calibration: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
@@ -296,6 +300,7 @@ class ModelManifest:
             "intended_input": self.intended_input.to_dict(),
             "ood": None if self.ood is None else self.ood.to_dict(),
             "temperatures": self.temperatures,
+            "site_calibration": self.site_calibration,
         }
 
     @classmethod
@@ -310,7 +315,7 @@ class ModelManifest:
         fv: Any = data.get("format_version")
         if isinstance(fv, int) and not isinstance(fv, bool):
             _refuse_newer(fv)
-        optional = APPLICABILITY_KEYS if fv == 1 else ()
+        optional = (APPLICABILITY_KEYS if fv == 1 else ()) + OPTIONAL_KEYS
         missing = [k for k in MANIFEST_KEYS if k not in data and k not in optional]
         if missing:
             raise ModelFileError(f"manifest key {missing[0]!r} is missing")
@@ -338,6 +343,7 @@ class ModelManifest:
             tensor_sha256=data["tensor_sha256"],
             model_card=data["model_card"],
             format_version=fv,
+            site_calibration=data.get("site_calibration"),
             **_applicability(data),
         )
         if data["input_size"] != spec.image_size or data["input_channels"] != spec.channels:
@@ -353,6 +359,20 @@ class ModelManifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def _check_site_calibration(block: Any, labels: tuple[str, ...]) -> dict[str, Any]:
+    """A site's own measurement of the model (``radassist-train calibrate``): a mapping whose
+    ``labels`` mapping names only the model's labels."""
+    if not isinstance(block, dict):
+        raise ModelFileError("manifest site_calibration must be a mapping")
+    per_label = block.get("labels")
+    if not isinstance(per_label, dict):
+        raise ModelFileError("manifest site_calibration.labels must be a mapping of label")
+    unknown = sorted(set(per_label) - set(labels))
+    if unknown:
+        raise ModelFileError(f"manifest site_calibration has unknown label {unknown[0]!r}")
+    return block
 
 
 def _applicability(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -205,3 +205,28 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 def _write(path: Path, state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
     manifest["tensor_sha256"] = tensor_sha256(state)
     save_file(state, str(path), metadata={MF.MANIFEST_KEY: json.dumps(manifest)})
+
+
+class TestSiteCalibration:
+    BLOCK: dict[str, Any] = {
+        "source_sha256": "0" * 64,
+        "date": "2026-12-06",
+        "rule": "youden",
+        "n_cases": 143,
+        "labels": {"nodule": {"n": 143, "positives": 20, "sensitivity": {"value": 0.82}}},
+    }
+
+    def test_round_trip_and_optional(self, tmp_path: Path) -> None:
+        net = _network()
+        path = tmp_path / "m.safetensors"
+        MF.save_model_file(path, net, _manifest(site_calibration=self.BLOCK))
+        assert MF.read_manifest(path).site_calibration == self.BLOCK
+        manifest = json.loads(MF.read_manifest(path).to_json())
+        del manifest["site_calibration"]  # a format-2 file written before the key existed
+        _write(tmp_path / "older.safetensors", _state(path), manifest)
+        assert MF.load_model_file(tmp_path / "older.safetensors").manifest.site_calibration is None
+
+    def test_unknown_label_refused(self) -> None:
+        block = {**self.BLOCK, "labels": {"pneumothorax": {}}}
+        with pytest.raises(ModelFileError, match="site_calibration has unknown label"):
+            _manifest(site_calibration=block)
