@@ -198,6 +198,11 @@ class ModelManifest:
         if self.ood is not None and not isinstance(self.ood, OodSpec):
             raise ModelFileError("manifest ood is not an OodSpec")
         object.__setattr__(self, "temperatures", check_temperatures(self.temperatures, self.labels))
+        if self.site_calibration is not None:
+            block = _json_clean(self.site_calibration, "site_calibration")
+            object.__setattr__(
+                self, "site_calibration", _check_site_calibration(block, self.labels)
+            )
         object.__setattr__(self, "metrics", _json_clean(self.metrics, "metrics"))
         object.__setattr__(self, "training_data", _json_clean(self.training_data, "training_data"))
         self._validate()
