@@ -6,11 +6,12 @@ Modules:
 - controllers: one controller per area (studies, view, overlays, review, runs, exports, preferences) plus the status-bar feedback.
 - actions: every menu/toolbar action as data (id, handler, menu and toolbar placement) and the builders that make QActions from it.
 - viewer: ViewerWidget — one series: slice slider, lazy slices, window/level, cine, readout.
-- canvas: ImageCanvas — zoom/pan/rotate/flip, heatmap, outlines, boxes (editable), rulers.
+- canvas: ImageCanvas — zoom/pan/rotate/flip, heatmap, outlines, boxes (editable, or drawn for a missed finding), rulers.
 - study_browser: StudyBrowserWidget — patient → study → series tree with worker thumbnails.
 - tag_viewer: TagViewerWidget — the shown image's DICOM header as a searchable tree.
-- findings_panel: FindingsPanelWidget — per-label cards with live thresholds; the review box.
+- findings_panel: FindingsPanelWidget — per-label cards with live thresholds, the reader's verdict and its agreement, site calibration; the review box.
 - inference: InferenceController — the model in a worker (supersede, cancel, warm-up), behind review.runner's seam.
+- reader_dialog: ReaderNameDialog — asks once for the reader's name that verdicts and audit records carry.
 - dialogs: settings (with shortcut rebinding), shortcut cheat-sheet, model card.
 - pacs_dialog: PacsDialog — File ▸ Query/Retrieve: node picker, study search, retrieve.
 - pacs_nodes: NodeEditor — add or edit a PACS node.

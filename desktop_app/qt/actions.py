@@ -104,7 +104,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("prev_finding", "review.step_finding", (-1,)),
     ActionSpec("accept", "review.accept_selected"),
     ActionSpec("reject", "review.reject_selected"),
+    ActionSpec("uncertain", "review.uncertain_selected"),
     ActionSpec("clear_verdict", "review.clear_selected"),
+    ActionSpec("add_finding", "review.start_add_finding", text="&Add finding…"),
+    ActionSpec("all_absent", "review.mark_remaining_absent"),
+    _toggle("negative_heatmap", "overlays.set_negative_heatmap"),
     ActionSpec("note", "findings.focus_note"),
     # Help
     ActionSpec("shortcuts", "preferences.show_shortcuts"),
@@ -122,8 +126,9 @@ MENUS: tuple[MenuSpec, ...] = (
     MenuSpec("&Inference", ("run_inference", "cancel_inference", "model_info")),
     MenuSpec("&Overlays", ("toggle_heatmap", "toggle_outline", "toggle_box", "toggle_labels",
                            "-", "hide_overlays")),
-    MenuSpec("&Review", ("next_finding", "prev_finding", "-", "accept", "reject",
-                         "clear_verdict", "note", "tool_edit")),
+    MenuSpec("&Review", ("next_finding", "prev_finding", "-", "accept", "reject", "uncertain",
+                         "clear_verdict", "-", "add_finding", "all_absent", "-",
+                         "negative_heatmap", "note", "tool_edit")),
     MenuSpec("&Help", ("shortcuts", "about")),
 )  # fmt: skip
 

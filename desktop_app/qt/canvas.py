@@ -62,12 +62,14 @@ class ImageCanvas(QWidget):
     cursorMoved = Signal(object)  # (x, y) in image pixels, or None when off the image
     rulerFinished = Signal(object)  # Ruler, text empty: the window fills in mm
     boxEdited = Signal(str, object)  # shape key, (x, y, w, h) after a move or resize
+    boxDrawn = Signal(object)  # (x, y, w, h) drawn with the draw tool, clipped to the image
     shapeClicked = Signal(str)
     viewChanged = Signal()
 
     TOOL_PAN = "pan"
     TOOL_RULER = "ruler"
     TOOL_EDIT = "edit"
+    TOOL_DRAW = "draw"  # drag a new box (a finding the model missed)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,6 +102,8 @@ class ImageCanvas(QWidget):
         self._drag_last = QPointF()
         self._ruler_draft: Ruler | None = None
         self._edit: tuple[str, str, tuple[float, float, float, float], QPointF] | None = None
+        self._draw_start: QPointF | None = None
+        self._draw_end: QPointF | None = None
 
     # ----------------------------------------------------------------- content
     def set_image(self, arr: np.ndarray | None) -> None:
@@ -314,6 +318,12 @@ class ImageCanvas(QWidget):
                 self._paint_shape(painter, t, shape)
         for ruler in self._rulers + ([self._ruler_draft] if self._ruler_draft else []):
             self._paint_ruler(painter, t, ruler)
+        draft = self._draft_box()
+        if draft is not None:
+            pen = QPen(QColor("#ffd166"), 2, Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPolygon(t.map(QPolygonF(QRectF(*draft))))
         self._paint_corners(painter)
         painter.end()
 
@@ -429,6 +439,8 @@ class ImageCanvas(QWidget):
             p = self.widget_to_image(pos)
             if self.tool == self.TOOL_RULER:
                 self._ruler_draft = Ruler((p.x(), p.y()), (p.x(), p.y()))
+            elif self.tool == self.TOOL_DRAW:
+                self._draw_start = self._draw_end = p
             elif self.tool == self.TOOL_EDIT:
                 self._edit = self._hit_test_edit(pos)
                 if self._edit is None:
@@ -462,6 +474,9 @@ class ImageCanvas(QWidget):
             self.update()
         elif buttons & Qt.MouseButton.LeftButton and self._edit is not None:
             self._drag_edit(pos)
+        elif buttons & Qt.MouseButton.LeftButton and self._draw_start is not None:
+            self._draw_end = self.widget_to_image(pos)
+            self.update()
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -477,11 +492,27 @@ class ImageCanvas(QWidget):
                 shape = next((s for s in self._shapes if s.key == key), None)
                 if shape is not None and shape.box is not None:
                     self.boxEdited.emit(key, shape.box)
+            if self._draw_start is not None:
+                self._draw_end = self.widget_to_image(event.position())
+                box = self._draft_box()
+                self._draw_start = self._draw_end = None
+                self.update()
+                if box is not None and box[2] >= 2 and box[3] >= 2:
+                    self.boxDrawn.emit(box)
         self._drag_button = None
         event.accept()
 
     def leaveEvent(self, event: object) -> None:
         self.cursorMoved.emit(None)
+
+    def _draft_box(self) -> tuple[float, float, float, float] | None:
+        """The box being drawn, clipped to the image (None when there is none)."""
+        if self._draw_start is None or self._draw_end is None or self._image is None:
+            return None
+        w, h = self._image.width(), self._image.height()
+        xs = sorted(min(max(v, 0.0), w) for v in (self._draw_start.x(), self._draw_end.x()))
+        ys = sorted(min(max(v, 0.0), h) for v in (self._draw_start.y(), self._draw_end.y()))
+        return (xs[0], ys[0], xs[1] - xs[0], ys[1] - ys[0])
 
     def _pan(self, delta: QPointF) -> None:
         inverse, ok = self.transform().inverted()

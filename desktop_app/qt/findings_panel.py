@@ -1,10 +1,13 @@
 """FindingsPanelWidget: the model's findings for the shown series, and the reader's review.
 
 One card per label: probability (a bar with the operating threshold marked), a live threshold
-slider that re-decides positive/negative at once (``review.state``; the model is not run
-again), and the verdict. Below the cards, the selected finding's review: accept, reject with a
-reason code, clear, edit the box, and a free-text note. The panel only shows state and emits
-what the reader asked for; the window applies it to the review state.
+slider that re-decides the model's call at once (``review.state``; the model is not run again),
+the reader's verdict (present / absent / uncertain) with its agreement with the call (TP / FP /
+TN / FN, re-derived when the threshold moves; the verdict itself never changes), and, when the
+model carries a site calibration, the site's sensitivity and specificity. Below the cards, the
+selected label's review: present, absent, uncertain, clear, the reason (the list fits the
+model's call), edit the box, and a free-text note. The panel only shows state and emits what
+the reader asked for; the review controller applies it to the review state.
 """
 
 from __future__ import annotations
@@ -32,12 +35,17 @@ from desktop_app import RESEARCH_USE_NOTICE
 from desktop_app.inference.overlays import label_colour
 from desktop_app.qt.plaintext import plain_label, shown
 from desktop_app.qt.theme import ACCENT, NEGATIVE, POSITIVE, WARNING
+from desktop_app.review.sitecal import site_calibration_text
 from desktop_app.review.state import (
-    ACCEPTED,
+    ABSENT,
+    PENDING,
+    PRESENT,
     REJECT_REASONS,
-    REJECTED,
+    UNCERTAIN,
     FindingReview,
     ReviewState,
+    agreement,
+    reasons_for,
 )
 
 SLIDER_STEPS = 1000
@@ -57,20 +65,39 @@ def label_color(index: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def verdict_text(finding: FindingReview) -> str:
-    if finding.verdict == ACCEPTED:
-        return "✓ Accepted"
-    if finding.verdict == REJECTED:
-        return f"✗ Rejected — {REJECT_REASONS.get(finding.reason or '', finding.reason or '')}"
-    return "Pending review"
+TRUTH_TEXT = {PRESENT: "✓ Present", ABSENT: "✗ Absent", UNCERTAIN: "? Uncertain"}
+AGREEMENT_TEXT = {
+    "TP": "agrees (TP)",
+    "TN": "agrees (TN)",
+    "FP": "model false positive (FP)",
+    "FN": "model false negative (FN)",
+}
+
+
+def verdict_text(finding: FindingReview, positive: bool | None = None) -> str:
+    """The reader's verdict in words, with the reason, whether the box was drawn for a missed
+    finding, and (given the model's call now) the agreement with it."""
+    if finding.truth == PENDING:
+        return "Pending review"
+    text = f"Reader: {TRUTH_TEXT[finding.truth]}"
+    if finding.added:
+        text += " (missed by the model, box drawn)"
+    if finding.reason:
+        text += f" — {REJECT_REASONS.get(finding.reason, finding.reason)}"
+    call = agreement(finding.truth, positive) if positive is not None else None
+    if call is not None:
+        text += f" · {AGREEMENT_TEXT[call]}"
+    return text
 
 
 def finding_color(finding: FindingReview, positive: bool) -> str:
     """The colour of a finding everywhere (card, outline, box): verdict first, then result."""
-    if finding.verdict == ACCEPTED:
+    if finding.truth == PRESENT:
         return ACCEPTED_COLOR
-    if finding.verdict == REJECTED:
+    if finding.truth == ABSENT:
         return REJECTED_COLOR
+    if finding.truth == UNCERTAIN:
+        return WARNING
     return POSITIVE if positive else NEGATIVE
 
 
@@ -147,6 +174,12 @@ class FindingCard(QFrame):
         self.where = QLabel("", self)
         self.where.setObjectName("findingWhere")
         self.where.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.site = QLabel("", self)
+        self.site.setObjectName("siteCalibration")
+        self.site.setWordWrap(True)
+        self.site.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.site.setStyleSheet("color: #aab0b8;")
+        self.site.hide()
 
         grid = QGridLayout(self)
         grid.setContentsMargins(10, 8, 10, 8)
@@ -166,6 +199,7 @@ class FindingCard(QFrame):
         grid.addLayout(thr_row, 2, 0, 1, 3)
         grid.addWidget(self.verdict, 3, 0, 1, 2)
         grid.addWidget(self.where, 3, 1, 1, 2)
+        grid.addWidget(self.site, 4, 0, 1, 3)
         grid.setColumnStretch(0, 1)
 
         self._model_threshold = finding.model_threshold
@@ -193,9 +227,9 @@ class FindingCard(QFrame):
         self.slider.setValue(round(threshold * SLIDER_STEPS))
         self.slider.blockSignals(False)
         self._show_threshold(threshold)
-        self.verdict.setText(verdict_text(finding))
+        self.verdict.setText(verdict_text(finding, positive))
         self.verdict.setStyleSheet(
-            f"color: {finding_color(finding, positive) if finding.verdict != 'pending' else '#aab0b8'};"
+            f"color: {finding_color(finding, positive) if finding.decided else '#aab0b8'};"
         )
         changed = abs(threshold - finding.model_threshold) > 1e-9
         model = f"model {finding.model_threshold:.2f} · " if changed else ""
@@ -209,6 +243,11 @@ class FindingCard(QFrame):
             f"<span style='color:{mark}'>●</span>&nbsp;<span style='color:{color}'>"
             f"<b>{html.escape(label_text(finding.label))}</b></span>"
         )
+
+    def set_site_text(self, text: str | None) -> None:
+        """The site's measured sensitivity and specificity for this label (None: hide)."""
+        plain_label(self.site).setText(shown(text or "", None))
+        self.site.setVisible(bool(text))
 
     def _show_threshold(self, value: float) -> None:
         self.threshold.setText(f"{value:.2f}")
@@ -232,8 +271,7 @@ class FindingsPanelWidget(QWidget):
 
     findingSelected = Signal(str)
     thresholdChanged = Signal(str, float, bool)  # label, value, final
-    acceptRequested = Signal(str)
-    rejectRequested = Signal(str, str)  # finding id, reason code ("": ask for one)
+    truthRequested = Signal(str, str, str)  # finding id, truth, reason code ("": none chosen)
     clearRequested = Signal(str)
     noteEdited = Signal(str, str)  # finding id, text
     editBoxRequested = Signal(str)
@@ -287,6 +325,7 @@ class FindingsPanelWidget(QWidget):
         self.cards: dict[str, FindingCard] = {}
         self.label_colors: dict[str, str] = {}
         self.state: ReviewState | None = None
+        self.site_calibration: dict[str, object] | None = None
         self.series_key: str | None = None
         self.selected: str | None = None
         self._note_timer = QTimer(self)
@@ -297,9 +336,10 @@ class FindingsPanelWidget(QWidget):
 
         self.info_button.clicked.connect(self.modelInfoRequested)
         self.run_button.clicked.connect(self.runRequested)
-        self.accept_button.clicked.connect(lambda: self._emit_for(self.acceptRequested))
+        self.present_button.clicked.connect(lambda: self._emit_truth(PRESENT))
+        self.absent_button.clicked.connect(lambda: self._emit_truth(ABSENT))
+        self.uncertain_button.clicked.connect(lambda: self._emit_truth(UNCERTAIN))
         self.clear_button.clicked.connect(lambda: self._emit_for(self.clearRequested))
-        self.reject_button.clicked.connect(self._on_reject_clicked)
         self.edit_button.clicked.connect(lambda: self._emit_for(self.editBoxRequested))
         self.reset_box_button.clicked.connect(lambda: self._emit_for(self.resetBoxRequested))
         self.note.textChanged.connect(self._on_note_changed)
@@ -311,16 +351,18 @@ class FindingsPanelWidget(QWidget):
         box.setObjectName("reviewBox")
         self.review_title = QLabel("No finding selected", box)
         self.review_title.setObjectName("reviewTitle")
-        self.accept_button = QPushButton("✓ Accept  (A)", box)
-        self.accept_button.setObjectName("acceptButton")
-        self.reject_button = QPushButton("✗ Reject  (D)", box)
-        self.reject_button.setObjectName("rejectButton")
-        self.clear_button = QPushButton("Clear  (U)", box)
+        self.present_button = QPushButton("✓ Present", box)
+        self.present_button.setObjectName("presentButton")
+        self.absent_button = QPushButton("✗ Absent", box)
+        self.absent_button.setObjectName("absentButton")
+        self.uncertain_button = QPushButton("? (Q)", box)
+        self.uncertain_button.setObjectName("uncertainButton")
+        self.uncertain_button.setToolTip("Uncertain (Q)")
+        self.clear_button = QPushButton("Clear (U)", box)
         self.reason = QComboBox(box)
         self.reason.setObjectName("reasonCombo")
-        for code, text in REJECT_REASONS.items():
-            self.reason.addItem(text, code)
-        self.reason.setPlaceholderText("Reason (asked when rejecting)")
+        self._set_reasons(True)
+        self.reason.setPlaceholderText("Reason (asked when you disagree)")
         self.reason.setCurrentIndex(-1)
         self.edit_button = QPushButton("Edit box  (E)", box)
         self.edit_button.setCheckable(True)
@@ -340,7 +382,12 @@ class FindingsPanelWidget(QWidget):
         rb.setSpacing(6)
         rb.addWidget(self.review_title)
         for row_widgets in (
-            ((self.accept_button, 1), (self.reject_button, 1), (self.clear_button, 0)),
+            (
+                (self.present_button, 1),
+                (self.absent_button, 1),
+                (self.uncertain_button, 0),
+                (self.clear_button, 0),
+            ),
             ((reason_caption, 0), (self.reason, 1)),
             ((self.edit_button, 1), (self.reset_box_button, 1)),
         ):
@@ -358,6 +405,12 @@ class FindingsPanelWidget(QWidget):
     # ------------------------------------------------------------------ content
     def set_model_text(self, text: str) -> None:
         plain_label(self.model_label).setText(shown(text, None))
+
+    def set_site_calibration(self, block: dict[str, object] | None) -> None:
+        """The loaded model's site calibration (its manifest's ``site_calibration``; None when
+        it has none): each card then shows the site's sensitivity and specificity."""
+        self.site_calibration = block
+        self.refresh()
 
     def set_message(self, text: str, kind: str = "info") -> None:
         """A line under the run button: progress, "no findings yet", or an error."""
@@ -414,15 +467,18 @@ class FindingsPanelWidget(QWidget):
                     state.positive(f),
                     self.label_colors.get(f.label, "#ffffff"),
                 )
+                card.set_site_text(site_calibration_text(self.site_calibration, f.label))
                 card.set_selected(fid == self.selected)
         shown = [state.find(fid) for fid in self.cards] if state else []
         if shown and state is not None:
             pos = sum(1 for f in shown if state.positive(f))
-            acc = sum(1 for f in shown if f.verdict == ACCEPTED)
-            rej = sum(1 for f in shown if f.verdict == REJECTED)
+            by = {t: sum(1 for f in shown if f.truth == t) for t in (PRESENT, ABSENT, UNCERTAIN)}
+            pending = len(shown) - sum(by.values())
+            missed = sum(1 for f in shown if state.agreement(f) == "FN")
             self.summary.setText(
-                f"{pos} positive of {len(shown)}  ·  {acc} accepted  ·  {rej} rejected  ·  "
-                f"{len(shown) - acc - rej} pending"
+                f"{pos} positive of {len(shown)}  ·  reader: {by[PRESENT]} present, "
+                f"{by[ABSENT]} absent, {by[UNCERTAIN]} uncertain, {pending} pending"
+                + (f"  ·  {missed} missed by the model" if missed else "")
             )
         else:
             self.summary.setText("No findings for this series yet — run the model (Ctrl+Enter)")
@@ -444,8 +500,9 @@ class FindingsPanelWidget(QWidget):
         f = self._selected_finding()
         enabled = f is not None
         for w in (
-            self.accept_button,
-            self.reject_button,
+            self.present_button,
+            self.absent_button,
+            self.uncertain_button,
             self.clear_button,
             self.reason,
             self.edit_button,
@@ -464,19 +521,30 @@ class FindingsPanelWidget(QWidget):
         state = self.state
         assert state is not None
         positive = state.positive(f)
+        self._set_reasons(positive)
+        agree, disagree = "(A)", "(D)"
+        self.present_button.setText(f"✓ Present  {agree if positive else disagree}")
+        self.absent_button.setText(f"✗ Absent  {disagree if positive else agree}")
         self.review_title.setText(
             f"<b>{label_text(f.label)}</b> — {f.probability * 100:.1f} % · "
             f"{'positive' if positive else 'negative'} · image {f.slice_index + 1}"
         )
         self.reset_box_button.setEnabled(f.edited_box is not None)
+        self.reset_box_button.setText("Remove drawn box" if f.added else "Model's box")
         self.reason.setCurrentIndex(self.reason.findData(f.reason) if f.reason else -1)
         when = (f.updated or "").replace("T", " ")[:19]
         by = f" by {f.reviewer}" if f.reviewer else ""
         self.decided.setText(
             f"{verdict_text(f)}{by} · {when} UTC" if f.updated else "Not reviewed yet"
         )
-        if f.edited_box is not None:
+        if f.edited_box is not None and not f.added:
             self.decided.setText(self.decided.text() + " · box edited")
+        if f.verdict_threshold is not None and f.verdict_probability is not None:
+            call = "positive" if f.model_positive_at_verdict else "negative"
+            self.decided.setText(
+                self.decided.text() + f" · model then: {call} "
+                f"(p {f.verdict_probability:.3f}, threshold {f.verdict_threshold:.2f})"
+            )
         if load_note:
             self.note.blockSignals(True)
             self.note.setPlainText(f.note)
@@ -495,10 +563,25 @@ class FindingsPanelWidget(QWidget):
         if self.selected is not None:
             signal.emit(self.selected)
 
-    def _on_reject_clicked(self) -> None:
-        """Reject with the reason shown, or "" (none chosen yet: the window asks for one)."""
+    def _emit_truth(self, truth: str) -> None:
+        """The reader's verdict on the selected label, with the reason shown ("" if none is
+        chosen: the controller asks for one when the verdict disagrees with the model)."""
         if self.selected is not None:
-            self.rejectRequested.emit(self.selected, self.current_reason())
+            self.truthRequested.emit(self.selected, truth, self.current_reason())
+
+    def _set_reasons(self, positive: bool) -> None:
+        """Offer the reasons that fit a disagreement with this call (false positive or false
+        negative), keeping the shown one when it is in both lists."""
+        codes = reasons_for(positive)
+        if [self.reason.itemData(i) for i in range(self.reason.count())] == list(codes):
+            return
+        current = self.reason.currentData()
+        self.reason.blockSignals(True)
+        self.reason.clear()
+        for code, text in codes.items():
+            self.reason.addItem(text, code)
+        self.reason.setCurrentIndex(self.reason.findData(current) if current in codes else -1)
+        self.reason.blockSignals(False)
 
     def current_reason(self) -> str:
         data = self.reason.currentData()

@@ -1,8 +1,10 @@
-"""The reader's verdicts on a model's findings, kept per study and saved atomically.
+"""The reader's truth per label beside the model's findings, kept per study and saved atomically.
 
 Modules (one job each):
-- state: review state per study (verdicts, reasons, notes, edited boxes, live thresholds).
+- state: review state per study (the reader's present/absent/uncertain per label, reasons, notes, boxes, missed findings, live thresholds; agreement derived).
+- migrate: review files of earlier schemas upgraded to the current one (schema 1: accepted/rejected on the model's call).
 - store: one review file per study, named by a hash, written atomically (0o600) under a lock; the previous model's review kept beside it first; unreadable ones moved aside; killed saves' temporary files cleaned on open.
 - writer: saves and audit records on one background thread, in order.
+- sitecal: a model's site calibration (manifest ``site_calibration``) as one line per label.
 - runner: the GUI's inference seam (SeriesRunner, RunOutput) and EngineRunner: the engine's findings as findings to review.
 """

@@ -17,7 +17,7 @@ import gc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from desktop_app.studies.volume import SeriesVolume
 
 if TYPE_CHECKING:
     from desktop_app.inference.engine import InferenceEngine
+    from desktop_app.inference.inputcheck import InputCheck
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,26 @@ class LoadedModelInfo:
     card: str
     device: str
     warning: str = ""
+    site_calibration: dict[str, Any] | None = None  # the manifest's block, when a site has one
 
 
 @dataclass
 class RunOutput:
     """A runner's result for one series: findings and their raw heatmaps (0..1 floats) by
-    finding id."""
+    finding id.
+
+    ``input_check``: the check against the model's intended input and the run's
+    out-of-distribution verdict (``inference.inputcheck.InputCheck``; None from a runner that
+    does not check). ``unreliable``: the finding ids to show greyed (out of scope, or out of
+    distribution); ``input_check.warnings()`` gives the banner's lines."""
 
     findings: list[FindingReview]
     heatmaps: dict[str, np.ndarray]
     device: str
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds
+    input_check: InputCheck | None = None
+    unreliable: frozenset[str] = frozenset()
 
 
 class SeriesRunner(Protocol):
@@ -67,6 +76,7 @@ class SeriesRunner(Protocol):
         series_key: str,
         progress: Progress,
         stop: threading.Event,
+        force: bool = False,
     ) -> RunOutput: ...
 
 
@@ -121,6 +131,7 @@ class EngineRunner:
             card=engine.model_card,
             device=engine.device,
             warning="; ".join(engine.warnings),
+            site_calibration=getattr(engine.manifest, "site_calibration", None),
         )
 
     def run(
@@ -130,14 +141,22 @@ class EngineRunner:
         series_key: str,
         progress: Progress,
         stop: threading.Event,
+        force: bool = False,
     ) -> RunOutput:
+        """Raises ``inference.inputcheck.InputNotApplicable`` (its ``check`` says why, in one
+        line) for a series outside the model's intended input unless ``force`` ("Run
+        anyway"), which runs it with every output marked."""
         assert self.engine is not None, "load() first"
-        result = self.engine.run(volume, progress=progress, stop=stop)
+        result = self.engine.run(volume, progress=progress, stop=stop, force=force)
         findings, heatmaps = findings_from_result(result, series_key)
+        unreliable = {r.finding_id for r, f in zip(findings, result.findings, strict=True)
+                      if f.unreliable}  # fmt: skip
         return RunOutput(
             findings=findings,
             heatmaps=heatmaps,
             device=result.device,
             warnings=list(result.warnings),
             timings=result.timings.to_json(),
+            input_check=result.input_check,
+            unreliable=frozenset(unreliable),
         )

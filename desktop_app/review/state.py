@@ -1,12 +1,19 @@
-"""Review state: a reader's verdicts on a model's findings for one study (Qt-free).
+"""Review state: the reader's truth per label for one study, beside the model's call (Qt-free).
 
 One :class:`ReviewState` per study holds each finding (one per series and label: probability,
-the model's operating threshold, slice, box, outline), the reader's verdict on it (accepted,
-rejected with a reason code, or pending), an edited box, a free-text note, who decided and
-when, and which model (name, version, tensor SHA-256) produced the findings. The per-label
-operating thresholds the reader set with the live slider are part of the state: positive or
-negative is re-decided from the stored probability (:func:`is_positive`) without running the
-model again. ``store`` saves it, ``writer`` saves it in the background.
+the model's operating threshold, slice, box, outline) and the reader's verdict on that label:
+present / absent / uncertain (or none yet), a reason code when it disagrees with the model, the
+reader's own box (edited, or drawn for a finding the model missed), a free-text note, who
+decided and when, and the model's probability and the threshold in force at that moment. Which
+model (name, version, tensor SHA-256) produced the findings is kept too.
+
+The verdict is the reader's truth and nothing else: agreement with the model (TP / FP / TN /
+FN, :func:`agreement`) is derived from it and the model's decision, never stored. The per-label
+operating thresholds the reader sets with the live slider are part of the state; moving one
+re-decides positive/negative from the stored probability (:func:`is_positive`) and so
+re-derives agreement, but never touches a verdict. Files of schema 1 (accepted / rejected /
+pending on the model's call) are upgraded on load by ``migrate``. ``store`` saves the state,
+``writer`` saves it in the background.
 """
 
 from __future__ import annotations
@@ -26,22 +33,61 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA = "radassist-review"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_NOTE_CHARS = 10_000
 
+# The reader's truth per label (PENDING: no verdict yet).
 PENDING = "pending"
+PRESENT = "present"
+ABSENT = "absent"
+UNCERTAIN = "uncertain"
+TRUTHS = (PENDING, PRESENT, ABSENT, UNCERTAIN)
+
+# Agreement of a verdict with the model's decision: derived, never stored.
+TRUE_POSITIVE, FALSE_POSITIVE, TRUE_NEGATIVE, FALSE_NEGATIVE = "TP", "FP", "TN", "FN"
+
+# Schema 1's verdicts on the model's call; still the words of :attr:`FindingReview.verdict`.
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 VERDICTS = (PENDING, ACCEPTED, REJECTED)
 
-REJECT_REASONS: dict[str, str] = {
+FALSE_POSITIVE_REASONS: dict[str, str] = {
     "fp_artefact": "False positive – artefact",
     "fp_normal_anatomy": "False positive – normal anatomy",
     "wrong_location": "Wrong location",
     "duplicate": "Duplicate",
     "other": "Other",
 }
-"""Reason codes for a rejection (a fixed list, so reviews can be counted and fed back)."""
+"""Why a label the model called positive is absent (or elsewhere)."""
+
+FALSE_NEGATIVE_REASONS: dict[str, str] = {
+    "fn_subtle": "Missed – subtle finding",
+    "fn_small": "Missed – small finding",
+    "fn_obscured": "Missed – hidden by overlapping structures",
+    "fn_image_quality": "Missed – image quality",
+    "other": "Other",
+}
+"""Why a label the model called negative is present."""
+
+REJECT_REASONS: dict[str, str] = {**FALSE_POSITIVE_REASONS, **FALSE_NEGATIVE_REASONS}
+"""Every reason code (a fixed list, so reviews can be counted and fed back)."""
+
+
+def reasons_for(model_positive: bool) -> dict[str, str]:
+    """The reason codes that fit a disagreement with a positive call (false-positive reasons)
+    or with a negative one (false-negative reasons)."""
+    return FALSE_POSITIVE_REASONS if model_positive else FALSE_NEGATIVE_REASONS
+
+
+def agreement(truth: str, model_positive: bool) -> str | None:
+    """TP / FP / TN / FN from the reader's truth and the model's decision; None while the
+    verdict is pending or uncertain."""
+    if truth == PRESENT:
+        return TRUE_POSITIVE if model_positive else FALSE_NEGATIVE
+    if truth == ABSENT:
+        return FALSE_POSITIVE if model_positive else TRUE_NEGATIVE
+    return None
+
 
 Box = tuple[float, float, float, float]  # x, y, width, height in image pixels
 Polygon = list[tuple[float, float]]
@@ -84,12 +130,19 @@ class ModelRef:
 
 @dataclass
 class FindingReview:
-    """One finding (a label on a series) and the reader's decision about it.
+    """One finding (a label on a series) and the reader's verdict on it.
 
     ``series_key`` names the stack: ``"<Series Instance UID>#<part>"``, part 1-based as
     ``SliceStack.part`` (a series split by geometry has several). ``finding_id`` is
     ``"<series key>:<label>"``, stable across re-runs of the same model on the same stack, so a
     verdict survives re-running inference.
+
+    ``truth`` is the reader's verdict (``PRESENT`` / ``ABSENT`` / ``UNCERTAIN``, or
+    ``PENDING``); ``verdict_probability`` and ``verdict_threshold`` are the model's probability
+    and the operating threshold in force when it was given. ``edited_box`` is the reader's box:
+    the model's box edited, or, when ``added``, one drawn for a finding the model missed (then
+    the model's box and outline are not the finding's); ``box_slice_index`` (with its SOP
+    Instance UID and frame) is the image it was drawn on when that is not the model's.
     """
 
     finding_id: str
@@ -103,17 +156,63 @@ class FindingReview:
     frame: int = 0
     box: Box | None = None
     outline: list[Polygon] = field(default_factory=list)
-    verdict: str = PENDING
+    truth: str = PENDING
     reason: str | None = None
     note: str = ""
     edited_box: Box | None = None
+    added: bool = False
+    box_slice_index: int | None = None
+    box_sop_instance_uid: str = ""
+    box_frame: int = 0
+    verdict_probability: float | None = None
+    verdict_threshold: float | None = None
     reviewer: str = ""
     updated: str | None = None
 
     @property
     def shown_box(self) -> Box | None:
-        """The reader's box if they edited it, else the model's."""
-        return self.edited_box if self.edited_box is not None else self.box
+        """The reader's box if there is one, else the model's (never for an added finding)."""
+        if self.edited_box is not None or self.added:
+            return self.edited_box
+        return self.box
+
+    @property
+    def shown_outline(self) -> list[Polygon]:
+        """The model's outline while the box is the model's."""
+        return self.outline if self.edited_box is None and not self.added else []
+
+    @property
+    def shown_slice_index(self) -> int:
+        """The image the shown box is on: the reader's when they drew it elsewhere."""
+        return self.box_slice_index if self.box_slice_index is not None else self.slice_index
+
+    @property
+    def decided(self) -> bool:
+        return self.truth != PENDING
+
+    @property
+    def model_positive_at_verdict(self) -> bool | None:
+        """The model's decision when the verdict was given (None without a verdict)."""
+        if self.verdict_probability is None or self.verdict_threshold is None:
+            return None
+        return is_positive(self.verdict_probability, self.verdict_threshold)
+
+    @property
+    def verdict(self) -> str:
+        """Schema 1's words for the verdict, against the model's decision *when it was given*
+        (so a threshold moved later never changes them): ``accepted`` (the reader agreed),
+        ``rejected``, ``uncertain`` or ``pending``. For readers of the old format (exports)."""
+        if self.truth in (PENDING, UNCERTAIN):
+            return self.truth
+        decision = self.model_positive_at_verdict
+        if decision is None:
+            return PENDING
+        return ACCEPTED if (self.truth == PRESENT) == decision else REJECTED
+
+    def agreement_at_verdict(self) -> str | None:
+        """TP / FP / TN / FN against the model's decision when the verdict was given."""
+        decision = self.model_positive_at_verdict
+        return None if decision is None else agreement(self.truth, decision)
 
     def to_dict(self) -> dict[str, Any]:
         # Built by hand, not with dataclasses.asdict: that deep-copies every outline point
@@ -130,22 +229,31 @@ class FindingReview:
             "frame": self.frame,
             "box": list(self.box) if self.box is not None else None,
             "outline": [[[float(x), float(y)] for x, y in poly] for poly in self.outline],
-            "verdict": self.verdict,
+            "truth": self.truth,
             "reason": self.reason,
             "note": self.note,
             "edited_box": list(self.edited_box) if self.edited_box is not None else None,
+            "added": self.added,
+            "box_slice_index": self.box_slice_index,
+            "box_sop_instance_uid": self.box_sop_instance_uid,
+            "box_frame": self.box_frame,
+            "verdict_probability": self.verdict_probability,
+            "verdict_threshold": self.verdict_threshold,
             "reviewer": self.reviewer,
             "updated": self.updated,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FindingReview:
-        verdict = str(data.get("verdict", PENDING))
-        if verdict not in VERDICTS:
-            raise ValueError(f"unknown verdict {verdict!r}")
+        """Parse one finding of a schema-2 file (``migrate`` upgrades schema 1 first)."""
+        truth = str(data.get("truth", PENDING))
+        if truth not in TRUTHS:
+            raise ValueError(f"unknown verdict {truth!r} (want one of {', '.join(TRUTHS)})")
         reason = data.get("reason")
         if reason is not None and reason not in REJECT_REASONS:
             raise ValueError(f"unknown reason code {reason!r}")
+        at_p, at_t = data.get("verdict_probability"), data.get("verdict_threshold")
+        box_slice = data.get("box_slice_index")
         return cls(
             finding_id=str(data["finding_id"]),
             label=str(data["label"]),
@@ -158,15 +266,42 @@ class FindingReview:
             frame=int(data.get("frame", 0)),
             box=check_box(data["box"]) if data.get("box") is not None else None,
             outline=[[(float(x), float(y)) for x, y in poly] for poly in data.get("outline", [])],
-            verdict=verdict,
+            truth=truth,
             reason=reason,
             note=str(data.get("note", ""))[:MAX_NOTE_CHARS],
             edited_box=check_box(data["edited_box"])
             if data.get("edited_box") is not None
             else None,
+            added=bool(data.get("added", False)),
+            box_slice_index=int(box_slice) if box_slice is not None else None,
+            box_sop_instance_uid=str(data.get("box_sop_instance_uid", "")),
+            box_frame=int(data.get("box_frame", 0)),
+            verdict_probability=float(at_p) if at_p is not None else None,
+            verdict_threshold=check_threshold(at_t) if at_t is not None else None,
             reviewer=str(data.get("reviewer", "")),
             updated=data.get("updated"),
         )
+
+
+@dataclass(frozen=True)
+class LabelTruth:
+    """One label's verdict as exports and calibration read it: the reader's truth beside the
+    model's decision, both as they stood when the verdict was given, and the agreement now."""
+
+    label: str
+    finding_id: str
+    truth: str
+    probability: float
+    threshold_at_verdict: float | None
+    model_positive_at_verdict: bool | None
+    threshold_now: float
+    model_positive_now: bool
+    agreement_now: str | None
+    reason: str | None
+    reader_box: Box | None
+    added: bool
+    reviewer: str
+    updated: str | None
 
 
 @dataclass
@@ -201,12 +336,45 @@ class ReviewState:
         return 0.5
 
     def positive(self, finding: FindingReview) -> bool:
+        """The model's decision now, at the threshold in force."""
         return is_positive(finding.probability, self.threshold(finding.label))
 
+    def agreement(self, finding: FindingReview) -> str | None:
+        """TP / FP / TN / FN of the reader's verdict against the model's decision at the
+        threshold in force now (re-derived when a threshold moves; None: no verdict)."""
+        return agreement(finding.truth, self.positive(finding))
+
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(VERDICTS, 0)
+        """Findings per verdict (``pending``, ``present``, ``absent``, ``uncertain``)."""
+        out = dict.fromkeys(TRUTHS, 0)
         for f in self.findings:
-            out[f.verdict] += 1
+            out[f.truth] += 1
+        return out
+
+    def label_truths(self, series_key: str) -> list[LabelTruth]:
+        """Each label of ``series_key`` with the reader's truth and the model's decision (for
+        exports: the SR's reader verdict and model decision, the PDF's two columns)."""
+        out = []
+        for f in self.for_series(series_key):
+            now = self.threshold(f.label)
+            out.append(
+                LabelTruth(
+                    label=f.label,
+                    finding_id=f.finding_id,
+                    truth=f.truth,
+                    probability=f.probability,
+                    threshold_at_verdict=f.verdict_threshold,
+                    model_positive_at_verdict=f.model_positive_at_verdict,
+                    threshold_now=now,
+                    model_positive_now=is_positive(f.probability, now),
+                    agreement_now=self.agreement(f),
+                    reason=f.reason,
+                    reader_box=f.edited_box,
+                    added=f.added,
+                    reviewer=f.reviewer,
+                    updated=f.updated,
+                )
+            )
         return out
 
     # ------------------------------------------------------------------ changes
@@ -217,22 +385,83 @@ class ReviewState:
         self.updated = now
         return finding
 
-    def accept(self, finding_id: str, reviewer: str | None = None) -> FindingReview:
+    def set_truth(
+        self,
+        finding_id: str,
+        truth: str,
+        reason: str | None = None,
+        reviewer: str | None = None,
+    ) -> FindingReview:
+        """Record the reader's verdict on a label, with the model's probability and the
+        threshold in force now. ``reason``: why the reader disagrees with the model (a code
+        of :data:`REJECT_REASONS`; the GUI offers :func:`reasons_for` the model's call)."""
+        if truth not in (PRESENT, ABSENT, UNCERTAIN):
+            raise ValueError(
+                f"`truth` {truth!r} should be one of: {PRESENT}, {ABSENT}, {UNCERTAIN}"
+            )
+        if reason is not None and reason not in REJECT_REASONS:
+            raise ValueError(f"`reason` {reason!r} should be one of: {', '.join(REJECT_REASONS)}")
         f = self.find(finding_id)
-        f.verdict, f.reason = ACCEPTED, None
+        f.truth, f.reason = truth, reason
+        f.verdict_probability = f.probability
+        f.verdict_threshold = self.threshold(f.label)
+        if truth != PRESENT and f.added:  # a drawn box only means something on a present label
+            f.added, f.edited_box, f.box_slice_index = False, None, None
         return self._touch(f, reviewer)
 
+    def accept(self, finding_id: str, reviewer: str | None = None) -> FindingReview:
+        """Agree with the model's call now: present when positive, absent when negative."""
+        f = self.find(finding_id)
+        return self.set_truth(finding_id, PRESENT if self.positive(f) else ABSENT, None, reviewer)
+
     def reject(self, finding_id: str, reason: str, reviewer: str | None = None) -> FindingReview:
+        """Disagree with the model's call now (absent on a positive, present on a negative),
+        for ``reason``."""
         if reason not in REJECT_REASONS:
             raise ValueError(f"`reason` {reason!r} should be one of: {', '.join(REJECT_REASONS)}")
         f = self.find(finding_id)
-        f.verdict, f.reason = REJECTED, reason
-        return self._touch(f, reviewer)
+        return self.set_truth(finding_id, ABSENT if self.positive(f) else PRESENT, reason, reviewer)
 
     def clear_verdict(self, finding_id: str, reviewer: str | None = None) -> FindingReview:
+        """Back to no verdict (a box drawn for a missed finding goes with it)."""
         f = self.find(finding_id)
-        f.verdict, f.reason = PENDING, None
+        f.truth, f.reason = PENDING, None
+        f.verdict_probability = f.verdict_threshold = None
+        if f.added:
+            f.added, f.edited_box, f.box_slice_index = False, None, None
+            f.box_sop_instance_uid, f.box_frame = "", 0
         return self._touch(f, reviewer)
+
+    def add_missed(
+        self,
+        series_key: str,
+        label: str,
+        box: Iterable[float],
+        *,
+        slice_index: int,
+        sop_instance_uid: str = "",
+        frame: int = 0,
+        reviewer: str | None = None,
+    ) -> FindingReview:
+        """A finding the model missed: ``label`` is present on ``series_key`` at the reader's
+        ``box`` on image ``slice_index``; the model's box is not used. It counts as a false
+        negative while the model calls the label negative."""
+        checked = check_box(box)
+        f = self.find(finding_id(series_key, label))
+        f.edited_box, f.added = checked, True
+        f.box_slice_index = int(slice_index)
+        f.box_sop_instance_uid, f.box_frame = str(sop_instance_uid), int(frame)
+        return self.set_truth(f.finding_id, PRESENT, f.reason, reviewer)
+
+    def mark_remaining_absent(self, series_key: str, reviewer: str | None = None) -> list[str]:
+        """A normal study: every label of ``series_key`` still without a verdict is absent.
+        Returns the ids marked."""
+        marked = []
+        for f in self.for_series(series_key):
+            if f.truth == PENDING:
+                self.set_truth(f.finding_id, ABSENT, None, reviewer)
+                marked.append(f.finding_id)
+        return marked
 
     def set_note(self, finding_id: str, note: str, reviewer: str | None = None) -> FindingReview:
         if len(note) > MAX_NOTE_CHARS:
@@ -244,14 +473,18 @@ class ReviewState:
     def edit_box(
         self, finding_id: str, box: Iterable[float] | None, reviewer: str | None = None
     ) -> FindingReview:
-        """Set the reader's box (x, y, width, height), or None to go back to the model's."""
+        """Set the reader's box (x, y, width, height), or None to go back to the model's
+        (on an added finding, None removes the drawn box; the verdict stays)."""
         f = self.find(finding_id)
         f.edited_box = None if box is None else check_box(box)
+        if box is None and f.added:
+            f.added, f.box_slice_index, f.box_sop_instance_uid, f.box_frame = False, None, "", 0
         return self._touch(f, reviewer)
 
     def set_threshold(self, label: str, value: float) -> list[str]:
         """Set ``label``'s operating threshold; returns the ids of findings whose
-        positive/negative decision changed (no model run: the probabilities are stored)."""
+        positive/negative decision changed (no model run: the probabilities are stored).
+        Verdicts are not touched: only the agreement derived from them changes."""
         value = check_threshold(value)
         before = {f.finding_id: self.positive(f) for f in self.findings if f.label == label}
         self.thresholds[label] = value
@@ -267,11 +500,12 @@ class ReviewState:
     def merge_findings(self, new: Iterable[FindingReview], model: ModelRef) -> list[str]:
         """Take a fresh model run's findings for some series.
 
-        A finding the reader already worked on keeps its verdict, reason, note and edited box
-        when the same model (same tensor hash) produced it again; the model's numbers are
-        refreshed. Findings of other series are kept. A different model starts the study's
-        review over (the store keeps the old file aside first; see ``ReviewStore.save``).
-        Returns the ids of the findings now in the state for those series.
+        A finding the reader already worked on keeps its verdict (with the probability and
+        threshold it was given at), reason, note and boxes when the same model (same tensor
+        hash) produced it again; the model's numbers are refreshed. Findings of other series
+        are kept. A different model starts the study's review over (the store keeps the old
+        file aside first; see ``ReviewStore.save``). Returns the ids of the findings now in
+        the state for those series.
         """
         new = list(new)
         if self.model is not None and self.model.sha256 != model.sha256:
@@ -285,15 +519,7 @@ class ReviewState:
         for f in new:
             prev = old.get(f.finding_id)
             if prev is not None:
-                f = replace(
-                    f,
-                    verdict=prev.verdict,
-                    reason=prev.reason,
-                    note=prev.note,
-                    edited_box=prev.edited_box,
-                    reviewer=prev.reviewer,
-                    updated=prev.updated,
-                )
+                f = replace(f, **{name: getattr(prev, name) for name in _READER_FIELDS})
             merged.append(f)
         self.findings = kept + merged
         self.updated = utc_now()
@@ -315,12 +541,13 @@ class ReviewState:
 
     @classmethod
     def from_dict(cls, data: Any) -> ReviewState:
-        """Parse a saved state; raises ValueError (or KeyError/TypeError) on anything off."""
+        """Parse a saved state (schema 1 is upgraded first, ``migrate.upgrade``); raises
+        ValueError (or KeyError/TypeError) on anything off."""
+        from desktop_app.review.migrate import upgrade
+
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ValueError("not a RadAssist review file")
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"review schema version {version} is not supported (want 1)")
+        data = upgrade(data)
         model = data.get("model")
         thresholds = {
             str(k): check_threshold(v) for k, v in dict(data.get("thresholds", {})).items()
@@ -336,6 +563,13 @@ class ReviewState:
             created=str(data.get("created", utc_now())),
             updated=str(data.get("updated", utc_now())),
         )
+
+
+# What a re-run of the same model keeps of a finding: everything the reader gave.
+_READER_FIELDS = (
+    "truth", "reason", "note", "edited_box", "added", "box_slice_index", "box_sop_instance_uid",
+    "box_frame", "verdict_probability", "verdict_threshold", "reviewer", "updated",
+)  # fmt: skip
 
 
 def finding_id(series_key: str, label: str) -> str:

@@ -91,9 +91,15 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
     # Review
     ShortcutSpec("next_finding", "Next finding", "J", "Review"),
     ShortcutSpec("prev_finding", "Previous finding", "K", "Review"),
-    ShortcutSpec("accept", "Accept finding", "A", "Review"),
-    ShortcutSpec("reject", "Reject finding (with a reason)", "D", "Review"),
+    ShortcutSpec("accept", "Agree with the model's call", "A", "Review"),
+    ShortcutSpec("reject", "Disagree with the model's call (with a reason)", "D", "Review"),
+    ShortcutSpec("uncertain", "Uncertain", "Q", "Review"),
     ShortcutSpec("clear_verdict", "Clear verdict", "U", "Review"),
+    ShortcutSpec("add_finding", "Add a finding the model missed (draw its box)", "N", "Review"),
+    ShortcutSpec("all_absent", "Normal: all remaining labels absent", "Shift+N", "Review"),
+    ShortcutSpec(
+        "negative_heatmap", "Heatmap of the selected label, also when negative", "L", "Review"
+    ),
     ShortcutSpec("note", "Note on finding", "C", "Review"),
     # Help
     ShortcutSpec("shortcuts", "Keyboard shortcuts", "?", "Help"),

@@ -68,7 +68,11 @@ def settings_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def qsettings(settings_path: Path) -> QSettings:
-    return QSettings(str(settings_path), QSettings.Format.IniFormat)
+    """The test's settings, with a reader's name set so that the first verdict does not ask
+    for one (tests of that dialog remove it)."""
+    settings = QSettings(str(settings_path), QSettings.Format.IniFormat)
+    settings.setValue("review/reviewer", "Dr Test")
+    return settings
 
 
 class FakeRunner:

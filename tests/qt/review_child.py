@@ -16,6 +16,7 @@ from tests.qt.conftest import SAMPLE_CT, FakeRunner, fake_colorizer
 def main(settings_path: str) -> int:
     app = QApplication(sys.argv[:1])
     settings = QSettings(settings_path, QSettings.Format.IniFormat)
+    settings.setValue("review/reviewer", "Dr Kill")  # no name dialog before the first verdict
     window = MainWindow(
         settings=settings, runner_factory=lambda m, d: FakeRunner(m, d), colorizer=fake_colorizer
     )
@@ -24,7 +25,7 @@ def main(settings_path: str) -> int:
     def reviewed(_key: str) -> None:
         key = window.shown.key
         window.review.accept_finding(f"{key}:nodule")
-        window.review.reject_finding(f"{key}:effusion", "fp_normal_anatomy")
+        window.review.reject_finding(f"{key}:effusion", "fn_subtle")  # negative: missed
         window.review.set_note(f"{key}:nodule", "round, 22 mm; compare with prior")
         window.review.set_threshold("effusion", 0.2, final=True)
         if not window.review.writer.flush(30):

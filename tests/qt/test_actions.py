@@ -44,6 +44,6 @@ def test_window_menus_follow_the_table(make_window) -> None:
     assert texts == [window.acts[i].text() for i in review.items if i != SEPARATOR]
     assert window.acts["export"].text() == "&Export…"
     assert window.acts["tool_pan"].isChecked() and not window.acts["cancel_inference"].isEnabled()
-    assert window.acts["accept"].toolTip() == "Accept finding  (A)"
+    assert window.acts["accept"].toolTip() == "Agree with the model's call  (A)"
     toolbar = [a.iconText() for a in window.toolbar.actions() if not a.isSeparator()][:3]
     assert toolbar == ["Open", "Pan", "Ruler"]

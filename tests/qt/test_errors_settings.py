@@ -108,7 +108,8 @@ def test_cheat_sheet_lists_every_group() -> None:
     text = cheat_sheet_html(shortcuts.effective())
     for group in ("File", "Navigation", "Overlays", "Review", "Help"):
         assert f"<h3>{group}</h3>" in text
-    assert "Reject finding (with a reason)" in text
+    assert "Disagree with the model" in text and "(with a reason)" in text
+    assert "Normal: all remaining labels absent" in text
 
 
 def test_model_info_dialog_renders_markdown(qtbot, make_window) -> None:

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from desktop_app.privacy.audit import AuditLog, verify
-from desktop_app.review.state import ACCEPTED, PENDING, REJECTED
+from desktop_app.review.state import ABSENT, ACCEPTED, PENDING, PRESENT, REJECTED, UNCERTAIN
 from desktop_app.review.store import ReviewStore
 from tests.qt.conftest import ROOT, SAMPLE_CT, open_and_wait
 
@@ -39,23 +39,29 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
     assert state.find(nodule).verdict == ACCEPTED and state.find(nodule).reviewer == "Dr Test"
     qtbot.keyClick(canvas, Qt.Key.Key_J)  # next finding
     assert window.review.selected == effusion
-    qtbot.keyClick(canvas, Qt.Key.Key_D)  # reject: a menu of reason codes pops up
+    qtbot.keyClick(canvas, Qt.Key.Key_D)  # disagree: a menu of the reasons that fit pops up
     menu = window.review.reason_menu
-    assert [a.text() for a in menu.actions()][:2] == [
-        "&1  False positive – artefact",
-        "&2  False positive – normal anatomy",
+    assert [a.text() for a in menu.actions()][:2] == [  # effusion is negative: missed reasons
+        "&1  Missed – subtle finding",
+        "&2  Missed – small finding",
     ]
-    menu.actions()[3].trigger()  # "&4  Duplicate"
+    menu.actions()[3].trigger()  # "&4  Missed – image quality"
     menu.close()
-    assert state.find(effusion).verdict == REJECTED and state.find(effusion).reason == "duplicate"
+    assert state.find(effusion).verdict == REJECTED
+    assert (state.find(effusion).truth, state.find(effusion).reason) == (
+        PRESENT,
+        "fn_image_quality",
+    )
     qtbot.keyClick(canvas, Qt.Key.Key_K)  # back to the nodule
     qtbot.keyClick(canvas, Qt.Key.Key_C)  # note
     assert window.findings.note.hasFocus()
     qtbot.keyClicks(window.findings.note, "compare with prior")
     qtbot.waitUntil(lambda: state.find(nodule).note == "compare with prior", timeout=5_000)
     card = window.findings.cards[nodule]
-    assert card.verdict.text() == "✓ Accepted"
-    assert window.findings.cards[effusion].verdict.text() == "✗ Rejected — Duplicate"
+    assert card.verdict.text() == "Reader: ✓ Present · agrees (TP)"
+    assert window.findings.cards[effusion].verdict.text() == (
+        "Reader: ✓ Present — Missed – image quality · model false negative (FN)"
+    )
     window.close()  # flushes
 
     saved = ReviewStore(data_dir / "reviews").load(state.study_uid)
@@ -68,10 +74,10 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
     assert restored.find(nodule).verdict == ACCEPTED
     assert (restored.find(effusion).verdict, restored.find(effusion).reason) == (
         REJECTED,
-        "duplicate",
+        "fn_image_quality",
     )
     assert list(again.findings.cards) == [nodule, effusion]
-    assert again.findings.cards[nodule].verdict.text() == "✓ Accepted"
+    assert again.findings.cards[nodule].verdict.text() == "Reader: ✓ Present · agrees (TP)"
     again.review.select_finding(nodule)
     assert again.findings.note.toPlainText() == "compare with prior"
     assert "Heatmaps are not kept" in again.findings.message.text()
@@ -88,7 +94,12 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
         ("review", "note"),
         ("inference", None),
     ]
-    assert records[2]["reason"] == "duplicate" and "compare" not in json.dumps(records)
+    assert records[2]["reason"] == "fn_image_quality" and "compare" not in json.dumps(records)
+    assert (records[1]["reviewer"], records[1]["truth"], records[1]["agreement"]) == (
+        "Dr Test",
+        "present",
+        "TP",
+    )
     assert verify(data_dir / "audit.jsonl").ok
 
 
@@ -96,11 +107,15 @@ def test_clear_verdict_and_buttons(qtbot, make_window) -> None:
     window = reviewed_window(qtbot, make_window)
     fid = window.review.selected
     panel = window.findings
-    qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.present_button, Qt.MouseButton.LeftButton)  # the nodule: positive
     assert window.review.current_state().find(fid).verdict == ACCEPTED
+    assert panel.present_button.text() == "✓ Present  (A)"
     panel.reason.setCurrentIndex(panel.reason.findData("wrong_location"))
-    qtbot.mouseClick(panel.reject_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.absent_button, Qt.MouseButton.LeftButton)
     assert window.review.current_state().find(fid).reason == "wrong_location"
+    assert window.review.current_state().find(fid).truth == ABSENT
+    qtbot.mouseClick(panel.uncertain_button, Qt.MouseButton.LeftButton)
+    assert window.review.current_state().find(fid).truth == UNCERTAIN
     qtbot.keyClick(window.canvas, Qt.Key.Key_U)
     assert window.review.current_state().find(fid).verdict == PENDING
 
@@ -146,7 +161,7 @@ def test_configurable_shortcut_and_cheat_sheet(qtbot, make_window, qsettings) ->
     assert sheet.windowTitle() == "Keyboard shortcuts"
     lines = [line.strip() for line in sheet.browser.toPlainText().splitlines()]
     at = lines.index("Y")
-    assert lines[at + 1] == "Accept finding"
+    assert lines[at + 1] == "Agree with the model's call"
 
 
 def test_corrupt_review_file_is_kept_aside_and_reported(qtbot, make_window, data_dir) -> None:
@@ -199,7 +214,7 @@ def test_nothing_is_lost_when_the_app_is_killed(qtbot, make_window, tmp_path, da
     assert state.find(f"{key}:nodule").verdict == ACCEPTED
     assert state.find(f"{key}:nodule").note == "round, 22 mm; compare with prior"
     effusion = state.find(f"{key}:effusion")
-    assert (effusion.verdict, effusion.reason) == (REJECTED, "fp_normal_anatomy")
+    assert (effusion.verdict, effusion.truth, effusion.reason) == (REJECTED, PRESENT, "fn_subtle")
     assert state.threshold("effusion") == 0.2
     assert window.findings.cards[f"{key}:effusion"].result.text() == "POSITIVE"
     assert verify(data_dir / "audit.jsonl").ok

@@ -10,10 +10,15 @@ import pytest
 
 from desktop_app.infra.errors import ReviewStateError
 from desktop_app.review.state import (
+    ABSENT,
     ACCEPTED,
+    FALSE_NEGATIVE_REASONS,
+    FALSE_POSITIVE_REASONS,
     PENDING,
+    PRESENT,
     REJECT_REASONS,
     REJECTED,
+    UNCERTAIN,
     FindingReview,
     ModelRef,
     ReviewState,
@@ -86,7 +91,7 @@ class TestVerdicts:
         s = state()
         s.reject("s#0:nodule", "other")
         assert s.clear_verdict("s#0:nodule").verdict == PENDING
-        assert s.counts() == {PENDING: 2, ACCEPTED: 0, REJECTED: 0}
+        assert s.counts() == {PENDING: 2, PRESENT: 0, ABSENT: 0, UNCERTAIN: 0}
 
     def test_unknown_finding(self) -> None:
         with pytest.raises(KeyError, match="no finding 'nope'"):
@@ -220,7 +225,7 @@ class TestStore:
         s.merge_findings([finding("nodule", 0.7)], ModelRef("demo", "2.0", "b" * 64))
         path = store.save(s)
         aside = path.with_name(f"{path.stem}.{'a' * 12}.json")
-        assert json.loads(aside.read_text())["findings"][0]["verdict"] == ACCEPTED
+        assert json.loads(aside.read_text())["findings"][0]["truth"] == PRESENT
         assert [st.study_uid for st in store.iter_states()] == [STUDY]
 
     def test_unknown_reason_in_file(self, tmp_path) -> None:
@@ -234,13 +239,21 @@ class TestStore:
 
 
 def test_reason_codes_are_the_agreed_list() -> None:
-    assert list(REJECT_REASONS) == [
+    assert list(FALSE_POSITIVE_REASONS) == [
         "fp_artefact",
         "fp_normal_anatomy",
         "wrong_location",
         "duplicate",
         "other",
     ]
+    assert list(FALSE_NEGATIVE_REASONS) == [
+        "fn_subtle",
+        "fn_small",
+        "fn_obscured",
+        "fn_image_quality",
+        "other",
+    ]
+    assert set(REJECT_REASONS) == set(FALSE_POSITIVE_REASONS) | set(FALSE_NEGATIVE_REASONS)
 
 
 class TestWriter:

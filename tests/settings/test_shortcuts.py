@@ -54,5 +54,5 @@ def test_cleared_shortcut_is_no_conflict() -> None:
 
 def test_cheat_sheet_follows_the_table() -> None:
     sheet = dict(cheat_sheet(effective({"accept": "Y"})))
-    assert ("Y", "Accept finding") in sheet["Review"]
+    assert ("Y", "Agree with the model's call") in sheet["Review"]
     assert next(iter(dict(cheat_sheet()))) == "File"

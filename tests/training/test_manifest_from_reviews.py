@@ -29,40 +29,38 @@ EDITED = (5.0, 6.0, 7.0, 8.0)
 
 
 @pytest.mark.parametrize(
-    ("verdict", "reason", "positive", "edited", "value", "box", "why"),
+    ("truth", "positive", "reader_box", "model_boxes", "value", "box", "why"),
     [
-        ("accepted", None, True, None, 1, BOX, ""),
-        ("accepted", None, True, EDITED, 1, EDITED, ""),
-        ("accepted", None, False, None, 0, None, ""),
-        ("rejected", "fp_artefact", True, None, 0, None, ""),
-        ("rejected", "fp_normal_anatomy", True, None, 0, None, ""),
-        ("rejected", "other", True, None, 0, None, ""),
-        ("rejected", "wrong_location", True, EDITED, 1, EDITED, ""),
-        ("rejected", "wrong_location", True, None, None, None, "without a corrected box"),
-        ("rejected", "duplicate", True, None, None, None, "rejected as duplicate"),
-        ("rejected", "fp_artefact", False, None, None, None, "rejected while negative"),
-        ("pending", None, True, None, None, None, "not reviewed"),
-        ("pending", None, False, None, None, None, "not reviewed"),
+        ("present", True, None, False, 1, None, ""),  # the model's box is not the reader's
+        ("present", True, None, True, 1, BOX, ""),  # ... unless asked for
+        ("present", False, None, True, 1, None, ""),  # a negative call has no box to keep
+        ("present", True, EDITED, False, 1, EDITED, ""),  # edited
+        ("present", False, EDITED, False, 1, EDITED, ""),  # drawn for a missed finding
+        ("absent", True, None, False, 0, None, ""),
+        ("absent", False, None, False, 0, None, ""),
+        ("uncertain", True, None, False, None, None, "uncertain"),
+        ("pending", True, None, False, None, None, "not reviewed"),
+        ("pending", False, None, False, None, None, "not reviewed"),
     ],
 )
 def test_label_from_verdict(
-    verdict: str,
-    reason: str | None,
+    truth: str,
     positive: bool,
-    edited: Any,
+    reader_box: Any,
+    model_boxes: bool,
     value: int | None,
     box: Any,
     why: str,
 ) -> None:
-    shown = edited if edited is not None else BOX
-    got = label_from_verdict(verdict, reason, positive, edited, shown, pending_negatives=False)
+    got = label_from_verdict(truth, positive, reader_box, BOX, False, model_boxes)
     assert got[:2] == (value, box)
     assert why in got[2]
 
 
 def test_pending_negatives_count_as_0_only_when_asked() -> None:
-    assert label_from_verdict("pending", None, False, None, None, True)[0] == 0
-    assert label_from_verdict("pending", None, True, None, BOX, True)[0] is None
+    assert label_from_verdict("pending", False, None, None, True)[0] == 0
+    assert label_from_verdict("pending", True, None, BOX, True)[0] is None
+    assert label_from_verdict("uncertain", False, None, None, True)[0] is None
 
 
 @pytest.fixture
@@ -121,7 +119,7 @@ def test_manifest_training_reads_back(
     assert data.labels == ("nodule", "effusion")
     by_path = {r.path.resolve(): r for r in data.records}
     chest = by_path[reviews["chest"].resolve()]
-    assert chest.labels == (1.0, 0.0) and chest.box == NODULE_BOX
+    assert chest.labels == (1.0, 0.0) and chest.box is None  # the model's box, left as drawn
     ct17 = by_path[reviews["ct"][17].resolve()]
     assert ct17.labels == (1.0, 0.0) and ct17.box == (68.0, 108.0, 19.0, 20.0)
     # the rejected effusion (slice 3) is absent on every slice, so slice 17 has a row; slice
@@ -135,7 +133,7 @@ def test_manifest_training_reads_back(
     assert len({r["patient_id"] for r in rows}) == 1
     assert rows[0]["patient_id"].startswith("p") and len(rows[0]["patient_id"]) == 17
     assert PATIENT_ID not in out.read_text("utf-8")
-    assert [r["box_label"] for r in rows] == ["nodule", "nodule"]
+    assert [r["box_label"] for r in rows] == ["", "nodule"]  # only boxes the reader gave
     assert "left out 2 finding(s): not reviewed" in stderr  # both cardiomegaly findings
 
 
@@ -241,3 +239,35 @@ def test_errors(
     err = capsys.readouterr().err
     assert got == code and message in err and "Traceback" not in err
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_missed_finding_and_uncertain_label(tmp_path: Path) -> None:
+    """A finding the model missed is written as 1 with the reader's box on the image it was
+    drawn on; an uncertain label leaves its image out; the model's box only on request."""
+    files, result, review = chest_study(tmp_path / "chest")
+    missed = (100.0, 120.0, 80.0, 60.0)
+    review.add_missed(
+        fid(result, "cardiomegaly").rsplit(":", 1)[0],
+        "cardiomegaly",
+        missed,
+        slice_index=0,
+        sop_instance_uid=review.find(fid(result, "cardiomegaly")).sop_instance_uid,
+    )
+    assert review.agreement(review.find(fid(result, "cardiomegaly"))) == "FN"
+    store = ReviewStore(tmp_path / "reviews")
+    store.save(review)
+    out = tmp_path / "m.csv"
+    args = ["manifest-from-reviews", str(store.root), "--out", str(out)]
+    args += ["--images", str(files[0].parent)]
+    assert main([*args, "--labels", "nodule,cardiomegaly"]) == 0
+    (row,) = _rows(out)
+    assert (row["nodule"], row["cardiomegaly"], row["box_label"]) == ("1", "1", "cardiomegaly")
+    assert tuple(float(row[k]) for k in ("x", "y", "width", "height")) == missed
+    assert main([*args, "--labels", "nodule,cardiomegaly", "--model-boxes"]) == 0
+    (row,) = _rows(out)
+    assert row["box_label"] == "nodule"
+    assert tuple(float(row[k]) for k in ("x", "y", "width", "height")) == NODULE_BOX
+
+    review.set_truth(fid(result, "cardiomegaly"), "uncertain")
+    store.save(review)
+    assert main([*args, "--labels", "nodule,cardiomegaly"]) == 1  # nothing usable

@@ -6,18 +6,18 @@ JSON file per study) and writes a training manifest in the format of ``training.
 (shared/DESIGN.md "Training data"): one row per reviewed image, ``path`` relative to the CSV,
 one 0/1 column per label, ``patient_id``, and the box of a positive finding.
 
-Labels from verdicts (a finding is one label on one series; positive means its probability
-reaches the threshold in force in the review):
+Labels from the reader's verdicts (``review.state``: the reader's truth per label of a series,
+never the model's call; schema-1 review files are upgraded on load):
 
-- accepted and positive → 1, with the box the reader saw (their edited box, else the model's);
-- accepted and negative → 0 (the reader confirmed the absence);
-- rejected as a false positive (``fp_artefact``, ``fp_normal_anatomy``) or for ``other``
-  reasons → 0;
-- rejected for ``wrong_location`` with a box the reader drew → 1 with that box; without one
-  it is left out (the finding is there, but nobody said where);
-- rejected as a ``duplicate``, or rejected while negative → left out;
-- not reviewed → left out; with ``--pending-negatives-as-0``, a negative finding the reader
-  left alone counts as 0 (the reader saw the study and did not object: a weaker label).
+- present → 1, with the reader's box: the one they drew for a finding the model missed (on the
+  image they drew it on) or the model's box they edited. A box the reader left as the model drew
+  it is not written (the box columns stay empty) unless ``--model-boxes``, which keeps the
+  model's box where the reader agreed with a positive call;
+- absent → 0 (whatever the model said);
+- uncertain → left out (counted), so that a doubtful label never trains as either;
+- no verdict → left out; with ``--pending-negatives-as-0``, a label the model calls negative and
+  the reader left alone counts as 0 (the reader saw the study and did not object: a weaker
+  label).
 
 A finding is a label's maximum over a whole stack (a radiograph, or a series' slices), so a 0
 holds for every image of that stack, while a 1 holds for the finding's own image. A row needs a
@@ -65,7 +65,6 @@ from desktop_app.infra.errors import DataError, RadAssistError
 log = logging.getLogger(__name__)
 PROG = "radassist-train manifest-from-reviews"
 
-FALSE_POSITIVE_REASONS = frozenset({"fp_artefact", "fp_normal_anatomy", "other"})
 BOX_COLUMNS = ("x", "y", "width", "height")
 COPY_FOLDER = "images"
 
@@ -98,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="count negative findings the reader left unreviewed as 0",
     )
+    parser.add_argument(
+        "--model-boxes",
+        action="store_true",
+        help="write the model's box for a present label whose box the reader left unedited "
+        "(default: only boxes the reader drew or edited)",
+    )
 
 
 # --------------------------------------------------------------------------- verdicts → labels
@@ -127,32 +132,32 @@ class Harvest:
 
 
 def label_from_verdict(
-    verdict: str,
-    reason: str | None,
+    truth: str,
     positive: bool,
-    edited_box: Any,
-    shown_box: Any,
+    reader_box: Any,
+    model_box: Any,
     pending_negatives: bool,
+    model_boxes: bool = False,
 ) -> tuple[int | None, Any, str]:
-    """(label value or None, box or None, why left out) for one finding (module docstring)."""
-    if verdict == "accepted":
-        return (1, shown_box, "") if positive else (0, None, "")
-    if verdict == "rejected":
-        if not positive:
-            return None, None, "rejected while negative (a missed finding has no box)"
-        if reason in FALSE_POSITIVE_REASONS:
-            return 0, None, ""
-        if reason == "wrong_location":
-            if edited_box is not None:
-                return 1, edited_box, ""
-            return None, None, "rejected for wrong location without a corrected box"
-        return None, None, f"rejected as {reason or 'unknown reason'}"
+    """(label value or None, box or None, why left out) for one label's verdict (module
+    docstring). ``positive``: the model's call at the threshold in force; ``reader_box``: the
+    reader's box (drawn or edited), else None."""
+    if truth == "present":
+        if reader_box is not None:
+            return 1, reader_box, ""
+        return 1, (model_box if model_boxes and positive else None), ""
+    if truth == "absent":
+        return 0, None, ""
+    if truth == "uncertain":
+        return None, None, "the reader was uncertain"
     if pending_negatives and not positive:
         return 0, None, ""
     return None, None, "not reviewed"
 
 
-def harvest(states: Iterable[Any], pending_negatives: bool = False) -> Harvest:
+def harvest(
+    states: Iterable[Any], pending_negatives: bool = False, model_boxes: bool = False
+) -> Harvest:
     """Label values per image from review states (``desktop_app.review.state.ReviewState``)."""
     out = Harvest()
     for state in states:
@@ -161,20 +166,24 @@ def harvest(states: Iterable[Any], pending_negatives: bool = False) -> Harvest:
             if f.label not in out.labels:
                 out.labels.append(f.label)
             value, box, why = label_from_verdict(
-                f.verdict,
-                f.reason,
+                f.truth,
                 state.positive(f),
                 f.edited_box,
-                f.shown_box,
+                f.box,
                 pending_negatives,
+                model_boxes,
             )
             if value is None:
                 out.skipped[why] += 1
                 continue
-            if f.frame != 0:
+            # A present label is on the image the reader drew its box on, else the model's.
+            drawn_elsewhere = value == 1 and f.box_slice_index is not None
+            sop = f.box_sop_instance_uid if drawn_elsewhere else f.sop_instance_uid
+            frame = f.box_frame if drawn_elsewhere else f.frame
+            if frame != 0:
                 out.skipped["on a later frame of a multi-frame object"] += 1
                 continue
-            if not f.sop_instance_uid:
+            if not sop:
                 out.skipped["no SOP Instance UID (not a DICOM image)"] += 1
                 continue
             if value == 0:
@@ -182,8 +191,7 @@ def harvest(states: Iterable[Any], pending_negatives: bool = False) -> Harvest:
                 # it is absent on every image of the stack (rows made for other labels too).
                 out.absent.setdefault(f.series_key, set()).add(f.label)
             entry = out.images.setdefault(
-                f.sop_instance_uid,
-                ImageEntry(state.study_uid, f.series_uid, f.sop_instance_uid, f.series_key),
+                sop, ImageEntry(state.study_uid, f.series_uid, sop, f.series_key)
             )
             entry.values[f.label] = value
             if value == 1 and box is not None:
@@ -341,7 +349,9 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         print(f"{PROG}: error: {out}: is a folder (give the CSV file to write)", file=sys.stderr)
         return EXIT_USAGE
-    found = harvest(ReviewStore(review_dir).iter_states(), args.pending_negatives_as_0)
+    found = harvest(
+        ReviewStore(review_dir).iter_states(), args.pending_negatives_as_0, args.model_boxes
+    )
     if not found.reviews:
         print(f"{PROG}: error: {review_dir}: holds no readable review file", file=sys.stderr)
         return EXIT_SOME_FAILED

@@ -15,7 +15,13 @@ from desktop_app.qt.controllers.view import ViewController
 from desktop_app.qt.findings_panel import REJECTED_COLOR, label_color, label_text
 from desktop_app.qt.images import array_to_qimage
 from desktop_app.qt.viewer import ViewerWidget
-from desktop_app.review.state import REJECTED, FindingReview, ReviewState
+from desktop_app.review.state import (
+    ABSENT,
+    PRESENT,
+    UNCERTAIN,
+    FindingReview,
+    ReviewState,
+)
 
 # overlay action id -> (canvas layer, setting that says whether it starts shown)
 LAYERS = {
@@ -24,25 +30,31 @@ LAYERS = {
     "toggle_box": ("box", "overlay/box"),
     "toggle_labels": ("text", "overlay/labels"),
 }
-VERDICT_MARKS = {"accepted": "✓ ", "rejected": "✗ "}
+VERDICT_MARKS = {PRESENT: "✓ ", ABSENT: "✗ ", UNCERTAIN: "? "}
 
 
 def finding_shape(finding: FindingReview, order: int, selected: bool) -> CanvasShape:
-    """How one finding is drawn: its label's colour (grey, dashed once rejected), its box, and
-    the model's outline unless the reader has edited the box."""
-    mark = VERDICT_MARKS.get(finding.verdict, "")
-    rejected = finding.verdict == REJECTED
+    """How one finding is drawn: its label's colour (grey and dashed once the reader says it
+    is absent), its box, and the model's outline unless the box is the reader's. A finding the
+    model missed is labelled so, without the model's probability."""
+    mark = VERDICT_MARKS.get(finding.truth, "")
+    absent = finding.truth == ABSENT
+    what = "missed" if finding.added else f"{finding.probability * 100:.0f}%"
     return CanvasShape(
         key=finding.finding_id,
-        color=REJECTED_COLOR if rejected else label_color(order),
+        color=REJECTED_COLOR if absent else label_color(order),
         box=finding.shown_box,
-        contours=[np.asarray(poly, dtype=np.float64) for poly in finding.outline]
-        if finding.edited_box is None
-        else [],
-        text=f"{mark}{label_text(finding.label)} {finding.probability * 100:.0f}%",
+        contours=[np.asarray(poly, dtype=np.float64) for poly in finding.shown_outline],
+        text=f"{mark}{label_text(finding.label)} {what}",
         selected=selected,
-        dashed=rejected,
+        dashed=absent,
     )
+
+
+def drawn(state: ReviewState, finding: FindingReview) -> bool:
+    """Whether a finding draws on the image: the model calls it positive, or the reader says
+    it is present. Negatives are quiet (their heatmap only on request)."""
+    return state.positive(finding) or finding.truth == PRESENT
 
 
 class OverlayController(QObject):
@@ -64,6 +76,8 @@ class OverlayController(QObject):
         self.prefs = prefs
         self.acts = acts
         self.rgba: dict[str, np.ndarray] = {}  # finding id -> RGBA heatmap
+        self.negative_heatmap = False  # the reader asked to see the selected negative's
+        self._last: tuple[ReviewState | None, str | None, str | None] = (None, None, None)
         self._images: dict[str, QImage] = {}
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal, host)
         self.opacity_slider.setObjectName("opacitySlider")
@@ -78,6 +92,11 @@ class OverlayController(QObject):
 
     def hide_all(self, on: bool) -> None:
         self.canvas.set_layer_visibility(all_hidden=on)
+
+    def set_negative_heatmap(self, on: bool) -> None:
+        """Show the selected label's heatmap also when the model calls it negative."""
+        self.negative_heatmap = bool(on)
+        self.redraw(*self._last)
 
     def apply_settings(self) -> None:
         """Layer toggles and opacity from the settings (at start-up and after the dialog)."""
@@ -111,9 +130,11 @@ class OverlayController(QObject):
 
     # ------------------------------------------------------------------ drawing
     def redraw(self, state: ReviewState | None, key: str | None, selected: str | None) -> None:
-        """Shapes and the heatmap of ``state``'s findings on the shown slice of ``key``: the
-        positive ones and the selected one; the heatmap is the selected finding's, else the
-        most probable one's that has a heatmap and is not rejected."""
+        """Shapes and the heatmap of ``state``'s findings on the shown slice of ``key``: those
+        the model calls positive or the reader says are present (negatives are quiet, even when
+        selected); the heatmap is the selected finding's when it is drawn (or when the reader
+        asked for a negative's), else the most probable drawn one's not marked absent."""
+        self._last = (state, key, selected)
         if state is None or key is None or self.viewer.frame is None:
             self.canvas.set_shapes([])
             self.canvas.set_overlay(None)
@@ -122,18 +143,27 @@ class OverlayController(QObject):
         index = self.viewer.index
         shapes: list[CanvasShape] = []
         here: list[FindingReview] = []
+        asked: str | None = None  # a selected negative whose heatmap the reader asked for
         for order, f in enumerate(state.for_series(key)):  # the model's label order
             is_selected = f.finding_id == selected
-            if f.slice_index == index and (state.positive(f) or is_selected):
+            if f.shown_slice_index == index and drawn(state, f):
                 here.append(f)
                 shapes.append(finding_shape(f, order, is_selected))
+            elif is_selected and self.negative_heatmap and f.slice_index == index:
+                asked = f.finding_id
         self.canvas.set_shapes(shapes)
         heat: str | None = None
-        if selected in {f.finding_id for f in here}:
+        if asked is not None:
+            heat = asked
+        elif selected in {f.finding_id for f in here if not f.added}:
             heat = selected
         else:
             ranked = sorted(
-                (f for f in here if f.finding_id in self.rgba and f.verdict != REJECTED),
+                (
+                    f
+                    for f in here
+                    if f.finding_id in self.rgba and f.truth != ABSENT and state.positive(f)
+                ),
                 key=lambda f: -f.probability,
             )
             heat = ranked[0].finding_id if ranked else None
