@@ -76,6 +76,9 @@ class RunController(QObject):
         inference.cancelled.connect(self._on_cancelled)
         inference.overlaysReady.connect(self._on_recolored)
         inference.modelLoaded.connect(lambda _info: self.show_model_text())
+        inference.modelLoaded.connect(
+            lambda info: panel.set_site_calibration(info.site_calibration)
+        )
         inference.deviceChanged.connect(self.show_device)
         inference.warmUpFailed.connect(
             lambda msg: panel.set_message(f"Model not available: {msg}", "warning")
