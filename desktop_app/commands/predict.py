@@ -12,10 +12,20 @@ series had to be split into N parts; never a tag value:
   probable finding's) with the heatmaps, outlines, boxes and label text of the positive
   findings on it; ``overlay_<k>_<label>.png`` for positive findings on other slices.
 
-stdout: a summary table (series, label, probability, threshold, positive). stderr: a progress
-bar per stack, one line per unreadable input, the engine's warnings (e.g. the CPU fallback).
-Exit status: 0 all inputs read; 1 some input could not be read (each named on one line) or the
-model was refused; 2 usage error (bad --threshold, unknown label, bad device); 130 interrupted.
+Before running, each stack is checked against the model file's intended input
+(``inference.inputcheck``): one outside it (a CT series for a chest-radiograph model) is not
+run, and is named on one line with the reason; ``--force`` runs it anyway and marks every
+output (findings.json ``input_check.forced``, each finding ``out_of_scope``/``unreliable``, the
+overlay's title, the audit record). A stack whose images are out of distribution (the model
+file's OOD statistics) is written with its findings marked unreliable and one warning line.
+
+stdout: a summary table (series, label, probability, threshold, positive; a sixth column,
+"note", says "unreliable" when a finding is). stderr: a progress bar per stack, one line per
+unreadable or refused input, the engine's warnings (e.g. the CPU fallback), one warning per
+out-of-scope, out-of-distribution or unchecked stack.
+Exit status: 0 all inputs read and run; 1 some input could not be read or was outside the
+model's intended input (each named on one line) or the model was refused; 2 usage error (bad
+--threshold, unknown label, bad device); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -40,6 +50,10 @@ from desktop_app.commands._common import (
     int_between,
 )
 from desktop_app.infra.errors import ConfigError, RadAssistError
+from desktop_app.infra.safetext import escape_control
+
+if TYPE_CHECKING:
+    from desktop_app.inference.inputcheck import InputNotApplicable
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +120,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="CPU threads for the network (default: the physical cores)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run inputs outside the model's intended input anyway (every output is marked)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -136,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds[label] = value
 
     from desktop_app.inference.engine import InferenceEngine
+    from desktop_app.inference.inputcheck import InputNotApplicable
 
     try:
         engine = InferenceEngine(
@@ -150,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             heatmap_method=args.heatmap_method,
         )
     except ConfigError as err:
-        print(f"radassist predict: error: {err.one_line()}", file=sys.stderr)
+        print(f"radassist predict: error: {escape_control(err.one_line())}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -158,18 +178,26 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     printed = set(engine.warnings)
     for message in engine.warnings:
-        print(f"radassist predict: warning: {message}", file=sys.stderr)
+        print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
 
     jobs, problems = _collect(args.paths)
     results: list[Any] = []
     audit_problem: str | None = None
+    refused = 0
     for name, source, study_uid, render_source in jobs:
         bar = ProgressBar(f"predict {name}", enabled=not args.quiet)
         try:
-            result = engine.run(source, progress=bar, study_instance_uid=study_uid)
+            result = engine.run(
+                source, progress=bar, study_instance_uid=study_uid, force=args.force
+            )
+        except InputNotApplicable as err:
+            refused += 1
+            problems.append(_refusal_line(source, err))
+            continue
         except RadAssistError as err:
             problems.append(err.one_line())
             continue
+        _warn_applicability(name, result)
         for path, reason in result.unreadable:
             problems.append(reason if reason.startswith(path) else f"{path}: {reason}")
         try:
@@ -184,22 +212,54 @@ def run(args: argparse.Namespace) -> int:
         audit_problem = _audit(result, study_uid, audit_problem)
     for message in engine.warnings:
         if message not in printed:  # e.g. a CUDA failure during a run: said once
-            print(f"radassist predict: warning: {message}", file=sys.stderr)
+            print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
     _print_table(results, sys.stdout)
     sys.stdout.flush()
     for line in problems:
-        print(line, file=sys.stderr)
+        print(escape_control(line, limit=1000), file=sys.stderr)
     if not jobs and not problems:
         print("radassist predict: error: no images found in the inputs", file=sys.stderr)
         return EXIT_SOME_FAILED
     if problems:
+        unread = len(problems) - refused
+        said = [f"{unread} input(s) could not be read"] if unread else []
+        said += [f"{refused} outside the model's intended input"] if refused else []
         print(
-            f"radassist predict: {len(problems)} input(s) could not be read; "
-            f"{len(results)} stack(s) written to {out}",
+            f"radassist predict: {'; '.join(said)}; {len(results)} stack(s) written to {out}",
             file=sys.stderr,
         )
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _refusal_line(source: Any, err: InputNotApplicable) -> str:
+    """``<file>: not run: <reason> (run it anyway with --force; ...)``: the file is the input
+    path, or the first file of a series (with its image count)."""
+    from desktop_app.studies.volume import SeriesVolume
+
+    if isinstance(source, SeriesVolume):
+        stack = source.stack
+        where = f"{stack.slices[0].instance.path}"
+        if len(stack) > 1:
+            where += f" (and {len(stack) - 1} more image(s) of its series)"
+    else:
+        where = str(source)
+    return (
+        f"{where}: not run: {err.check.refusal} (run it anyway with --force; every output is "
+        "then marked as outside the model's intended input)"
+    )
+
+
+def _warn_applicability(name: str, result: Any) -> None:
+    """One stderr line per stack that is out of scope (forced), out of distribution, or whose
+    headers could not be fully checked."""
+    check = result.input_check
+    lines = check.warnings()
+    if check.applicable:
+        lines += list(check.reasons)
+    for line in lines:
+        text = escape_control(f"{name}: {line}", limit=1000)
+        print(f"radassist predict: warning: {text}", file=sys.stderr)
 
 
 def _audit(result: Any, study_uid: str, problem: str | None) -> str | None:
@@ -218,6 +278,8 @@ def _audit(result: Any, study_uid: str, problem: str | None) -> str | None:
             model_sha256=result.model.tensor_sha256,
             device=result.device,
             timings_ms={k: v * 1000.0 for k, v in result.timings.to_json().items()},
+            forced=result.input_check.forced,
+            in_distribution=result.input_check.in_distribution,
             source="predict",
         )
     except (RadAssistError, OSError) as err:
@@ -341,6 +403,7 @@ def _render_outputs(
         title = f"{RESEARCH_USE_NOTICE} · slice {index}"
         if not on_slice:
             title += f" · no positive finding (highest: {key.label} {key.probability:.2f})"
+        title += _applicability_title(result.input_check)
         overlay = render_overlay(image, marks, title=title)
         if n == 0:
             name = "overlay.png"
@@ -351,16 +414,33 @@ def _render_outputs(
     return files, overlays
 
 
+def _applicability_title(check: Any) -> str:
+    """What the overlay's title says about the input check: nothing for an applicable,
+    in-distribution run."""
+    marks = []
+    if check.out_of_scope:
+        marks.append("OUTSIDE THE MODEL'S INTENDED INPUT (run anyway)")
+    if check.in_distribution is False:
+        marks.append(
+            f"OUT OF DISTRIBUTION (score {check.ood_score:.2f} > {check.ood_threshold:.2f}): "
+            "findings unreliable"
+        )
+    return "".join(f" · {m}" for m in marks)
+
+
 def _print_table(results: Sequence[tuple[str, Any]], stream: TextIO) -> None:
-    rows = [("series", "label", "probability", "threshold", "positive")]
+    rows = [("series", "label", "probability", "threshold", "positive", "note")]
     for name, result in results:
         for f in result.findings:
             rows.append(
-                (name, f.label, f"{f.probability:.3f}", f"{f.threshold:.3f}",
-                 "yes" if f.positive else "no")
+                (escape_control(name, limit=60), escape_control(f.label, limit=40),
+                 f"{f.probability:.3f}", f"{f.threshold:.3f}",
+                 "yes" if f.positive else "no", "unreliable" if f.unreliable else "")
             )  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    noted = any(r[5] for r in rows[1:])  # the note column only when some finding has one
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
-        cells += [r[i].rjust(widths[i]) for i in (2, 3)] + [r[4]]
+        cells += [r[i].rjust(widths[i]) for i in (2, 3)]
+        cells += [r[4].ljust(widths[4]), r[5]] if noted else [r[4]]
         stream.write("  ".join(cells).rstrip() + "\n")

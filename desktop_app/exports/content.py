@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from desktop_app.inference.findings import Finding, SeriesResult
+from desktop_app.inference.inputcheck import InputCheck
 from desktop_app.review.state import (
     ACCEPTED,
     PENDING,
@@ -66,6 +67,10 @@ class ExportFinding:
     edited box (``box_edited``) or the model's (``model_box``); ``outline`` is the model's
     region outline, None once the box was edited. ``heatmap`` (float32, original grid, [0, 1])
     is present only when the engine's result (or the caller) supplied it.
+
+    ``input_check``: the stack's check against the model's intended input and its
+    out-of-distribution verdict (None when no engine result of the stack is at hand, e.g. an
+    export of a saved review alone); ``ood_score``: the score of the finding's own image.
     """
 
     finding_id: str
@@ -92,6 +97,23 @@ class ExportFinding:
     note: str = ""
     reviewer: str = ""
     reviewed_at: str | None = None
+    input_check: InputCheck | None = None
+    ood_score: float | None = None
+
+    @property
+    def out_of_scope(self) -> bool:
+        """Run although outside the model's intended input ("Run anyway", ``--force``)."""
+        return self.input_check is not None and self.input_check.out_of_scope
+
+    @property
+    def out_of_distribution(self) -> bool:
+        """Its stack had an image over the model's out-of-distribution threshold."""
+        return self.input_check is not None and self.input_check.in_distribution is False
+
+    @property
+    def unreliable(self) -> bool:
+        """Out of scope or out of distribution: every export says so beside the finding."""
+        return self.out_of_scope or self.out_of_distribution
 
     @property
     def verdict_text(self) -> str:
@@ -250,6 +272,8 @@ def _from_review(
         note=fr.note,
         reviewer=fr.reviewer,
         reviewed_at=fr.updated if fr.verdict != PENDING or fr.note else None,
+        input_check=matched.result.input_check if matched is not None else None,
+        ood_score=engine.ood_score if engine is not None else None,
     )
 
 
@@ -277,6 +301,8 @@ def _from_result(
         heatmap=heat,
         peak=f.peak,
         region_level=f.region_level,
+        input_check=result.input_check,
+        ood_score=f.ood_score,
     )
 
 
@@ -401,6 +427,20 @@ def training_lines(training: Any, limit: int = 6) -> list[str]:
             continue
         lines.append(f"{key}: {_number(value)}")
     return lines[:limit] or ["Not recorded."]
+
+
+def applicability_lines(findings: Iterable[ExportFinding]) -> list[str]:
+    """One line per flagged stack (out of scope, out of distribution), for the SR's report
+    evaluations, the PDF and the GUI: ``"Series <uid> (part 1): Out of distribution: …"``."""
+    lines: dict[str, None] = {}
+    for f in findings:
+        if f.input_check is None or not f.unreliable:
+            continue
+        where = f"Series {f.series_instance_uid or '(no UID)'}"
+        where += f" (part {f.part})" if f.part > 1 else ""
+        for line in f.input_check.warnings():
+            lines.setdefault(f"{where}: {line}", None)
+    return list(lines)
 
 
 def counts(findings: Iterable[ExportFinding]) -> dict[str, int]:

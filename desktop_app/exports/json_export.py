@@ -21,7 +21,7 @@ from desktop_app.infra.hashedpaths import uid_hash
 from desktop_app.review.state import ReviewState
 
 SCHEMA_NAME = "radassist-export"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: series[].input_check; findings' ood_score, unreliable, ...
 
 
 def _box(box: Sequence[float] | None) -> dict[str, float] | None:
@@ -49,6 +49,10 @@ def finding_json(
         "peak": None if f.peak is None else {"x": float(f.peak[0]), "y": float(f.peak[1])},
         "region_level": float(f.region_level),
         "heatmap": None,
+        "ood_score": None if f.ood_score is None else float(f.ood_score),
+        "out_of_distribution": f.out_of_distribution,
+        "out_of_scope": f.out_of_scope,
+        "unreliable": f.unreliable,
         "review": {
             "verdict": f.verdict,
             "reason": f.reason,
@@ -93,6 +97,9 @@ def build_json(
                 "series_uid_hash": uid_hash(exported) if exported else "",
                 "part": part,
                 "modality": modalities.get(series_uid, ""),
+                "input_check": next(
+                    (f.input_check.to_json() for f in items if f.input_check is not None), None
+                ),
                 "findings": [
                     finding_json(
                         f,

@@ -26,8 +26,14 @@ Structure (PS3.16 TID 1500 "Measurement Report", DCM 126000 "Imaging Measurement
   - the reader's note as a TEXT item DCM 121106 "Comment" (TID 1501/1410 allow text
     qualitative evaluations; highdicom builds only coded ones, so it is added after
     construction). De-identified exports leave notes out: free text may name the patient.
+  - applicability (issue 13): for a run outside the model's intended input (run anyway) a
+    coded evaluation "Input applicability" = "Outside the model's intended input (run anyway)";
+    for a stack out of distribution "Input distribution" = "Out of distribution - finding
+    unreliable", with the image's "Out-of-distribution score" and the model's threshold as
+    unitless measurements (local codes);
 - Qualitative evaluations of the report (TID 1500 row 12, UMLS C0034375): the research-use
-  disclaimer as TEXT.
+  disclaimer as TEXT, and one TEXT line per flagged stack saying why (out of scope with the
+  reason; out of distribution with the score and the threshold).
 
 The document references every image of the analysed series in the Current Requested Procedure
 Evidence Sequence (PS3.3 C.17.2.3), lives in the source study, in a new series, and is
@@ -73,7 +79,12 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from desktop_app import __version__
-from desktop_app.exports.content import DISCLAIMER, ExportFinding, ModelSummary
+from desktop_app.exports.content import (
+    DISCLAIMER,
+    ExportFinding,
+    ModelSummary,
+    applicability_lines,
+)
 from desktop_app.infra.errors import ExportError
 from desktop_app.review.state import ACCEPTED, REJECTED
 
@@ -116,6 +127,13 @@ REGION_VALUES = {
     "edited": _local("RA-READER-BOX", "Box edited by reader"),
 }
 NOTICE = _local("RA-NOTICE", "Research use notice")
+APPLICABILITY = _local("RA-INPUT", "Input applicability")
+OUT_OF_SCOPE = _local("RA-OUT-OF-SCOPE", "Outside the model's intended input (run anyway)")
+DISTRIBUTION = _local("RA-DISTRIBUTION", "Input distribution")
+OUT_OF_DISTRIBUTION = _local("RA-OOD", "Out of distribution - finding unreliable")
+OOD_SCORE = _local("RA-OOD-SCORE", "Out-of-distribution score")
+OOD_THRESHOLD = _local("RA-OOD-THRESHOLD", "Out-of-distribution threshold")
+INPUT_WARNING = _local("RA-INPUT-WARNING", "Input warning")
 
 # Labels of the demo models with a SNOMED CT concept; any other label gets a local code.
 LABEL_CODES: dict[str, CodedConcept] = {
@@ -217,7 +235,7 @@ def build_sr(
         imaging_measurements=[_group(f, model, algo, inputs) for f in findings],
         referenced_images=list(inputs.library) or None,
     )
-    report[0].ContentSequence.append(_notice())
+    report[0].ContentSequence.append(_notice(applicability_lines(findings)))
     complete = all(f.verdict != "pending" for f in findings)
     sr = _document(report[0], inputs, complete)
     _declare_local_scheme(sr)
@@ -248,19 +266,47 @@ def _observation_context(model: ModelSummary, reviewer: str) -> ObservationConte
     return ObservationContext(observer_person_context=person, observer_device_context=device)
 
 
-def _notice() -> ContainerContentItem:
-    """The report's qualitative evaluations (TID 1500 row 12): the disclaimer as TEXT."""
+def _notice(warnings: Sequence[str] = ()) -> ContainerContentItem:
+    """The report's qualitative evaluations (TID 1500 row 12): the disclaimer as TEXT, and
+    one TEXT line per stack outside the intended input or out of distribution."""
     notice = ContainerContentItem(
         name=QUALITATIVE_EVALUATIONS, relationship_type=RelationshipTypeValues.CONTAINS
     )
-    notice.ContentSequence = ContentSequence(
-        [
-            TextContentItem(
-                name=NOTICE, value=DISCLAIMER, relationship_type=RelationshipTypeValues.CONTAINS
-            )
-        ]
-    )
+    items = [
+        TextContentItem(
+            name=NOTICE, value=DISCLAIMER, relationship_type=RelationshipTypeValues.CONTAINS
+        )
+    ]
+    items += [
+        TextContentItem(
+            name=INPUT_WARNING,
+            value=line[:1024],
+            relationship_type=RelationshipTypeValues.CONTAINS,
+        )
+        for line in warnings
+    ]
+    notice.ContentSequence = ContentSequence(items)
     return notice
+
+
+def _applicability(
+    f: ExportFinding,
+) -> tuple[list[QualitativeEvaluation], list[Measurement]]:
+    """The finding's out-of-scope and out-of-distribution evaluations, and its image's OOD
+    score with the model's threshold (when the stack is out of distribution)."""
+    evaluations = []
+    measurements = []
+    if f.out_of_scope:
+        evaluations.append(QualitativeEvaluation(APPLICABILITY, OUT_OF_SCOPE))
+    if f.out_of_distribution and f.input_check is not None:
+        evaluations.append(QualitativeEvaluation(DISTRIBUTION, OUT_OF_DISTRIBUTION))
+        score = f.ood_score if f.ood_score is not None else f.input_check.ood_score
+        if score is not None and np.isfinite(score):
+            measurements.append(Measurement(name=OOD_SCORE, value=float(score), unit=UNITLESS))
+        if f.input_check.ood_threshold is not None:
+            threshold = float(f.input_check.ood_threshold)
+            measurements.append(Measurement(name=OOD_THRESHOLD, value=threshold, unit=UNITLESS))
+    return evaluations, measurements
 
 
 def _document(content: Dataset, inputs: SrInputs, complete: bool) -> ComprehensiveSR:
@@ -315,6 +361,9 @@ def _group(
     ]
     if f.verdict == REJECTED and f.reason in REASON_VALUES:
         evaluations.append(QualitativeEvaluation(REASON, REASON_VALUES[f.reason]))
+    flagged, ood_measurements = _applicability(f)
+    evaluations += flagged
+    measurements += ood_measurements
     tracking = TrackingIdentifier(
         uid=generate_uid(),
         identifier=f"{f.label} (slice {f.slice_index + 1})",

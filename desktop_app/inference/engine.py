@@ -27,6 +27,16 @@ checked before every batch and before each Grad-CAM slice; when set, ``run`` rai
 :class:`~desktop_app.infra.errors.Cancelled` (no partial result, so that a half-finished run is
 never mistaken for a finished one). At most one batch runs after the flag is set.
 
+Before the plan: the input check (``inputcheck``). A series outside the model file's intended
+input raises :class:`~desktop_app.inference.inputcheck.InputNotApplicable` unless ``force``;
+a forced run marks every finding ``out_of_scope``. In the batches phase each image also gets
+its out-of-distribution score (the model file's Mahalanobis statistics over the head's input,
+taken from the same forward pass), and the logits are divided by the model file's per-label
+temperatures before the sigmoid (its thresholds are on those calibrated probabilities). A run
+with any image over the OOD threshold is out of distribution: ``input_check.in_distribution``
+is False and every finding is ``unreliable`` (a finding's maximum, and a negative verdict, rest
+on every image of the stack); ``Finding.out_of_distribution`` says whether its own image is.
+
 Devices: see ``devices``. A CUDA/MPS failure at start or during a run (out of memory, a driver
 error) moves the engine to the CPU and the run goes on; the warning is logged once and reported
 in ``warnings`` and in every result. Every result names the device that produced it.
@@ -60,7 +70,13 @@ from desktop_app.inference.devices import (
     failure_summary,
     is_device_failure,
 )
-from desktop_app.inference.fastpath import BACKENDS, ForwardRunner, TorchRunner, build_cpu_path
+from desktop_app.inference.fastpath import (
+    BACKENDS,
+    ForwardOutputs,
+    ForwardRunner,
+    TorchRunner,
+    build_cpu_path,
+)
 from desktop_app.inference.findings import (
     Finding,
     ModelInfo,
@@ -77,11 +93,19 @@ from desktop_app.inference.gradcam import (
     grad_cam,
     head_weight,
 )
+from desktop_app.inference.inputcheck import (
+    InputCheck,
+    InputNotApplicable,
+    RunMarks,
+    check_input,
+    headers_of,
+)
 from desktop_app.inference.overlays import PeakRegion, peak_region
 from desktop_app.inference.sources import SlicePlan, Source, plan_slices
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import Cancelled, ConfigError, InferenceError, RadAssistError
 from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.model.applicability import apply_temperatures
 from desktop_app.model.imageio import ImageForModel
 from desktop_app.model.modelfile import LoadedModel, ModelManifest, load_model_file
 from desktop_app.model.networks import gradcam_target_layer
@@ -176,13 +200,15 @@ class _KeySlice:
 @dataclass(frozen=True)
 class _Scores:
     """The batches' outcome: probabilities (slices, labels), NaN where a slice could not be
-    read; the key slices by index; the unreadable slices; seconds spent."""
+    read; the key slices by index; the unreadable slices; seconds spent; the OOD scores
+    (slices,), NaN where not read, or None without OOD statistics."""
 
     probabilities: np.ndarray
     key_slices: Mapping[int, _KeySlice]
     unreadable: list[tuple[str, str]]
     preprocess_seconds: float
     network_seconds: float
+    ood_scores: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -274,20 +300,27 @@ def _finding(
     model: ModelInfo,
     device: str,
     timings: Timings,
+    flags: RunMarks,
 ) -> Finding:
-    """One label's Finding: its decision on its slice, located where it got a heatmap."""
+    """One label's Finding: its decision on its slice, located where it got a heatmap, with
+    the run's out-of-scope and out-of-distribution marks."""
+    i = decision.slice_index
     finding = Finding(
         label=decision.label,
         probability=decision.probability,
         threshold=decision.threshold,
         positive=decision.positive,
-        slice_index=decision.slice_index,
+        slice_index=ref.index,  # the stack position (a capped plan skips some, sources.py)
         sop_instance_uid=ref.sop_instance_uid,
         frame=ref.frame,
         threshold_source=decision.threshold_source,
         model=model,
         device=device,
         timings=timings,
+        ood_score=flags.score(i),
+        out_of_distribution=flags.flagged(i),
+        out_of_scope=flags.check.out_of_scope,
+        unreliable=flags.check.flagged,
     )
     return finding if location is None else location.on(finding)
 
@@ -361,6 +394,8 @@ class InferenceEngine:
         use_features = gradcam == "auto" and heatmap_method == "cam"
         self._features_layer = self._layer if use_features else None
         self._head_weight = head_weight(self._loaded.network)
+        self._ood = self._loaded.ood
+        self._temperatures = manifest.temperatures
         self.threads = configure_cpu_threads(threads)
         self._runner: ForwardRunner
         self._place(device)
@@ -459,7 +494,9 @@ class InferenceEngine:
             return
         try:
             self._loaded.network.to(self._device)
-            self._runner = TorchRunner(self._loaded.network, self._device, self._features_layer)
+            self._runner = TorchRunner(
+                self._loaded.network, self._device, self._features_layer, self._ood is not None
+            )
         except Exception as err:
             if not is_device_failure(err):
                 raise
@@ -482,6 +519,7 @@ class InferenceEngine:
             threads=self.threads,
             calibration=calibration,
             features_layer=self._features_layer,
+            penultimate=self._ood is not None,
         )
         self._runner = path.runner
         self.notes.extend(path.notes)
@@ -513,13 +551,14 @@ class InferenceEngine:
         return "features" if self._features_layer is not None else "hooks"
 
     # ------------------------------------------------------------------ network calls
-    def _call_runner(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if self._features_layer is None:
-            return self._runner(x), None
-        return self._runner.run_with_features(x)
+    def _call_runner(self, x: np.ndarray) -> ForwardOutputs:
+        if self._features_layer is None and self._ood is None:
+            return ForwardOutputs(self._runner(x))
+        return self._runner.outputs(x)
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits and, in "features" mode, the Grad-CAM layer's output."""
+    def _forward(self, x: np.ndarray) -> ForwardOutputs:
+        """Logits and, in "features" mode, the Grad-CAM layer's output; with OOD statistics,
+        the head's input."""
         try:
             return self._call_runner(x)
         except Exception as err:
@@ -563,8 +602,14 @@ class InferenceEngine:
         stop: StopFlag = None,
         heatmaps: HeatmapPolicy | None = None,
         study_instance_uid: str = "",
+        force: bool = False,
+        input_check: InputCheck | None = None,
     ) -> SeriesResult:
         """Run the model over ``source`` and return its findings.
+
+        First the input check (:meth:`check`, or ``input_check`` when the caller already made
+        it): a series outside the model's intended input raises InputNotApplicable (carrying
+        the check) unless ``force``, which runs it and marks every output out of scope.
 
         ``source``: a ``volume.SeriesVolume`` (its decoded slices are reused), a
         ``series.SliceStack``, a file path (every frame of a DICOM instance, or a PNG/JPEG), or
@@ -580,8 +625,18 @@ class InferenceEngine:
         policy = self.heatmaps if heatmaps is None else heatmaps
         if policy not in HEATMAP_POLICIES:
             raise ConfigError(f"unknown heatmap policy {policy!r}")
+        check = input_check if input_check is not None else self.check(source)
+        if not check.applicable and not force:
+            path = Path(source) if isinstance(source, str | os.PathLike) else None
+            raise InputNotApplicable(check, path)
+        check = replace(check, forced=bool(force and not check.applicable))
         with self._lock:
-            return self._run(source, progress, stop, policy, study_instance_uid)
+            return self._run(source, progress, stop, policy, study_instance_uid, check)
+
+    def check(self, source: Source) -> InputCheck:
+        """The input check of ``source`` against the model file's intended input: headers
+        only, no pixels (the GUI calls it before offering to run)."""
+        return check_input(headers_of(source), self.manifest.intended_input)
 
     def _run(
         self,
@@ -590,6 +645,7 @@ class InferenceEngine:
         stop: StopFlag,
         policy: str,
         study_uid: str,
+        check: InputCheck,
     ) -> SeriesResult:
         started = time.perf_counter()
         if stop_requested(stop):
@@ -607,11 +663,16 @@ class InferenceEngine:
             total=time.perf_counter() - started,
         )
         model, device = self.model_info, self.device
+        read = np.isfinite(scores.probabilities).any(axis=1)
+        flags = RunMarks.of(check, self._ood, scores.ood_scores, read)
         findings = [
-            _finding(d, plan.refs[d.slice_index], located.by_label.get(j), model, device, timings)
+            _finding(
+                d, plan.refs[d.slice_index], located.by_label.get(j), model, device, timings, flags
+            )
             for j, d in enumerate(decisions)
         ]
         warnings = list(self._warnings)
+        warnings.extend(plan.notes)  # e.g. a long stack sampled down (sources.MAX_RUN_IMAGES)
         if scores.unreadable:
             warnings.append(
                 f"{len(scores.unreadable)} of {len(plan)} image(s) could not be read and were "
@@ -634,6 +695,8 @@ class InferenceEngine:
             parts=plan.parts,
             warnings=warnings,
             unreadable=scores.unreadable,
+            input_check=flags.check,
+            ood_scores=flags.scores,
         )
         log.info(
             "series %s: %d slices, %d positive, %.2f s (network %.2f, Grad-CAM %.2f) on %s",
@@ -652,6 +715,7 @@ class InferenceEngine:
         at a time; progress after each batch (out of slices + 1)."""
         n, total = len(plan), len(plan) + 1
         probs = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+        ood = None if self._ood is None else np.full(n, np.nan, dtype=np.float64)
         kept: dict[int, _KeySlice] = {}
         unreadable: list[tuple[str, str]] = []
         first_error: RadAssistError | None = None
@@ -671,8 +735,10 @@ class InferenceEngine:
                 x, geometries = self._preprocess(batch.images)
                 t_pre += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                batch_probs, features = self._probabilities(x)
+                batch_probs, features, batch_ood = self._probabilities(x)
                 probs[batch.indices] = batch_probs
+                if ood is not None and batch_ood is not None:
+                    ood[batch.indices] = batch_ood
                 t_net += time.perf_counter() - t0
                 payload = x if features is None else features
                 _keep_key_slices(
@@ -685,7 +751,7 @@ class InferenceEngine:
         if not np.isfinite(probs).any(axis=1).any():
             assert first_error is not None
             raise first_error
-        return _Scores(probs, kept, unreadable, t_pre, t_net)
+        return _Scores(probs, kept, unreadable, t_pre, t_net, ood)
 
     def _preprocess(self, images: Sequence[ImageForModel]) -> tuple[np.ndarray, list[Geometry]]:
         try:
@@ -693,16 +759,25 @@ class InferenceEngine:
         except ValueError as err:
             raise InferenceError(f"can't be preprocessed: {err}") from None
 
-    def _probabilities(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Sigmoid probabilities (N, labels) for a batch, and the Grad-CAM layer's output in
-        "features" mode."""
-        logits, features = self._forward(x)
+    def _probabilities(
+        self, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Sigmoid probabilities (N, labels) for a batch, of the logits divided by the model's
+        temperatures; the Grad-CAM layer's output in "features" mode; the OOD scores (N,)
+        from the head's input of the same pass, when the model has OOD statistics."""
+        out = self._forward(x)
+        logits = out.logits
         expected = (x.shape[0], len(self.labels))
         if logits.shape != expected:
             raise InferenceError(
                 f"the network gave logits of shape {logits.shape}, expected {expected}"
             )
-        return _sigmoid(logits), features
+        ood = None
+        if self._ood is not None and out.penultimate is not None:
+            with np.errstate(all="ignore"):  # non-finite features score NaN: flagged
+                ood = self._ood.score(out.penultimate)
+        calibrated = apply_temperatures(logits, self.labels, self._temperatures)
+        return _sigmoid(calibrated), out.features, ood
 
     def _decide(self, probs: np.ndarray) -> list[_Decision]:
         """Per label: the maximum over the slices, where it is, and positive or not."""

@@ -17,7 +17,10 @@ other). TorchScript is also deprecated in this PyTorch and takes 2-13 s to build
 "Exact" means: on a fixed probe input the fast path's logits (and features) match eager PyTorch
 within ``EXACT_ATOL + EXACT_RTOL * |value|``; if the export fails or the check does not hold, the
 engine keeps eager PyTorch and says why. The exported graph also outputs the Grad-CAM layer's
-feature map (``features``), so heatmaps need no second pass (``gradcam.cam_from_features``).
+feature map (``features``), so heatmaps need no second pass (``gradcam.cam_from_features``),
+and, for the out-of-distribution score, the classifier head's input (``penultimate``: the pooled
+penultimate features, ``networks.PenultimateFeatures``), so that score needs no second pass
+either (benchmarks/bench_ood_cost.py).
 int8 (``quantize_int8``: ONNX Runtime static QDQ quantization, per-channel weights, the stem
 convolution kept in fp32, calibrated on seeded synthetic radiographs preprocessed as the model
 file says) is never chosen automatically: it changes the outputs (see the AUC change in
@@ -49,15 +52,27 @@ ONNX_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 FEATURES_NAME = "features"
+PENULTIMATE_NAME = "penultimate"
 EXACT_ATOL = 1e-4
 EXACT_RTOL = 1e-4
 CALIBRATION_IMAGES = 16
 
 
+@dataclass(frozen=True)
+class ForwardOutputs:
+    """One forward pass's outputs: logits (N, labels); the Grad-CAM layer's output
+    (N, K, h, w) when the runner was built with a ``features_layer``; the head's input
+    (N, d) when it was built with ``penultimate``. All float32."""
+
+    logits: np.ndarray
+    features: np.ndarray | None = None
+    penultimate: np.ndarray | None = None
+
+
 class ForwardRunner(Protocol):
     """Logits for a batch: float32 (N, C, S, S) → float32 (N, labels); with
     ``run_with_features`` also the Grad-CAM layer's output (N, K, h, w), or None when this
-    runner was built without it."""
+    runner was built without it; ``outputs`` gives everything the runner was built to return."""
 
     name: str
 
@@ -65,11 +80,14 @@ class ForwardRunner(Protocol):
 
     def run_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
+    def outputs(self, x: np.ndarray) -> ForwardOutputs: ...
+
 
 class TorchRunner:
     """Eager PyTorch under ``inference_mode`` on ``device`` (the reference path).
 
-    ``features_layer``: a module name whose output ``run_with_features`` also returns.
+    ``features_layer``: a module name whose output ``run_with_features`` also returns;
+    ``penultimate``: ``outputs`` also returns the head's input.
     """
 
     def __init__(
@@ -77,10 +95,12 @@ class TorchRunner:
         network: nn.Module,
         device: torch.device | str = "cpu",
         features_layer: str | None = None,
+        penultimate: bool = False,
     ) -> None:
         self.network = network
         self.device = torch.device(device)
         self.features_layer = features_layer
+        self.penultimate = penultimate
         self.name = "torch" if self.device.type == "cpu" else f"torch-{self.device.type}"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -89,34 +109,63 @@ class TorchRunner:
             return out.float().cpu().numpy()
 
     def run_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.features_layer is None:
-            return self(x), None
+        out = self.outputs(x)
+        return out.logits, out.features
+
+    def outputs(self, x: np.ndarray) -> ForwardOutputs:
+        from desktop_app.model.networks import PenultimateFeatures
+
         captured: list[torch.Tensor] = []
-        layer = dict(self.network.named_modules())[self.features_layer]
-        handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        handle = None
+        if self.features_layer is not None:
+            layer = dict(self.network.named_modules())[self.features_layer]
+            handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        pooled = PenultimateFeatures(self.network) if self.penultimate else None
         try:
-            logits = self(x)
+            if pooled is None:
+                logits = self(x)
+            else:
+                with pooled:
+                    logits = self(x)
         finally:
-            handle.remove()
-        return logits, captured[-1].float().cpu().numpy()
+            if handle is not None:
+                handle.remove()
+        return ForwardOutputs(
+            logits,
+            captured[-1].float().cpu().numpy() if captured else None,
+            None if pooled is None or pooled.value is None else pooled.value.float().cpu().numpy(),
+        )
 
 
 class _WithFeatures(nn.Module):
-    """``network`` returning ``(logits, output of layer)``: for an export with both outputs."""
+    """``network`` returning ``(logits, output of layer?, head input?)``: for an export with
+    the extra outputs."""
 
-    def __init__(self, network: nn.Module, layer: str) -> None:
+    def __init__(self, network: nn.Module, layer: str | None, penultimate: bool = False) -> None:
         super().__init__()
         self.network = network
-        self.layer = dict(network.named_modules())[layer]
+        self.layer = None if layer is None else dict(network.named_modules())[layer]
+        self.penultimate = penultimate
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        from desktop_app.model.networks import PenultimateFeatures
+
         captured: list[torch.Tensor] = []
-        handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        handle = None
+        if self.layer is not None:
+            handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        pooled = PenultimateFeatures(self.network)
         try:
-            logits = self.network(x)
+            with pooled:
+                logits = self.network(x)
         finally:
-            handle.remove()
-        return logits, captured[-1]
+            if handle is not None:
+                handle.remove()
+        out = [logits, *captured[-1:]]
+        if self.penultimate:
+            assert pooled.value is not None
+            out.append(pooled.value)
+        return tuple(out)
 
 
 class OrtRunner:
@@ -135,7 +184,9 @@ class OrtRunner:
         self.session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
         self.name = name
         self.threads = threads
-        self.has_features = FEATURES_NAME in {o.name for o in self.session.get_outputs()}
+        names = {o.name for o in self.session.get_outputs()}
+        self.has_features = FEATURES_NAME in names
+        self.has_penultimate = PENULTIMATE_NAME in names
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -149,6 +200,17 @@ class OrtRunner:
         logits, features = self.session.run([OUTPUT_NAME, FEATURES_NAME], {INPUT_NAME: x})
         return np.asarray(logits, dtype=np.float32), np.asarray(features, dtype=np.float32)
 
+    def outputs(self, x: np.ndarray) -> ForwardOutputs:
+        names = [OUTPUT_NAME]
+        names += [FEATURES_NAME] if self.has_features else []
+        names += [PENULTIMATE_NAME] if self.has_penultimate else []
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        values = dict(zip(names, self.session.run(names, {INPUT_NAME: x}), strict=True))
+        found = {k: np.asarray(v, dtype=np.float32) for k, v in values.items()}
+        return ForwardOutputs(
+            found[OUTPUT_NAME], found.get(FEATURES_NAME), found.get(PENULTIMATE_NAME)
+        )
+
 
 def export_onnx(
     network: nn.Module,
@@ -157,11 +219,13 @@ def export_onnx(
     *,
     opset: int = ONNX_OPSET,
     features_layer: str | None = None,
+    penultimate: bool = False,
 ) -> bytes:
     """The network as an ONNX model (bytes) with a dynamic batch axis; CPU, fp32.
 
     Output ``logits``; with ``features_layer`` also ``features``, that layer's output (what
-    Grad-CAM needs, so the heatmaps cost no second pass). Uses the TorchScript-based exporter
+    Grad-CAM needs, so the heatmaps cost no second pass); with ``penultimate`` also
+    ``penultimate``, the head's input (the out-of-distribution score's features). Uses the TorchScript-based exporter
     (``dynamo=False``), which matches eager to ~1e-6 on EfficientNet-Lite; its constant-folding
     notes are silenced here (they are about slices the exporter leaves for ONNX Runtime to
     fold). The network must be on the CPU.
@@ -170,8 +234,11 @@ def export_onnx(
         raise InferenceError("the ONNX export needs the network on the CPU")
     dummy = torch.zeros(1, channels, image_size, image_size)
     buffer = io.BytesIO()
-    module = network if features_layer is None else _WithFeatures(network, features_layer)
-    outputs = [OUTPUT_NAME] if features_layer is None else [OUTPUT_NAME, FEATURES_NAME]
+    plain = features_layer is None and not penultimate
+    module = network if plain else _WithFeatures(network, features_layer, penultimate)
+    outputs = [OUTPUT_NAME]
+    outputs += [] if features_layer is None else [FEATURES_NAME]
+    outputs += [PENULTIMATE_NAME] if penultimate else []
     was_training = network.training
     network.eval()
     try:
@@ -194,11 +261,24 @@ def export_onnx(
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest ``|a - b| / (EXACT_ATOL + EXACT_RTOL |b|)``: ≤ 1 means "the same numbers"."""
+    """Largest ``|a - b| / (EXACT_ATOL + EXACT_RTOL |b|)``: ≤ 1 means "the same numbers".
+
+    NaN or infinity anywhere in either gives infinity: NaN equals nothing, itself included
+    (``equal_nan=False``), and ``np.max`` over a NaN is NaN, which ``> 1`` lets through.
+    """
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a64.shape != b64.shape:
+    if a64.shape != b64.shape or nonfinite(a64) or nonfinite(b64):
         return float("inf")
-    return float(np.max(np.abs(a64 - b64) / (EXACT_ATOL + EXACT_RTOL * np.abs(b64))))
+    return float(np.max(np.abs(a64 - b64) / (EXACT_ATOL + EXACT_RTOL * np.abs(b64)), initial=0.0))
+
+
+def nonfinite(values: np.ndarray) -> str | None:
+    """None when every value is finite, else what is not ("2 NaN, 1 infinite of 6 values")."""
+    values = np.asarray(values)
+    if np.isfinite(values).all():
+        return None
+    nan = int(np.isnan(values).sum())
+    return f"{nan} NaN, {int(np.isinf(values).sum())} infinite of {values.size} values"
 
 
 def probe_input(image_size: int, channels: int, n: int = 2, seed: int = 1234) -> np.ndarray:
@@ -300,6 +380,7 @@ def build_cpu_path(
     threads: int = 1,
     calibration: Callable[[], np.ndarray] | None = None,
     features_layer: str | None = None,
+    penultimate: bool = False,
 ) -> CpuPath:
     """Choose and build the CPU runner.
 
@@ -307,28 +388,31 @@ def build_cpu_path(
     or "onnxruntime" (as auto, but a failed export or check is reported as a warning).
     ``int8``: quantize the ONNX model (needs ``calibration``, a callable giving preprocessed
     calibration inputs); falls back to fp32 ONNX Runtime, with a warning, if that fails.
+    ``features_layer``/``penultimate``: the extra outputs (see :func:`export_onnx`), checked
+    against eager PyTorch like the logits.
     """
     if backend not in BACKENDS:
         raise InferenceError(
             f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}"
         )
     start = time.perf_counter()
-    eager = TorchRunner(network, "cpu", features_layer)
+    eager = TorchRunner(network, "cpu", features_layer, penultimate)
     notes: list[str] = []
     warns: list[str] = []
     if backend == "torch" and not int8:
         return CpuPath(eager, ["eager PyTorch (asked for)"], warns, time.perf_counter() - start)
     try:
-        fp32 = export_onnx(network, image_size, channels, features_layer=features_layer)
+        fp32 = export_onnx(
+            network, image_size, channels, features_layer=features_layer, penultimate=penultimate
+        )
         runner = OrtRunner(fp32, threads)
         probe = probe_input(image_size, channels)
-        logits, features = runner.run_with_features(probe)
-        ref_logits, ref_features = eager.run_with_features(probe)
-        diff = max_difference(logits, ref_logits)
-        if ref_features is not None:
-            diff = max(
-                diff, max_difference(features, ref_features) if features is not None else 1e9
-            )
+        got, ref = runner.outputs(probe), eager.outputs(probe)
+        broken = nonfinite(ref.logits)
+        diff = max_difference(got.logits, ref.logits)
+        for mine, theirs in ((got.features, ref.features), (got.penultimate, ref.penultimate)):
+            if theirs is not None:
+                diff = max(diff, max_difference(mine, theirs) if mine is not None else 1e9)
     except Exception as err:  # an export or runtime failure: eager still works
         log.debug("ONNX export failed", exc_info=True)
         message = (
@@ -336,11 +420,15 @@ def build_cpu_path(
         )
         (warns if backend == "onnxruntime" or int8 else notes).append(message)
         return CpuPath(eager, notes, warns, time.perf_counter() - start)
-    if diff > 1.0:
-        message = (
-            f"ONNX Runtime differs from eager PyTorch by {diff:.1f}x the tolerance; "
-            "using eager PyTorch"
+    if broken:  # nothing to check ONNX Runtime against; a warning whatever was asked
+        warns.append(
+            f"the network's outputs on the check input are not finite ({broken}); "
+            "the model file's weights may be broken"
         )
+        return CpuPath(eager, notes, warns, time.perf_counter() - start, diff)
+    if diff > 1.0:
+        how = f"by {diff:.1f}x the tolerance" if np.isfinite(diff) else "(NaN or infinite outputs)"
+        message = f"ONNX Runtime differs from eager PyTorch {how}; using eager PyTorch"
         (warns if backend == "onnxruntime" else notes).append(message)
         return CpuPath(eager, notes, warns, time.perf_counter() - start, diff)
     notes.append(f"ONNX Runtime fp32, matches eager within tolerance ({diff:.3f})")
@@ -351,7 +439,10 @@ def build_cpu_path(
             raise InferenceError("int8 needs calibration inputs")
         quantized = OrtRunner(quantize_int8(fp32, calibration()), threads, name="onnxruntime-int8")
         probe = probe_input(image_size, channels)
-        q_diff = float(np.max(np.abs(quantized(probe) - eager(probe))))
+        q_out = quantized(probe)
+        if bad := nonfinite(q_out):
+            raise InferenceError(f"the int8 model's outputs are not finite ({bad})")
+        q_diff = float(np.max(np.abs(q_out - eager(probe))))
     except Exception as err:
         log.debug("int8 quantization failed", exc_info=True)
         warns.append(

@@ -29,11 +29,12 @@ import numpy as np
 
 from desktop_app import RESEARCH_USE_NOTICE
 from desktop_app import __version__ as RADASSIST_VERSION
+from desktop_app.inference.inputcheck import InputCheck
 from desktop_app.infra.errors import RadAssistError
 from desktop_app.infra.hashedpaths import uid_hash
 
 SCHEMA_NAME = "radassist-findings"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 Box = tuple[float, float, float, float]
@@ -141,6 +142,12 @@ class Finding:
 
     ``model``, ``device`` and ``timings`` are the run's (the same objects on every finding of a
     :class:`SeriesResult`); ``gradcam_seconds`` is this label's own Grad-CAM cost.
+
+    Applicability (``inputcheck``): ``ood_score`` is the out-of-distribution score of this
+    finding's image (None without OOD statistics); ``out_of_distribution`` says whether that
+    image is over the model's threshold; ``out_of_scope``: the run was forced on a series
+    outside the model's intended input; ``unreliable``: out of scope, or any image of the run
+    out of distribution (show it greyed, with the reason).
     """
 
     label: str
@@ -161,6 +168,10 @@ class Finding:
     timings: Timings | None = field(default=None, compare=False, repr=False)
     gradcam_seconds: float = field(default=0.0, compare=False)
     heatmap_method: str | None = None
+    ood_score: float | None = None
+    out_of_distribution: bool = False
+    out_of_scope: bool = False
+    unreliable: bool = False
 
     @property
     def located(self) -> bool:
@@ -177,7 +188,7 @@ class Finding:
         verdict = "positive" if self.positive else "negative"
         return (
             f"{self.label} {self.probability:.2f} (threshold {self.threshold:.2f}): {verdict}"
-            f" on slice {self.slice_index}"
+            f" on slice {self.slice_index}" + (" (unreliable)" if self.unreliable else "")
         )
 
     def to_json(self, heatmap_file: str | None = None) -> dict[str, Any]:
@@ -211,6 +222,10 @@ class Finding:
             "heatmap": heatmap,
             "heatmap_method": self.heatmap_method,
             "gradcam_seconds": round(self.gradcam_seconds, 6),
+            "ood_score": None if self.ood_score is None else round(float(self.ood_score), 6),
+            "out_of_distribution": self.out_of_distribution,
+            "out_of_scope": self.out_of_scope,
+            "unreliable": self.unreliable,
         }
 
     @classmethod
@@ -252,6 +267,10 @@ class Finding:
             timings=timings,
             gradcam_seconds=float(d.get("gradcam_seconds", 0.0) or 0.0),
             heatmap_method=_heatmap_method(d),
+            ood_score=None if d.get("ood_score") is None else _float(d, "ood_score", where),
+            out_of_distribution=bool(d.get("out_of_distribution", False) is True),
+            out_of_scope=bool(d.get("out_of_scope", False) is True),
+            unreliable=bool(d.get("unreliable", False) is True),
         )
 
 
@@ -274,7 +293,9 @@ class SeriesResult:
     series that had to be split into several stacks (``series.assemble``). ``warnings``: what
     the user should know (e.g. "CUDA ran out of memory; finished on the CPU"), each once.
     ``unreadable``: ``(path, reason)`` of slices that could not be decoded; the run used the
-    others.
+    others. ``input_check``: the input check and the run's out-of-distribution verdict
+    (``inputcheck.InputCheck``); ``ood_scores``: float (slices,), each image's OOD score (NaN
+    where not read), or None when the model has no OOD statistics.
     """
 
     findings: list[Finding]
@@ -291,6 +312,8 @@ class SeriesResult:
     parts: int = 1
     warnings: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    input_check: InputCheck = field(default_factory=InputCheck)
+    ood_scores: np.ndarray | None = field(default=None, repr=False)
     created: str = field(
         default_factory=lambda: datetime.now(UTC).replace(microsecond=0).isoformat()
     )
@@ -359,7 +382,11 @@ class SeriesResult:
                 "part": self.part,
                 "parts": self.parts,
                 "slice_count": self.slice_count,
+                "input_check": self.input_check.to_json(),
             },
+            "slice_ood_scores": None
+            if self.ood_scores is None
+            else [_json_number(v) for v in self.ood_scores],
             "slices": [s.to_json() for s in self.slices],
             "findings": [
                 {
@@ -410,6 +437,13 @@ class SeriesResult:
             Finding.from_json(f, model=model, device=device, timings=timings) for f in raw_findings
         ]
         probs = np.full((len(slices), len(findings)), np.nan, dtype=np.float32)
+        ood_scores = _ood_scores(d.get("slice_ood_scores"), len(slices))
+        try:
+            check = InputCheck.from_json(
+                series.get("input_check", {"applicable": True, "forced": False})
+            )
+        except ValueError as err:
+            raise FindingsFormatError(str(err)) from None
         for i, f in enumerate(raw_findings):
             values = _list(
                 _mapping(f, "findings[]").get("slice_probabilities"), "slice_probabilities"
@@ -439,10 +473,29 @@ class SeriesResult:
             ],
             created=_str(d, "created", "document"),
             radassist_version=_str(d, "radassist_version", "document"),
+            input_check=check,
+            ood_scores=ood_scores,
         )
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _json_number(value: Any) -> float | None:
+    v = float(value)
+    return round(v, 6) if math.isfinite(v) else None
+
+
+def _ood_scores(value: Any, slices: int) -> np.ndarray | None:
+    """Schema 1.2's ``slice_ood_scores`` (null: no OOD statistics; absent before 1.2)."""
+    if value is None:
+        return None
+    values = _list(value, "slice_ood_scores")
+    if len(values) != slices or not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+    ):
+        raise FindingsFormatError(f"slice_ood_scores must be {slices} numbers or nulls")
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
 def _check_threshold(label: str, value: float) -> float:

@@ -349,9 +349,14 @@ def record_inference(
     model_sha256: str,
     device: str,
     timings_ms: Mapping[str, float],
+    forced: bool = False,
+    in_distribution: bool | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One ``inference`` record: hashed study/series UIDs, model hash, device and timings."""
+    """One ``inference`` record: hashed study/series UIDs, model hash, device and timings;
+    ``forced``: the series was outside the model's intended input and run anyway ("Run
+    anyway", ``predict --force``); ``in_distribution``: the run's out-of-distribution verdict
+    (None: the model has no OOD statistics). Both are always recorded."""
     return audit.append(
         "inference",
         study_hash=uid_hash(study_uid),
@@ -359,6 +364,8 @@ def record_inference(
         model_sha256=model_sha256,
         device=device,
         timings_ms={str(k): round(float(v), 3) for k, v in timings_ms.items()},
+        forced=bool(forced),
+        in_distribution=in_distribution,
         **extra,
     )
 

@@ -15,10 +15,12 @@ from PIL import Image
 from desktop_app.cli import main
 from desktop_app.inference.findings import SCHEMA_VERSION, SeriesResult
 from desktop_app.infra.hashedpaths import uid_hash
+from desktop_app.model.applicability import IntendedInput
 from desktop_app.model.paths import resources_dir
 from desktop_app.phantoms.studies import write_chest_xr, write_ct_series
 from desktop_app.studies.index import index_paths
-from tests.helpers.engine import LABELS, make_model_file
+from tests.helpers.applicability import FLAG_ALL, make_applicability_model
+from tests.helpers.engine import LABELS, bundled_model_or_skip, make_model_file
 
 CHEST = resources_dir() / "sample" / "chest_xr" / "chest_pa.dcm"
 SCHEMA_DOC = Path(__file__).resolve().parents[2] / "docs" / "findings-json-schema.md"
@@ -27,6 +29,15 @@ SCHEMA_DOC = Path(__file__).resolve().parents[2] / "docs" / "findings-json-schem
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_model_file(tmp_path_factory.mktemp("model") / "m.safetensors")
+
+
+@pytest.fixture(scope="module")
+def ct_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose intended input is CT slices."""
+    return make_model_file(
+        tmp_path_factory.mktemp("ct_model") / "ct.safetensors",
+        intended_input=IntendedInput(["CT"], [], [], "slice", 0, "test"),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -88,11 +99,11 @@ class TestOutputs:
         assert len(lines) == 4
 
     def test_a_series_and_all_heatmaps(
-        self, capsys: pytest.CaptureFixture[str], model: Path, tmp_path: Path
+        self, capsys: pytest.CaptureFixture[str], ct_model: Path, tmp_path: Path
     ) -> None:
         series = write_ct_series(tmp_path / "ct", 3, slices=5, rows=32)
         code, _out, err = predict(
-            capsys, str(tmp_path / "ct"), "--out", str(tmp_path / "o"), "--model", str(model),
+            capsys, str(tmp_path / "ct"), "--out", str(tmp_path / "o"), "--model", str(ct_model),
             "--all-heatmaps", "--batch-size", "2",
         )  # fmt: skip
         assert code == 0, err
@@ -191,13 +202,85 @@ class TestExitCodes:
         assert not (tmp_path / "o").exists()
 
 
+class TestIntendedInput:
+    def test_a_ct_series_is_refused_in_one_line_and_the_others_run(
+        self, capsys: pytest.CaptureFixture[str], model: Path, tmp_path: Path
+    ) -> None:
+        series = write_ct_series(tmp_path / "ct", 3, slices=4, rows=32)
+        code, out, err = predict(
+            capsys, str(CHEST), str(tmp_path / "ct"), "--out", str(tmp_path / "o"),
+            "--model", str(model),
+        )  # fmt: skip
+        assert code == 1 and "Traceback" not in err
+        refused = [line for line in err.splitlines() if "not run:" in line]
+        assert len(refused) == 1
+        assert refused[0].startswith(f"{series.paths[0].parent}")
+        assert "This model is for CR/DX radiographs; this series is CT" in refused[0]
+        assert "--force" in refused[0]
+        assert "1 outside the model's intended input; 1 stack(s) written" in err
+        assert len(out.splitlines()) == 1 + len(LABELS)  # the radiograph still ran
+        assert [p.name for p in (tmp_path / "o").iterdir()] == [uid_hash(_uids(CHEST)[1])]
+
+    def test_force_runs_it_and_marks_every_output(
+        self, capsys: pytest.CaptureFixture[str], model: Path, tmp_path: Path
+    ) -> None:
+        series = write_ct_series(tmp_path / "ct", 3, slices=4, rows=32)
+        code, out, err = predict(
+            capsys, str(tmp_path / "ct"), "--out", str(tmp_path / "o"), "--model", str(model),
+            "--force",
+        )  # fmt: skip
+        assert code == 0, err
+        folder = tmp_path / "o" / uid_hash(_uids(series.paths[0])[1])
+        doc = json.loads((folder / "findings.json").read_text())
+        check = doc["series"]["input_check"]
+        assert check["forced"] is True and check["applicable"] is False
+        assert check["reasons"][0] == "This model is for CR/DX radiographs; this series is CT"
+        assert all(f["out_of_scope"] and f["unreliable"] for f in doc["findings"])
+        assert "Outside the model's intended input (run anyway)" in err
+        assert all(line.split()[-1] == "unreliable" for line in out.splitlines()[1:])
+        assert out.splitlines()[0].split()[-1] == "note"
+
+    def test_out_of_distribution_is_written_flagged_with_one_warning(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        flagged = make_applicability_model(tmp_path / "m.safetensors", ood_threshold=FLAG_ALL)
+        code, _out, err = predict(
+            capsys, str(CHEST), "--out", str(tmp_path / "o"), "--model", str(flagged)
+        )
+        assert code == 0, err
+        warnings = [line for line in err.splitlines() if "Out of distribution" in line]
+        assert len(warnings) == 1 and warnings[0].startswith("radassist predict: warning: ")
+        doc = json.loads(next((tmp_path / "o").glob("*/findings.json")).read_text())
+        check = doc["series"]["input_check"]
+        assert check["in_distribution"] is False and check["ood_threshold"] == FLAG_ALL
+        assert check["ood_score"] > FLAG_ALL and doc["slice_ood_scores"][0] == check["ood_score"]
+        assert all(f["unreliable"] and f["out_of_distribution"] for f in doc["findings"])
+
+    def test_the_bundled_model_refuses_the_ct_sample_and_force_marks_it(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        bundled_model_or_skip()
+        ct = resources_dir() / "sample" / "ct_phantom"
+        code, out, err = predict(capsys, str(ct), "--out", str(tmp_path / "o"))
+        assert code == 1 and out.splitlines()[1:] == []
+        (line,) = [line for line in err.splitlines() if "not run:" in line]
+        assert "this series is CT" in line and not (tmp_path / "o").exists()
+        code, out, err = predict(
+            capsys, str(ct), "--out", str(tmp_path / "o"), "--force", "--heatmap-method", "cam"
+        )
+        assert code == 0, err
+        doc = json.loads(next((tmp_path / "o").glob("*/findings.json")).read_text())
+        assert doc["series"]["input_check"]["forced"] is True
+        assert all(f["unreliable"] for f in doc["findings"])
+
+
 def test_the_schema_doc_names_every_field() -> None:
     text = SCHEMA_DOC.read_text()
     doc = SeriesResult.from_json(
         json.loads(json.dumps(_example_result().to_json({"nodule": "heatmap_0_nodule.png"})))
     ).to_json({"nodule": "heatmap_0_nodule.png"})
     keys = set(doc) | set(doc["series"]) | set(doc["findings"][0]) | set(doc["model"])
-    keys |= set(doc["timings_s"]) | set(doc["slices"][0])
+    keys |= set(doc["timings_s"]) | set(doc["slices"][0]) | set(doc["series"]["input_check"])
     missing = sorted(k for k in keys if f"`{k}`" not in text)
     assert missing == []
     assert f"`{SCHEMA_VERSION}`" in text

@@ -25,6 +25,7 @@ from desktop_app.infra.errors import (
     PixelDecodeError,
 )
 from desktop_app.model import modelfile as MF
+from desktop_app.model.applicability import IntendedInput
 from desktop_app.model.imageio import ImageForModel, read_image
 from desktop_app.model.paths import resources_dir
 from desktop_app.model.preprocessing import preprocess_batch, preprocess_file
@@ -43,7 +44,11 @@ CT = SAMPLE / "ct_phantom"
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_file(tmp_path_factory.mktemp("model") / "test.safetensors")
+    """A model for any input (these tests run radiographs and CT slices alike; the input check
+    has its own tests in test_applicability.py)."""
+    return make_model_file(
+        tmp_path_factory.mktemp("model") / "test.safetensors", intended_input=IntendedInput()
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -80,9 +85,14 @@ class Spy:
         return self.run_with_features(x)[0]
 
     def run_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = self.outputs(x)
+        return out.logits, out.features
+
+    def outputs(self, x: np.ndarray) -> fastpath.ForwardOutputs:
         self.batches.append(x.copy())
-        logits, features = self.inner.run_with_features(x)
-        return (self.logits(x) if self.logits is not None else logits), features
+        out = self.inner.outputs(x)
+        logits = self.logits(x) if self.logits is not None else out.logits
+        return fastpath.ForwardOutputs(logits, out.features, out.penultimate)
 
 
 def _images(n: int, shape: tuple[int, int] = (48, 40)) -> list[ImageForModel]:

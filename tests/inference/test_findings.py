@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from desktop_app.inference.findings import (
     SeriesResult,
     Timings,
 )
+from desktop_app.inference.inputcheck import InputCheck
 from desktop_app.infra.hashedpaths import uid_hash
 
 MODEL = ModelInfo(
@@ -107,7 +109,16 @@ class TestJson:
     def test_schema_fields_and_heatmap_file(self) -> None:
         doc = _result().to_json({"nodule": "heatmap_0_nodule.png"})
         assert doc["schema"] == SCHEMA_NAME == "radassist-findings"
-        assert doc["schema_version"] == SCHEMA_VERSION == "1.1"
+        assert doc["schema_version"] == SCHEMA_VERSION == "1.2"
+        assert doc["series"]["input_check"] == {
+            "applicable": True,
+            "in_distribution": None,
+            "ood_score": None,
+            "ood_threshold": None,
+            "reasons": [],
+            "forced": False,
+        }
+        assert doc["slice_ood_scores"] is None
         assert doc["series"]["series_uid_hash"] == uid_hash("1.2.3.0")
         nodule, effusion = doc["findings"]
         assert nodule["heatmap"] == {"file": "heatmap_0_nodule.png", "rows": 4, "columns": 6}
@@ -116,6 +127,31 @@ class TestJson:
         assert effusion["slice_probabilities"][1] is None  # NaN is not JSON
         assert "Research use only" in doc["notice"]
         json.dumps(doc, allow_nan=False)  # strict JSON
+
+    def test_input_check_and_ood_round_trip(self) -> None:
+        check = InputCheck(False, ("This model is for CR/DX radiographs; this series is CT",),
+                           True, False, 7.5, 3.25)  # fmt: skip
+        result = replace(
+            _result(), input_check=check, ood_scores=np.array([7.5, np.nan])
+        ).with_thresholds({})
+        result.findings[0] = replace(
+            result.findings[0], ood_score=7.5, out_of_distribution=True, out_of_scope=True,
+            unreliable=True,
+        )  # fmt: skip
+        doc = json.loads(json.dumps(result.to_json(), allow_nan=False))
+        assert doc["series"]["input_check"]["forced"] is True
+        assert doc["slice_ood_scores"] == [7.5, None]
+        back = SeriesResult.from_json(doc)
+        assert back.input_check == check
+        assert back.findings[0].unreliable and back.findings[0].ood_score == 7.5
+        assert back.ood_scores is not None and np.isnan(back.ood_scores[1])
+
+    def test_a_1_1_document_reads_as_checked_and_unflagged(self) -> None:
+        doc = _result().to_json()
+        doc["schema_version"] = "1.1"
+        del doc["series"]["input_check"], doc["slice_ood_scores"]
+        back = SeriesResult.from_json(doc)
+        assert back.input_check == InputCheck() and back.ood_scores is None
 
     def test_minor_version_and_unknown_fields_are_read(self) -> None:
         doc = _result().to_json()

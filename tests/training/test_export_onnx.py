@@ -10,9 +10,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from torch import nn
 
+from desktop_app.model import modelfile as MF
 from desktop_app.model.modelfile import load_model_file
-from tests.helpers.engine import LABELS, SIZE, make_model_file
+from desktop_app.model.networks import build_network
+from tests.helpers.engine import ARCH, LABELS, SIZE, make_model_file
 from training.cli import main
 from training.commands.export_onnx import METADATA_KEY
 
@@ -70,3 +73,27 @@ def test_a_pickle_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 1
     assert "never unpickles" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_network_whose_output_is_nan_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finite weights (so the model file loads) whose last batch norm has a negative running
+    variance: every logit is NaN, and NaN must not pass as "matches PyTorch"."""
+    torch.manual_seed(0)
+    network = build_network(ARCH, len(LABELS), pretrained=False, image_size=SIZE).eval()
+    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms[-1].running_var is not None
+    norms[-1].running_var.fill_(-1.0)
+    model = tmp_path / "nan.safetensors"
+    manifest = MF.default_manifest(name="nan", architecture=ARCH, labels=LABELS, image_size=SIZE)
+    MF.save_model_file(model, network, manifest)
+    out = tmp_path / "nan.onnx"
+    assert main(["export-onnx", "--model", str(model), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert "PyTorch's logits on the check input are not finite (12 NaN, 0 infinite of 12" in (
+        captured.err
+    )
+    assert not out.exists()

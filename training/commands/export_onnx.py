@@ -8,7 +8,8 @@ gives ``logits`` (N, labels); probabilities are their sigmoid. The whole RadAssi
 ``metadata_props`` under ``radassist_manifest``, so the file says how to feed it.
 
 Before writing, ONNX Runtime's output is compared with PyTorch's on a fixed probe batch: fp32
-must match within ``fastpath.EXACT_ATOL + EXACT_RTOL * |logit|`` or nothing is written. With
+must match within ``fastpath.EXACT_ATOL + EXACT_RTOL * |logit|`` or nothing is written, and a NaN
+or infinite logit from either is refused (NaN matches nothing, itself included). With
 ``--int8`` (static QDQ quantization calibrated on seeded synthetic radiographs) the largest
 logit and probability changes are reported instead. Exit 0 on success, 1 when refused.
 """
@@ -66,6 +67,7 @@ def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, 
         calibration_inputs,
         export_onnx,
         max_difference,
+        nonfinite,
         probe_input,
         quantize_int8,
     )
@@ -74,12 +76,25 @@ def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, 
     loaded = load_model_file(model)
     spec = loaded.manifest.preprocessing
     threads = configure_cpu_threads()
-    fp32 = export_onnx(loaded.network, spec.image_size, spec.channels, opset=opset)
     probe = np.concatenate(
         [probe_input(spec.image_size, spec.channels), calibration_inputs(spec, n=2)]
     )
     reference = TorchRunner(loaded.network)(probe)
-    diff = max_difference(OrtRunner(fp32, threads)(probe), reference)
+    if bad := nonfinite(reference):  # NaN would match NaN nowhere, and must not pass either
+        raise InferenceError(
+            f"PyTorch's logits on the check input are not finite ({bad}); not written",
+            model,
+            "its weights are broken, e.g. a normalization layer's running variance; retrain the model",
+        )
+    fp32 = export_onnx(loaded.network, spec.image_size, spec.channels, opset=opset)
+    fp32_out = OrtRunner(fp32, threads)(probe)
+    if bad := nonfinite(fp32_out):
+        raise InferenceError(
+            f"ONNX Runtime's logits are not finite ({bad}) where PyTorch's are; not written",
+            model,
+            "try another --opset",
+        )
+    diff = max_difference(fp32_out, reference)
     if diff > 1.0:
         raise InferenceError(
             f"ONNX Runtime's logits differ from PyTorch's by {diff:.1f}x the tolerance; "
@@ -89,12 +104,18 @@ def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, 
         )
     report = {
         "fp32_tolerance_ratio": diff,
-        "max_logit_difference": float(np.max(np.abs(OrtRunner(fp32, threads)(probe) - reference))),
+        "max_logit_difference": float(np.max(np.abs(fp32_out - reference))),
     }
     onnx_bytes = fp32
     if int8:
         onnx_bytes = quantize_int8(fp32, calibration_inputs(spec))
         out = OrtRunner(onnx_bytes, threads)(probe)
+        if bad := nonfinite(out):
+            raise InferenceError(
+                f"the int8 model's logits are not finite ({bad}); not written",
+                model,
+                "export without --int8",
+            )
         sig = lambda z: 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))  # noqa: E731
         report["int8_max_logit_change"] = float(np.max(np.abs(out - reference)))
         report["int8_max_probability_change"] = float(np.max(np.abs(sig(out) - sig(reference))))
