@@ -196,8 +196,8 @@ def _export_one(
         counts = review.counts()
         _say(
             f"study {name}: using the saved review ({len(review.findings)} findings: "
-            f"{counts['accepted']} accepted, {counts['rejected']} rejected, "
-            f"{counts['pending']} not reviewed)"
+            f"{counts['present']} present, {counts['absent']} absent, "
+            f"{counts['uncertain']} uncertain, {counts['pending']} not reviewed)"
         )
         manifest = _manifest_for(args.model, review.model.sha256 if review.model else "")
         device = _device_from_audit(audit, uid, review.model.sha256 if review.model else "")
@@ -228,6 +228,7 @@ def _export_one(
 
 
 def _run_model(engine: Any, study: Any, quiet: bool, audit: Any) -> list[Any]:
+    from desktop_app.inference.inputcheck import InputNotApplicable
     from desktop_app.privacy.audit import AuditLogError, record_inference
     from desktop_app.studies.series import assemble
     from desktop_app.studies.volume import SeriesVolume
@@ -240,11 +241,15 @@ def _run_model(engine: Any, study: Any, quiet: bool, audit: Any) -> list[Any]:
             label = f"model {_h(series.series_instance_uid)}"
             if stack.parts > 1:
                 label += f"-p{stack.part}"
-            result = engine.run(
-                SeriesVolume(stack, keep=False),
-                progress=ProgressBar(label, enabled=not quiet),
-                study_instance_uid=study.study_instance_uid,
-            )
+            try:
+                result = engine.run(
+                    SeriesVolume(stack, keep=False),
+                    progress=ProgressBar(label, enabled=not quiet),
+                    study_instance_uid=study.study_instance_uid,
+                )
+            except InputNotApplicable as err:
+                _say(f"warning: series {_h(series.series_instance_uid)} {err.reason}")
+                continue
             for path, reason in result.unreadable:
                 _say(f"warning: {reason if reason.startswith(path) else f'{path}: {reason}'}")
             try:

@@ -230,6 +230,17 @@ class _Matched:
     finding: Finding
 
 
+def _saved_check(review: ReviewState, series_key: str) -> InputCheck | None:
+    """The run's input check as the review saved it (None: not saved, or unreadable)."""
+    data = review.input_checks.get(series_key)
+    if data is None:
+        return None
+    try:
+        return InputCheck.from_json(data)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def _from_review(
     fr: FindingReview,
     review: ReviewState,
@@ -272,7 +283,9 @@ def _from_review(
         note=fr.note,
         reviewer=fr.reviewer,
         reviewed_at=fr.updated if fr.verdict != PENDING or fr.note else None,
-        input_check=matched.result.input_check if matched is not None else None,
+        input_check=matched.result.input_check
+        if matched is not None
+        else _saved_check(review, fr.series_key),
         ood_score=engine.ood_score if engine is not None else None,
     )
 

@@ -315,6 +315,10 @@ class ReviewState:
     reviewer: str = ""
     created: str = field(default_factory=utc_now)
     updated: str = field(default_factory=utc_now)
+    # series key -> the run's check against the model's intended input and its
+    # out-of-distribution verdict (findings.json's ``input_check``), so that an export from the
+    # saved review marks an out-of-scope or out-of-distribution run as the run itself did
+    input_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
     def find(self, finding_id: str) -> FindingReview:
@@ -497,7 +501,12 @@ class ReviewState:
         self.updated = utc_now()
         return [fid for fid, was in before.items() if self.positive(self.find(fid)) != was]
 
-    def merge_findings(self, new: Iterable[FindingReview], model: ModelRef) -> list[str]:
+    def merge_findings(
+        self,
+        new: Iterable[FindingReview],
+        model: ModelRef,
+        input_check: dict[str, Any] | None = None,
+    ) -> list[str]:
         """Take a fresh model run's findings for some series.
 
         A finding the reader already worked on keeps its verdict (with the probability and
@@ -505,12 +514,14 @@ class ReviewState:
         hash) produced it again; the model's numbers are refreshed. Findings of other series
         are kept. A different model starts the study's review over (the store keeps the old
         file aside first; see ``ReviewStore.save``). Returns the ids of the findings now in
-        the state for those series.
+        the state for those series. ``input_check``: the run's (``InputCheck.to_json()``),
+        kept for those series.
         """
         new = list(new)
         if self.model is not None and self.model.sha256 != model.sha256:
             self.findings = []
             self.thresholds = {}
+            self.input_checks = {}
         self.model = model
         old = {f.finding_id: f for f in self.findings}
         series = {f.series_key for f in new}
@@ -522,6 +533,11 @@ class ReviewState:
                 f = replace(f, **{name: getattr(prev, name) for name in _READER_FIELDS})
             merged.append(f)
         self.findings = kept + merged
+        for key in series:
+            if input_check is None:
+                self.input_checks.pop(key, None)
+            else:
+                self.input_checks[key] = dict(input_check)
         self.updated = utc_now()
         return [f.finding_id for f in merged]
 
@@ -537,6 +553,7 @@ class ReviewState:
             "model": asdict(self.model) if self.model is not None else None,
             "thresholds": dict(self.thresholds),
             "findings": [f.to_dict() for f in self.findings],
+            "input_checks": {k: dict(v) for k, v in self.input_checks.items()},
         }
 
     @classmethod
@@ -562,6 +579,11 @@ class ReviewState:
             reviewer=str(data.get("reviewer", "")),
             created=str(data.get("created", utc_now())),
             updated=str(data.get("updated", utc_now())),
+            input_checks={
+                str(k): dict(v)
+                for k, v in dict(data.get("input_checks", {})).items()
+                if isinstance(v, dict)
+            },
         )
 
 

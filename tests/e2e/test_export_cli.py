@@ -37,7 +37,7 @@ def test_exports_the_saved_review(
     study, result, _ = reviewed
     code, out, err = _run(capsys, study, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
-    assert "using the saved review (3 findings: 1 accepted, 1 rejected, 1 not reviewed)" in err
+    assert "using the saved review (3 findings: 1 present, 1 absent, 0 uncertain, 1 not reviewed)" in err
     folder = tmp_path / "out" / uid_hash(result.study_instance_uid)
     lines = out.splitlines()
     assert lines[0] == str(folder)

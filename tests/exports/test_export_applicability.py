@@ -108,3 +108,41 @@ def test_an_unflagged_run_says_nothing(tmp_path: Path) -> None:
     assert not [i for i in items if _meaning(i) in ("Input applicability", "Input warning")]
     doc = json.loads(out.json.read_text())
     assert doc["series"][0]["input_check"]["in_distribution"] is True
+
+
+class TestFromTheSavedReview:
+    """An export from a saved review alone (no engine results) marks the run as it was."""
+
+    def test_the_saved_input_check_marks_the_sr(self, tmp_path: Path) -> None:
+        files, _result, review = chest_study(tmp_path)
+        for key in {f.series_key for f in review.findings}:
+            review.input_checks[key] = FLAGGED.to_json()
+        out = export_study(
+            ExportRequest(
+                study_paths=files,
+                out_dir=tmp_path / "out",
+                formats=["sr"],
+                results=[],
+                review=review,
+                model_manifest=make_manifest(),
+            )
+        )
+        items = _walk(hd.sr.srread(out.sr))
+        coded = [(_meaning(i), _meaning(i, "ConceptCodeSequence")) for i in items
+                 if i.ValueType == "CODE"]  # fmt: skip
+        assert ("Input applicability", "Outside the model's intended input (run anyway)") in coded
+
+    def test_the_review_keeps_the_check_and_drops_it_with_another_model(
+        self, tmp_path: Path
+    ) -> None:
+        from desktop_app.review.state import ModelRef, ReviewState
+
+        _, _, review = chest_study(tmp_path)
+        findings = list(review.findings)
+        key = findings[0].series_key
+        state = ReviewState(review.study_uid)
+        state.merge_findings(findings, ModelRef("m", "1", "a" * 64), FLAGGED.to_json())
+        again = ReviewState.from_dict(json.loads(json.dumps(state.to_dict())))
+        assert InputCheck.from_json(again.input_checks[key]) == FLAGGED
+        state.merge_findings(findings, ModelRef("m", "2", "b" * 64))
+        assert state.input_checks == {}
