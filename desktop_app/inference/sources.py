@@ -4,6 +4,14 @@
 path, or a sequence of 2-D images) into a :class:`SlicePlan`: one ``ResultSlice`` per image, a
 name for each (its file, for the unreadable list) and a loader that decodes one slice into the
 ``ImageForModel`` the model's preprocessing takes. Nothing is decoded until the run asks.
+
+A stack's frames are checked before the plan is made (``studies.frames.check_frames``: the
+frame limit, and frames the pixel data can hold), so a run refuses a truncated or lying
+multi-frame object at once, as ``radassist inspect`` does, instead of failing frame by frame.
+A stack of more than :data:`MAX_RUN_IMAGES` images (a long cine loop, a 20,000-frame object)
+is run on that many images spread evenly over it, first and last included; the plan's
+``notes`` say so in one line, and every result names the stack positions it ran on
+(``ResultSlice.index``).
 """
 
 from __future__ import annotations
@@ -18,17 +26,23 @@ import numpy as np
 from desktop_app.inference.findings import ResultSlice
 from desktop_app.infra.errors import DicomReadError, InferenceError
 from desktop_app.model.imageio import ImageForModel, image_from_frame, image_kind, read_image
+from desktop_app.studies.frames import check_frames, spread
 from desktop_app.studies.series import SliceStack, instance_stack
 from desktop_app.studies.volume import SeriesVolume
 
 Source = SeriesVolume | SliceStack | str | os.PathLike[str] | Sequence[ImageForModel | np.ndarray]
 """What ``InferenceEngine.run`` takes."""
 
+MAX_RUN_IMAGES = 512
+"""The most images of one stack a run decodes and scores; more are sampled evenly down to
+this many (a CPU scores ~20-60 images a second, so this bounds a run to tens of seconds)."""
+
 
 @dataclass(frozen=True)
 class SlicePlan:
     """The slices of one run: their references, names (paths) and a loader for each image;
-    the series they belong to (empty for plain images)."""
+    the series they belong to (empty for plain images); ``notes``: one line each about what the
+    plan left out (see :data:`MAX_RUN_IMAGES`)."""
 
     refs: list[ResultSlice]
     paths: list[str]
@@ -38,29 +52,44 @@ class SlicePlan:
     modality: str = ""
     part: int = 1
     parts: int = 1
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.refs)
 
 
-def _from_volume(volume: SeriesVolume) -> SlicePlan:
+def _from_volume(volume: SeriesVolume, max_images: int) -> SlicePlan:
     stack = volume.stack
-    refs = [
-        ResultSlice(i, s.instance.sop_instance_uid, s.frame, s.instance.rows, s.instance.columns)
-        for i, s in enumerate(stack.slices)
-    ]
+    slices = stack.slices
+    if stack.is_multiframe:
+        check_frames(slices[0].instance, volume.limits)  # before any frame is decoded
+    chosen = spread(len(slices), max_images)
+    picked = [slices[i] for i in chosen]
+    notes: tuple[str, ...] = ()
+    if len(picked) < len(slices):
+        notes = (
+            f"the model ran on {len(picked)} of the {len(slices)} images of this stack, "
+            f"spread evenly (about one in {len(slices) / len(picked):.0f}); the others were "
+            "not read",
+        )
     return SlicePlan(
-        refs=refs,
-        paths=[str(s.instance.path) for s in stack.slices],
-        load=lambda i: image_from_frame(volume.frame(i)),
+        refs=[
+            ResultSlice(
+                i, s.instance.sop_instance_uid, s.frame, s.instance.rows, s.instance.columns
+            )
+            for i, s in zip(chosen, picked)
+        ],
+        paths=[str(s.instance.path) for s in picked],
+        load=lambda k: image_from_frame(volume.frame(chosen[k])),
         series_uid=stack.series_instance_uid,
-        modality=stack.slices[0].instance.modality,
+        modality=slices[0].instance.modality,
         part=stack.part,
         parts=stack.parts,
+        notes=notes,
     )
 
 
-def _from_path(path: Path) -> SlicePlan:
+def _from_path(path: Path, max_images: int) -> SlicePlan:
     """One file: every frame of a DICOM instance, or a PNG/JPEG image."""
     from desktop_app.studies.index import index_paths
 
@@ -81,7 +110,7 @@ def _from_path(path: Path) -> SlicePlan:
     if not found:
         raise DicomReadError("has no image to run the model on (no pixel data)", path)
     study, series, inst = found[0]
-    plan = _from_volume(SeriesVolume(instance_stack(inst), keep=False))
+    plan = _from_volume(SeriesVolume(instance_stack(inst), keep=False), max_images)
     return replace(plan, series_uid=series.series_instance_uid, study_uid=study.study_instance_uid)
 
 
@@ -100,14 +129,19 @@ def _from_images(images: Sequence[ImageForModel | np.ndarray]) -> SlicePlan:
     return SlicePlan(refs, [f"<image {i}>" for i in range(len(items))], lambda i: items[i])
 
 
-def plan_slices(source: Source) -> SlicePlan:
-    """The slices of ``source``; TypeError naming what it takes for anything else."""
+def plan_slices(source: Source, *, max_images: int | None = None) -> SlicePlan:
+    """The slices of ``source`` (of a stack at most ``max_images``, by default
+    :data:`MAX_RUN_IMAGES`); TypeError naming what it takes for anything else."""
+    if max_images is None:
+        max_images = MAX_RUN_IMAGES
+    if max_images < 1:
+        raise ValueError(f"`max_images` {max_images} should be at least 1.")
     if isinstance(source, SeriesVolume):
-        return _from_volume(source)
+        return _from_volume(source, max_images)
     if isinstance(source, SliceStack):
-        return _from_volume(SeriesVolume(source, keep=False))
+        return _from_volume(SeriesVolume(source, keep=False), max_images)
     if isinstance(source, str | os.PathLike):
-        return _from_path(Path(source))
+        return _from_path(Path(source), max_images)
     if isinstance(source, Sequence | np.ndarray):
         return _from_images(list(source))  # type: ignore[arg-type]  # str was handled above
     raise TypeError(

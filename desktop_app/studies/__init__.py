@@ -3,6 +3,7 @@
 Modules (one job each):
 - index: files, folders and DICOMDIRs -> patient/study/series/instance tree (headers only).
 - dicomdir: DICOMDIR record traversal; Referenced File IDs resolved inside the file-set root.
+- frames: Number of Frames checked against the limit and what the pixel data holds.
 - series: orders a series into slice stacks (position on the normal), splits geometries, warns.
 - volume: a lazily decoded stack (one contiguous stored-value buffer), background loading.
 - thumbnails: series thumbnails as small uint8 arrays (middle slice, area-averaged).

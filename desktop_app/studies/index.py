@@ -69,8 +69,9 @@ from desktop_app.dicom.headerinfo import (
 from desktop_app.dicom.limits import DEFAULT_LIMITS, ReadLimits
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.cpus import available_cpus
-from desktop_app.infra.errors import FATAL, NotDicomError, PathLike
+from desktop_app.infra.errors import FATAL, DicomReadError, NotDicomError, PathLike
 from desktop_app.studies.dicomdir import read_dicomdir
+from desktop_app.studies.frames import check_declared_frames, check_frames
 from desktop_app.studies.problems import FileProblem
 
 __all__ = [  # InstanceInfo, Orientation and Vec3 live in headerinfo; re-exported for callers
@@ -100,6 +101,8 @@ FORK_THRESHOLD = 3000
 """...or from this many when they can be forked (Linux, no other thread running)."""
 PROCESS_MIN_CPUS = 4
 """...and only with this many CPUs or more (see the module docstring)."""
+NO_DATASET = "no dataset after the file meta"
+"""The reason a file that ends after its preamble or File Meta group is refused."""
 
 
 @dataclass
@@ -276,16 +279,24 @@ def _read_record(p: Path, limits: ReadLimits, raw: bool = True) -> _Outcome:
         if not stat.S_ISREG(st.st_mode):
             return FileProblem(p, "not a regular file (a device, pipe or socket)", "NotDicomError")
         scan, top = scan_header(p, limits=limits, wanted=RAW_TAGS)
+        if scan.elements <= len(top.meta) and not top.command_group:
+            # A preamble and "DICM", or a File Meta group alone: nothing to index.
+            raise DicomReadError(NO_DATASET, p, "the file is cut off; re-export or re-transfer it")
+        check_declared_frames(scan, top, limits)  # before any per-frame geometry is read
         if raw:
             # The common header: its values straight from the bytes the walk checked.
             with contextlib.suppress(NeedsPydicom):  # else pydicom's parse, below
                 f = RawFields(scan, top)
-                return _record(instance_from_raw(p, f, st.st_size), f)
+                instance = instance_from_raw(p, f, st.st_size)
+                check_frames(instance, limits)
+                return _record(instance, f)
         with quiet_pydicom():
             ds = read_scanned_header(scan)
             if _is_dicomdir(ds):
                 return _Dicomdir(p)
-            return _record(instance_from_header(p, ds, st.st_size), HeaderFields(ds))
+            instance = instance_from_header(p, ds, st.st_size)
+            check_frames(instance, limits)
+            return _record(instance, HeaderFields(ds))
     except NotDicomError as err:
         return _NonDicom(err.reason)
     except BaseException as err:

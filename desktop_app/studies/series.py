@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 
@@ -45,6 +47,51 @@ class SliceRef:
     position: Vec3 | None = None
 
 
+class FrameRefs(Sequence[SliceRef]):
+    """The frames of one multi-frame instance in stored order, each SliceRef made when asked
+    for: a stack of 100,000 frames costs this one object, not 100,000 entries.
+
+    ``positions`` are per-frame positions (frame k gets ``positions[k]``); frames past them,
+    or all frames without them, get ``default``.
+    """
+
+    __slots__ = ("default", "instance", "positions")
+
+    def __init__(
+        self,
+        instance: InstanceInfo,
+        positions: Sequence[Vec3 | None] | None = None,
+        default: Vec3 | None = None,
+    ) -> None:
+        self.instance = instance
+        self.positions = positions
+        self.default = default
+
+    def __len__(self) -> int:
+        return max(self.instance.number_of_frames, 1)
+
+    @overload
+    def __getitem__(self, index: int) -> SliceRef: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SliceRef]: ...
+    def __getitem__(self, index: int | slice) -> SliceRef | list[SliceRef]:
+        n = len(self)
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(n))]
+        k = index + n if index < 0 else index
+        if not 0 <= k < n:
+            raise IndexError(f"frame {index} is out of range 0..{n - 1}")
+        positions = self.positions
+        position = positions[k] if positions is not None and k < len(positions) else self.default
+        return SliceRef(self.instance, k, position)
+
+    def __iter__(self) -> Iterator[SliceRef]:
+        return (self[k] for k in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"FrameRefs({self.instance.path.name!r}, {len(self)} frames)"
+
+
 @dataclass
 class SliceStack:
     """An ordered stack of same-geometry images: what a viewer scrolls through.
@@ -55,7 +102,7 @@ class SliceStack:
     """
 
     series_instance_uid: str
-    slices: list[SliceRef]
+    slices: Sequence[SliceRef]
     rows: int
     columns: int
     samples_per_pixel: int
@@ -147,9 +194,11 @@ def _describe_geometry(inst: InstanceInfo) -> str:
 
 
 def _order(
-    refs: list[SliceRef], orientation: Orientation | None
-) -> tuple[list[SliceRef], str, np.ndarray | None]:
+    refs: Sequence[SliceRef], orientation: Orientation | None
+) -> tuple[Sequence[SliceRef], str, np.ndarray | None]:
     """Sort refs; returns (ordered, rule, coordinates along the normal or None)."""
+    if isinstance(refs, FrameRefs) and refs.positions is None:
+        return refs, "frame order", None  # stored order, kept lazy
 
     def tie(ref: SliceRef) -> tuple[object, ...]:
         n = ref.instance.instance_number
@@ -176,7 +225,7 @@ def _order(
 
 
 def _spacing_report(
-    coords: np.ndarray, refs: list[SliceRef], normal: Vec3
+    coords: np.ndarray, refs: Sequence[SliceRef], normal: Vec3
 ) -> tuple[float | None, list[str]]:
     """Median spacing and warnings: duplicates, missing slices, uneven spacing, tilt."""
     warnings: list[str] = []
@@ -228,7 +277,7 @@ def _spacing_report(
 
 def _stack(
     uid: str,
-    refs: list[SliceRef],
+    refs: Sequence[SliceRef],
     orientation: Orientation | None,
     *,
     is_multiframe: bool,
@@ -258,9 +307,12 @@ def _stack(
     return stack
 
 
-def _multiframe_refs(inst: InstanceInfo) -> tuple[list[SliceRef], Orientation | None, list[str]]:
+def _multiframe_refs(
+    inst: InstanceInfo,
+) -> tuple[Sequence[SliceRef], Orientation | None, list[str]]:
     """Frames of one multi-frame object, with per-frame positions when all frames share one
-    orientation (otherwise the frames keep their stored order)."""
+    orientation (otherwise the frames keep their stored order). The index has checked the
+    frame count (``frames.check_frames``); the refs are made lazily all the same."""
     frames = inst.number_of_frames
     notes: list[str] = []
     positions = inst.frame_positions
@@ -269,22 +321,18 @@ def _multiframe_refs(inst: InstanceInfo) -> tuple[list[SliceRef], Orientation | 
     if positions is not None and len(positions) == frames and all(p is not None for p in positions):
         if orientations and any(not _same_orientation(o, orientations[0]) for o in orientations):
             notes.append("frames have different orientations; shown in stored order")
-            return [SliceRef(inst, k, None) for k in range(frames)], orientation, notes
+            return FrameRefs(inst), orientation, notes
         orientation = orientations[0] if orientations else orientation
-        return [SliceRef(inst, k, positions[k]) for k in range(frames)], orientation, notes
-    return [SliceRef(inst, k, None) for k in range(frames)], orientation, notes
+        return FrameRefs(inst, positions), orientation, notes
+    return FrameRefs(inst), orientation, notes
 
 
 def instance_stack(inst: InstanceInfo) -> SliceStack:
     """One instance on its own, frames in stored order (a preview, or a left-out duplicate)."""
     frames = max(inst.number_of_frames, 1)
-    positions = inst.frame_positions or ()
     return SliceStack(
         series_instance_uid="",
-        slices=[
-            SliceRef(inst, k, positions[k] if k < len(positions) else inst.image_position)
-            for k in range(frames)
-        ],
+        slices=FrameRefs(inst, inst.frame_positions or (), inst.image_position),
         rows=inst.rows,
         columns=inst.columns,
         samples_per_pixel=inst.samples_per_pixel,
@@ -357,8 +405,8 @@ def assemble(series: SeriesNode) -> SeriesAssembly:
             stack.warnings.insert(0, split_note)
 
     for inst in multiframe:
-        refs, orient, notes = _multiframe_refs(inst)
-        stack = _stack(uid, refs, orient, is_multiframe=True)
+        frame_refs, orient, notes = _multiframe_refs(inst)
+        stack = _stack(uid, frame_refs, orient, is_multiframe=True)
         stack.warnings[:0] = notes
         stacks.append(stack)
 

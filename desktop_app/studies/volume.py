@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _NATIVE_LE = frozenset({str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)})
 _GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
+_SLICE_LOCKS = 64
 
 
 def native_layout(inst: InstanceInfo) -> tuple[np.dtype, int] | None:
@@ -96,24 +97,51 @@ def read_native_frame(
     through pydicom. Raises DicomReadError when the file can't be read.
     """
     layout = native_layout(inst)
+    if layout is None:
+        return None
+    if not 0 <= frame < max(inst.number_of_frames, 1):
+        raise PixelDecodeError(f"frame {frame} is out of range", inst.path)
+    if out is None:
+        out = np.empty((inst.rows, inst.columns), dtype=layout[0])
+    elif (
+        out.dtype != layout[0]
+        or out.shape != (inst.rows, inst.columns)
+        or not out.flags.c_contiguous
+    ):
+        return None
+    block = read_native_frames(inst, frame, 1, out.reshape(1, inst.rows, inst.columns))
+    return None if block is None else out
+
+
+def read_native_frames(
+    inst: InstanceInfo, first: int, count: int, out: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Read frames ``first`` to ``first + count`` of a native object in one read (see
+    :func:`read_native_frame`): a (count, rows, columns) array, or None when the file does not
+    qualify. ``radassist inspect`` checks a multi-frame object's frames this way, a block at
+    a time, instead of one open-seek-read per frame."""
+    layout = native_layout(inst)
     info = inst.pixel_data
     if layout is None or info is None:
         return None
     dtype, frame_bytes = layout
-    if not 0 <= frame < max(inst.number_of_frames, 1):
-        raise PixelDecodeError(f"frame {frame} is out of range", inst.path)
+    frames = max(inst.number_of_frames, 1)
+    if count < 1 or not first >= 0 or first + count > frames:
+        raise PixelDecodeError(f"frames {first} to {first + count - 1} are out of range", inst.path)
+    shape = (count, inst.rows, inst.columns)
     if out is None:
-        out = np.empty((inst.rows, inst.columns), dtype=dtype)
-    elif out.dtype != dtype or out.shape != (inst.rows, inst.columns) or not out.flags.c_contiguous:
+        out = np.empty(shape, dtype=dtype)
+    elif out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous:
         return None
+    wanted = frame_bytes * count
     try:
         with open(inst.path, "rb", buffering=0) as fh:
             if os.fstat(fh.fileno()).st_size != info.file_size:
                 return None  # changed since indexing
-            fh.seek(info.value_offset + frame * frame_bytes)
+            fh.seek(info.value_offset + first * frame_bytes)
             view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
             got = 0
-            while got < frame_bytes:
+            while got < wanted:
                 n = fh.readinto(view[got:])
                 if not n:
                     break
@@ -122,9 +150,10 @@ def read_native_frame(
         raise DicomReadError(
             f"pixel data can't be read: {err.strerror or type(err).__name__}", inst.path
         ) from None
-    if got < frame_bytes:
+    if got < wanted:
+        cut = first + got // frame_bytes
         raise PixelDecodeError(
-            f"pixel data of frame {frame} is cut off ({got} of {frame_bytes} bytes)",
+            f"pixel data of frame {cut} is cut off ({got % frame_bytes} of {frame_bytes} bytes)",
             inst.path,
             "the file is truncated; re-export or re-transfer it",
         )
@@ -191,7 +220,8 @@ class SeriesVolume:
         self.limits = limits
         self.keep = keep
         n = len(stack.slices)
-        self._slice_locks = [threading.Lock() for _ in range(n)]
+        # One lock per slice, striped: a 100,000-frame object gets 64 locks, not 100,000.
+        self._slice_locks = [threading.Lock() for _ in range(min(n, _SLICE_LOCKS))]
         self._lock = threading.Lock()
         self._loaded = np.zeros(n, dtype=bool)
         self._buffer: np.ndarray | None = None
@@ -288,7 +318,7 @@ class SeriesVolume:
         """
         if not 0 <= index < len(self):
             raise IndexError(f"slice {index} is out of range 0..{len(self) - 1}")
-        with self._slice_locks[index]:
+        with self._slice_locks[index % len(self._slice_locks)]:
             with self._lock:
                 if self._loaded[index]:
                     return self._view(index)
