@@ -154,33 +154,30 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         thresholds[label] = value
 
-    from desktop_app.inference.engine import InferenceEngine
     from desktop_app.inference.inputcheck import InputNotApplicable
 
-    try:
-        engine = InferenceEngine(
-            args.model,
-            device=args.device,
-            batch_size=args.batch_size,
-            backend=args.backend,
-            int8=args.int8,
-            thresholds=thresholds,
-            heatmaps="all" if args.all_heatmaps else "positive",
-            threads=args.threads,
-            heatmap_method=args.heatmap_method,
-        )
-    except ConfigError as err:
-        print(f"radassist predict: error: {escape_control(err.one_line())}", file=sys.stderr)
-        return EXIT_USAGE
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"radassist predict: error: {out}: is not a folder", file=sys.stderr)
         return EXIT_USAGE
+    # the inputs first: a file the index refuses is refused as fast as `inspect` does it,
+    # before the model (seconds, hundreds of MB) is loaded
+    jobs, problems = _collect(args.paths)
+    if not jobs:
+        for line in problems:
+            print(escape_control(line, limit=1000), file=sys.stderr)
+        unreadable = f"{len(problems)} input(s) could not be read; " if problems else ""
+        print(
+            f"radassist predict: error: {unreadable}no images found in the inputs",
+            file=sys.stderr,
+        )
+        return EXIT_SOME_FAILED
+    engine = _engine(args, thresholds)
+    if engine is None:
+        return EXIT_USAGE
     printed = set(engine.warnings)
     for message in engine.warnings:
         print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
-
-    jobs, problems = _collect(args.paths)
     results: list[Any] = []
     audit_problem: str | None = None
     refused = 0
@@ -198,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
             problems.append(err.one_line())
             continue
         _warn_applicability(name, result)
+        for message in result.warnings:  # e.g. only some images of a huge stack were run
+            if message not in printed:
+                printed.add(message)
+                print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
         for path, reason in result.unreadable:
             problems.append(reason if reason.startswith(path) else f"{path}: {reason}")
         try:
@@ -217,19 +218,37 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     for line in problems:
         print(escape_control(line, limit=1000), file=sys.stderr)
-    if not jobs and not problems:
-        print("radassist predict: error: no images found in the inputs", file=sys.stderr)
-        return EXIT_SOME_FAILED
     if problems:
         unread = len(problems) - refused
-        said = [f"{unread} input(s) could not be read"] if unread else []
-        said += [f"{refused} outside the model's intended input"] if refused else []
+        parts = [f"{unread} input(s) could not be read"] if unread else []
+        parts += [f"{refused} outside the model's intended input"] if refused else []
         print(
-            f"radassist predict: {'; '.join(said)}; {len(results)} stack(s) written to {out}",
+            f"radassist predict: {'; '.join(parts)}; {len(results)} stack(s) written to {out}",
             file=sys.stderr,
         )
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _engine(args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
+    """The inference engine of the command's options; None (said in one line) on a bad one."""
+    from desktop_app.inference.engine import InferenceEngine
+
+    try:
+        return InferenceEngine(
+            args.model,
+            device=args.device,
+            batch_size=args.batch_size,
+            backend=args.backend,
+            int8=args.int8,
+            thresholds=thresholds,
+            heatmaps="all" if args.all_heatmaps else "positive",
+            threads=args.threads,
+            heatmap_method=args.heatmap_method,
+        )
+    except ConfigError as err:
+        print(f"radassist predict: error: {escape_control(err.one_line())}", file=sys.stderr)
+        return None
 
 
 def _refusal_line(source: Any, err: InputNotApplicable) -> str:

@@ -478,7 +478,9 @@ class InferenceEngine:
     def _warn(self, message: str) -> None:
         if message not in self._warnings:
             self._warnings.append(message)
-            log.warning("%s", message)
+            # into the log file only: the callers show ``warnings`` themselves (the CLI one line
+            # each, the GUI in the device badge), so the terminal would say it twice
+            log.info("engine warning: %s", message)
 
     def _place(self, device: str) -> None:
         """Choose the device (the CPU for int8) and build the forward path on it; an

@@ -165,6 +165,10 @@ class ImageCanvas(QWidget):
         self._corners[corner] = [shown(line) for line in lines if line]
         self.update()
 
+    def corner_text(self, corner: str) -> list[str]:
+        """The lines shown in ``corner`` ("tl", "tr", "bl", "br")."""
+        return list(self._corners.get(corner, []))
+
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
         self.update()

@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
+    QGraphicsOpacityEffect,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -244,6 +245,22 @@ class FindingCard(QFrame):
             f"<b>{html.escape(label_text(finding.label))}</b></span>"
         )
 
+    def set_unreliable(self, unreliable: bool) -> None:
+        """Grey the card out: its run was outside the model's intended input or its images
+        unlike the training data, so its probability is not to be trusted."""
+        if unreliable == self.property("unreliable"):
+            return
+        self.setProperty("unreliable", unreliable)
+        effect = self.graphicsEffect()
+        if effect is None:
+            effect = QGraphicsOpacityEffect(self)
+            effect.setOpacity(0.45)
+            self.setGraphicsEffect(effect)
+        effect.setEnabled(unreliable)
+        self.result.setToolTip(
+            "Unreliable: see the warning above the findings" if unreliable else ""
+        )
+
     def set_site_text(self, text: str | None) -> None:
         """The site's measured sensitivity and specificity for this label (None: hide)."""
         plain_label(self.site).setText(shown(text or "", None))
@@ -277,6 +294,7 @@ class FindingsPanelWidget(QWidget):
     editBoxRequested = Signal(str)
     resetBoxRequested = Signal(str)
     runRequested = Signal()
+    runAnywayRequested = Signal()  # run a series outside the model's intended input, marked
     modelInfoRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -296,6 +314,20 @@ class FindingsPanelWidget(QWidget):
         self.message.setWordWrap(True)
         self.summary = QLabel("", self)
         self.summary.setObjectName("findingsSummary")
+        # Why the findings must not be trusted (or why the model did not run): never hidden
+        # behind a status-bar message, and kept while the series is shown.
+        self.scope_banner = QLabel("", self)
+        self.scope_banner.setObjectName("scopeBanner")
+        self.scope_banner.setWordWrap(True)
+        self.scope_banner.setStyleSheet(
+            f"background: #3a2a10; color: {WARNING}; border: 1px solid {WARNING}; "
+            "border-radius: 4px; padding: 6px;"
+        )
+        self.scope_banner.hide()
+        self.run_anyway_button = QPushButton("Run anyway (every output marked out of scope)", self)
+        self.run_anyway_button.setObjectName("runAnywayButton")
+        self.run_anyway_button.hide()
+        self._refusal = ""
         self.cards_host = QWidget(self)
         self.cards_layout = QVBoxLayout(self.cards_host)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)
@@ -318,6 +350,8 @@ class FindingsPanelWidget(QWidget):
         layout.addLayout(head)
         layout.addWidget(self.run_button)
         layout.addWidget(self.message)
+        layout.addWidget(self.scope_banner)
+        layout.addWidget(self.run_anyway_button)
         layout.addWidget(self.summary)
         layout.addWidget(self.cards_scroll, 1)
         layout.addWidget(self.review_box)
@@ -336,6 +370,7 @@ class FindingsPanelWidget(QWidget):
 
         self.info_button.clicked.connect(self.modelInfoRequested)
         self.run_button.clicked.connect(self.runRequested)
+        self.run_anyway_button.clicked.connect(self.runAnywayRequested)
         self.present_button.clicked.connect(lambda: self._emit_truth(PRESENT))
         self.absent_button.clicked.connect(lambda: self._emit_truth(ABSENT))
         self.uncertain_button.clicked.connect(lambda: self._emit_truth(UNCERTAIN))
@@ -419,10 +454,32 @@ class FindingsPanelWidget(QWidget):
         plain_label(self.message).setText(shown(text, None))
         self.message.setVisible(bool(text))
 
+    def show_refusal(self, reason: str) -> None:
+        """The model was not run on the shown series: ``reason`` (one line) and "Run anyway"."""
+        self._refusal = reason
+        self._show_banner()
+
+    def _scope_lines(self) -> list[str]:
+        """The banner's lines: a refusal, or what the saved run's input check says."""
+        if self._refusal:
+            return [f"Not run: {self._refusal}"]
+        check = self.state.input_check(self.series_key) if self.state else None
+        return check.warnings() if check is not None else []
+
+    def _show_banner(self) -> None:
+        lines = self._scope_lines()
+        plain_label(self.scope_banner).setText(shown("⚠ " + "\n⚠ ".join(lines), None))
+        self.scope_banner.setVisible(bool(lines))
+        self.run_anyway_button.setVisible(bool(self._refusal))
+
     def set_state(self, state: ReviewState | None, series_key: str | None) -> None:
         """Show ``state``'s findings on ``series_key`` (rebuilds the cards unless the same
         findings are shown already: a re-run then only refreshes them)."""
         self.flush_note()
+        if series_key != self.series_key or (
+            state is not None and state.for_series(series_key or "")
+        ):
+            self._refusal = ""  # another series, or findings now: the refusal is past
         findings = state.for_series(series_key) if state and series_key else []
         same = (
             state is self.state
@@ -458,8 +515,12 @@ class FindingsPanelWidget(QWidget):
     def refresh(self) -> None:
         """Re-read every shown finding from the state (after any change)."""
         state = self.state
+        self._show_banner()
+        check = state.input_check(self.series_key) if state else None
+        unreliable = check is not None and check.flagged
         if state is not None:
             for fid, card in self.cards.items():
+                card.set_unreliable(unreliable)
                 f = state.find(fid)
                 card.update_from(
                     f,

@@ -42,6 +42,17 @@ class InferenceOutcome:
     device: str
     warnings: list[str]
     timings: dict[str, float]
+    input_check: Any = None  # inference.inputcheck.InputCheck, or None from a runner without
+    unreliable: frozenset[str] = frozenset()  # finding ids to show greyed
+
+
+@dataclass(frozen=True)
+class RefusedRun:
+    """The series is outside the model's intended input and was not run (``reason``: one
+    line); the reader may run it anyway (``force``), every output then marked."""
+
+    series_key: str
+    reason: str
 
 
 Colorizer = Callable[[np.ndarray, str], np.ndarray]
@@ -56,6 +67,7 @@ class InferenceController(QObject):
     finished = Signal(object)  # InferenceOutcome
     failed = Signal(str)
     cancelled = Signal()
+    refused = Signal(object)  # RefusedRun
     overlaysReady = Signal(object)  # {finding id: RGBA} after a colormap change
     modelLoaded = Signal(object)  # LoadedModelInfo
     deviceChanged = Signal(str, str)  # badge text, fallback warning ("" if none)
@@ -136,12 +148,17 @@ class InferenceController(QObject):
         volume: SeriesVolume,
         study_uid: str,
         colormap: str,
+        force: bool = False,
     ) -> int:
-        """Start inference over ``stack``; returns the request's generation number."""
+        """Start inference over ``stack``; returns the request's generation number. A series
+        outside the model's intended input comes back as :class:`RefusedRun` unless
+        ``force``."""
         model_path, device = self.model_path, self.device
         colorize = self.colorizer
 
-        def work(progress: Progress, stop: threading.Event) -> InferenceOutcome:
+        def work(progress: Progress, stop: threading.Event) -> InferenceOutcome | RefusedRun:
+            from desktop_app.inference.inputcheck import InputNotApplicable
+
             self.work_threads.append(threading.get_ident())
             lower_thread_priority()
             with self._lock:  # a superseded run stops within one batch and frees this
@@ -150,7 +167,10 @@ class InferenceController(QObject):
                 runner = self._runner_for(model_path, device)
                 info = self.info
                 assert info is not None
-                out = runner.run(stack, volume, series_key, progress, stop)
+                try:
+                    out = runner.run(stack, volume, series_key, progress, stop, force)
+                except InputNotApplicable as err:
+                    return RefusedRun(series_key, err.check.refusal or err.reason)
             if stop.is_set():
                 raise Cancelled()
             overlays = {fid: colorize(h, colormap) for fid, h in out.heatmaps.items()}
@@ -166,6 +186,8 @@ class InferenceController(QObject):
                 device=out.device,
                 warnings=warnings,
                 timings=out.timings,
+                input_check=out.input_check,
+                unreliable=out.unreliable,
             )
 
         generation = self.channel.submit(work)
@@ -173,6 +195,9 @@ class InferenceController(QObject):
         return generation
 
     def _on_finished(self, outcome: Any) -> None:
+        if isinstance(outcome, RefusedRun):
+            self.refused.emit(outcome)
+            return
         if self.info is not None and outcome.device.upper() != self.info.device.upper():
             self.deviceChanged.emit(outcome.device.upper(), "; ".join(outcome.warnings))
         self.finished.emit(outcome)

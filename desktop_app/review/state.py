@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from desktop_app.inference.findings import SeriesResult
+    from desktop_app.inference.inputcheck import InputCheck
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,19 @@ class ReviewState:
 
     def for_series(self, series_key: str) -> list[FindingReview]:
         return [f for f in self.findings if f.series_key == series_key]
+
+    def input_check(self, series_key: str | None) -> InputCheck | None:
+        """The saved run's check against the model's intended input and its
+        out-of-distribution verdict (None: none saved, or unreadable)."""
+        from desktop_app.inference.inputcheck import InputCheck
+
+        data = self.input_checks.get(series_key or "")
+        if data is None:
+            return None
+        try:
+            return InputCheck.from_json(data)
+        except (ValueError, TypeError, KeyError):
+            return None
 
     def threshold(self, label: str) -> float:
         """The operating threshold in force for ``label``: the reader's, else the model's."""

@@ -93,8 +93,13 @@ class FakeRunner:
         sha: str = "f" * 64,
         warning: str = "",
         hold_after: int | None = None,
+        refuse: str | None = None,
+        out_of_distribution: bool = False,
     ) -> None:
         self.device = "cpu" if device in ("auto", "cpu") else device
+        self.refuse = refuse  # the series is outside the intended input, for this reason
+        self.out_of_distribution = out_of_distribution
+        self.forced: list[bool] = []
         self.gate = gate
         self.fail = fail
         self.load_error = load_error
@@ -125,10 +130,23 @@ class FakeRunner:
         series_key: str,
         progress: Callable[[int, int], None],
         stop: threading.Event,
+        force: bool = False,
     ) -> RunOutput:
+        from desktop_app.inference.inputcheck import InputCheck, InputNotApplicable
         from desktop_app.qt.workers import Cancelled
 
         self.threads.append(threading.get_ident())
+        self.forced.append(force)
+        check = InputCheck(
+            applicable=self.refuse is None,
+            reasons=(self.refuse,) if self.refuse else (),
+            forced=force and self.refuse is not None,
+            in_distribution=not self.out_of_distribution,
+            ood_score=9.0 if self.out_of_distribution else 1.0,
+            ood_threshold=3.0,
+        )
+        if self.refuse is not None and not force:
+            raise InputNotApplicable(check)
         n = len(volume)
         for start in range(0, n, self.batch):
             if self.gate is not None:
@@ -169,6 +187,8 @@ class FakeRunner:
             self.device,
             [],
             {"network": 0.01, "total": 0.02},
+            input_check=check,
+            unreliable=frozenset(f.finding_id for f in findings) if check.flagged else frozenset(),
         )
 
 
@@ -224,6 +244,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with desktop_app.model.modelfile like any real one. Its findings mean nothing; its plumbing is real."""
     import torch
 
+    from desktop_app.model.applicability import IntendedInput
     from desktop_app.model.modelfile import default_manifest, save_model_file
     from desktop_app.model.networks import build_from_arch_args
 
@@ -233,6 +254,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         labels=("nodule", "effusion", "cardiomegaly"),
         image_size=64,
         channels=3,
+        # the GUI tests run it on the CT sample: any input is in scope
+        intended_input=IntendedInput(source="tests: any input"),
     )
     torch.manual_seed(0)
     network = build_from_arch_args(manifest.architecture, manifest.arch_args)

@@ -57,7 +57,7 @@ class _StopAfterFirstBatch:
     def load(self):
         return self.inner.load()
 
-    def run(self, stack, volume, key, progress, stop):
+    def run(self, stack, volume, key, progress, stop, force=False):
         def report(done: int, total: int) -> None:
             self.reports.append((done, total))
             progress(done, total)

@@ -8,9 +8,11 @@ functions here are thread-safe.
 
 from __future__ import annotations
 
+import bisect
 import io
 import logging
 import struct
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,7 @@ def decode_frame(
     p = Path(path)
     if ds is None or not has_pixel_data(ds):
         ds = read_header(p, limits=limits)
-    geometry = pixel_geometry(ds, p, limits)
+    geometry = _geometry(ds, p, limits)
     if not isinstance(index, (int, np.integer)) or not 0 <= int(index) < geometry.frames:
         raise PixelDecodeError(
             f"frame {index} asked for, but the object has {geometry.frames} frame(s)", p
@@ -95,6 +97,20 @@ def decode_frame(
             f"pixel data can't be decoded: {error_summary(err)}", p, HINT_DECODE
         ) from None
     return _checked_shape(arr, geometry, p)
+
+
+_GEOMETRY_ATTR = "_radassist_geometry"
+
+
+def _geometry(ds: Dataset, p: Path, limits: ReadLimits) -> PixelGeometry:
+    """``pixel_geometry`` once per header object: decoding each of a multi-frame object's
+    frames with the same header (as a series volume does) must not re-parse it per frame."""
+    cached = ds.__dict__.get(_GEOMETRY_ATTR)
+    if cached is not None and cached[0] == (p, limits):
+        return cached[1]  # type: ignore[no-any-return]
+    geometry = pixel_geometry(ds, p, limits)
+    object.__setattr__(ds, _GEOMETRY_ATTR, ((p, limits), geometry))
+    return geometry
 
 
 def error_summary(err: BaseException) -> str:
@@ -216,14 +232,16 @@ def _frame_fragments(info: PixelDataInfo, geometry: PixelGeometry, index: int) -
         return list(range(n))
     bot = info.bot_entries
     if bot and info.bot_valid and len(bot) == geometry.frames:
-        start = bot[index]
-        stop = bot[index + 1] if index + 1 < len(bot) else None
-        chosen = [
-            i
-            for i, (rel, _, _) in enumerate(info.fragment_items)
-            if rel >= start and (stop is None or rel < stop)
-        ]
-        return chosen or None
+        # items follow each other, so their offsets increase: two binary searches, not a scan
+        # of every fragment per frame (which made decoding every frame quadratic)
+        items = info.fragment_items
+        lo = bisect.bisect_left(items, bot[index], key=itemgetter(0))
+        hi = (
+            bisect.bisect_left(items, bot[index + 1], key=itemgetter(0))
+            if index + 1 < len(bot)
+            else n
+        )
+        return list(range(lo, hi)) or None
     if n == geometry.frames:
         return [index]
     return None

@@ -19,7 +19,7 @@ from desktop_app.qt.controllers.shown import Shown
 from desktop_app.qt.controllers.studies import StudyController
 from desktop_app.qt.dialogs import ModelInfoDialog
 from desktop_app.qt.findings_panel import FindingsPanelWidget
-from desktop_app.qt.inference import InferenceController, InferenceOutcome
+from desktop_app.qt.inference import InferenceController, InferenceOutcome, RefusedRun
 from desktop_app.review.state import ReviewState
 
 
@@ -38,6 +38,7 @@ class RunController(QObject):
     inferenceDone = Signal(str)  # stack key whose findings are now shown
     inferenceFailed = Signal(str)  # one-line reason
     inferenceCancelled = Signal()
+    inferenceRefused = Signal(str)  # one-line reason the series is outside the intended input
 
     def __init__(
         self,
@@ -74,6 +75,8 @@ class RunController(QObject):
         inference.finished.connect(self._on_finished)
         inference.failed.connect(self._on_failed)
         inference.cancelled.connect(self._on_cancelled)
+        inference.refused.connect(self._on_refused)
+        panel.runAnywayRequested.connect(lambda: self.run_inference(force=True))
         inference.overlaysReady.connect(self._on_recolored)
         inference.modelLoaded.connect(lambda _info: self.show_model_text())
         inference.modelLoaded.connect(
@@ -85,14 +88,15 @@ class RunController(QObject):
         )
 
     # ------------------------------------------------------------------ running
-    def run_inference(self) -> None:
-        """Run the model over the shown series in a worker (a newer request supersedes)."""
+    def run_inference(self, force: bool = False) -> None:
+        """Run the model over the shown series in a worker (a newer request supersedes).
+        ``force``: run a series outside the model's intended input ("Run anyway")."""
         entry, volume = self.shown.entry, self.shown.volume
         if entry is None or volume is None:
             self.feedback.show_error("open a series first (File ▸ Open)")
             return
         colormap = str(self.prefs.get("overlay/colormap"))
-        self.inference.run(entry.key, entry.stack, volume, entry.study_uid, colormap)
+        self.inference.run(entry.key, entry.stack, volume, entry.study_uid, colormap, force)
 
     def _auto_run(self, key: str) -> None:
         """With "run when a series opens" on, a series without findings runs at once."""
@@ -111,17 +115,19 @@ class RunController(QObject):
 
     def run_inference_and_wait(self, timeout_ms: int = 180_000) -> bool:
         """Run inference on the shown series and wait for its outcome (screenshots, scripts).
-        True when findings are shown."""
+        True when findings are shown, or why the series was not run (outside the model's
+        intended input: the panel says so)."""
         loop = QEventLoop()
         shown = [False]
 
-        def done(_key: str) -> None:
+        def done(_key_or_reason: str) -> None:
             shown[0] = True
             loop.quit()
 
         self.inferenceDone.connect(done)
         self.inferenceFailed.connect(loop.quit)
         self.inferenceCancelled.connect(loop.quit)
+        self.inferenceRefused.connect(done)
         timer = QTimer(self)
         timer.setSingleShot(True)
         timer.timeout.connect(loop.quit)
@@ -136,6 +142,7 @@ class RunController(QObject):
             self.inferenceDone.disconnect(done)
             self.inferenceFailed.disconnect(loop.quit)
             self.inferenceCancelled.disconnect(loop.quit)
+            self.inferenceRefused.disconnect(done)
         return shown[0]
 
     # ------------------------------------------------------------------ outcomes
@@ -162,7 +169,10 @@ class RunController(QObject):
         state = self.review.review_for(entry.study_uid, create=True)
         assert state is not None
         state.reviewer = self.review.reviewer()
-        state.merge_findings(outcome.findings, outcome.model)
+        check = outcome.input_check
+        state.merge_findings(
+            outcome.findings, outcome.model, check.to_json() if check is not None else None
+        )
         self.overlays.add(outcome.overlays)
         self.review.save(state)
         self.review.writer.audit(
@@ -173,6 +183,8 @@ class RunController(QObject):
             device=outcome.device,
             timings_ms={k: round(float(v) * 1000.0, 3) for k, v in outcome.timings.items()},
             positives=[f.label for f in outcome.findings if state.positive(f)],
+            forced=bool(check is not None and check.forced),
+            in_distribution=check.in_distribution if check is not None else None,
         )
         if outcome.series_key == self.shown.key:
             self._show_findings(state, outcome)
@@ -198,6 +210,15 @@ class RunController(QObject):
         self.panel.set_message(f"✖ {message}", "error")
         self.feedback.show_error(message)
         self.inferenceFailed.emit(message)
+
+    def _on_refused(self, refused: RefusedRun) -> None:
+        """The series is outside the model's intended input: say why, offer "Run anyway"."""
+        self._ended()
+        self.panel.set_message("")
+        if refused.series_key == self.shown.key:
+            self.panel.show_refusal(refused.reason)
+        self.feedback.message(f"Model not run: {refused.reason}", 10000)
+        self.inferenceRefused.emit(refused.reason)
 
     def _on_cancelled(self) -> None:
         self._ended()

@@ -49,6 +49,8 @@ class ViewController(QObject):
         self.findings_dock = findings_dock
         self.tags_dock = tags_dock
         self.tags = tags
+        # what the AI overlay's corner says of the shown run ("" when it is trustworthy)
+        self.overlay_warning = ""
         self._preset_actions: list[QAction] = []
 
         self.preset_combo = QComboBox(host)
@@ -182,4 +184,7 @@ class ViewController(QObject):
                 f"zoom {canvas.zoom:.2f}",
             ],
         )
-        canvas.set_corner_text("tr", ["AI overlay — research use only"] if canvas.shapes() else [])
+        ai = ["AI overlay — research use only"]
+        if self.overlay_warning:
+            ai.append(f"⚠ {self.overlay_warning}")
+        canvas.set_corner_text("tr", ai if canvas.shapes() else [])
