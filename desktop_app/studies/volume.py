@@ -384,7 +384,9 @@ class SeriesVolume:
         ref = self.stack.slices[index]
         ds = self.header(index)
         with quiet_pydicom():
-            return frame_from_stored(np.asarray(stored), ds, ref.frame, path=ref.instance.path)
+            return frame_from_stored(
+                np.asarray(stored), ds, ref.frame, path=ref.instance.path, limits=self.limits
+            )
 
     # ------------------------------------------------------------------ background
     def load_order(self, first: int | None = None) -> list[int]:

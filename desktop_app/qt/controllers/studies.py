@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QListWidget, QMenu, QWidget
 
 from desktop_app.dicom.display import render
+from desktop_app.dicom.limits import interactive_limits
 from desktop_app.infra.errors import RadAssistError, describe
 from desktop_app.qt.app_settings import AppSettings
 from desktop_app.qt.controllers.feedback import Feedback
@@ -212,7 +213,11 @@ class StudyController(QObject):
         if volume is None:
             # Every slice's parsed header stays cached (a few kB each), so scrolling back over
             # slices the engine or the viewer has seen never parses files again.
-            volume = SeriesVolume(entry.stack, header_cache=min(len(entry.stack), 2048))
+            volume = SeriesVolume(
+                entry.stack,
+                header_cache=min(len(entry.stack), 2048),
+                limits=interactive_limits(int(self.prefs.get("reading/max_object_mib"))),
+            )
             self.volumes[entry.key] = volume
             while len(self.volumes) > KEEP_VOLUMES:
                 self.volumes.popitem(last=False)
