@@ -194,10 +194,13 @@ def _export_one(
     audit = AuditLog()
     if review is not None and review.findings:
         counts = review.counts()
+        added = sum(1 for f in review.findings if f.added and f.truth == "present")
         _say(
             f"study {name}: using the saved review ({len(review.findings)} findings: "
             f"{counts['present']} present, {counts['absent']} absent, "
-            f"{counts['uncertain']} uncertain, {counts['pending']} not reviewed)"
+            f"{counts['uncertain']} uncertain, {counts['pending']} not reviewed"
+            + (f"; {added} drawn by the reader" if added else "")
+            + ")"
         )
         manifest = _manifest_for(args.model, review.model.sha256 if review.model else "")
         device = _device_from_audit(audit, uid, review.model.sha256 if review.model else "")

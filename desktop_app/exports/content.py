@@ -3,19 +3,26 @@ and a summary of the model that made them (Qt-free, no I/O).
 
 An export starts from the engine's results (:class:`~desktop_app.inference.findings.SeriesResult`:
 heatmaps, device, backend), from a saved review (:class:`~desktop_app.review.state.ReviewState`:
-verdicts, reason codes, notes, edited boxes, the reader's thresholds), or from both. Either way
-each finding becomes one :class:`ExportFinding`, which the SR, the secondary captures, the PDF
-and the JSON all read, so the four never disagree:
+the reader's truth per label, reason codes, notes, the reader's boxes and missed findings, the
+reader's thresholds), or from both. Either way each finding becomes one :class:`ExportFinding`,
+which the SR, the secondary captures, the PDF and the JSON all read, so the four never disagree:
 
 - with a review, its findings are the list (the review is what the reader saw and decided);
   results of the same series add heatmaps, device and backend;
 - without one, every finding of the results is "pending" (not reviewed).
 
-Positive or negative is decided at the threshold in force: the reader's (set with the live
-slider and saved in the review), else the one the engine used. The box shown is the reader's
-edited box if there is one (then the model's outline no longer applies and is dropped), else
-the model's. Coordinates are original-image pixels, pixel (r, c) covering [c, c+1) x [r, r+1)
-(``findings`` module docstring), which is also the SCOORD convention of PS3.3 C.18.6.1.2.
+Two things are kept apart: the model's decision (probability against an operating threshold)
+and the reader's truth (present / absent / uncertain / pending). For a label with a verdict,
+the model's decision is the one *at verdict time* (the probability and the threshold stored
+with the verdict), so a threshold moved later never changes what a recorded verdict meant;
+without a verdict it is the decision at the threshold in force (the reader's slider, else the
+engine's). Agreement (TP / FP / TN / FN) is derived from the two, never stored.
+
+The reader's box (edited, or drawn for a finding the model missed) is the finding's region
+when there is one (then the model's outline is dropped); else the model's outline or box, but
+only while the model calls the label positive: a negative draws nothing. Coordinates are
+original-image pixels, pixel (r, c) covering [c, c+1) x [r, r+1) (``findings`` module
+docstring), which is also the SCOORD convention of PS3.3 C.18.6.1.2.
 """
 
 from __future__ import annotations
@@ -30,13 +37,23 @@ import numpy as np
 from desktop_app.inference.findings import Finding, SeriesResult
 from desktop_app.inference.inputcheck import InputCheck
 from desktop_app.review.state import (
+    ABSENT,
     ACCEPTED,
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
     PENDING,
+    PRESENT,
     REJECT_REASONS,
     REJECTED,
+    TRUE_NEGATIVE,
+    TRUE_POSITIVE,
+    TRUTHS,
+    UNCERTAIN,
     FindingReview,
     ReviewState,
+    agreement,
     finding_id,
+    is_positive,
 )
 
 Box = tuple[float, float, float, float]
@@ -49,7 +66,14 @@ DISCLAIMER = (
 )
 """The long form of ``desktop_app.RESEARCH_USE_NOTICE`` that every export carries."""
 
-VERDICT_TEXT = {PENDING: "not reviewed", ACCEPTED: "accepted", REJECTED: "rejected"}
+TRUTH_TEXT = {PENDING: "not reviewed", PRESENT: "present", ABSENT: "absent", UNCERTAIN: "uncertain"}
+AGREEMENTS = (TRUE_POSITIVE, FALSE_POSITIVE, TRUE_NEGATIVE, FALSE_NEGATIVE)
+AGREEMENT_TEXT = {
+    TRUE_POSITIVE: "true positive",
+    FALSE_POSITIVE: "false positive",
+    TRUE_NEGATIVE: "true negative",
+    FALSE_NEGATIVE: "false negative",
+}
 
 
 def series_key(series_uid: str, part: int = 1) -> str:
@@ -60,13 +84,23 @@ def series_key(series_uid: str, part: int = 1) -> str:
 
 @dataclass(frozen=True)
 class ExportFinding:
-    """One label on one stack, with the reader's decision about it.
+    """One label on one stack: the model's decision and the reader's truth about it.
 
+    The model's side: ``probability``; ``threshold`` and ``positive``, the decision the export
+    reports (at verdict time for a label with a verdict, else at the threshold in force);
     ``threshold_source``: "model" (the model file's operating point), "user" (``--threshold``
-    at inference) or "reader" (set in the review). ``box`` is what exports draw: the reader's
-    edited box (``box_edited``) or the model's (``model_box``); ``outline`` is the model's
-    region outline, None once the box was edited. ``heatmap`` (float32, original grid, [0, 1])
-    is present only when the engine's result (or the caller) supplied it.
+    at inference) or "reader" (set in the review); ``threshold_now``: the threshold in force
+    at export (None: the same as ``threshold``); ``model_box`` and ``outline``, the model's
+    region (not drawn once the reader has a box: :attr:`region_source`); ``heatmap`` (float32, original grid,
+    [0, 1]) only when the engine's result (or the caller) supplied it.
+
+    The reader's side: ``truth`` (present / absent / uncertain / pending), ``reason``,
+    ``note``, ``reviewer``, ``reviewed_at``; ``reader_box``, the reader's box (the model's
+    edited, or drawn for a finding the model missed: ``added``), on image
+    ``reader_sop_instance_uid`` / ``reader_frame`` / ``reader_slice_index`` when that is not
+    the finding's own image; ``verdict_probability`` and ``verdict_threshold``, the model's
+    numbers when the verdict was given. ``box`` is the box shown (the reader's, else the
+    model's).
 
     ``input_check``: the stack's check against the model's intended input and its
     out-of-distribution verdict (None when no engine result of the stack is at hand, e.g. an
@@ -87,18 +121,47 @@ class ExportFinding:
     frame: int
     box: Box | None = None
     model_box: Box | None = None
-    box_edited: bool = False
     outline: tuple[Point, ...] | None = None
     heatmap: np.ndarray | None = field(default=None, compare=False, repr=False)
     peak: Point | None = None
     region_level: float = 0.5
-    verdict: str = PENDING
+    truth: str = PENDING
     reason: str | None = None
     note: str = ""
     reviewer: str = ""
     reviewed_at: str | None = None
+    reader_box: Box | None = None
+    added: bool = False
+    reader_sop_instance_uid: str = ""
+    reader_frame: int = 0
+    reader_slice_index: int | None = None
+    verdict_probability: float | None = None
+    verdict_threshold: float | None = None
+    threshold_now: float | None = None
     input_check: InputCheck | None = None
     ood_score: float | None = None
+
+    # ------------------------------------------------------------------ the model's side
+    @property
+    def current_threshold(self) -> float:
+        """The threshold in force at export."""
+        return self.threshold if self.threshold_now is None else self.threshold_now
+
+    @property
+    def positive_now(self) -> bool:
+        """The model's decision at the threshold in force at export."""
+        if self.threshold_now is None:
+            return self.positive
+        return is_positive(self.probability, self.threshold_now)
+
+    @property
+    def threshold_moved(self) -> bool:
+        """The threshold in force now is not the one the verdict was given at."""
+        return self.threshold_now is not None and self.threshold_now != self.threshold
+
+    @property
+    def decision_text(self) -> str:
+        return "positive" if self.positive else "negative"
 
     @property
     def out_of_scope(self) -> bool:
@@ -115,44 +178,131 @@ class ExportFinding:
         """Out of scope or out of distribution: every export says so beside the finding."""
         return self.out_of_scope or self.out_of_distribution
 
+    # ------------------------------------------------------------------ the reader's side
     @property
-    def verdict_text(self) -> str:
-        """``"accepted"``, ``"rejected (False positive – artefact)"`` or ``"not reviewed"``."""
-        text = VERDICT_TEXT.get(self.verdict, self.verdict)
-        if self.verdict == REJECTED and self.reason:
-            text += f" ({REJECT_REASONS.get(self.reason, self.reason)})"
-        return text
+    def decided(self) -> bool:
+        return self.truth != PENDING
+
+    @property
+    def agreement(self) -> str | None:
+        """TP / FP / TN / FN of the reader's truth against the model's decision as reported
+        (at verdict time); None while pending or uncertain."""
+        return agreement(self.truth, self.positive)
+
+    @property
+    def agreement_now(self) -> str | None:
+        """The same against the model's decision at the threshold in force at export."""
+        return agreement(self.truth, self.positive_now)
+
+    @property
+    def verdict(self) -> str:
+        """The older words for the verdict, against the model's decision as reported:
+        ``accepted`` (the reader agrees), ``rejected``, ``uncertain`` or ``pending``."""
+        if self.truth in (PENDING, UNCERTAIN):
+            return self.truth
+        return ACCEPTED if (self.truth == PRESENT) == self.positive else REJECTED
+
+    @property
+    def box_edited(self) -> bool:
+        """The reader edited the model's box (a box drawn for a missed finding is ``added``)."""
+        return self.reader_box is not None and not self.added
 
     @property
     def reason_text(self) -> str:
         return REJECT_REASONS.get(self.reason, self.reason) if self.reason else ""
 
     @property
-    def decision_text(self) -> str:
-        return "positive" if self.positive else "negative"
+    def truth_text(self) -> str:
+        """``"present"``, ``"absent"``, ``"uncertain"`` or ``"not reviewed"``."""
+        return TRUTH_TEXT.get(self.truth, self.truth)
+
+    @property
+    def verdict_text(self) -> str:
+        """The reader's verdict in a few words: ``"present (TP)"``, ``"absent (FP: False
+        positive – artefact)"``, ``"present, missed by the model (FN)"``, ``"uncertain"``,
+        ``"not reviewed"``."""
+        text = self.truth_text
+        if self.added:
+            text += ", missed by the model" if not self.positive else ", box drawn by the reader"
+        tag = self.agreement
+        if tag is not None:
+            text += f" ({tag}: {self.reason_text})" if self.reason else f" ({tag})"
+        elif self.reason:
+            text += f" ({self.reason_text})"
+        return text
+
+    # ------------------------------------------------------------------ where it is drawn
+    @property
+    def region_sop_instance_uid(self) -> str:
+        """The image the finding's region is on: the reader's when they drew it elsewhere."""
+        return self.reader_sop_instance_uid or self.sop_instance_uid
+
+    @property
+    def region_frame(self) -> int:
+        return self.reader_frame if self.reader_sop_instance_uid else self.frame
+
+    @property
+    def region_slice_index(self) -> int:
+        return self.reader_slice_index if self.reader_slice_index is not None else self.slice_index
+
+    @property
+    def region_elsewhere(self) -> bool:
+        """The reader's box is on another image than the model's finding (its heatmap)."""
+        if self.reader_slice_index is not None and self.reader_slice_index != self.slice_index:
+            return True
+        return bool(self.reader_sop_instance_uid) and (
+            (self.reader_sop_instance_uid, self.reader_frame) != (self.sop_instance_uid, self.frame)
+        )
+
+    @property
+    def region_source(self) -> str | None:
+        """Whose region the exports draw: ``"added"`` (the reader's box of a missed finding),
+        ``"edited"`` (the reader's edit of the model's box), ``"outline"`` / ``"box"`` (the
+        model's, only while the model calls the label positive), or None."""
+        if self.reader_box is not None:
+            return "added" if self.added else "edited"
+        if not self.positive:
+            return None
+        if self.outline and len(self.outline) >= 3:
+            return "outline"
+        return "box" if self.box is not None else None
 
     @property
     def on_key_image(self) -> bool:
-        """Whether the finding is drawn on key images (secondary captures, the PDF): positive
-        and not rejected by the reader."""
-        return self.positive and self.verdict != REJECTED
+        """Whether the finding is drawn on key images (secondary captures, the PDF): the model
+        calls it positive and the reader did not say absent, or the reader says present and
+        drew or edited its box."""
+        if self.truth == PRESENT and self.reader_box is not None:
+            return True
+        return self.positive and self.truth != ABSENT
 
     @property
     def located(self) -> bool:
-        return self.box is not None or bool(self.outline)
+        return self.region_source is not None
+
+    @property
+    def drawn_heatmap(self) -> np.ndarray | None:
+        """The heatmap key images show: the model's, while it calls the label positive and
+        the region is on the heatmap's image."""
+        if not self.positive or self.region_elsewhere:
+            return None
+        return self.heatmap
 
     def region(self) -> tuple[str, tuple[Point, ...]] | None:
-        """The finding's region as a closed polygon (first point repeated at the end):
-        ``("outline", ...)`` for the model's region outline, ``("box", ...)`` for a box (the
-        reader's, or the model's when there is no outline). None when not located."""
-        if self.outline and len(self.outline) >= 3:
+        """The finding's region as a closed polygon (first point repeated at the end) with its
+        :attr:`region_source`; None when it has none (not located, or a quiet negative)."""
+        source = self.region_source
+        if source is None:
+            return None
+        if source == "outline" and self.outline:
             points = tuple(self.outline)
-            return "outline", (*points, points[0])
-        if self.box is not None:
-            x, y, w, h = self.box
-            corners = ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
-            return "box", (*corners, corners[0])
-        return None
+            return source, (*points, points[0])
+        box = self.reader_box if source in ("added", "edited") else self.box
+        if box is None:
+            return None
+        x, y, w, h = box
+        corners = ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
+        return source, (*corners, corners[0])
 
 
 @dataclass(frozen=True)
@@ -254,10 +404,18 @@ def _from_review(
     heat = heatmaps.get(fr.finding_id)
     if heat is None and engine is not None:
         heat = engine.heatmap
-    source = "reader" if fr.label in review.thresholds else "model"
-    if fr.label not in review.thresholds and engine is not None:
-        source = engine.threshold_source
-    edited = fr.edited_box is not None
+    now = float(review.threshold(fr.label))
+    threshold, positive = now, is_positive(fr.probability, now)
+    if fr.decided and fr.verdict_threshold is not None:  # the decision the verdict was given on
+        threshold = float(fr.verdict_threshold)
+        positive = bool(fr.model_positive_at_verdict)
+    run_source = engine.threshold_source if engine is not None else "model"
+    if fr.decided and fr.verdict_threshold is not None:
+        source = run_source if threshold == fr.model_threshold else "reader"
+    else:
+        source = "reader" if fr.label in review.thresholds else run_source
+    reader_box = fr.edited_box
+    elsewhere = fr.box_slice_index is not None
     return ExportFinding(
         finding_id=fr.finding_id,
         label=fr.label,
@@ -265,24 +423,31 @@ def _from_review(
         series_instance_uid=fr.series_uid,
         part=_part_of(fr.series_key),
         probability=float(fr.probability),
-        threshold=float(review.threshold(fr.label)),
+        threshold=threshold,
         threshold_source=source,
-        positive=review.positive(fr),
+        positive=positive,
         slice_index=int(fr.slice_index),
         sop_instance_uid=fr.sop_instance_uid,
         frame=int(fr.frame),
         box=fr.shown_box,
         model_box=fr.box,
-        box_edited=edited,
-        outline=tuple(fr.outline[0]) if fr.outline and not edited else None,
+        outline=tuple(fr.outline[0]) if fr.outline else None,
         heatmap=heat,
         peak=engine.peak if engine is not None else None,
         region_level=engine.region_level if engine is not None else 0.5,
-        verdict=fr.verdict,
+        truth=fr.truth,
         reason=fr.reason,
         note=fr.note,
         reviewer=fr.reviewer,
-        reviewed_at=fr.updated if fr.verdict != PENDING or fr.note else None,
+        reviewed_at=fr.updated if fr.decided or fr.note else None,
+        reader_box=reader_box,
+        added=bool(fr.added and reader_box is not None),
+        reader_sop_instance_uid=fr.box_sop_instance_uid if elsewhere else "",
+        reader_frame=int(fr.box_frame) if elsewhere else 0,
+        reader_slice_index=fr.box_slice_index,
+        verdict_probability=fr.verdict_probability if fr.decided else None,
+        verdict_threshold=fr.verdict_threshold if fr.decided else None,
+        threshold_now=now,
         input_check=matched.result.input_check
         if matched is not None
         else _saved_check(review, fr.series_key),
@@ -457,9 +622,27 @@ def applicability_lines(findings: Iterable[ExportFinding]) -> list[str]:
 
 
 def counts(findings: Iterable[ExportFinding]) -> dict[str, int]:
-    """Findings per verdict, plus positives."""
-    out = {PENDING: 0, ACCEPTED: 0, REJECTED: 0, "positive": 0}
+    """Findings per reader's truth (``pending``, ``present``, ``absent``, ``uncertain``), per
+    agreement with the model as reported (``TP``, ``FP``, ``TN``, ``FN``), ``positive`` (the
+    model's positives) and ``added`` (findings the reader drew because the model missed them)."""
+    out = dict.fromkeys((*TRUTHS, *AGREEMENTS, "positive", "added"), 0)
     for f in findings:
-        out[f.verdict] = out.get(f.verdict, 0) + 1
+        out[f.truth] = out.get(f.truth, 0) + 1
+        tag = f.agreement
+        if tag is not None:
+            out[tag] += 1
         out["positive"] += int(f.positive)
+        out["added"] += int(f.added)
     return out
+
+
+def reviewers(findings: Iterable[ExportFinding], fallback: str = "") -> tuple[str, ...]:
+    """The readers who gave the verdicts, in order of first appearance; ``fallback`` (the
+    review's reader) when no verdict carries a name."""
+    names = dict.fromkeys(
+        " ".join(f.reviewer.split()) for f in findings if f.decided and f.reviewer.strip()
+    )
+    if names:
+        return tuple(names)
+    fallback = " ".join(fallback.split())
+    return (fallback,) if fallback else ()

@@ -1,11 +1,14 @@
-"""The JSON of an export: the findings schema's fields per finding, plus the reader's verdicts.
+"""The JSON of an export: the model's findings (the findings schema's fields) and, beside each,
+the reader's verdict.
 
 Schema ``radassist-export``, version :data:`SCHEMA_VERSION` (docs/exports.md), with the same
 versioning rules as ``radassist-findings`` (docs/findings-json-schema.md): a new field raises
 the minor version, a removed or changed one the major. Per finding, the fields shared with the
-findings schema keep its names, types and coordinates; ``review`` is added. UIDs are the
-exported ones (the de-identified UIDs in a de-identified export); no patient name, ID or birth
-date is ever written here.
+findings schema keep its names, types and coordinates and are the model's (its box, outline,
+and its decision at the threshold the verdict was given at); ``reader`` holds the reader's
+truth, box, agreement and the model's numbers at verdict time. UIDs are the exported ones (the
+de-identified UIDs in a de-identified export); no patient name, ID or birth date is ever
+written here.
 """
 
 from __future__ import annotations
@@ -15,13 +18,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from desktop_app import RESEARCH_USE_NOTICE, __version__
-from desktop_app.exports.content import DISCLAIMER, ExportFinding, ModelSummary, counts
+from desktop_app.exports.content import (
+    DISCLAIMER,
+    ExportFinding,
+    ModelSummary,
+    counts,
+    reviewers,
+)
 from desktop_app.inference.findings import SCHEMA_VERSION as FINDINGS_SCHEMA_VERSION
 from desktop_app.infra.hashedpaths import uid_hash
 from desktop_app.review.state import ReviewState
 
 SCHEMA_NAME = "radassist-export"
-SCHEMA_VERSION = "1.1"  # 1.1: series[].input_check; findings' ood_score, unreliable, ...
+# 1.1: series[].input_check; findings' ood_score, unreliable, ...
+# 2.0: per finding `reader` (the reader's truth, box, agreement, the model's p and threshold at
+#      verdict time) replaces `review`; `threshold`/`positive` are the decision at verdict time
+#      (`threshold_now`/`positive_now`: at export); `box`/`outline` are the model's (no
+#      `model_box`); review.counts by truth and agreement; review.reviewers
+SCHEMA_VERSION = "2.0"
 
 
 def _box(box: Sequence[float] | None) -> dict[str, float] | None:
@@ -30,39 +44,69 @@ def _box(box: Sequence[float] | None) -> dict[str, float] | None:
     return dict(zip(("x", "y", "width", "height"), (float(v) for v in box), strict=True))
 
 
+def _point(point: Sequence[float] | None) -> dict[str, float] | None:
+    return None if point is None else {"x": float(point[0]), "y": float(point[1])}
+
+
+def reader_json(
+    f: ExportFinding, uid: Callable[[str], str], *, include_notes: bool, include_reviewer: bool
+) -> dict[str, Any]:
+    """The reader's side of one finding: truth, agreement, reason, note, box, who and when,
+    and the model's probability and threshold when the verdict was given."""
+    box_image = None
+    if f.reader_box is not None and f.region_elsewhere:
+        box_image = {
+            "slice_index": f.region_slice_index,
+            "sop_instance_uid": uid(f.region_sop_instance_uid),
+            "frame": f.region_frame,
+        }
+    return {
+        "truth": f.truth,
+        "agreement": f.agreement,
+        "agreement_now": f.agreement_now,
+        "reason": f.reason,
+        "reason_text": f.reason_text or None,
+        "note": f.note if include_notes else None,
+        "note_withheld": bool(f.note) and not include_notes,
+        "box": _box(f.reader_box),
+        "box_edited": f.box_edited,
+        "added": f.added,
+        "box_image": box_image,
+        "verdict_probability": f.verdict_probability,
+        "verdict_threshold": f.verdict_threshold,
+        "reviewer": (f.reviewer or None) if include_reviewer else None,
+        "updated": f.reviewed_at,
+    }
+
+
 def finding_json(
     f: ExportFinding, uid: Callable[[str], str], *, include_notes: bool, include_reviewer: bool
 ) -> dict[str, Any]:
-    """One finding: the findings schema's fields (with exported UIDs) and ``review``."""
+    """One finding: the findings schema's fields (the model's, with exported UIDs), the
+    decision at export, and ``reader``."""
     return {
         "label": f.label,
         "probability": float(f.probability),
         "threshold": float(f.threshold),
         "threshold_source": f.threshold_source,
         "positive": bool(f.positive),
+        "threshold_now": float(f.current_threshold),
+        "positive_now": bool(f.positive_now),
         "slice_index": f.slice_index,
         "sop_instance_uid": uid(f.sop_instance_uid),
         "frame": f.frame,
-        "box": _box(f.box),
-        "model_box": _box(f.model_box),
+        "box": _box(f.model_box),
         "outline": None if f.outline is None else [[float(x), float(y)] for x, y in f.outline],
-        "peak": None if f.peak is None else {"x": float(f.peak[0]), "y": float(f.peak[1])},
+        "peak": _point(f.peak),
         "region_level": float(f.region_level),
         "heatmap": None,
         "ood_score": None if f.ood_score is None else float(f.ood_score),
         "out_of_distribution": f.out_of_distribution,
         "out_of_scope": f.out_of_scope,
         "unreliable": f.unreliable,
-        "review": {
-            "verdict": f.verdict,
-            "reason": f.reason,
-            "reason_text": f.reason_text or None,
-            "note": f.note if include_notes else None,
-            "note_withheld": bool(f.note) and not include_notes,
-            "box_edited": f.box_edited,
-            "reviewer": (f.reviewer or None) if include_reviewer else None,
-            "updated": f.reviewed_at,
-        },
+        "reader": reader_json(
+            f, uid, include_notes=include_notes, include_reviewer=include_reviewer
+        ),
     }
 
 
@@ -115,6 +159,7 @@ def build_json(
     if review is not None:
         review_doc = {
             "reviewer": (review.reviewer or None) if include_reviewer else None,
+            "reviewers": list(reviewers(findings, review.reviewer)) if include_reviewer else [],
             "created": review.created,
             "updated": review.updated,
             "thresholds": {k: float(v) for k, v in review.thresholds.items()},

@@ -1,8 +1,11 @@
 """What the PDF report says, as plain data (Qt-free, no layout): ``report_pdf`` lays it out.
 
 Sections, in order: a header with the patient and the study (pseudonymised values in a
-de-identified export), a one-line summary, key images with their overlays and captions, the
-findings table with the reader's verdicts and notes, and the model card summary (name,
+de-identified export) and who reviewed it (the readers who gave the verdicts), a one-line
+summary, key images with their overlays and captions, the findings table (the model's
+decision and the reader's verdict in two columns, the decision being the one the verdict was
+given on), the findings the reader added because the model missed them, and the model card
+summary (name,
 version, tensor hash, device, intended use, thresholds, metrics, training data). The notice
 and the disclaimer are part of the content so that the layout puts them on every page.
 """
@@ -30,12 +33,16 @@ FINDING_COLUMNS = (
     "#",
     "Finding",
     "Image",
-    "Probability",
-    "Threshold",
-    "Model call",
-    "Reader verdict",
+    "Model decision (p, threshold, call)",
+    "Reader's verdict (agreement)",
     "Note",
 )
+_AGREEMENT_WORDS = {
+    "TP": "agrees: true positive",
+    "FP": "disagrees: false positive",
+    "TN": "agrees: true negative",
+    "FN": "disagrees: false negative",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class ReportContent:
     images: tuple[ReportImage, ...]
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    missed: tuple[str, ...]
     model: tuple[tuple[str, str], ...]
     intended_use: str
     metrics: tuple[str, ...]
@@ -99,21 +107,24 @@ def build_report(
     *,
     deidentified: bool = False,
     include_notes: bool = True,
-    reviewer: str = "",
+    reviewers: Sequence[str] = (),
     warnings: Sequence[str] = (),
     created: datetime | None = None,
 ) -> ReportContent:
-    """The report's content for ``findings`` on the study described by ``header``."""
+    """The report's content for ``findings`` on the study described by ``header``;
+    ``reviewers``: the readers who gave the verdicts ("Reviewed by")."""
     when = (created or datetime.now(UTC)).astimezone(UTC)
+    numbers = _series_numbers(findings)
     return ReportContent(
         title="RadAssist AI findings report",
         notice=RESEARCH_USE_NOTICE,
         disclaimer=DISCLAIMER,
-        header=_header_rows(header, reviewer, deidentified),
+        header=_header_rows(header, ", ".join(reviewers), deidentified),
         summary=_summary(findings),
         images=tuple(images),
         columns=FINDING_COLUMNS,
-        rows=_finding_rows(findings, include_notes),
+        rows=_finding_rows(findings, include_notes, numbers),
+        missed=_missed_lines(findings, numbers),
         model=_model_rows(model),
         intended_use=model.intended_use or "Not available.",
         metrics=model.metrics_lines or ("Not available.",),
@@ -152,42 +163,102 @@ def _header_rows(
 
 def _summary(findings: Sequence[ExportFinding]) -> str:
     tally = counts(findings)
-    return (
+    text = (
         f"{len(findings)} finding(s), {tally['positive']} positive at the operating threshold; "
-        f"reader: {tally['accepted']} accepted, {tally['rejected']} rejected, "
-        f"{tally['pending']} not reviewed."
+        f"reader: {tally['present']} present, {tally['absent']} absent, "
+        f"{tally['uncertain']} uncertain, {tally['pending']} not reviewed"
     )
+    if tally["present"] + tally["absent"]:
+        text += (
+            f"; agreement with the model: {tally['TP']} TP, {tally['FP']} FP, "
+            f"{tally['TN']} TN, {tally['FN']} FN"
+        )
+    if tally["added"]:
+        text += f"; {tally['added']} finding(s) added by the reader"
+    return text + "."
+
+
+def _order(findings: Sequence[ExportFinding]) -> list[ExportFinding]:
+    return sorted(findings, key=lambda f: (f.series_instance_uid, f.part, f.label_index))
+
+
+def _series_numbers(findings: Sequence[ExportFinding]) -> dict[str, int]:
+    """Series numbered from 1 in the table's order."""
+    uids = dict.fromkeys(f.series_instance_uid for f in _order(findings))
+    return {uid: i + 1 for i, uid in enumerate(uids)}
+
+
+def _where(f: ExportFinding, numbers: dict[str, int]) -> str:
+    where = f"series {numbers[f.series_instance_uid]}, slice {f.slice_index + 1}"
+    if f.region_elsewhere:
+        where += f" (reader's box: slice {f.region_slice_index + 1})"
+    return where
+
+
+def model_cell(f: ExportFinding) -> str:
+    """The model's decision: ``"p 0.930 · threshold 0.41 → positive"``, the threshold marked
+    when the reader or the run set it, and the threshold in force now when it has moved since
+    the verdict."""
+    text = (
+        f"p {f.probability:.3f} · threshold {f.threshold:.2f}"
+        + _SOURCE_NOTE.get(f.threshold_source, "")
+        + f" → {f.decision_text}"
+        + (" (unreliable)" if f.unreliable else "")
+    )
+    if f.threshold_moved:
+        text += (
+            f"\n(at the verdict; threshold now {f.current_threshold:.2f} → "
+            f"{'positive' if f.positive_now else 'negative'})"
+        )
+    return text
+
+
+def reader_cell(f: ExportFinding) -> str:
+    """The reader's verdict: ``"present\nagrees: true positive"``, ``"absent\ndisagrees:
+    false positive (False positive – artefact)"``, ``"present, added by the reader\n..."``."""
+    text = f.truth_text + (", added by the reader" if f.added else "")
+    tag = f.agreement
+    if tag is not None:
+        text += "\n" + _AGREEMENT_WORDS[tag]
+    if f.reason:
+        text += f"\n({f.reason_text})"
+    return text
 
 
 def _finding_rows(
-    findings: Sequence[ExportFinding], include_notes: bool
+    findings: Sequence[ExportFinding], include_notes: bool, numbers: dict[str, int]
 ) -> tuple[tuple[str, ...], ...]:
-    """One row per finding (see FINDING_COLUMNS), by series, part and label; series are
-    numbered from 1 in that order."""
-    ordered = sorted(findings, key=lambda f: (f.series_instance_uid, f.part, f.label_index))
-    series_numbers = {
-        uid: i + 1 for i, uid in enumerate(dict.fromkeys(f.series_instance_uid for f in ordered))
-    }
+    """One row per finding (see FINDING_COLUMNS), by series, part and label."""
     rows = []
-    for n, f in enumerate(ordered, start=1):
-        where = f"series {series_numbers[f.series_instance_uid]}, slice {f.slice_index + 1}"
-        threshold = f"{f.threshold:.2f}" + _SOURCE_NOTE.get(f.threshold_source, "")
+    for n, f in enumerate(_order(findings), start=1):
         note = f.note.strip() if include_notes else ("withheld" if f.note.strip() else "")
         if f.box_edited:
             note = ("box edited by the reader. " + note).strip()
-        rows.append(
-            (
-                str(n),
-                f.label,
-                where,
-                f"{f.probability:.3f}",
-                threshold,
-                f.decision_text + (" (unreliable)" if f.unreliable else ""),
-                f.verdict_text,
-                note,
-            )
-        )
+        elif f.added:
+            note = ("box drawn by the reader. " + note).strip()
+        rows.append((str(n), f.label, _where(f, numbers), model_cell(f), reader_cell(f), note))
     return tuple(rows)
+
+
+def _missed_lines(findings: Sequence[ExportFinding], numbers: dict[str, int]) -> tuple[str, ...]:
+    """One line per finding the model missed (the reader says present where the model's call
+    was negative: a false negative), with the reader's box when they drew one:
+    ``"effusion: series 1, slice 1, reader's box x 100, y 200, 60 × 40 px; model p 0.120 <
+    threshold 0.50"``."""
+    lines = []
+    for f in _order(findings):
+        if f.agreement != "FN":
+            continue
+        where = f"series {numbers[f.series_instance_uid]}, slice {f.region_slice_index + 1}"
+        if f.reader_box is not None:
+            x, y, w, h = f.reader_box
+            where += f", reader's box x {x:.0f}, y {y:.0f}, {w:.0f} × {h:.0f} px"
+        else:
+            where += ", no box drawn"
+        lines.append(
+            f"{f.label}: {where}; model p {f.probability:.3f} < threshold {f.threshold:.2f}"
+        )
+    return tuple(lines)
 
 
 def _model_rows(model: ModelSummary) -> tuple[tuple[str, str], ...]:

@@ -167,6 +167,7 @@ def render_pdf(content: ReportContent) -> bytes:
         story += [Spacer(1, 1.5 * mm), _p(f"⚠ {warning}", styles["warn"])]
     story += _key_images(content, styles, width)
     story += [_p("Findings", styles["h2"]), _findings_table(content, styles, width)]
+    story += _missed(content, styles)
     story += _model_card(content, styles, width)
     decorate = _page_decorations(content)
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
@@ -206,7 +207,8 @@ def _key_images(
     if not content.images:
         story.append(
             _p(
-                "No key image: no positive finding that the reader did not reject.",
+                "No key image: no positive finding that the reader did not mark absent, "
+                "and no finding the reader drew a box for.",
                 styles["body"],
             )
         )
@@ -220,7 +222,7 @@ def _key_images(
 def _findings_table(
     content: ReportContent, styles: dict[str, ParagraphStyle], width: float
 ) -> Table:
-    fractions = (0.04, 0.14, 0.14, 0.11, 0.11, 0.09, 0.15, 0.22)
+    fractions = (0.04, 0.13, 0.15, 0.22, 0.2, 0.26)
     table = Table(
         [[_p(c, styles["head"]) for c in content.columns]]
         + [[_p(cell, styles["cell"]) for cell in row] for row in content.rows],
@@ -239,6 +241,15 @@ def _findings_table(
         )
     )
     return table
+
+
+def _missed(content: ReportContent, styles: dict[str, ParagraphStyle]) -> list[Any]:
+    """The findings the model missed (the reader's false negatives), when there are any."""
+    if not content.missed:
+        return []
+    story: list[Any] = [_p("Findings the model missed (added by the reader)", styles["h2"])]
+    story += [_p(f"• {line}", styles["body"]) for line in content.missed]
+    return story
 
 
 def _model_card(

@@ -1,9 +1,11 @@
 """Secondary Capture images of an export: key images with the AI overlay burned in.
 
-One image per key image: the slice of each positive finding that the reader did not reject
-(several findings on one slice share it). The source image is rendered as the viewer shows it
-by default (its window; MONOCHROME1 inverted), the findings are drawn over it with
-``overlays.render_overlay`` (heatmap, outline, box, "label probability · verdict"), and the
+One image per key image: the slice of each positive finding that the reader did not mark
+absent, and of each finding the reader says present and drew a box for (a missed finding's box
+is on the image it was drawn on; several findings on one slice share it). The source image is
+rendered as the viewer shows it by default (its window; MONOCHROME1 inverted), the findings are
+drawn over it with ``overlays.render_overlay`` (heatmap, outline, box, "label probability ·
+the reader's verdict"; a negative's heatmap and box are never drawn), and the
 research-use notice is burned in at the top and the model's identity at the bottom, so the
 image says what it is wherever a PACS shows it, including viewers that show no header. Images
 under 512 pixels on their shorter side are first enlarged by a whole factor (pixel
@@ -39,7 +41,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from desktop_app import RESEARCH_USE_NOTICE, __version__
 from desktop_app.dicom import dsvalues
-from desktop_app.exports.content import ExportFinding, ModelSummary
+from desktop_app.exports.content import Box, ExportFinding, ModelSummary
 from desktop_app.exports.sr import (
     MANUFACTURER,
     build_failed,
@@ -74,25 +76,25 @@ class KeyImage:
 
     @property
     def caption(self) -> str:
-        labels = ", ".join(
-            f"{f.label} {f.probability:.2f} ({f.verdict_text})" for f in self.findings
+        labels = "; ".join(
+            f"{f.label} {f.probability:.2f} · {f.verdict_text}" for f in self.findings
         )
         return f"slice {self.slice_index + 1}: {labels}"
 
 
 def key_images(findings: Iterable[ExportFinding]) -> list[KeyImage]:
-    """Key images: the images of positive findings not rejected by the reader, one per image,
-    in order of their most probable finding (most probable first)."""
+    """Key images (``ExportFinding.on_key_image``), one per image the findings' regions are
+    on, in order of their most probable finding (most probable first)."""
     groups: dict[tuple[str, int], list[ExportFinding]] = {}
     for f in findings:
-        if f.on_key_image and f.sop_instance_uid:
-            groups.setdefault((f.sop_instance_uid, f.frame), []).append(f)
+        if f.on_key_image and f.region_sop_instance_uid:
+            groups.setdefault((f.region_sop_instance_uid, f.region_frame), []).append(f)
     out = [
         KeyImage(
             series_instance_uid=fs[0].series_instance_uid,
             sop_instance_uid=sop,
             frame=frame,
-            slice_index=fs[0].slice_index,
+            slice_index=fs[0].region_slice_index,
             findings=tuple(sorted(fs, key=lambda f: f.label_index)),
         )
         for (sop, frame), fs in groups.items()
@@ -102,18 +104,23 @@ def key_images(findings: Iterable[ExportFinding]) -> list[KeyImage]:
 
 
 def marks_for(findings: Sequence[ExportFinding]) -> list[OverlayMark]:
-    """Overlay marks: heatmap, outline (unless the reader edited the box), box, and
-    ``"label 0.93 · accepted"`` in the label's colour."""
-    return [
-        OverlayMark(
-            text=f"{f.label} {f.probability:.2f} · {f.verdict_text}",
-            colour=label_colour(f.label_index),
-            heatmap=f.heatmap,
-            outline=None if f.box_edited else f.outline,
-            box=f.box,
+    """Overlay marks: the model's heatmap, outline and box while it calls the label positive,
+    the reader's box instead when there is one, and ``"label 0.93 · present (TP)"`` in the
+    label's colour."""
+    marks = []
+    for f in findings:
+        source = f.region_source
+        box = f.reader_box if source in ("added", "edited") else f.box if source else None
+        marks.append(
+            OverlayMark(
+                text=f"{f.label} {f.probability:.2f} · {f.verdict_text}",
+                colour=label_colour(f.label_index),
+                heatmap=f.drawn_heatmap,
+                outline=f.outline if source in ("outline", "box") else None,
+                box=box,
+            )
         )
-        for f in findings
-    ]
+    return marks
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -169,9 +176,18 @@ def _enlarged(finding: ExportFinding, factor: int, shape: tuple[int, int]) -> Ex
                 (shape[1], shape[0]), Image.Resampling.BILINEAR
             )
         )
+
+    def scaled(box: Box | None) -> Box | None:
+        return (
+            None
+            if box is None
+            else (box[0] * factor, box[1] * factor, box[2] * factor, box[3] * factor)
+        )
+
     return replace(
         finding,
-        box=None if finding.box is None else tuple(v * factor for v in finding.box),  # type: ignore[arg-type]
+        box=scaled(finding.box),
+        reader_box=scaled(finding.reader_box),
         outline=None if finding.outline is None else tuple(point(p) for p in finding.outline),
         heatmap=heat,
     )

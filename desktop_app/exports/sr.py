@@ -3,9 +3,10 @@ SR (PS3.3 A.35.3), built through highdicom's template classes so that their chec
 
 Structure (PS3.16 TID 1500 "Measurement Report", DCM 126000 "Imaging Measurement Report"):
 
-- Language of content (TID 1204), observation context (TID 1001): the device observer is
-  RadAssist with the model's name and version (TID 1004); the person observer is the reader
-  (TID 1003) when the review names one (left out of de-identified exports).
+- Language of content (TID 1204), observation context (TID 1001): the person observer is
+  the reader who gave the verdicts (TID 1003; one per reader when several did), when the
+  review names one (left out of de-identified exports); the device observer is RadAssist with
+  the model's name and version (TID 1004).
 - Procedure reported: LOINC "CT/MRI/XR unspecified body region" by modality (CID 100).
 - Image library (TID 1600): the images the findings are on.
 - Imaging measurements: one measurement group per finding (one label on one stack):
@@ -18,11 +19,20 @@ Structure (PS3.16 TID 1500 "Measurement Report", DCM 126000 "Imaging Measurement
     local code), algorithm identification (TID 4019: the model's name, version, and parameters
     ``tensor_sha256=…``, ``device=…``, ``backend=…``);
   - measurements (TID 300): DCM 122157 "Probability" (referencing the image it is the maximum
-    on) and DCM 122411 "Threshold Value", both unitless (UCUM "1");
-  - qualitative evaluations: the model's decision at the threshold (DCM 121053 Present /
-    121054 Absent), the reader's verdict, the rejection reason, and the region's source, as
-    local codes (scheme ``99RADASSIST``, declared in the Coding Scheme Identification
-    Sequence, PS3.3 C.12.1.1.3);
+    on) and DCM 122411 "Threshold Value" (the threshold the model's decision was made at: the
+    one in force when the reader gave the verdict, so a threshold moved later never changes a
+    recorded decision), both unitless (UCUM "1");
+  - qualitative evaluations, the model's and the reader's kept apart: "Model decision at
+    operating threshold" = DCM 121053 Present / 121054 Absent; "Reader's assessment" = DCM
+    121053 Present / 121054 Absent / SCT 82334004 Indeterminate (uncertain) / local "Not
+    reviewed"; "Agreement with model decision" = true/false positive/negative (derived from
+    the two, only for present/absent); the reader's reason for disagreeing; and the region's
+    source. Concept names and values without a standard code are local codes (scheme
+    ``99RADASSIST``, declared in the Coding Scheme Identification Sequence, PS3.3
+    C.12.1.1.3);
+  - the region: the reader's box when there is one (edited, or drawn for a finding the model
+    missed, on the image it was drawn on: such a finding has no model region), else the
+    model's outline or box while the model calls the label positive (a negative has none);
   - the reader's note as a TEXT item DCM 121106 "Comment" (TID 1501/1410 allow text
     qualitative evaluations; highdicom builds only coded ones, so it is added after
     construction). De-identified exports leave notes out: free text may name the patient.
@@ -47,7 +57,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -86,7 +96,16 @@ from desktop_app.exports.content import (
     applicability_lines,
 )
 from desktop_app.infra.errors import ExportError
-from desktop_app.review.state import ACCEPTED, REJECTED
+from desktop_app.review.state import (
+    ABSENT,
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    PENDING,
+    PRESENT,
+    TRUE_NEGATIVE,
+    TRUE_POSITIVE,
+    UNCERTAIN,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +125,30 @@ def _local(value: str, meaning: str) -> CodedConcept:
 
 
 DECISION = _local("RA-DECISION", "Model decision at operating threshold")
-VERDICT = _local("RA-VERDICT", "Reader verdict")
-VERDICT_VALUES = {
-    ACCEPTED: _local("RA-ACCEPTED", "Accepted by reader"),
-    REJECTED: _local("RA-REJECTED", "Rejected by reader"),
-    "pending": _local("RA-PENDING", "Not reviewed"),
+READER_ASSESSMENT = _local("RA-READER", "Reader's assessment")
+READER_VALUES = {
+    PRESENT: CodedConcept.from_code(codes.DCM.Present),
+    ABSENT: CodedConcept.from_code(codes.DCM.Absent),
+    UNCERTAIN: CodedConcept.from_code(codes.SCT.Indeterminate),
+    PENDING: _local("RA-PENDING", "Not reviewed"),
 }
-REASON = _local("RA-REASON", "Rejection reason")
+AGREEMENT = _local("RA-AGREEMENT", "Agreement with model decision")
+AGREEMENT_VALUES = {
+    TRUE_POSITIVE: _local("RA-TP", "True positive"),
+    FALSE_POSITIVE: _local("RA-FP", "False positive"),
+    TRUE_NEGATIVE: _local("RA-TN", "True negative"),
+    FALSE_NEGATIVE: _local("RA-FN", "False negative"),
+}
+REASON = _local("RA-REASON", "Reason for disagreement")
 REASON_VALUES = {
     "fp_artefact": _local("RA-FP-ARTEFACT", "False positive - artefact"),
     "fp_normal_anatomy": _local("RA-FP-ANATOMY", "False positive - normal anatomy"),
     "wrong_location": _local("RA-WRONG-LOC", "Wrong location"),
     "duplicate": _local("RA-DUPLICATE", "Duplicate"),
+    "fn_subtle": _local("RA-FN-SUBTLE", "Missed - subtle finding"),
+    "fn_small": _local("RA-FN-SMALL", "Missed - small finding"),
+    "fn_obscured": _local("RA-FN-OBSCURED", "Missed - hidden by overlapping structures"),
+    "fn_image_quality": _local("RA-FN-QUALITY", "Missed - image quality"),
     "other": _local("RA-OTHER", "Other"),
 }
 REGION_SOURCE = _local("RA-REGION", "Region source")
@@ -125,6 +156,7 @@ REGION_VALUES = {
     "outline": _local("RA-MODEL-OUTLINE", "Model heatmap region outline"),
     "box": _local("RA-MODEL-BOX", "Model heatmap region box"),
     "edited": _local("RA-READER-BOX", "Box edited by reader"),
+    "added": _local("RA-READER-ADDED", "Box drawn by reader (finding added by reader)"),
 }
 NOTICE = _local("RA-NOTICE", "Research use notice")
 APPLICABILITY = _local("RA-INPUT", "Input applicability")
@@ -204,14 +236,18 @@ class SrInputs:
     ``evidence``: the exported headers of every source image the SR references (same study;
     the first one gives the patient and study modules); ``image_of``: per finding id, the
     (SOP Class UID, exported SOP Instance UID, frame number or None for single-frame) of the
-    image the finding is on; ``library``: exported headers of those images (TID 1600).
+    image the finding is on; ``region_of``: the same for the image of the finding's region
+    when that is another one (the reader drew the box elsewhere); ``library``: exported
+    headers of those images (TID 1600); ``reviewers``: the readers who gave the verdicts (the
+    person observers; empty in a de-identified export).
     """
 
     evidence: Sequence[Dataset]
     image_of: dict[str, tuple[str, str, int | None]]
     library: Sequence[Dataset]
     modality: str
-    reviewer: str = ""
+    reviewers: Sequence[str] = ()
+    region_of: dict[str, tuple[str, str, int | None]] = field(default_factory=dict)
     include_notes: bool = True
     series_instance_uid: str = ""
     sop_instance_uid: str = ""
@@ -230,30 +266,32 @@ def build_sr(
         raise ExportError("the structured report has no source images to reference")
     algo = algorithm_id(model)
     report = MeasurementReport(
-        observation_context=_observation_context(model, inputs.reviewer),
+        observation_context=_observation_context(model, inputs.reviewers),
         procedure_reported=procedure_code(inputs.modality),
         imaging_measurements=[_group(f, model, algo, inputs) for f in findings],
         referenced_images=list(inputs.library) or None,
     )
     report[0].ContentSequence.append(_notice(applicability_lines(findings)))
-    complete = all(f.verdict != "pending" for f in findings)
+    complete = all(f.decided for f in findings)
     sr = _document(report[0], inputs, complete)
     _declare_local_scheme(sr)
     copy_deidentification(sr, inputs.evidence[0])
     return sr
 
 
-def _observation_context(model: ModelSummary, reviewer: str) -> ObservationContext:
-    """TID 1001: RadAssist running the model as the device observer (TID 1004), and the
-    reader as the person observer (TID 1003) when there is one."""
-    person = None
-    if reviewer:
-        person = ObserverContext(
+def _observation_context(model: ModelSummary, reviewers: Sequence[str]) -> ObservationContext:
+    """TID 1001: the readers who gave the verdicts as person observers (TID 1002/1003, which
+    TID 1001 allows more than once), then RadAssist running the model as the device observer
+    (TID 1004)."""
+    persons = [
+        ObserverContext(
             observer_type=codes.DCM.Person,
             observer_identifying_attributes=PersonObserverIdentifyingAttributes(
-                name=person_name(reviewer)
+                name=person_name(name)
             ),
         )
+        for name in dict.fromkeys(n for n in reviewers if n.strip())
+    ]
     device = ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
@@ -263,7 +301,11 @@ def _observation_context(model: ModelSummary, reviewer: str) -> ObservationConte
             model_name=f"{model.name} {model.version}".strip()[:64],
         ),
     )
-    return ObservationContext(observer_person_context=person, observer_device_context=device)
+    context = ObservationContext(observer_person_context=persons[0] if persons else None)
+    for person in persons[1:]:
+        context.extend(person)
+    context.extend(device)
+    return context
 
 
 def _notice(warnings: Sequence[str] = ()) -> ContainerContentItem:
@@ -341,6 +383,7 @@ def _group(
     algo: AlgorithmIdentification,
     inputs: SrInputs,
 ) -> PlanarROIMeasurementsAndQualitativeEvaluations | MeasurementsAndQualitativeEvaluations:
+    """One finding's measurement group (see the module docstring)."""
     sop_class, sop_uid, frame = inputs.image_of[f.finding_id]
     frames = [frame] if frame is not None else None
     source = SourceImageForMeasurement(sop_class, sop_uid, referenced_frame_numbers=frames)
@@ -354,30 +397,26 @@ def _group(
         ),
         Measurement(name=codes.DCM.ThresholdValue, value=float(f.threshold), unit=UNITLESS),
     ]
-    decision = codes.DCM.Present if f.positive else codes.DCM.Absent
-    evaluations = [
-        QualitativeEvaluation(DECISION, CodedConcept.from_code(decision)),
-        QualitativeEvaluation(VERDICT, VERDICT_VALUES.get(f.verdict, VERDICT_VALUES["pending"])),
-    ]
-    if f.verdict == REJECTED and f.reason in REASON_VALUES:
-        evaluations.append(QualitativeEvaluation(REASON, REASON_VALUES[f.reason]))
+    evaluations = _evaluations(f)
     flagged, ood_measurements = _applicability(f)
     evaluations += flagged
     measurements += ood_measurements
     tracking = TrackingIdentifier(
         uid=generate_uid(),
-        identifier=f"{f.label} (slice {f.slice_index + 1})",
+        identifier=f"{f.label} (slice {f.region_slice_index + 1})",
     )
     region = f.region()
     group: PlanarROIMeasurementsAndQualitativeEvaluations | MeasurementsAndQualitativeEvaluations
     if region is not None:
         kind, points = region
-        source_kind = "edited" if f.box_edited else kind
-        evaluations.append(QualitativeEvaluation(REGION_SOURCE, REGION_VALUES[source_kind]))
+        evaluations.append(QualitativeEvaluation(REGION_SOURCE, REGION_VALUES[kind]))
+        r_class, r_uid, r_frame = inputs.region_of.get(f.finding_id, (sop_class, sop_uid, frame))
         image_region = ImageRegion(
             graphic_type=GraphicTypeValues.POLYLINE,
             graphic_data=np.asarray(points, dtype=np.float64),
-            source_image=SourceImageForRegion(sop_class, sop_uid, referenced_frame_numbers=frames),
+            source_image=SourceImageForRegion(
+                r_class, r_uid, referenced_frame_numbers=[r_frame] if r_frame is not None else None
+            ),
         )
         group = PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking,
@@ -406,6 +445,24 @@ def _group(
             )
         )
     return group
+
+
+def _evaluations(f: ExportFinding) -> list[QualitativeEvaluation]:
+    """The model's decision (at the threshold of the verdict), the reader's assessment, their
+    agreement and the reader's reason for disagreeing: separate coded items."""
+    decision = codes.DCM.Present if f.positive else codes.DCM.Absent
+    evaluations = [
+        QualitativeEvaluation(DECISION, CodedConcept.from_code(decision)),
+        QualitativeEvaluation(
+            READER_ASSESSMENT, READER_VALUES.get(f.truth, READER_VALUES[PENDING])
+        ),
+    ]
+    tag = f.agreement
+    if tag is not None:
+        evaluations.append(QualitativeEvaluation(AGREEMENT, AGREEMENT_VALUES[tag]))
+    if f.decided and f.reason in REASON_VALUES:
+        evaluations.append(QualitativeEvaluation(REASON, REASON_VALUES[f.reason]))
+    return evaluations
 
 
 def _declare_local_scheme(ds: Dataset) -> None:

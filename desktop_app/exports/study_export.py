@@ -52,6 +52,7 @@ from desktop_app.exports.content import (
     ModelSummary,
     collect_findings,
     model_summary,
+    reviewers,
 )
 from desktop_app.infra.atomicio import atomic_path, atomic_write_bytes, atomic_write_json
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
@@ -239,7 +240,7 @@ class _Plan:
     model: ModelSummary
     keys: list[KeyImage]
     warnings: list[str]
-    reviewer: str
+    reviewers: tuple[str, ...]
 
     @property
     def renders_keys(self) -> bool:
@@ -352,11 +353,11 @@ def _plan(request: ExportRequest, formats: tuple[str, ...], sources: StudySource
     warnings = list(sources.check_burned_in((k.sop_instance_uid for k in keys), allow))
     if renders_keys and not keys:
         warnings.append(
-            "no positive finding that the reader did not reject: no key image"
+            "no positive finding that the reader did not mark absent: no key image"
             + (" and no secondary capture" if "sc" in formats else "")
         )
-    reviewer = "" if sources.deidentified else _reviewer(review, findings)
-    return _Plan(formats, findings, model, keys, warnings, reviewer)
+    names = () if sources.deidentified else reviewers(findings, review.reviewer if review else "")
+    return _Plan(formats, findings, model, keys, warnings, names)
 
 
 def _write(
@@ -400,25 +401,28 @@ def _evidence_sops(findings: Sequence[ExportFinding], sources: StudySources) -> 
     analysed = list(dict.fromkeys(f.series_instance_uid for f in findings))
     sops = [inst.sop_instance_uid for uid in analysed for inst in sources.series_instances(uid)]
     in_series = set(sops)
-    finding_sops = dict.fromkeys(f.sop_instance_uid for f in findings)
+    finding_sops = dict.fromkeys(
+        s for f in findings for s in (f.sop_instance_uid, f.region_sop_instance_uid)
+    )
     return sops + [s for s in finding_sops if s not in in_series]
 
 
 def _locate(f: ExportFinding, sources: StudySources) -> ExportFinding:
-    """Check that the finding's image is in the inputs; a finding that names no SOP Instance
-    UID (made by an older or another runner) is placed by its slice of the series."""
+    """Check that the finding's image (and the image of the reader's box, when it is on
+    another one) is in the inputs; an image named by no SOP Instance UID (made by an older or
+    another runner) is placed by its slice of the series."""
     if not f.sop_instance_uid:
         found = sources.slice_image(f.series_instance_uid, f.part, f.slice_index)
         if found is not None:
             f = replace(f, sop_instance_uid=found[0], frame=found[1])
     sources.instance(f.sop_instance_uid, f"the {f.label!r} finding")
+    if f.reader_slice_index is not None and not f.reader_sop_instance_uid:
+        found = sources.slice_image(f.series_instance_uid, f.part, f.reader_slice_index)
+        if found is not None:
+            f = replace(f, reader_sop_instance_uid=found[0], reader_frame=found[1])
+    if f.reader_sop_instance_uid:
+        sources.instance(f.reader_sop_instance_uid, f"the reader's box of the {f.label!r} finding")
     return f
-
-
-def _reviewer(review: ReviewState | None, findings: Sequence[ExportFinding]) -> str:
-    if review is not None and review.reviewer:
-        return review.reviewer
-    return next((f.reviewer for f in findings if f.reviewer and f.verdict != "pending"), "")
 
 
 def _frame_number(sources: StudySources, sop: str, frame: int) -> int | None:
@@ -434,15 +438,19 @@ def _write_sr(
     from desktop_app.exports.sr import SrInputs, build_sr
 
     image_of: dict[str, tuple[str, str, int | None]] = {}
+    region_of: dict[str, tuple[str, str, int | None]] = {}
     library: dict[str, Dataset] = {}
+
+    def reference(sop: str, frame: int) -> tuple[str, str, int | None]:
+        header = sources.header(sop)
+        library.setdefault(sop, header)
+        number = _frame_number(sources, sop, frame)
+        return str(header.SOPClassUID), str(header.SOPInstanceUID), number
+
     for f in plan.findings:
-        header = sources.header(f.sop_instance_uid)
-        image_of[f.finding_id] = (
-            str(header.SOPClassUID),
-            str(header.SOPInstanceUID),
-            _frame_number(sources, f.sop_instance_uid, f.frame),
-        )
-        library.setdefault(f.sop_instance_uid, header)
+        image_of[f.finding_id] = reference(f.sop_instance_uid, f.frame)
+        if f.reader_sop_instance_uid:
+            region_of[f.finding_id] = reference(f.reader_sop_instance_uid, f.reader_frame)
     modality = sources.series_modality(plan.findings[0].series_instance_uid)
     sr = build_sr(
         plan.findings,
@@ -452,7 +460,8 @@ def _write_sr(
             image_of=image_of,
             library=list(library.values()),
             modality=modality,
-            reviewer=plan.reviewer,
+            reviewers=plan.reviewers,
+            region_of=region_of,
             include_notes=not sources.deidentified,
         ),
     )
@@ -521,7 +530,7 @@ def _write_pdf(
         [ReportImage(rgb, key.caption) for rgb, key in zip(rendered, plan.keys, strict=True)],
         deidentified=sources.deidentified,
         include_notes=not sources.deidentified,
-        reviewer=plan.reviewer,
+        reviewers=plan.reviewers,
         warnings=[w for w in plan.warnings if not w.startswith("no positive finding")]
         + ([sources.uid_repairs.summary()] if len(sources.uid_repairs) else []),
     )

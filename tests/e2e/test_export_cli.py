@@ -37,7 +37,10 @@ def test_exports_the_saved_review(
     study, result, _ = reviewed
     code, out, err = _run(capsys, study, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
-    assert "using the saved review (3 findings: 1 present, 1 absent, 0 uncertain, 1 not reviewed)" in err
+    assert (
+        "using the saved review (3 findings: 1 present, 1 absent, 0 uncertain, 1 not reviewed)"
+        in err
+    )
     folder = tmp_path / "out" / uid_hash(result.study_instance_uid)
     lines = out.splitlines()
     assert lines[0] == str(folder)
@@ -48,9 +51,33 @@ def test_exports_the_saved_review(
         "sr",
     ]
     doc = json.loads((folder / "findings.json").read_text("utf-8"))
-    assert doc["series"][0]["findings"][0]["review"]["verdict"] == "accepted"
+    nodule = doc["series"][0]["findings"][0]
+    assert (nodule["reader"]["truth"], nodule["reader"]["agreement"]) == ("present", "TP")
     kinds = [r["kind"] for r in AuditLog().records()]
     assert kinds == ["export"]
+
+
+def test_a_missed_finding_of_the_saved_review_is_exported_as_a_false_negative(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files, result, review = chest_study(tmp_path)
+    key = f"{result.series_instance_uid}#{result.part}"
+    review.add_missed(key, "cardiomegaly", (100, 600, 300, 200), slice_index=0)
+    ReviewStore().save(review)
+    code, _out, err = _run(capsys, files[0].parent, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    assert (
+        "(3 findings: 2 present, 1 absent, 0 uncertain, 0 not reviewed; 1 drawn by the reader)"
+        in err
+    )
+    folder = tmp_path / "out" / uid_hash(result.study_instance_uid)
+    doc = json.loads((folder / "findings.json").read_text("utf-8"))
+    cardio = doc["series"][0]["findings"][2]
+    assert (cardio["label"], cardio["positive"]) == ("cardiomegaly", False)
+    assert (cardio["reader"]["agreement"], cardio["reader"]["added"]) == ("FN", True)
+    [sr_path] = (folder / "sr").iterdir()
+    sr = pydicom.dcmread(sr_path)
+    assert sr.CompletionFlag == "COMPLETE"
 
 
 def test_format_flags_pick_the_outputs(
@@ -104,7 +131,7 @@ def test_without_a_review_the_model_runs_first(
     folder = Path(out.splitlines()[0])
     doc = json.loads((folder / "findings.json").read_text("utf-8"))
     findings = doc["series"][0]["findings"]
-    assert [f["review"]["verdict"] for f in findings] == ["pending"] * 3
+    assert [f["reader"]["truth"] for f in findings] == ["pending"] * 3
     assert [f["positive"] for f in findings] == [True, False, False]
     assert doc["model"]["device"] == "cpu"
     [sc] = (folder / "sc").iterdir()

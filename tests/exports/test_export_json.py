@@ -52,8 +52,20 @@ def test_top_level(reviewed: tuple[Any, Any, Any]) -> None:
     }
     assert doc["model"]["tensor_sha256"] == "ab" * 32 and doc["model"]["device"] == "cpu"
     assert doc["review"]["reviewer"] == "Dr Reader"
+    assert doc["review"]["reviewers"] == ["Dr Reader"]
     assert doc["review"]["thresholds"] == {"cardiomegaly": 0.15}
-    assert doc["review"]["counts"] == {"pending": 1, "accepted": 1, "rejected": 1, "positive": 3}
+    assert doc["review"]["counts"] == {
+        "pending": 1,
+        "present": 1,
+        "absent": 1,
+        "uncertain": 0,
+        "TP": 1,
+        "FP": 1,
+        "TN": 0,
+        "FN": 0,
+        "positive": 3,
+        "added": 0,
+    }
     assert doc["files"] == {"pdf": "report.pdf"}
     json.dumps(doc, allow_nan=False)  # plain JSON
 
@@ -66,29 +78,75 @@ def test_findings_carry_verdicts(reviewed: tuple[Any, Any, Any]) -> None:
     assert list(by_label) == ["nodule", "effusion", "cardiomegaly"]
     nodule = by_label["nodule"]
     assert nodule["box"] == dict(zip(("x", "y", "width", "height"), NODULE_BOX, strict=True))
-    assert nodule["review"] == {
-        "verdict": "accepted",
+    assert nodule["reader"] == {
+        "truth": "present",
+        "agreement": "TP",
+        "agreement_now": "TP",
         "reason": None,
         "reason_text": None,
         "note": "Round opacity, right lower zone <check> & compare",
         "note_withheld": False,
+        "box": None,
         "box_edited": False,
+        "added": False,
+        "box_image": None,
+        "verdict_probability": pytest.approx(0.93),
+        "verdict_threshold": 0.41,
         "reviewer": "Dr Reader",
-        "updated": nodule["review"]["updated"],
+        "updated": nodule["reader"]["updated"],
     }
-    assert nodule["review"]["updated"]
+    assert nodule["reader"]["updated"]
     effusion = by_label["effusion"]
-    assert effusion["review"]["reason"] == "fp_artefact"
-    assert effusion["review"]["box_edited"] is True
-    assert effusion["box"] == {"x": 590.0, "y": 690.0, "width": 130.0, "height": 100.0}
-    assert effusion["model_box"] == {"x": 600.0, "y": 700.0, "width": 120.0, "height": 90.0}
-    assert effusion["outline"] is None  # the model's outline no longer matches the box
+    assert effusion["reader"]["truth"] == "absent" and effusion["reader"]["agreement"] == "FP"
+    assert effusion["reader"]["reason"] == "fp_artefact"
+    assert effusion["reader"]["box_edited"] is True
+    assert effusion["reader"]["box"] == {"x": 590.0, "y": 690.0, "width": 130.0, "height": 100.0}
+    assert effusion["box"] == {"x": 600.0, "y": 700.0, "width": 120.0, "height": 90.0}  # model's
+    assert effusion["outline"] is not None  # the model's, kept beside the reader's box
     cardio = by_label["cardiomegaly"]
     assert (cardio["threshold"], cardio["threshold_source"], cardio["positive"]) == (
         0.15,
         "reader",
         True,
     )
+    assert cardio["reader"]["truth"] == "pending" and cardio["reader"]["agreement"] is None
+
+
+def test_a_threshold_moved_after_the_verdict_keeps_the_recorded_decision(
+    reviewed: tuple[Any, Any, Any],
+) -> None:
+    _, result, review = reviewed
+    review.set_truth(fid(result, "cardiomegaly"), "absent")  # at 0.15: p 0.2 is positive, FP
+    review.set_threshold("cardiomegaly", 0.5)  # now negative
+    [series] = _doc(result, review)["series"]
+    cardio = {f["label"]: f for f in series["findings"]}["cardiomegaly"]
+    assert (cardio["threshold"], cardio["threshold_source"], cardio["positive"]) == (
+        0.15,
+        "reader",
+        True,
+    )
+    assert (cardio["threshold_now"], cardio["positive_now"]) == (0.5, False)
+    reader = cardio["reader"]
+    assert (reader["truth"], reader["agreement"], reader["agreement_now"]) == ("absent", "FP", "TN")
+    assert reader["verdict_threshold"] == 0.15
+    assert reader["verdict_probability"] == pytest.approx(0.2)
+
+
+def test_a_missed_finding_is_a_false_negative_with_the_readers_box(
+    reviewed: tuple[Any, Any, Any],
+) -> None:
+    _, result, review = reviewed
+    review.reset_threshold("cardiomegaly")  # 0.6: p 0.2 is negative
+    key = f"{result.series_instance_uid}#{result.part}"
+    review.add_missed(key, "cardiomegaly", (100, 600, 300, 200), slice_index=0)
+    doc = _doc(result, review)
+    cardio = {f["label"]: f for f in doc["series"][0]["findings"]}["cardiomegaly"]
+    assert cardio["positive"] is False and cardio["box"] is None  # the model located nothing
+    reader = cardio["reader"]
+    assert (reader["truth"], reader["agreement"], reader["added"]) == ("present", "FN", True)
+    assert reader["box"] == {"x": 100.0, "y": 600.0, "width": 300.0, "height": 200.0}
+    assert reader["box_edited"] is False and reader["reviewer"] == "Dr Reader"
+    assert doc["review"]["counts"]["FN"] == 1 and doc["review"]["counts"]["added"] == 1
 
 
 def test_each_finding_reads_as_a_findings_schema_finding(reviewed: tuple[Any, Any, Any]) -> None:
@@ -109,8 +167,9 @@ def test_exported_uids_and_withheld_text(reviewed: tuple[Any, Any, Any]) -> None
     assert result.study_instance_uid not in text and result.series_instance_uid not in text
     assert "Round opacity" not in text and "Dr Reader" not in text
     nodule = doc["series"][0]["findings"][0]
-    assert nodule["review"]["note"] is None and nodule["review"]["note_withheld"] is True
-    assert doc["review"]["reviewer"] is None
+    assert nodule["reader"]["note"] is None and nodule["reader"]["note_withheld"] is True
+    assert nodule["reader"]["reviewer"] is None
+    assert doc["review"]["reviewer"] is None and doc["review"]["reviewers"] == []
 
 
 def test_written_by_export_study(tmp_path: Path, reviewed: tuple[Any, Any, Any]) -> None:

@@ -76,11 +76,11 @@ def _model(**kw: Any) -> ModelSummary:
 class TestContent:
     def test_header_summary_and_rows(self) -> None:
         findings = [
-            _finding(1, verdict="accepted", note="real one"),
-            _finding(2, verdict="rejected", reason="fp_artefact", threshold_source="reader"),
-            _finding(3, positive=False, box=(1.0, 2.0, 3.0, 4.0), box_edited=True),
+            _finding(1, truth="present", note="real one", reviewer="Dr Reader"),
+            _finding(2, truth="absent", reason="fp_artefact", threshold_source="reader"),
+            _finding(3, positive=False, reader_box=(1.0, 2.0, 3.0, 4.0)),
         ]
-        content = build_report(HEADER, findings, _model(), [], reviewer="Dr Reader")
+        content = build_report(HEADER, findings, _model(), [], reviewers=["Dr Reader"])
         header = dict(content.header)
         assert header["Patient"] == "Testperson, Jolene"
         assert header["Birth date"] == "1970-03-14"
@@ -88,13 +88,56 @@ class TestContent:
         assert header["Reviewed by"] == "Dr Reader"
         assert "De-identified" not in header
         assert content.summary.startswith("3 finding(s), 2 positive")
-        assert "1 accepted, 1 rejected, 1 not reviewed" in content.summary
+        assert "1 present, 1 absent, 0 uncertain, 1 not reviewed" in content.summary
+        assert "agreement with the model: 1 TP, 1 FP, 0 TN, 0 FN" in content.summary
+        assert content.columns[3:5] == (
+            "Model decision (p, threshold, call)",
+            "Reader's verdict (agreement)",
+        )
         rows = {row[1]: row for row in content.rows}
-        assert rows["label1"][6:] == ("accepted", "real one")
-        assert rows["label2"][4] == "0.40 (reader)"
-        assert rows["label2"][6] == "rejected (False positive – artefact)"
-        assert rows["label3"][5] == "negative"
-        assert rows["label3"][7] == "box edited by the reader."
+        assert rows["label1"][3] == "p 0.501 · threshold 0.40 → positive"
+        assert rows["label1"][4:] == ("present\nagrees: true positive", "real one")
+        assert rows["label2"][3] == "p 0.502 · threshold 0.40 (reader) → positive"
+        assert rows["label2"][4] == (
+            "absent\ndisagrees: false positive\n(False positive – artefact)"
+        )
+        assert rows["label3"][3].endswith("→ negative")
+        assert rows["label3"][4] == "not reviewed"
+        assert rows["label3"][5] == "box edited by the reader."
+        assert content.missed == ()
+
+    def test_a_threshold_moved_after_the_verdict_is_shown_beside_the_recorded_one(self) -> None:
+        finding = _finding(1, truth="absent", positive=False, threshold=0.6, threshold_now=0.0)
+        [row] = build_report(HEADER, [finding], _model(), []).rows
+        assert row[3] == (
+            "p 0.501 · threshold 0.60 → negative\n(at the verdict; threshold now 0.00 → positive)"
+        )
+        assert row[4] == "absent\nagrees: true negative"
+
+    def test_missed_findings_are_listed(self) -> None:
+        missed = _finding(
+            4,
+            positive=False,
+            probability=0.12,
+            threshold=0.5,
+            truth="present",
+            reason="fn_subtle",
+            reader_box=(100.0, 200.0, 60.0, 40.0),
+            added=True,
+        )
+        unboxed = _finding(5, positive=False, probability=0.3, truth="present")
+        content = build_report(HEADER, [missed, unboxed], _model(), [])
+        rows = {row[1]: row for row in content.rows}
+        assert rows["label4"][4] == (
+            "present, added by the reader\ndisagrees: false negative\n(Missed – subtle finding)"
+        )
+        assert rows["label4"][5] == "box drawn by the reader."
+        assert content.missed == (
+            "label4: series 1, slice 5, reader's box x 100, y 200, 60 × 40 px; "
+            "model p 0.120 < threshold 0.50",
+            "label5: series 1, slice 6, no box drawn; model p 0.300 < threshold 0.40",
+        )
+        assert "2 FN" in content.summary and "1 finding(s) added by the reader" in content.summary
 
     def test_model_card_summary(self) -> None:
         content = build_report(HEADER, [_finding(1)], _model(), [])
@@ -126,7 +169,7 @@ class TestContent:
         header = dict(content.header)
         assert header["Reviewed by"] == "withheld"
         assert header["De-identified"].startswith("yes")
-        assert content.rows[0][7] == "withheld"
+        assert content.rows[0][5] == "withheld"
 
 
 @pytest.mark.parametrize(
@@ -192,6 +235,8 @@ class TestRenderedPdf:
 
 def test_exported_report_of_a_reviewed_study(tmp_path: Path) -> None:
     files, result, review = chest_study(tmp_path)
+    key = f"{result.series_instance_uid}#{result.part}"
+    review.add_missed(key, "cardiomegaly", (100, 600, 300, 200), slice_index=0)
     out = export_study(
         ExportRequest(
             study_paths=files,
@@ -206,7 +251,14 @@ def test_exported_report_of_a_reviewed_study(tmp_path: Path) -> None:
     reader = PdfReader(out.pdf)
     text = _flat([page.extract_text() for page in reader.pages])
     assert "Testperson, Jolene" in text and "MRN-77123" in text
-    assert "accepted" in text and "rejected (False positive – artefact)" in text
+    assert "Model decision (p, threshold, call)" in text
+    assert "Reader's verdict (agreement)" in text
+    assert "p 0.930 · threshold 0.41 → positive present agrees: true positive" in text
+    assert "absent disagrees: false positive (False positive – artefact)" in text
+    assert "p 0.200 · threshold 0.60 → negative present, added by the reader" in text
+    assert "disagrees: false negative" in text
+    assert "Findings the model missed (added by the reader)" in text
+    assert "cardiomegaly: series 1, slice 1, reader's box x 100, y 600, 300 × 200 px" in text
     assert "Round opacity, right lower zone <check> & compare" in text
-    assert "Dr Reader" in text
-    assert sum(len(page.images) for page in reader.pages) == 1  # the nodule's key image
+    assert "Reviewed by Dr Reader" in text
+    assert sum(len(page.images) for page in reader.pages) == 1  # one radiograph: one key image

@@ -21,6 +21,7 @@ from desktop_app.exports.content import (
 from desktop_app.exports.secondary_capture import (
     KeyImage,
     key_images,
+    marks_for,
     patient_orientation,
     render_key_image,
     scale_factor,
@@ -45,9 +46,10 @@ def _finding(
     sop: str,
     *,
     positive: bool = True,
-    verdict: str = "pending",
+    truth: str = "pending",
     probability: float = 0.9,
     index: int = 0,
+    **kw: Any,
 ) -> ExportFinding:
     return ExportFinding(
         finding_id=f"s#1:{label}",
@@ -63,25 +65,55 @@ def _finding(
         sop_instance_uid=sop,
         frame=0,
         box=(1.0, 1.0, 4.0, 4.0),
-        verdict=verdict,
+        model_box=(1.0, 1.0, 4.0, 4.0),
+        truth=truth,
+        **kw,
     )
 
 
 class TestKeyImages:
-    def test_positive_findings_not_rejected_one_image_each(self) -> None:
+    def test_positive_findings_not_marked_absent_one_image_each(self) -> None:
         findings = [
             _finding("nodule", "sop1", probability=0.7),
             _finding("effusion", "sop1", probability=0.8, index=1),
-            _finding("mass", "sop2", probability=0.95, verdict="accepted", index=2),
+            _finding("mass", "sop2", probability=0.95, truth="present", index=2),
             _finding("cardio", "sop3", positive=False, index=3),
-            _finding("other", "sop4", verdict="rejected", index=4),
+            _finding("other", "sop4", truth="absent", index=4),
+            _finding("unsure", "sop5", truth="uncertain", probability=0.6, index=5),
         ]
         keys = key_images(findings)
-        assert [k.sop_instance_uid for k in keys] == ["sop2", "sop1"]  # most probable first
+        assert [k.sop_instance_uid for k in keys] == ["sop2", "sop1", "sop5"]  # most probable
         assert [f.label for f in keys[1].findings] == ["nodule", "effusion"]  # label order
 
     def test_none_without_positives(self) -> None:
         assert key_images([_finding("n", "sop1", positive=False)]) == []
+        # the reader says present but drew nothing: there is nothing to show
+        assert key_images([_finding("n", "sop1", positive=False, truth="present")]) == []
+
+    def test_a_missed_finding_is_shown_on_the_image_its_box_was_drawn_on(self) -> None:
+        missed = _finding(
+            "effusion",
+            "sop1",
+            positive=False,
+            truth="present",
+            probability=0.1,
+            reader_box=(5.0, 6.0, 7.0, 8.0),
+            added=True,
+            reader_sop_instance_uid="sop7",
+            reader_slice_index=7,
+            heatmap=np.ones((16, 16), np.float32),
+        )
+        [key] = key_images([missed])
+        assert (key.sop_instance_uid, key.slice_index) == ("sop7", 7)
+        assert "present, missed by the model (FN)" in key.caption
+        [mark] = marks_for(key.findings)
+        assert mark.box == (5.0, 6.0, 7.0, 8.0)
+        assert mark.heatmap is None and mark.outline is None  # the model's: not this finding's
+
+    def test_a_negative_draws_neither_box_nor_heatmap(self) -> None:
+        quiet = _finding("n", "sop1", positive=False, heatmap=np.ones((4, 4), np.float32))
+        [mark] = marks_for([quiet])
+        assert mark.box is None and mark.heatmap is None
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +201,7 @@ def test_the_overlay_box_outline_and_notice_are_burned_in() -> None:
         sop_instance_uid="sop",
         frame=0,
         box=(150.0, 200.0, 60.0, 50.0),
-        verdict="accepted",
+        truth="present",
     )
     rgb = render_key_image(image, KeyImage("s", "sop", 0, 0, (finding,)), MODEL)
     cyan = np.array(label_colour(0), dtype=np.uint8)
@@ -205,7 +237,7 @@ def test_small_images_are_enlarged_with_their_marks() -> None:
     assert (rgb[240, 120:180] == cyan).all()  # the box's top edge, six times further out
 
 
-def test_an_edited_box_replaces_the_outline_and_rejected_findings_are_left_out(
+def test_an_edited_box_replaces_the_outline_and_absent_findings_are_left_out(
     tmp_path: Path,
 ) -> None:
     _files, result, review = chest_study(tmp_path)
@@ -214,7 +246,10 @@ def test_an_edited_box_replaces_the_outline_and_rejected_findings_are_left_out(
     [key] = key_images(findings)
     assert [f.label for f in key.findings] == ["nodule"]
     [nodule] = key.findings
-    assert nodule.box == (250, 500, 80, 70) and nodule.outline is None and nodule.box_edited
+    assert nodule.box == (250, 500, 80, 70) and nodule.box_edited
+    assert nodule.region_source == "edited"
+    [mark] = marks_for(key.findings)
+    assert mark.box == (250, 500, 80, 70) and mark.outline is None
 
 
 def test_a_ct_slice_becomes_a_secondary_capture_with_orientation_from_iop(tmp_path: Path) -> None:

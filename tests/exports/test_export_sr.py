@@ -28,6 +28,7 @@ from desktop_app.exports.study_export import ExportRequest, export_study
 from desktop_app.infra.errors import ExportError
 from tests.helpers.dicomfiles import pydicom_test_file
 from tests.helpers.exports import (
+    CHEST,
     CT_DIR,
     NODULE_BOX,
     chest_study,
@@ -35,8 +36,13 @@ from tests.helpers.exports import (
     fid,
     make_manifest,
     make_result,
+    make_review,
     rectangle,
 )
+
+
+def result_key(result: Any) -> str:
+    return f"{result.series_instance_uid}#{result.part}"
 
 
 def _export_sr(tmp_path: Path, **kw: Any) -> tuple[hd.sr.ComprehensiveSR, Path]:
@@ -72,6 +78,15 @@ def _source_of(region: Any) -> Any:
     [image] = region.ContentSequence
     assert image.RelationshipType == "SELECTED FROM"
     return image.ReferencedSOPSequence[0]
+
+
+def _evaluations(group: Any) -> dict[str, tuple[str, str, str]]:
+    """A measurement group's coded qualitative evaluations: name -> (scheme, value, meaning)."""
+    return {
+        q.name.meaning: (q.value.scheme_designator, q.value.value, q.value.meaning)
+        for q in group.get_qualitative_evaluations()
+        if q.name.meaning != "Geometric purpose of region"
+    }
 
 
 def _group_by_finding(sr: hd.sr.ComprehensiveSR) -> dict[str, Any]:
@@ -137,26 +152,20 @@ class TestReviewedChestSR:
         nodule = groups["Nodule"]
         values = {m.name.meaning: m.value for m in nodule.get_measurements()}
         assert values == pytest.approx({"Probability": 0.93, "Threshold Value": 0.41})
-        evaluations = {
-            q.name.meaning: q.value.meaning for q in nodule.get_qualitative_evaluations()
+        assert _evaluations(nodule) == {
+            "Model decision at operating threshold": ("DCM", "121053", "Present"),
+            "Reader's assessment": ("DCM", "121053", "Present"),
+            "Agreement with model decision": (LOCAL_SCHEME, "RA-TP", "True positive"),
+            "Region source": (LOCAL_SCHEME, "RA-MODEL-OUTLINE", "Model heatmap region outline"),
         }
-        assert evaluations["Model decision at operating threshold"] == "Present"
-        assert evaluations["Reader verdict"] == "Accepted by reader"
-        assert evaluations["Region source"] == "Model heatmap region outline"
-        effusion = {
-            q.name.meaning: q.value
-            for q in groups["Pleural effusion"].get_qualitative_evaluations()
-        }
-        assert effusion["Reader verdict"].value == "RA-REJECTED"
-        assert effusion["Rejection reason"].value == "RA-FP-ARTEFACT"
-        assert effusion["Reader verdict"].scheme_designator == LOCAL_SCHEME
-        cardio = {
-            q.name.meaning: q.value.meaning
-            for q in groups["Cardiomegaly"].get_qualitative_evaluations()
-        }
-        assert cardio == {
-            "Model decision at operating threshold": "Absent",
-            "Reader verdict": "Not reviewed",
+        effusion = _evaluations(groups["Pleural effusion"])
+        assert effusion["Model decision at operating threshold"][2] == "Present"
+        assert effusion["Reader's assessment"] == ("DCM", "121054", "Absent")
+        assert effusion["Agreement with model decision"][1] == "RA-FP"
+        assert effusion["Reason for disagreement"][:2] == (LOCAL_SCHEME, "RA-FP-ARTEFACT")
+        assert _evaluations(groups["Cardiomegaly"]) == {
+            "Model decision at operating threshold": ("DCM", "121054", "Absent"),
+            "Reader's assessment": (LOCAL_SCHEME, "RA-PENDING", "Not reviewed"),
         }
 
     def test_region_is_the_outline_on_the_source_image(
@@ -217,8 +226,108 @@ def test_an_edited_box_is_the_region_and_says_so(tmp_path: Path) -> None:
     nodule = _group_by_finding(sr)["Nodule"]
     expected = [*rectangle((250, 500, 80, 70)), rectangle((250, 500, 80, 70))[0]]
     np.testing.assert_allclose(nodule.roi.value, np.asarray(expected))
-    sources = {q.name.meaning: q.value.meaning for q in nodule.get_qualitative_evaluations()}
-    assert sources["Region source"] == "Box edited by reader"
+    assert _evaluations(nodule)["Region source"][2] == "Box edited by reader"
+
+
+def test_a_threshold_moved_after_the_verdict_changes_nothing_recorded(tmp_path: Path) -> None:
+    """Issue 14: an accepted negative must not become "Present at threshold 0.0"."""
+    files, result, review = chest_study(tmp_path)
+    review.set_truth(fid(result, "cardiomegaly"), "absent")  # p 0.2 < 0.6: a true negative
+    review.set_threshold("cardiomegaly", 0.0)  # the slider, moved afterwards
+    review.set_threshold("nodule", 0.99)  # the accepted nodule is now "negative" too
+    sr, _ = _export_sr(tmp_path, study_paths=files, results=[result], review=review)
+    groups = _group_by_finding(sr)
+    cardio = groups["Cardiomegaly"]
+    assert _evaluations(cardio) == {
+        "Model decision at operating threshold": ("DCM", "121054", "Absent"),
+        "Reader's assessment": ("DCM", "121054", "Absent"),
+        "Agreement with model decision": (LOCAL_SCHEME, "RA-TN", "True negative"),
+    }
+    values = {m.name.meaning: m.value for m in cardio.get_measurements()}
+    assert values == pytest.approx({"Probability": 0.2, "Threshold Value": 0.6})
+    nodule = groups["Nodule"]
+    assert _evaluations(nodule)["Model decision at operating threshold"][2] == "Present"
+    assert _evaluations(nodule)["Agreement with model decision"][1] == "RA-TP"
+    values = {m.name.meaning: m.value for m in nodule.get_measurements()}
+    assert values["Threshold Value"] == pytest.approx(0.41)
+    assert nodule.roi is not None  # still the model's region: it was positive when accepted
+
+
+def test_a_pending_finding_is_decided_at_the_threshold_in_force(tmp_path: Path) -> None:
+    files, result, review = chest_study(tmp_path)
+    review.set_threshold("cardiomegaly", 0.15)  # pending, so the slider decides
+    sr, _ = _export_sr(tmp_path, study_paths=files, results=[result], review=review)
+    cardio = _group_by_finding(sr)["Cardiomegaly"]
+    assert _evaluations(cardio)["Model decision at operating threshold"][2] == "Present"
+    values = {m.name.meaning: m.value for m in cardio.get_measurements()}
+    assert values["Threshold Value"] == pytest.approx(0.15)
+
+
+def test_a_missed_finding_is_the_readers_with_their_box_and_no_model_region(
+    tmp_path: Path,
+) -> None:
+    files, result, review = chest_study(tmp_path)
+    drawn = (100.0, 600.0, 300.0, 200.0)
+    review.add_missed(result_key(result), "cardiomegaly", drawn, slice_index=0)
+    sr, _ = _export_sr(tmp_path, study_paths=files, results=[result], review=review)
+    cardio = _group_by_finding(sr)["Cardiomegaly"]
+    assert _evaluations(cardio) == {
+        "Model decision at operating threshold": ("DCM", "121054", "Absent"),
+        "Reader's assessment": ("DCM", "121053", "Present"),
+        "Agreement with model decision": (LOCAL_SCHEME, "RA-FN", "False negative"),
+        "Region source": (
+            LOCAL_SCHEME,
+            "RA-READER-ADDED",
+            "Box drawn by reader (finding added by reader)",
+        ),
+    }
+    np.testing.assert_allclose(cardio.roi.value, np.asarray([*rectangle(drawn), drawn[:2]]))
+    assert sr.CompletionFlag == "COMPLETE"  # every label now has a verdict
+
+
+def test_a_missed_finding_on_another_slice_references_that_slice(tmp_path: Path) -> None:
+    files = copy_study(CT_DIR, tmp_path / "ct")
+    result = make_result(files, {"nodule": (0.8, 17, (70.0, 110.0, 15.0, 16.0))})
+    review = make_review(result)
+    slice25 = pydicom.dcmread(files[25], stop_before_pixels=True)
+    review.add_missed(
+        result_key(result),
+        "effusion",
+        (20, 30, 40, 50),
+        slice_index=25,
+        sop_instance_uid=str(slice25.SOPInstanceUID),
+    )
+    sr, _ = _export_sr(tmp_path, study_paths=[tmp_path / "ct"], results=[result], review=review)
+    effusion = _group_by_finding(sr)["Pleural effusion"]
+    assert _source_of(effusion.roi).ReferencedSOPInstanceUID == slice25.SOPInstanceUID
+    assert effusion.tracking_identifier == "effusion (slice 26)"
+    assert _evaluations(effusion)["Agreement with model decision"][1] == "RA-FN"
+
+
+def test_every_reader_who_gave_a_verdict_is_a_person_observer(tmp_path: Path) -> None:
+    files, result, review = chest_study(tmp_path)
+    review.set_truth(fid(result, "cardiomegaly"), "uncertain", reviewer="Second Reader")
+    sr, _ = _export_sr(tmp_path, study_paths=files, results=[result], review=review)
+    names = [str(i.PersonName) for i in _walk(sr) if i.ValueType == "PNAME"]
+    assert names == ["Dr Reader^", "Second Reader^"]
+    observers = [
+        i.ConceptCodeSequence[0].CodeMeaning
+        for i in _walk(sr)
+        if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeMeaning == "Observer Type"
+    ]
+    assert observers == ["Person", "Person", "Device"]
+    cardio = _group_by_finding(sr)["Cardiomegaly"]
+    assert _evaluations(cardio)["Reader's assessment"] == ("SCT", "82334004", "Indeterminate")
+    assert "Agreement with model decision" not in _evaluations(cardio)
+
+
+def test_without_a_reader_name_there_is_no_person_observer(tmp_path: Path) -> None:
+    files = copy_study(CHEST, tmp_path / "study")
+    result = make_result(files, {"nodule": (0.93, 0, NODULE_BOX)})
+    review = make_review(result, reviewer="")
+    review.accept(fid(result, "nodule"))
+    sr, _ = _export_sr(tmp_path, study_paths=files, review=review)
+    assert not [i for i in _walk(sr) if i.ValueType == "PNAME"]
 
 
 def test_a_ct_finding_references_its_slice_and_every_slice_is_evidence(tmp_path: Path) -> None:

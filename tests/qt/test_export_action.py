@@ -28,5 +28,7 @@ def test_export_writes_the_four_formats_off_the_gui_thread(qtbot, make_window, t
     assert result.folder == tmp_path / "out" / uid_hash(state.study_uid)
     assert result.sr is not None and result.pdf is not None and result.json is not None
     doc = json.loads(Path(result.json).read_text("utf-8"))
-    verdicts = {f["label"]: f["review"]["verdict"] for s in doc["series"] for f in s["findings"]}
-    assert verdicts["nodule"] == "accepted"
+    agreements = {
+        f["label"]: f["reader"]["agreement"] for s in doc["series"] for f in s["findings"]
+    }
+    assert agreements["nodule"] == "TP"  # present, as the model called it
