@@ -448,6 +448,8 @@ def _applicability_title(check: Any) -> str:
 
 
 def _print_table(results: Sequence[tuple[str, Any]], stream: TextIO) -> None:
+    if not results:
+        return  # nothing ran: the problem lines say why
     rows = [("series", "label", "probability", "threshold", "positive", "note")]
     for name, result in results:
         for f in result.findings:
