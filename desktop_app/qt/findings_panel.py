@@ -457,7 +457,7 @@ class FindingsPanelWidget(QWidget):
     def show_refusal(self, reason: str) -> None:
         """The model was not run on the shown series: ``reason`` (one line) and "Run anyway"."""
         self._refusal = reason
-        self._show_banner()
+        self.refresh()
 
     def _scope_lines(self) -> list[str]:
         """The banner's lines: a refusal, or what the saved run's input check says."""
@@ -541,8 +541,11 @@ class FindingsPanelWidget(QWidget):
                 f"{by[ABSENT]} absent, {by[UNCERTAIN]} uncertain, {pending} pending"
                 + (f"  ·  {missed} missed by the model" if missed else "")
             )
+        elif self._refusal:
+            self.summary.setText("")  # the banner says why there are none
         else:
             self.summary.setText("No findings for this series yet — run the model (Ctrl+Enter)")
+        self.summary.setVisible(bool(self.summary.text()))
         self._refresh_review_box()
 
     def select(self, finding_id: str | None) -> None:
