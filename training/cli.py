@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.commands.evaluate",
         "score a model file on a manifest split: AUROC with CIs, sensitivity, specificity, ECE",
     ),
+    "calibrate": (
+        "training.commands.calibrate",
+        "re-fit a model file's intended input, OOD score, temperatures and thresholds (no training)",
+    ),
     "manifest-from-reviews": (
         "training.commands.manifest_from_reviews",
         "turn accepted and rejected findings of saved reviews into a training manifest",

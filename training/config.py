@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from desktop_app.infra.errors import ConfigError
+from desktop_app.infra.errors import ConfigError, ModelFileError
+from desktop_app.model.applicability import IMAGE_KINDS, IntendedInput
 from desktop_app.model.networks import INITS, get_arch
 from desktop_app.model.preprocessing import (
     INTERPOLATIONS,
@@ -146,6 +147,23 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ApplicabilityConfig:
+    """Where the model file says the model applies, and its calibration (fitted after training).
+
+    The intended-input lists default (None) to what the train split's headers hold; a list or
+    value given here replaces that (an empty list means any)."""
+
+    modalities: list[str] | None = None
+    body_parts: list[str] | None = None
+    view_positions: list[str] | None = None
+    image_kind: str | None = None
+    min_matrix: int | None = None
+    ood: bool = True
+    ood_percentile: float = 95.0
+    temperature_scaling: bool = True
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     device: str = "auto"
@@ -159,6 +177,7 @@ class TrainConfig:
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    applicability: ApplicabilityConfig = field(default_factory=ApplicabilityConfig)
 
     # ------------------------------------------------------------------ views
 
@@ -199,7 +218,7 @@ class TrainConfig:
         """A hash of what decides the trained weights (not output, device or worker count);
         a resumed run must match it."""
         d = self.resolved().to_dict()
-        for key in ("device", "threads", "output", "evaluation", "thresholds"):
+        for key in ("device", "threads", "output", "evaluation", "thresholds", "applicability"):
             d.pop(key)
         for key in ("workers", "cache", "cache_dir", "manifest"):
             d["data"].pop(key)
@@ -383,6 +402,31 @@ def _validate(c: TrainConfig) -> None:
     _check_augment(c.augment)
     _check_optim(c.optim)
     _check_stopping_and_evaluation(c)
+    _check_applicability(c.applicability)
+
+
+def _check_applicability(a: ApplicabilityConfig) -> None:
+    """Intended-input codes and kind, matrix size, the OOD percentile."""
+    if a.image_kind is not None:
+        _choice(a.image_kind, IMAGE_KINDS, "applicability.image_kind")
+    _check(
+        a.min_matrix is None or 0 <= a.min_matrix <= 65535,
+        f"config applicability.min_matrix {a.min_matrix} must be in 0..65535",
+    )
+    _check(
+        50.0 <= a.ood_percentile < 100.0,
+        f"config applicability.ood_percentile {a.ood_percentile} must be in [50, 100)",
+        "95 flags about 5 % of images like the validation split",
+    )
+    for key in ("modalities", "body_parts", "view_positions"):
+        codes: dict[str, Any] = {key: tuple(getattr(a, key) or ())}
+        try:
+            IntendedInput(**codes)
+        except ModelFileError as err:
+            raise ConfigError(
+                f"config applicability.{key}: {err.reason.removeprefix('manifest ')}",
+                hint="use DICOM code strings: upper case letters, digits, _ (e.g. CR, CHEST, PA)",
+            ) from None
 
 
 def _check_data(d: DataConfig) -> None:

@@ -21,8 +21,10 @@ import torch
 
 from desktop_app.infra.cancel import Progress, StopFlag
 from desktop_app.infra.errors import DataError
+from desktop_app.model.applicability import OodModel
 from desktop_app.model.preprocessing import PreprocessSpec
-from training.batches import predict_logits, sigmoid
+from training.batches import predict_logits_and_features
+from training.calibration import calibrated_probs
 from training.data import Dataset, Splits, read_dataset, split_dataset
 from training.dataset import UnitImageDataset, load_units
 from training.metrics import choose_threshold, roc_curve, split_metrics
@@ -105,26 +107,23 @@ def predict_indices(
     spec: PreprocessSpec,
     runtime: Runtime,
     *,
+    temperatures: Mapping[str, float] | None = None,
+    labels: Sequence[str] = (),
     batch_size: int = 32,
     workers: int = 0,
     channels_last: bool = False,
     progress: Progress | None = None,
     stop: StopFlag = None,
-) -> np.ndarray:
-    """Probabilities (len(indices), L) of ``model`` on cached unit images, no augmentation."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (len(indices), L) of ``model`` on cached unit images, no augmentation,
+    temperature-scaled as the app does when ``temperatures`` are given (columns in ``labels``
+    order), and the penultimate features (len(indices), D) of the same float32 pass."""
     ds = UnitImageDataset(units, data.label_matrix(), indices, spec)
-    logits = predict_logits(
-        model,
-        ds,
-        runtime,
-        batch_size=batch_size,
-        workers=workers,
-        amp=runtime.cuda,
-        channels_last=channels_last,
-        progress=progress,
-        stop=stop,
-    )
-    return sigmoid(logits)
+    logits, features = predict_logits_and_features(
+        model, ds, runtime, batch_size=batch_size, workers=workers,
+        channels_last=channels_last, progress=progress, stop=stop,
+    )  # fmt: skip
+    return calibrated_probs(logits, labels, temperatures), features
 
 
 def split_indices(splits: Splits, split: str, n: int) -> list[int]:
@@ -209,9 +208,10 @@ def evaluate_model_file(
         stop=stop,
     )
     runtime = Runtime(dev)
-    probs = predict_indices(
-        loaded.network, data, units, indices, spec, runtime, batch_size=batch_size, stop=stop
-    )
+    probs, features = predict_indices(
+        loaded.network, data, units, indices, spec, runtime, batch_size=batch_size, stop=stop,
+        temperatures=manifest.temperatures, labels=labels,
+    )  # fmt: skip
     y = data.label_matrix(indices)
     metrics = split_metrics(
         y, probs, labels, dict(manifest.thresholds), n_boot=n_boot, level=ci_level, seed=seed
@@ -238,7 +238,21 @@ def evaluate_model_file(
         "ci_level": ci_level,
         "labels": {label: metrics[label] for label in labels},
         "mean_auroc": metrics["mean_auroc"],
+        "calibrated": manifest.temperatures is not None,
+        "ood": _ood_summary(loaded.ood, features),
         "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def _ood_summary(ood: OodModel | None, features: np.ndarray) -> dict[str, Any] | None:
+    """The OOD threshold and the fraction of the split's images over it (None: no OOD)."""
+    if ood is None:
+        return None
+    flags = ood.flags(ood.score(features))
+    return {
+        "threshold": ood.threshold,
+        "flagged": int(flags.sum()),
+        "flag_rate": round(float(flags.mean()), 4) if len(flags) else None,
     }
 
 

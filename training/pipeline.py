@@ -44,6 +44,14 @@ from desktop_app.infra.atomicio import atomic_write_json, atomic_write_text
 from desktop_app.infra.cancel import Progress, StopFlag
 from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import ConfigError, DataError
+from training.applicability import (
+    Applicability,
+    SplitOutputs,
+    calibrated_metrics,
+    fit_applicability,
+    score_splits,
+)
+from training.calibration import logits_of
 from training.config import TrainConfig, write_config
 from training.data import (
     Dataset,
@@ -54,10 +62,10 @@ from training.data import (
     split_dataset,
 )
 from training.dataset import Stopped, load_units
-from training.evaluate import ThresholdChoice, choose_thresholds, predict_indices, roc_points
+from training.evaluate import ThresholdChoice, roc_points
 from training.loop import EpochCallback, ProgressFactory, TrainResult, train_model
 from training.metrics import per_label_auroc, split_metrics
-from training.runtime import Runtime, setup_runtime, share_units
+from training.runtime import setup_runtime, share_units
 
 log = logging.getLogger(__name__)
 
@@ -371,18 +379,17 @@ class Fit:
         if result.stopped:
             self._write_metrics(out, {**self.metrics, "history": result.history, "stopped": True})
             return self._stopped(result.history)
-        labels = data.labels
-        y_val = data.label_matrix(splits.val)
-        assert result.val_probs is not None
-        choice = choose_thresholds(
-            y_val, result.val_probs, labels, c.thresholds.rule, c.thresholds.target_sensitivity,
-            where=f"the validation split ({len(splits.val)} images)",
-        )  # fmt: skip
-        final_metrics: dict[str, Any] = {
-            "val": self._metrics_for(y_val, result.val_probs, labels, choice.thresholds, c.seed)
-        }
-        probs: dict[str, tuple[Sequence[int], np.ndarray]] = {"val": (splits.val, result.val_probs)}
-        self._test(result.model, data, units, splits.test, choice, final_metrics, probs)
+        if not self.main:  # rank 0 scores, calibrates and writes; the others are done
+            return FitOutcome(out, None, self.metrics, result.history, notes=self.notes)
+        scored = self._score(
+            result.model,
+            data,
+            units,
+            {"train": splits.train, "val": splits.val, "test": splits.test},
+        )
+        applicability = fit_applicability(c.applicability, data, scored)
+        where = f"the validation split ({len(splits.val)} images)"
+        choice, final_metrics, probs = self._calibrated_metrics(data, scored, applicability, where)
         training = {
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -391,38 +398,36 @@ class Fit:
             "train_seconds": round(result.seconds, 1),
         }
         return self._finish(
-            data, result.model, result.history, choice, final_metrics, probs, training, start
-        )
-
-    def _predict(
-        self, model: torch.nn.Module, data: Dataset, units: torch.Tensor, indices: Sequence[int]
-    ) -> np.ndarray:
-        rt = Runtime(self.runtime.device)  # this process alone, no collectives
-        return predict_indices(
-            model, data, units, indices, self.config.preprocess_spec(), rt,
-            batch_size=max(32, self.config.optim.batch_size), workers=self.config.data.workers,
-            channels_last=self.config.optim.channels_last, stop=self.stop,
+            data, result.model, result.history, choice, final_metrics, probs, training, start,
+            applicability,
         )  # fmt: skip
 
-    def _test(
+    def _score(
         self,
         model: torch.nn.Module,
         data: Dataset,
         units: torch.Tensor,
-        test: Sequence[int],
-        choice: ThresholdChoice,
-        final_metrics: dict[str, Any],
-        probs: dict[str, tuple[Sequence[int], np.ndarray]],
-    ) -> None:
-        """Metrics and probabilities of the test split (rank 0, when there is one)."""
-        if not test or not self.main:
-            return
+        splits: Mapping[str, Sequence[int]],
+    ) -> dict[str, SplitOutputs]:
         c = self.config
-        p_test = self._predict(model, data, units, test)
-        final_metrics["test"] = self._metrics_for(
-            data.label_matrix(test), p_test, data.labels, choice.thresholds, c.seed + 101
+        return score_splits(
+            model, data, units, splits, c.preprocess_spec(), self.runtime.device,
+            batch_size=max(32, c.optim.batch_size), workers=c.data.workers,
+            channels_last=c.optim.channels_last, stop=self.stop,
+        )  # fmt: skip
+
+    def _calibrated_metrics(
+        self,
+        data: Dataset,
+        scored: Mapping[str, SplitOutputs],
+        applicability: Applicability,
+        where: str,
+        key: str = "val",
+    ) -> tuple[ThresholdChoice, dict[str, Any], dict[str, tuple[Sequence[int], np.ndarray]]]:
+        c = self.config
+        return calibrated_metrics(
+            data, scored, applicability, c.thresholds, c.evaluation, c.seed, where, key
         )
-        probs["test"] = (test, p_test)
 
     def _stopped(self, history: list[dict[str, Any]]) -> FitOutcome:
         return FitOutcome(self.out_dir, None, self.metrics, history, stopped=True, notes=self.notes)
@@ -446,26 +451,30 @@ class Fit:
         cv = _cv_summary(labels, fold_summaries, c.data.folds)
         final_epochs = cv["final_epochs"]
         self.metrics["cross_validation"] = {"summary": cv, "folds": fold_summaries}
-        y_pool = data.label_matrix(pool)
-        p_pool = oof[pool]
-        choice = choose_thresholds(
-            y_pool, p_pool, labels, c.thresholds.rule, c.thresholds.target_sensitivity,
-            where=f"the pooled out-of-fold predictions of {c.data.folds}-fold cross-validation ({len(pool)} images)",
-        )  # fmt: skip
-        final_metrics: dict[str, Any] = {
-            "cross_validated": self._metrics_for(y_pool, p_pool, labels, choice.thresholds, c.seed)
-        }
-        for label in labels:
-            final_metrics["cross_validated"][label]["fold_auroc_mean"] = cv[label]["auroc_mean"]
-            final_metrics["cross_validated"][label]["fold_auroc_sd"] = cv[label]["auroc_sd"]
         result = self._train(
             data, units, pool, [], self.out_dir / "final", "final ", fixed_epochs=final_epochs
         )
         self.notes += result.notes
         if result.stopped:
             return self._stopped(result.history)
-        probs: dict[str, tuple[Sequence[int], np.ndarray]] = {"cross-validated": (pool, p_pool)}
-        self._test(result.model, data, units, splits.test, choice, final_metrics, probs)
+        if not self.main:
+            return FitOutcome(self.out_dir, None, self.metrics, result.history, notes=self.notes)
+        # The final model has no held-out split of its own: the temperatures and thresholds
+        # come from the pooled out-of-fold predictions (the folds' models), the OOD threshold
+        # from the final model's own train+val scores (the model card says so).
+        scored = self._score(result.model, data, units, {"train": pool, "test": splits.test})
+        scored["val"] = SplitOutputs(pool, data.label_matrix(pool), logits_of(oof[pool]))
+        applicability = fit_applicability(c.applicability, data, scored)
+        where = (
+            f"the pooled out-of-fold predictions of {c.data.folds}-fold cross-validation "
+            f"({len(pool)} images)"
+        )
+        choice, final_metrics, probs = self._calibrated_metrics(
+            data, scored, applicability, where, "cross_validated"
+        )
+        for label in labels:
+            final_metrics["cross_validated"][label]["fold_auroc_mean"] = cv[label]["auroc_mean"]
+            final_metrics["cross_validated"][label]["fold_auroc_sd"] = cv[label]["auroc_sd"]
         training = {
             "final_model": (
                 f"retrained on all {len(pool)} train+val images for {final_epochs} epochs "
@@ -475,8 +484,9 @@ class Fit:
             "train_seconds": round(result.seconds, 1),
         }
         return self._finish(
-            data, result.model, result.history, choice, final_metrics, probs, training, start
-        )
+            data, result.model, result.history, choice, final_metrics, probs, training, start,
+            applicability,
+        )  # fmt: skip
 
     def _run_fold(
         self,
@@ -536,6 +546,7 @@ class Fit:
         probs: Mapping[str, tuple[Sequence[int], np.ndarray]],
         training: dict[str, Any],
         start: float,
+        applicability: Applicability,
     ) -> FitOutcome:
         out = self.out_dir
         labels = data.labels
@@ -545,11 +556,15 @@ class Fit:
             thresholds=choice.thresholds,
             threshold_rule=choice.rule,
             final=final_metrics,
+            calibration=applicability.calibration,
+            ood_flag_rate=applicability.ood_rates,
+            intended_input=applicability.intended_input.to_dict(),
+            ood=None if applicability.ood is None else applicability.ood.spec.to_dict(),
             seconds=round(time.perf_counter() - start, 1),
         )
         if not self.main:
             return FitOutcome(out, None, self.metrics, history, notes=self.notes)
-        model_path = self._write_model(data, model, choice, final_metrics)
+        model_path = self._write_model(data, model, choice, final_metrics, applicability)
         self.metrics["model_file"] = model_path.name
         curves, points = {}, {}
         for split, (idx, p) in probs.items():
@@ -569,7 +584,12 @@ class Fit:
         )
 
     def _write_model(
-        self, data: Dataset, model: torch.nn.Module, choice: Any, final_metrics: dict[str, Any]
+        self,
+        data: Dataset,
+        model: torch.nn.Module,
+        choice: Any,
+        final_metrics: dict[str, Any],
+        applicability: Applicability,
     ) -> Path:
         from desktop_app.model.modelfile import (
             DEFAULT_INTENDED_USE,
@@ -617,9 +637,11 @@ class Fit:
             metrics=final_metrics,
             training_data=summary,
             intended_use=intended,
+            intended_input=applicability.intended_input,
+            temperatures=applicability.temperatures,
         )
         path = self.out_dir / MODEL_FILE
-        save_model_file(path, model, manifest)
+        save_model_file(path, model, manifest, ood=applicability.ood)
         atomic_write_text(self.out_dir / MODEL_CARD, model_card_markdown(read_manifest(path)))
         return path
 

@@ -56,6 +56,13 @@ def _render_block(title: str, data: Mapping[str, Any], level: int = 3) -> list[s
     return lines
 
 
+def _ece_change(row: Any) -> str:
+    """ "0.081 → 0.032": a split's expected calibration error before and after scaling."""
+    if not isinstance(row, Mapping):
+        return "n/a"
+    return f"{_fmt(row.get('ece_before_scaling'))} → {_fmt(row.get('ece'))}"
+
+
 def _applicability_lines(m: ModelManifest) -> list[str]:
     """Intended input, out-of-distribution score and calibration, as the engine applies them."""
     ii = m.intended_input
@@ -88,14 +95,26 @@ def _applicability_lines(m: ModelManifest) -> list[str]:
     if m.temperatures is None:
         lines.append("None: probabilities are the network's raw sigmoid outputs.")
     else:
+        splits = [
+            s
+            for s in ("val", "cross_validated", "test")
+            if isinstance(m.metrics.get(s), Mapping)
+            and any(
+                isinstance(v, Mapping) and "ece_before_scaling" in v for v in m.metrics[s].values()
+            )
+        ]
         lines += [
             "Temperature scaling per label, fitted on the validation split "
             "(p = sigmoid(logit / T)); thresholds apply to the calibrated probabilities.",
             "",
-            "| label | temperature |",
-            "|---|---|",
+            "| label | temperature | "
+            + " | ".join(f"{s} ECE before → after" for s in splits)
+            + " |",
+            "|---|---|" + "---|" * len(splits),
         ]
-        lines += [f"| {label} | {m.temperatures[label]:.3f} |" for label in m.labels]
+        for label in m.labels:
+            eces = [_ece_change(m.metrics[s].get(label)) for s in splits]
+            lines.append(f"| {label} | {m.temperatures[label]:.3f} | " + " | ".join(eces) + " |")
     return [*lines, ""]
 
 

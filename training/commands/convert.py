@@ -3,12 +3,16 @@
 The input is loaded with ``torch.load(weights_only=True)`` (tensors and plain containers only;
 anything else is refused) or, for a plain ``.safetensors`` file, with safetensors. Its tensors
 must map onto the architecture exactly; the model file gets default preprocessing and a 0.5
-threshold for every label, and its manifest says that these were not tuned.
+threshold for every label, and its manifest says that these were not tuned. Its intended input
+(what the engine checks before running) comes from ``--modalities``, ``--body-parts``,
+``--views``, ``--image-kind`` and ``--min-matrix``; what is not given is the conservative
+default, 2-D CR/DX projection radiographs of any body part and size.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import pickle
@@ -19,6 +23,7 @@ import torch
 
 from desktop_app.commands._common import EXIT_OK
 from desktop_app.infra.errors import ConfigError, ModelFileError
+from desktop_app.model.applicability import IMAGE_KINDS, IntendedInput, projection_modality
 from desktop_app.model.modelfile import LABEL_PATTERN, default_manifest, save_model_file
 from desktop_app.model.networks import (
     ARCHITECTURES,
@@ -54,6 +59,29 @@ def _arch(text: str) -> str:
         raise argparse.ArgumentTypeError(err.one_line()) from None
 
 
+def _codes(text: str) -> tuple[str, ...]:
+    """Comma-separated DICOM code strings (PS3.5 6.2 CS): "CR,DX" -> ("CR", "DX"); "" = any."""
+    codes = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    try:
+        IntendedInput(modalities=codes)
+    except ModelFileError as err:
+        raise argparse.ArgumentTypeError(
+            err.reason.replace("manifest intended_input.modalities has", f"{text!r}:")
+            + " (use upper-case DICOM codes: letters, digits, _)"
+        ) from None
+    return codes
+
+
+def _min_matrix(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"--min-matrix {text!r}: give a whole number 0..65535")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input", metavar="IN", type=Path, help="state dict (.pth/.pt) or .safetensors"
@@ -72,6 +100,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="model name (default: the output's stem)")
     parser.add_argument("--version", dest="model_version", default="1", help="model version")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    group = parser.add_argument_group(
+        "intended input (checked before every run; default: CR/DX projection radiographs)"
+    )
+    group.add_argument("--modalities", type=_codes, metavar="CR,DX", help="DICOM modalities")
+    group.add_argument("--body-parts", type=_codes, metavar="CHEST", help="Body Part Examined")
+    group.add_argument("--views", type=_codes, metavar="PA,AP", help="View Position ('' = any)")
+    group.add_argument("--image-kind", choices=IMAGE_KINDS, help="projection, slice or any")
+    group.add_argument(
+        "--min-matrix", type=_min_matrix, metavar="N", help="smallest image side in pixels"
+    )
+
+
+def intended_input_from(args: argparse.Namespace) -> IntendedInput:
+    """The options over the conservative default; the source names the options given."""
+    base = IntendedInput.radiographs()
+    given = {
+        "modalities": args.modalities,
+        "body_parts": args.body_parts,
+        "view_positions": args.views,
+        "image_kind": args.image_kind,
+        "min_matrix": args.min_matrix,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return base
+    fields = {**base.to_dict(), **given}
+    if "image_kind" not in given and args.modalities is not None:
+        kinds = {projection_modality(m) for m in args.modalities}
+        fields["image_kind"] = {frozenset({False}): "slice", frozenset({True}): "projection"}.get(
+            frozenset(kinds), "any"
+        )
+    names = ", ".join(f"--{k.replace('_', '-').replace('view-positions', 'views')}" for k in given)
+    fields["source"] = f"convert: {names}; the rest default to CR/DX projection radiographs"
+    return IntendedInput.from_dict(fields)
 
 
 def _load_input(path: Path) -> dict[str, torch.Tensor]:
@@ -191,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
             "training data, preprocessing and performance are not known to RadAssist."
         ),
     )
+    manifest = dataclasses.replace(manifest, intended_input=intended_input_from(args))
     network = build_from_arch_args(manifest.architecture, manifest.arch_args)
     _map_onto(network, state, arch.name, args.input)
     digest = save_model_file(out, network, manifest)

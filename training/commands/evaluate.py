@@ -89,4 +89,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result["labels"], result["mean_auroc"]))
     print(f"thresholds: {result['model']['threshold_rule']}")
+    ood = result.get("ood")
+    if ood is not None:
+        print(
+            f"out of distribution: {ood['flagged']} of {data['images']} images over the "
+            f"threshold {ood['threshold']:.3f}"
+        )
     return EXIT_OK

@@ -269,9 +269,22 @@ def _print_summary(outcome: Any) -> None:
                     f"  {label}: fold AUROC {mean:.3f} ± {sd if sd is not None else float('nan'):.3f}"
                 )
     print(f"thresholds: {m['threshold_rule']}")
+    calibration, flag_rates = m.get("calibration", {}), m.get("ood_flag_rate", {})
     for split, metrics in m.get("final", {}).items():
         print(f"\n{split}:")
         labels = {k: v for k, v in metrics.items() if isinstance(v, dict)}
         print(format_table(labels, metrics.get("mean_auroc")))
+    if calibration:
+        print("\ncalibration (temperature; ECE before -> after):")
+        for label, row in calibration.items():
+            eces = [
+                f"{split} {row[f'{split}_ece_before']:.3f} -> {row[f'{split}_ece_after']:.3f}"
+                for split in ("val", "cross_validated", "test")
+                if f"{split}_ece_before" in row
+            ]
+            print(f"  {label}: T {row['temperature']:.3f}; " + "; ".join(eces))
+    if flag_rates:
+        rates = ", ".join(f"{split} {100 * rate:.1f} %" for split, rate in flag_rates.items())
+        print(f"out-of-distribution flags: {rates}")
     for note in outcome.notes:
         print(f"note: {note}")

@@ -1,0 +1,169 @@
+"""After training: intended input, OOD statistics and temperatures for the model file, and the
+calibrated probabilities that thresholds and metrics are computed on.
+
+The one place both ``fit`` (at its end) and ``radassist-train calibrate`` (on an existing model
+file's weights) go through: one forward pass per split gives logits and penultimate features;
+temperatures are fitted on the validation logits, the Gaussian on the train features with its
+threshold on the validation scores, and the intended input comes from the train split's headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from desktop_app.infra.cancel import StopFlag
+from desktop_app.model.applicability import IntendedInput, OodModel
+from desktop_app.model.preprocessing import PreprocessSpec
+from training.batches import predict_logits_and_features
+from training.calibration import calibrated_probs, calibration_report, fit_temperatures
+from training.config import ApplicabilityConfig, EvaluationConfig, ThresholdConfig
+from training.data import Dataset
+from training.dataset import UnitImageDataset
+from training.evaluate import ThresholdChoice, choose_thresholds
+from training.intended import intended_input_for
+from training.metrics import split_metrics
+from training.ood import fit_ood
+from training.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """One split's rows of the dataset, targets, logits and (when scored here) features."""
+
+    indices: list[int]
+    y: np.ndarray
+    logits: np.ndarray
+    features: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """What goes into the model file beside the weights, and what was measured to choose it."""
+
+    intended_input: IntendedInput
+    temperatures: dict[str, float] | None
+    ood: OodModel | None
+    calibration: dict[str, Any]  # per label: temperature, ECE and NLL before/after per split
+    ood_rates: dict[str, float]  # per split: fraction of images over the OOD threshold
+
+    def probs(self, outputs: SplitOutputs, labels: Sequence[str]) -> np.ndarray:
+        """The calibrated probabilities of a split (what the app shows)."""
+        return calibrated_probs(outputs.logits, labels, self.temperatures)
+
+
+def score_splits(
+    model: torch.nn.Module,
+    data: Dataset,
+    units: torch.Tensor,
+    splits: Mapping[str, Sequence[int]],
+    spec: PreprocessSpec,
+    device: torch.device,
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    channels_last: bool = False,
+    stop: StopFlag = None,
+) -> dict[str, SplitOutputs]:
+    """Logits and features of each named split in one float32 forward pass (this process)."""
+    runtime = Runtime(device)
+    out = {}
+    for name, indices in splits.items():
+        idx = list(indices)
+        ds = UnitImageDataset(units, data.label_matrix(), idx, spec)
+        logits, feats = predict_logits_and_features(
+            model, ds, runtime, batch_size=batch_size, workers=workers,
+            channels_last=channels_last, stop=stop,
+        )  # fmt: skip
+        out[name] = SplitOutputs(idx, data.label_matrix(idx), logits, feats)
+    return out
+
+
+def fit_applicability(
+    config: ApplicabilityConfig,
+    data: Dataset,
+    outputs: Mapping[str, SplitOutputs],
+) -> Applicability:
+    """Fit temperatures on ``outputs["val"]``, the OOD Gaussian on ``outputs["train"]``'s
+    features (threshold on the validation features, or the train ones when val has none), and
+    read the intended input from the train split's headers."""
+    labels = data.labels
+    train, val = outputs["train"], outputs["val"]
+    temperatures = (
+        fit_temperatures(val.logits, val.y, labels) if config.temperature_scaling else None
+    )
+    report = calibration_report(
+        {name: (o.y, o.logits) for name, o in outputs.items() if name != "train"},
+        labels,
+        temperatures,
+    )
+    ood: OodModel | None = None
+    rates: dict[str, float] = {}
+    if config.ood:
+        assert train.features is not None
+        held = val.features if val.features is not None else np.zeros((0, train.features.shape[1]))
+        ood = fit_ood(train.features, held, config.ood_percentile)
+        for name, o in outputs.items():
+            if o.features is not None and len(o.features):
+                rates[name] = round(float(ood.flags(ood.score(o.features)).mean()), 4)
+        stats = dict(ood.spec.stats)
+        stats.update({f"{name}_flag_rate": rate for name, rate in rates.items()})
+        ood = replace(ood, spec=replace(ood.spec, stats=stats))
+    intended = intended_input_for([data.records[i] for i in train.indices], config)
+    for label, row in report.items():
+        log.info(
+            "calibration %s: T %.3f, %s", label, row["temperature"],
+            ", ".join(f"{k} {v:.4f}" for k, v in row.items() if "ece" in k),
+        )  # fmt: skip
+    return Applicability(intended, temperatures, ood, report, rates)
+
+
+def calibrated_metrics(
+    data: Dataset,
+    scored: Mapping[str, SplitOutputs],
+    applicability: Applicability,
+    thresholds: ThresholdConfig,
+    evaluation: EvaluationConfig,
+    seed: int,
+    where: str,
+    key: str = "val",
+) -> tuple[ThresholdChoice, dict[str, Any], dict[str, tuple[Sequence[int], np.ndarray]]]:
+    """Thresholds chosen on the calibrated validation probabilities; metrics of ``key`` (the
+    validation split, or the pooled out-of-fold predictions) and test on calibrated
+    probabilities too (what the app shows), each label with its ECE before scaling beside."""
+    labels = data.labels
+    val = scored["val"]
+    p_val = applicability.probs(val, labels)
+    choice = choose_thresholds(
+        val.y, p_val, labels, thresholds.rule, thresholds.target_sensitivity, where=where
+    )
+    if applicability.temperatures is not None:
+        choice = replace(choice, rule=choice.rule + "; on temperature-scaled probabilities")
+
+    def metrics(y: np.ndarray, p: np.ndarray, split_seed: int) -> dict[str, Any]:
+        return split_metrics(
+            y, p, list(labels), choice.thresholds, n_boot=evaluation.bootstrap,
+            level=evaluation.ci_level, seed=split_seed,
+        )  # fmt: skip
+
+    final: dict[str, Any] = {key: metrics(val.y, p_val, seed)}
+    probs: dict[str, tuple[Sequence[int], np.ndarray]] = {
+        key.replace("_", "-"): (val.indices, p_val)
+    }
+    test = scored.get("test")
+    if test is not None and test.indices:
+        p_test = applicability.probs(test, labels)
+        final["test"] = metrics(test.y, p_test, seed + 101)
+        probs["test"] = (test.indices, p_test)
+    for split, name in ((key, "val"), ("test", "test")):
+        for label in labels if split in final else ():
+            before = applicability.calibration[label].get(f"{name}_ece_before")
+            final[split][label]["ece_before_scaling"] = before
+    return choice, final, probs
