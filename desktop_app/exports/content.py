@@ -380,17 +380,6 @@ class _Matched:
     finding: Finding
 
 
-def _saved_check(review: ReviewState, series_key: str) -> InputCheck | None:
-    """The run's input check as the review saved it (None: not saved, or unreadable)."""
-    data = review.input_checks.get(series_key)
-    if data is None:
-        return None
-    try:
-        return InputCheck.from_json(data)
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
 def _from_review(
     fr: FindingReview,
     review: ReviewState,
@@ -450,7 +439,7 @@ def _from_review(
         threshold_now=now,
         input_check=matched.result.input_check
         if matched is not None
-        else _saved_check(review, fr.series_key),
+        else review.input_check(fr.series_key),
         ood_score=engine.ood_score if engine is not None else None,
     )
 

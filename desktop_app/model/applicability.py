@@ -36,6 +36,19 @@ DEFAULT_SOURCE = "default: 2-D projection radiographs (the file's maker did not 
 LEGACY_SOURCE = "default: the model file predates intended-input checks (format 1)"
 
 
+def _exact_keys(data: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``data``'s values of exactly ``keys`` (strict, like the rest of the manifest)."""
+    if not isinstance(data, Mapping):
+        raise ModelFileError(f"manifest {where} is not a JSON object")
+    unknown = sorted(str(k) for k in data if k not in keys)
+    if unknown:
+        raise ModelFileError(f"manifest {where} has an unknown key {unknown[0]!r}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ModelFileError(f"manifest {where}.{missing[0]} is missing")
+    return {k: data[k] for k in keys}
+
+
 def _codes(value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
         raise ModelFileError(f"manifest intended_input.{key} must be a list of codes")
@@ -111,15 +124,7 @@ class IntendedInput:
     @classmethod
     def from_dict(cls, data: Any) -> IntendedInput:
         keys = ("modalities", "body_parts", "view_positions", "image_kind", "min_matrix", "source")
-        if not isinstance(data, Mapping):
-            raise ModelFileError("manifest intended_input is not a JSON object")
-        unknown = sorted(str(k) for k in data if k not in keys)
-        if unknown:
-            raise ModelFileError(f"manifest intended_input has an unknown key {unknown[0]!r}")
-        missing = [k for k in keys if k not in data]
-        if missing:
-            raise ModelFileError(f"manifest intended_input.{missing[0]} is missing")
-        return cls(**{k: data[k] for k in keys})
+        return cls(**_exact_keys(data, keys, "intended_input"))
 
 
 @dataclass(frozen=True)
@@ -169,15 +174,7 @@ class OodSpec:
     @classmethod
     def from_dict(cls, data: Any) -> OodSpec:
         keys = ("method", "feature_dim", "threshold", "threshold_rule", "stats")
-        if not isinstance(data, Mapping):
-            raise ModelFileError("manifest ood is not a JSON object")
-        unknown = sorted(str(k) for k in data if k not in keys)
-        if unknown:
-            raise ModelFileError(f"manifest ood has an unknown key {unknown[0]!r}")
-        missing = [k for k in keys if k not in data]
-        if missing:
-            raise ModelFileError(f"manifest ood.{missing[0]} is missing")
-        return cls(**{k: data[k] for k in keys})
+        return cls(**_exact_keys(data, keys, "ood"))
 
 
 @dataclass(frozen=True)
