@@ -468,7 +468,9 @@ class FindingsPanelWidget(QWidget):
 
     def _show_banner(self) -> None:
         lines = self._scope_lines()
-        plain_label(self.scope_banner).setText(shown("⚠ " + "\n⚠ ".join(lines), None))
+        # each line escaped on its own: the break between them is ours
+        text = "\n".join(f"⚠ {shown(line, None)}" for line in lines)
+        plain_label(self.scope_banner).setText(text)
         self.scope_banner.setVisible(bool(lines))
         self.run_anyway_button.setVisible(bool(self._refusal))
 

@@ -38,6 +38,7 @@ def test_a_refused_series_says_why_and_runs_anyway_marked(qtbot, make_window, da
     assert all(card.property("unreliable") for card in panel.cards.values())
     assert all(card.graphicsEffect().isEnabled() for card in panel.cards.values())
     assert any("UNRELIABLE" in line for line in window.canvas.corner_text("tr"))
+    assert all("unreliable" in s.text and s.dashed for s in window.canvas.shapes())
     state = window.review.current_state()
     assert state is not None
     check = state.input_check(window.shown.key)
@@ -65,3 +66,14 @@ def test_a_run_in_scope_and_in_distribution_shows_no_banner(qtbot, make_window) 
     assert not panel.scope_banner.isVisibleTo(panel)
     assert not any(card.property("unreliable") for card in panel.cards.values())
     assert not any("UNRELIABLE" in line for line in window.canvas.corner_text("tr"))
+
+
+def test_both_warnings_are_lines_of_their_own(qtbot, make_window) -> None:
+    window, _ = _window(qtbot, make_window, refuse=REASON, out_of_distribution=True)
+    panel = window.findings
+    with qtbot.waitSignal(window.runs.inferenceRefused, timeout=20_000):
+        window.acts["run_inference"].trigger()
+    with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
+        panel.run_anyway_button.click()
+    lines = panel.scope_banner.text().split("\n")
+    assert [line[:12] for line in lines] == ["⚠ Outside th", "⚠ Out of dis"]

@@ -33,13 +33,18 @@ LAYERS = {
 VERDICT_MARKS = {PRESENT: "✓ ", ABSENT: "✗ ", UNCERTAIN: "? "}
 
 
-def finding_shape(finding: FindingReview, order: int, selected: bool) -> CanvasShape:
+def finding_shape(
+    finding: FindingReview, order: int, selected: bool, unreliable: bool = False
+) -> CanvasShape:
     """How one finding is drawn: its label's colour (grey and dashed once the reader says it
     is absent), its box, and the model's outline unless the box is the reader's. A finding the
-    model missed is labelled so, without the model's probability."""
+    model missed is labelled so, without the model's probability; one of an unreliable run
+    (outside the intended input, or out of distribution) says so and is dashed."""
     mark = VERDICT_MARKS.get(finding.truth, "")
     absent = finding.truth == ABSENT
     what = "missed" if finding.added else f"{finding.probability * 100:.0f}%"
+    if unreliable and not finding.added:
+        what += " ⚠ unreliable"
     return CanvasShape(
         key=finding.finding_id,
         color=REJECTED_COLOR if absent else label_color(order),
@@ -47,7 +52,7 @@ def finding_shape(finding: FindingReview, order: int, selected: bool) -> CanvasS
         contours=[np.asarray(poly, dtype=np.float64) for poly in finding.shown_outline],
         text=f"{mark}{label_text(finding.label)} {what}",
         selected=selected,
-        dashed=absent,
+        dashed=absent or (unreliable and not finding.added),
     )
 
 
@@ -141,6 +146,8 @@ class OverlayController(QObject):
             self.view.update_corners()
             return
         index = self.viewer.index
+        check = state.input_check(key)
+        unreliable = check is not None and check.flagged
         shapes: list[CanvasShape] = []
         here: list[FindingReview] = []
         asked: str | None = None  # a selected negative whose heatmap the reader asked for
@@ -148,7 +155,7 @@ class OverlayController(QObject):
             is_selected = f.finding_id == selected
             if f.shown_slice_index == index and drawn(state, f):
                 here.append(f)
-                shapes.append(finding_shape(f, order, is_selected))
+                shapes.append(finding_shape(f, order, is_selected, unreliable))
             elif is_selected and self.negative_heatmap and f.slice_index == index:
                 asked = f.finding_id
         self.canvas.set_shapes(shapes)
@@ -168,7 +175,6 @@ class OverlayController(QObject):
             )
             heat = ranked[0].finding_id if ranked else None
         self.canvas.set_overlay(self._image(heat) if heat else None)
-        check = state.input_check(key)
         self.view.overlay_warning = (
             "UNRELIABLE: " + ("outside the model's intended input" if check.out_of_scope
                               else "images unlike the training data")
