@@ -1,7 +1,7 @@
 """After training: intended input, OOD statistics and temperatures for the model file, and the
 calibrated probabilities that thresholds and metrics are computed on.
 
-The one place both ``fit`` (at its end) and ``radassist-train calibrate`` (on an existing model
+The one place both ``fit`` (at its end) and ``radassist-train refit`` (on an existing model
 file's weights) go through: one forward pass per split gives logits and penultimate features;
 temperatures are fitted on the validation logits, the Gaussian on the train features with its
 threshold on the validation scores, and the intended input comes from the train split's headers.

@@ -44,9 +44,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.commands.evaluate",
         "score a model file on a manifest split: AUROC with CIs, sensitivity, specificity, ECE",
     ),
+    "refit": (
+        "training.commands.refit",
+        "re-fit a model file's intended input, OOD score, temperatures and thresholds (no training)",
+    ),
     "calibrate": (
         "training.commands.calibrate",
-        "re-fit a model file's intended input, OOD score, temperatures and thresholds (no training)",
+        "measure a model on a site's reviewed cases; re-set its thresholds and temperatures",
     ),
     "manifest-from-reviews": (
         "training.commands.manifest_from_reviews",

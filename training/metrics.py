@@ -9,7 +9,8 @@
   mean(p_b)|)``.
 - Confusion matrix at the threshold: tp, fp, tn, fn.
 - Operating thresholds chosen on validation data: Youden's J (maximise sensitivity +
-  specificity - 1) or the highest threshold that reaches a target sensitivity; the cut is put
+  specificity - 1), the highest threshold that reaches a target sensitivity, or the lowest that
+  keeps a target specificity; the cut is put
   midway between the chosen score and the next lower distinct score, so that the validation
   decisions are the same as at the score itself and small shifts in score do not flip them.
 
@@ -159,9 +160,16 @@ def _midpoint_below(p: np.ndarray, cut: float) -> float:
 
 
 def choose_threshold(
-    y: Any, p: Any, rule: str = "youden", target_sensitivity: float = 0.9
+    y: Any,
+    p: Any,
+    rule: str = "youden",
+    target_sensitivity: float = 0.9,
+    target_specificity: float = 0.95,
 ) -> Threshold:
-    """An operating threshold from validation scores; see the module docstring."""
+    """An operating threshold from validation scores; see the module docstring. Rules:
+    "youden", "sensitivity" (the highest threshold reaching ``target_sensitivity``) and
+    "specificity" (the lowest threshold keeping ``target_specificity``, i.e. the most sensitive
+    one that does; when even the highest score's cut misses it, a cut above every score)."""
     y_arr, p_arr = _as_arrays(y, p)
     n_pos = int(y_arr.sum())
     if n_pos == 0 or n_pos == y_arr.size:
@@ -178,6 +186,16 @@ def choose_threshold(
     elif rule == "sensitivity":
         reached = np.flatnonzero(tpr >= target_sensitivity - 1e-12)
         k = int(reached[0])
+    elif rule == "specificity":
+        kept = np.flatnonzero(1.0 - fpr >= target_specificity - 1e-12)
+        if not kept.size:
+            top = float(p_arr.max())
+            return Threshold(
+                (top + 1.0) / 2.0 if top < 1.0 else 1.0,
+                rule,
+                f"no cut keeps specificity {target_specificity:g}: above every score",
+            )
+        k = int(kept[-1])
     else:
         raise ValueError(f"unknown threshold rule {rule!r}")
     value = min(1.0, max(0.0, _midpoint_below(p_arr, float(thr[k]))))

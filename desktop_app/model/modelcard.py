@@ -118,6 +118,81 @@ def _applicability_lines(m: ModelManifest) -> list[str]:
     return [*lines, ""]
 
 
+def _site_number(entry: Any) -> str:
+    """ "0.82 (0.70–0.90)": a site measure and its 95 % CI."""
+    if not isinstance(entry, Mapping):
+        return _fmt(entry)
+    text = _fmt(entry.get("value"))
+    ci = entry.get("ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2 and None not in ci:
+        text += f" ({_fmt(ci[0])}–{_fmt(ci[1])})"
+    return text
+
+
+def _change(row: Mapping[str, Any], name: str) -> str:
+    before, after = row.get(f"{name}_before"), row.get(f"{name}_after")
+    return f"{_fmt(before)} → {_fmt(after)}"
+
+
+def _site_lines(block: Mapping[str, Any] | None, order: tuple[str, ...]) -> list[str]:
+    """The manifest's ``site_calibration`` (``radassist-train calibrate``) as "At this site"."""
+    if not isinstance(block, Mapping):
+        return []
+    name = block.get("source_name")
+    sha = str(block.get("source_sha256") or "")[:16]
+    if block.get("source") == "reviews":
+        where = "reviewed cases" + (f" (review folder {name}, SHA-256 `{sha}…`)" if name else "")
+    else:
+        where = "labelled images" + (f" of {name} (SHA-256 `{sha}…`)" if name else "")
+    lines = [
+        "## At this site",
+        "",
+        f"Measured on {_fmt(block.get('n_cases'))} {where}"
+        + f" on {_fmt(block.get('date'))}; thresholds chosen by rule `{_fmt(block.get('rule'))}`"
+        + ("; temperatures re-fitted" if block.get("temperatures_refitted") else "")
+        + ". Sensitivity, specificity, PPV and NPV are at the threshold now in use, with Wilson "
+        "95 % CIs; AUROC with a bootstrap 95 % CI. They were measured on the cases the "
+        "thresholds were chosen on: expect slightly lower values on new cases.",
+        "",
+    ]
+    labels = block.get("labels")
+    if isinstance(labels, Mapping) and labels:
+        lines += [
+            "| label | n (positive) | sensitivity | specificity | PPV | NPV | AUROC "
+            "| threshold | temperature | ECE |",
+            "|---" * 10 + "|",
+        ]
+        for label in sorted(labels, key=lambda x: order.index(x) if x in order else len(order)):
+            row = labels[label]
+            if not isinstance(row, Mapping):
+                continue
+            cells = [
+                f"{_fmt(row.get('n'))} ({_fmt(row.get('positives'))})",
+                *(_site_number(row.get(k)) for k in ("sensitivity", "specificity", "ppv", "npv")),
+                _site_number(row.get("auroc")),
+                _change(row, "threshold"),
+                _change(row, "temperature"),
+                _change(row, "ece"),
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Threshold, temperature and ECE: the model's before → the site's after.",
+            "",
+        ]
+    refused = block.get("refused")
+    if isinstance(refused, Mapping) and refused:
+        lines += [
+            f"- Not calibrated here (too few cases; at least {_fmt(row.get('needed'))} positive "
+            f"and negative needed): {label} with {_fmt(row.get('positives'))} positive and "
+            f"{_fmt(row.get('negatives'))} negative; its threshold is the model's."
+            for label, row in refused.items()
+            if isinstance(row, Mapping)
+        ]
+        lines.append("")
+    return lines
+
+
 def model_card_markdown(manifest: ModelManifest) -> str:
     """A human model card, generated from the manifest alone."""
     m = manifest
@@ -147,6 +222,7 @@ def model_card_markdown(manifest: ModelManifest) -> str:
     ]
     lines += [f"| {label} | {float(m.thresholds[label]):.3f} |" for label in m.labels]
     lines += ["", f"Threshold rule: {m.threshold_rule}", ""]
+    lines += _site_lines(m.site_calibration, m.labels)
     lines += _applicability_lines(m)
     lines += ["## Metrics", ""]
     if m.metrics:

@@ -1,5 +1,5 @@
 """Where a model applies, from the training side: ``fit`` writes intended input, OOD statistics
-and temperatures (thresholds on calibrated scores, ECE before/after); ``calibrate`` re-fits
+and temperatures (thresholds on calibrated scores, ECE before/after); ``refit`` re-fits
 them on a model file's weights; ``convert`` takes the intended input as options."""
 
 from __future__ import annotations
@@ -96,14 +96,14 @@ class TestFit:
 
 
 @pytest.mark.slow
-class TestCalibrate:
+class TestRefit:
     def test_refits_on_the_same_weights(
         self, trained: tuple[Path, str], demo: Path, tmp_path: Path
     ) -> None:
         src = trained[0] / "model.safetensors"
         out = tmp_path / "cal.safetensors"
         code, stdout, err = _cli(
-            "calibrate", "--model", src, "--data", demo, "--out", out, "--device", "cpu",
+            "refit", "--model", src, "--data", demo, "--out", out, "--device", "cpu",
             "--set", "applicability.ood_percentile=99", "--set", "evaluation.bootstrap=0",
         )  # fmt: skip
         assert code == 0, err
@@ -138,7 +138,7 @@ class TestCalibrate:
     ) -> None:
         model = trained[0] / "model.safetensors"
         args = [a.format(model=model, tmp=tmp_path) for a in extra]
-        code, _, err = _cli("calibrate", "--model", model, "--data", demo, *args)
+        code, _, err = _cli("refit", "--model", model, "--data", demo, *args)
         assert code != 0
         assert message in err and len(err.strip().splitlines()) == 1
 

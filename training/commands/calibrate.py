@@ -1,180 +1,282 @@
-"""`radassist-train calibrate`: re-fit a model file's intended input, OOD statistics,
-temperatures and thresholds on a manifest, keeping its weights (no training).
+"""`radassist-train calibrate`: site calibration: a model measured on a site's own cases, and a new
+version of it with the site's thresholds and temperatures.
 
-The same functions ``fit`` calls at its end (training.applicability): the manifest is split as
-the model file's training recorded (its seed and fractions, or the manifest's split column);
-features of the train split give the OOD Gaussian, the validation split the temperatures, the
-thresholds (on calibrated probabilities) and the OOD threshold; the test split the metrics. The
-model card is written beside the output (``OUT`` with ``.md``).
+    radassist-train calibrate --model M (--reviews [DIR] | --data MANIFEST) --out M2
+        [--rule youden | sensitivity:0.90 | specificity:0.95] [--min-positives N] [--json F]
 
-    radassist-train calibrate --model IN --data MANIFEST --out OUT [--config FILE]
-        [--set applicability.key=value ...] [--device D] [--force]
+The cases (``training.sitecases``): the reader verdicts of the site's saved reviews made by this
+model (present 1, absent 0; uncertain and pending left out; no re-run: the probabilities the
+model gave then), or every row of a labelled manifest run through the app's engine. Per label
+(``training.sitecal``): n, positives, prevalence, sensitivity, specificity, PPV and NPV (Wilson
+95 % CIs) and the AUROC (bootstrap 95 % CI) at the model's threshold and at the one the rule
+chooses on the site's cases, after refitting the label's temperature when the model has
+temperatures (ECE before and after).
+
+M2 has M's weights and OOD statistics, version ``<M's version>-site1`` (``-site2`` ... on a
+calibrated model), the new thresholds, temperatures and threshold rule, and the manifest's
+``site_calibration`` block (source and its SHA-256, date, rule, per-label numbers); its model
+card (``M2`` with ``.md``) shows them under "At this site". ``--json F`` writes the whole
+report. M2's tensors are M's, so reviews made with M2 are this model's reviews again (of the
+new version).
+
+A label with fewer than ``--min-positives`` (default 10) positive or negative cases is refused
+in one line on stderr and keeps its threshold and temperature; the others are calibrated.
+Exit status: 0 every label calibrated; 1 some label refused (M2 written when any label was
+calibrated), or an error; 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from desktop_app.commands._common import EXIT_OK
+from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, positive_int
 from desktop_app.infra.atomicio import atomic_write_text
-from desktop_app.infra.errors import ConfigError, DataError, ModelFileError
+from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.settings.schema import DEVICES
-from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
+from training.sitecal import DEFAULT_MIN_POSITIVES, RULE_HELP, SiteRule, parse_rule
 
 PROG = "radassist-train calibrate"
+DEFAULT_REVIEWS = ""  # --reviews without a folder: the app's reviews/ in the data folder
+
+
+def _rule(text: str) -> SiteRule:
+    try:
+        return parse_rule(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(err.one_line()) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="the model file to calibrate")
-    parser.add_argument("--data", required=True, type=Path, help="manifest CSV (or RSNA layout)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--reviews",
+        nargs="?",
+        const=DEFAULT_REVIEWS,
+        type=str,
+        metavar="DIR",
+        help="the site's saved reviews (default: the app's reviews/ folder)",
+    )
+    source.add_argument(
+        "--data", type=Path, metavar="MANIFEST", help="a labelled manifest CSV (every row is run)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="the model file to write")
     parser.add_argument(
-        "--config",
-        type=Path,
-        help="a training config; its applicability, thresholds and evaluation sections apply",
+        "--rule",
+        type=_rule,
+        default=SiteRule("youden"),
+        help=f"how thresholds are chosen: {RULE_HELP} (default youden)",
     )
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="e.g. --set applicability.ood_percentile=99 (repeatable)",
+        "--min-positives",
+        type=positive_int,
+        default=DEFAULT_MIN_POSITIVES,
+        metavar="N",
+        help=f"positive and negative cases a label needs (default {DEFAULT_MIN_POSITIVES})",
     )
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--workers", type=int, default=0, help="decode threads (0 = up to 4)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the whole report here")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="B", help="AUROC bootstrap resamples"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="where --data images run (default cpu)"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
-    config = load_config_file(args.config) if args.config is not None else TrainConfig()
-    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
-    return config.validate()
+def _usage(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.suffix.lower() != ".safetensors":
-        raise ModelFileError("the output name must end in .safetensors", out)
+        return _usage(f"--out {out}: the output name must end in .safetensors")
     if out.resolve() == args.model.resolve():
-        raise ConfigError("--out is the input model file", out, "write to a new file")
+        return _usage(f"--out {out} is the input model file: write the new version to a new file")
+    if args.bootstrap < 0:
+        return _usage(f"--bootstrap {args.bootstrap}: give 0 or more resamples")
     if out.exists() and not args.force:
         raise ModelFileError("exists already", out, "choose another --out, or add --force")
-    config = _config(args)
-    result = calibrate_model_file(args.model, args.data, out, config, args.device, args.workers)
-    if not args.quiet:
-        _print_summary(result)
-    return EXIT_OK
+    report = calibrate_model_file(args)
+    _print_report(report)
+    for line in report["refused_lines"]:
+        print(f"{PROG}: {line}", file=sys.stderr)
+    if args.json is not None:
+        public = {k: v for k, v in report.items() if k != "refused_lines"}
+        atomic_write_text(args.json, json.dumps(public, indent=2, allow_nan=False) + "\n")
+    return EXIT_SOME_FAILED if report["refused_lines"] else EXIT_OK
 
 
-def calibrate_model_file(
-    model_path: Path,
-    data_path: Path,
-    out: Path,
-    config: TrainConfig,
-    device: str = "auto",
-    workers: int = 0,
-) -> dict[str, Any]:
-    """Write ``out``: ``model_path``'s weights with applicability, temperatures, thresholds and
-    metrics re-fitted on ``data_path``; its model card beside it. Returns what was measured."""
-    from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
+def _reviews_folder(value: str) -> Path:
+    if value == DEFAULT_REVIEWS:
+        from desktop_app.infra.userdirs import subdir
+
+        return subdir("reviews", create=False)
+    return Path(value)
+
+
+def calibrate_model_file(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure, calibrate and write ``args.out`` (unless every label was refused); the report."""
+    from desktop_app.model.manifest import RADASSIST_VERSION, utc_now_iso
     from desktop_app.model.modelfile import (
         load_model_file,
         model_card_markdown,
         read_manifest,
         save_model_file,
     )
-    from training.applicability import calibrated_metrics, fit_applicability, score_splits
-    from training.dataset import load_units
-    from training.evaluate import _read_model_labels, _split_as_trained
-    from training.runtime import select_device
+    from training.sitecal import calibrate_site, next_site_version
+    from training.sitecases import (
+        cases_from_manifest,
+        cases_from_reviews,
+        describe_cases,
+        describe_counts,
+        skipped_models_line,
+    )
 
     start = time.perf_counter()
-    dev = select_device(device)
-    loaded = load_model_file(model_path, map_location=dev)
-    manifest = loaded.manifest
-    data = _read_model_labels(data_path, list(manifest.labels))
-    splits = _split_as_trained(data, manifest.training_data)
-    for name in ("train", "val"):
-        if not getattr(splits, name):
-            raise DataError(
-                f"the {name} split is empty", data.source, "calibration needs train and val rows"
-            )
-    spec = manifest.preprocessing
-    needed = sorted(splits.train + splits.val + splits.test)
-    units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
-    units[needed] = load_units(
-        [data.records[i] for i in needed], spec, workers=max(1, workers), source=data.source
-    )
-    scored = score_splits(
-        loaded.network,
-        data,
-        units,
-        {"train": splits.train, "val": splits.val, "test": splits.test},
-        spec,
-        dev,
-    )
-    applicability = fit_applicability(config.applicability, data, scored)
-    where = f"the validation split ({len(splits.val)} images of {data.source.name})"
-    choice, final, _ = calibrated_metrics(
-        data, scored, applicability, config.thresholds, config.evaluation, config.seed, where
-    )
-    training_data = dict(manifest.training_data)
-    training_data["calibration"] = {
-        "manifest": data.source.name,
-        "manifest_sha256": data.sha256,
-        "splits": {name: len(getattr(splits, name)) for name in ("train", "val", "test")},
-        "note": "re-fitted by radassist-train calibrate on these weights (no retraining)",
-    }
-    new = dataclasses.replace(
-        manifest,
-        thresholds=choice.thresholds,
-        threshold_rule=choice.rule,
-        metrics=final,
-        training_data=training_data,
-        intended_input=applicability.intended_input,
-        temperatures=applicability.temperatures,
-        ood=None,
-        tensor_sha256="",
-        model_card=None,
-        format_version=FORMAT_VERSION,
-        created=utc_now_iso(),
-        radassist_version=RADASSIST_VERSION,
-    )
-    save_model_file(out, loaded.network, new, ood=applicability.ood)
-    atomic_write_text(out.with_suffix(".md"), model_card_markdown(read_manifest(out)))
-    return {
-        "out": out,
-        "calibration": applicability.calibration,
-        "ood_flag_rate": applicability.ood_rates,
-        "thresholds": choice.thresholds,
-        "intended_input": applicability.intended_input,
-        "seconds": time.perf_counter() - start,
-    }
+    loaded = load_model_file(args.model, map_location="cpu")
+    m = loaded.manifest
+    if args.data is not None:
+        from desktop_app.inference.engine import InferenceEngine
 
-
-def _print_summary(result: dict[str, Any]) -> None:
-    print(f"wrote {result['out']} and {result['out'].with_suffix('.md').name}")
-    print(f"intended input: {result['intended_input'].describe()}")
-    for label, row in result["calibration"].items():
-        eces = [
-            f"{split} ECE {row[f'{split}_ece_before']:.3f} -> {row[f'{split}_ece_after']:.3f}"
-            for split in ("val", "test")
-            if f"{split}_ece_before" in row
-        ]
-        print(
-            f"  {label}: T {row['temperature']:.3f}, threshold {result['thresholds'][label]:.3f}; "
-            + "; ".join(eces)
+        engine = InferenceEngine(loaded, device=args.device, heatmaps="none")
+        cases = cases_from_manifest(args.data, engine, m.labels)
+    else:
+        cases = cases_from_reviews(
+            _reviews_folder(args.reviews),
+            labels=m.labels,
+            tensor_sha256=m.tensor_sha256,
+            version=m.version,
         )
-    if result["ood_flag_rate"]:
-        rates = ", ".join(f"{k} {100 * v:.1f} %" for k, v in result["ood_flag_rate"].items())
-        print(f"out-of-distribution flags: {rates}")
-    print(f"{result['seconds']:.0f} s", file=sys.stderr)
+    version = next_site_version(m.version)
+    site = calibrate_site(
+        cases.arrays(),
+        labels=m.labels,
+        thresholds=m.thresholds,
+        temperatures=m.temperatures,
+        rule=args.rule,
+        min_positives=args.min_positives,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        provenance={
+            "source": cases.source,
+            "source_name": cases.path.name,
+            "source_sha256": cases.source_sha256,
+            "n_cases": cases.n_cases,
+            "calibrated_from": {"version": m.version, "tensor_sha256": m.tensor_sha256},
+        },
+    )
+    written = None
+    if site.calibrated:
+        rule_text = (
+            f"site calibration ({site.block['date']}, {cases.n_cases} {cases.source} cases): "
+            f"{args.rule.describe()}"
+            + (" on re-fitted temperature-scaled probabilities" if m.temperatures else "")
+            + f", for {', '.join(site.calibrated)}"
+        )
+        if site.refused:
+            rule_text += f"; {', '.join(site.refused)} as before: {m.threshold_rule}"
+        new = dataclasses.replace(
+            m,
+            version=version,
+            thresholds=site.thresholds,
+            threshold_rule=rule_text[:2000],
+            temperatures=site.temperatures,
+            site_calibration=site.block,
+            tensor_sha256="",
+            model_card=None,
+            created=utc_now_iso(),
+            radassist_version=RADASSIST_VERSION,
+        )
+        save_model_file(args.out, loaded.network, new, ood=loaded.ood)
+        atomic_write_text(args.out.with_suffix(".md"), model_card_markdown(read_manifest(args.out)))
+        written = str(args.out)
+    return {
+        "model": {"path": str(args.model), "name": m.name, "version": m.version},
+        "out": written,
+        "version": version if written else None,
+        "cases": describe_counts(cases.counts),
+        "summary": describe_cases(cases),
+        "skipped_models": skipped_models_line(cases, m.tensor_sha256, m.version),
+        "site_calibration": site.block,
+        "thresholds": site.thresholds,
+        "temperatures": site.temperatures,
+        "refused_lines": list(site.refused.values()),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(entry: Any) -> str:
+    lo, hi = entry.get("ci95") or (None, None)
+    ci = f" ({_num(lo)}-{_num(hi)})" if lo is not None and hi is not None else ""
+    return f"{_num(entry.get('value'))}{ci}"
+
+
+def label_table(label: str, entry: dict[str, Any]) -> list[str]:
+    """One label's lines of the summary: its counts, then before and after."""
+    head = (
+        f"{label}: {entry['n']} cases, {entry['positives']} positive "
+        f"(prevalence {_num(entry['prevalence'])}), AUROC {_ci(entry['auroc'])}"
+    )
+    columns = ("sensitivity", "specificity", "ppv", "npv")
+    lines = [
+        head,
+        f"  {'':7}{'threshold':>10}{'T':>8}  "
+        + "".join(f"{name.upper() if len(name) == 3 else name:<22}" for name in columns)
+        + "ECE",
+    ]
+    rows = (
+        (
+            "before",
+            "threshold_before",
+            "temperature_before",
+            entry["at_threshold_before"],
+            "ece_before",
+        ),
+        ("after", "threshold_after", "temperature_after", entry, "ece_after"),
+    )
+    for name, threshold, temperature, at, ece in rows:
+        lines.append(
+            f"  {name:7}{_num(entry[threshold]):>10}{_num(entry[temperature]):>8}  "
+            + "".join(f"{_ci(at[c]):<22}" for c in columns)
+            + _num(entry[ece])
+        )
+    return lines
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    block = report["site_calibration"]
+    model = report["model"]
+    print(
+        f"site calibration of {model['name']} version {model['version']} "
+        f"({block['source']} {block['source_name']}, SHA-256 {block['source_sha256'][:12]}…)"
+    )
+    for line in report["summary"]:
+        print(line)
+    if report["skipped_models"]:
+        print(report["skipped_models"])
+    refit = "; temperatures re-fitted" if block["temperatures_refitted"] else ""
+    print(f"rule: {block['rule']}{refit}; {block['n_cases']} cases")
+    for label, entry in block["labels"].items():
+        print()
+        for line in label_table(label, entry):
+            print(line)
+    print()
+    if report["out"]:
+        out = Path(report["out"])
+        print(f"wrote {out} and {out.with_suffix('.md').name} (version {report['version']})")
+    else:
+        print("nothing written: no label had enough cases to calibrate")

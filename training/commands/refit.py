@@ -1,0 +1,180 @@
+"""`radassist-train refit`: re-fit a model file's intended input, OOD statistics,
+temperatures and thresholds on a manifest, keeping its weights (no training).
+
+The same functions ``fit`` calls at its end (training.applicability): the manifest is split as
+the model file's training recorded (its seed and fractions, or the manifest's split column);
+features of the train split give the OOD Gaussian, the validation split the temperatures, the
+thresholds (on calibrated probabilities) and the OOD threshold; the test split the metrics. The
+model card is written beside the output (``OUT`` with ``.md``).
+
+    radassist-train refit --model IN --data MANIFEST --out OUT [--config FILE]
+        [--set applicability.key=value ...] [--device D] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from desktop_app.commands._common import EXIT_OK
+from desktop_app.infra.atomicio import atomic_write_text
+from desktop_app.infra.errors import ConfigError, DataError, ModelFileError
+from desktop_app.settings.schema import DEVICES
+from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
+
+PROG = "radassist-train refit"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="the model file to re-fit")
+    parser.add_argument("--data", required=True, type=Path, help="manifest CSV (or RSNA layout)")
+    parser.add_argument("--out", required=True, type=Path, help="the model file to write")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a training config; its applicability, thresholds and evaluation sections apply",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="e.g. --set applicability.ood_percentile=99 (repeatable)",
+    )
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--workers", type=int, default=0, help="decode threads (0 = up to 4)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    config = load_config_file(args.config) if args.config is not None else TrainConfig()
+    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
+    return config.validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.suffix.lower() != ".safetensors":
+        raise ModelFileError("the output name must end in .safetensors", out)
+    if out.resolve() == args.model.resolve():
+        raise ConfigError("--out is the input model file", out, "write to a new file")
+    if out.exists() and not args.force:
+        raise ModelFileError("exists already", out, "choose another --out, or add --force")
+    config = _config(args)
+    result = refit_model_file(args.model, args.data, out, config, args.device, args.workers)
+    if not args.quiet:
+        _print_summary(result)
+    return EXIT_OK
+
+
+def refit_model_file(
+    model_path: Path,
+    data_path: Path,
+    out: Path,
+    config: TrainConfig,
+    device: str = "auto",
+    workers: int = 0,
+) -> dict[str, Any]:
+    """Write ``out``: ``model_path``'s weights with applicability, temperatures, thresholds and
+    metrics re-fitted on ``data_path``; its model card beside it. Returns what was measured."""
+    from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
+    from desktop_app.model.modelfile import (
+        load_model_file,
+        model_card_markdown,
+        read_manifest,
+        save_model_file,
+    )
+    from training.applicability import calibrated_metrics, fit_applicability, score_splits
+    from training.dataset import load_units
+    from training.evaluate import _read_model_labels, _split_as_trained
+    from training.runtime import select_device
+
+    start = time.perf_counter()
+    dev = select_device(device)
+    loaded = load_model_file(model_path, map_location=dev)
+    manifest = loaded.manifest
+    data = _read_model_labels(data_path, list(manifest.labels))
+    splits = _split_as_trained(data, manifest.training_data)
+    for name in ("train", "val"):
+        if not getattr(splits, name):
+            raise DataError(
+                f"the {name} split is empty", data.source, "re-fitting needs train and val rows"
+            )
+    spec = manifest.preprocessing
+    needed = sorted(splits.train + splits.val + splits.test)
+    units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
+    units[needed] = load_units(
+        [data.records[i] for i in needed], spec, workers=max(1, workers), source=data.source
+    )
+    scored = score_splits(
+        loaded.network,
+        data,
+        units,
+        {"train": splits.train, "val": splits.val, "test": splits.test},
+        spec,
+        dev,
+    )
+    applicability = fit_applicability(config.applicability, data, scored)
+    where = f"the validation split ({len(splits.val)} images of {data.source.name})"
+    choice, final, _ = calibrated_metrics(
+        data, scored, applicability, config.thresholds, config.evaluation, config.seed, where
+    )
+    training_data = dict(manifest.training_data)
+    training_data["calibration"] = {
+        "manifest": data.source.name,
+        "manifest_sha256": data.sha256,
+        "splits": {name: len(getattr(splits, name)) for name in ("train", "val", "test")},
+        "note": "re-fitted by radassist-train refit on these weights (no retraining)",
+    }
+    new = dataclasses.replace(
+        manifest,
+        thresholds=choice.thresholds,
+        threshold_rule=choice.rule,
+        metrics=final,
+        training_data=training_data,
+        intended_input=applicability.intended_input,
+        temperatures=applicability.temperatures,
+        ood=None,
+        tensor_sha256="",
+        model_card=None,
+        format_version=FORMAT_VERSION,
+        created=utc_now_iso(),
+        radassist_version=RADASSIST_VERSION,
+    )
+    save_model_file(out, loaded.network, new, ood=applicability.ood)
+    atomic_write_text(out.with_suffix(".md"), model_card_markdown(read_manifest(out)))
+    return {
+        "out": out,
+        "calibration": applicability.calibration,
+        "ood_flag_rate": applicability.ood_rates,
+        "thresholds": choice.thresholds,
+        "intended_input": applicability.intended_input,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    print(f"wrote {result['out']} and {result['out'].with_suffix('.md').name}")
+    print(f"intended input: {result['intended_input'].describe()}")
+    for label, row in result["calibration"].items():
+        eces = [
+            f"{split} ECE {row[f'{split}_ece_before']:.3f} -> {row[f'{split}_ece_after']:.3f}"
+            for split in ("val", "test")
+            if f"{split}_ece_before" in row
+        ]
+        print(
+            f"  {label}: T {row['temperature']:.3f}, threshold {result['thresholds'][label]:.3f}; "
+            + "; ".join(eces)
+        )
+    if result["ood_flag_rate"]:
+        rates = ", ".join(f"{k} {100 * v:.1f} %" for k, v in result["ood_flag_rate"].items())
+        print(f"out-of-distribution flags: {rates}")
+    print(f"{result['seconds']:.0f} s", file=sys.stderr)
