@@ -48,8 +48,9 @@ def site_calibration_text(block: Mapping[str, Any] | None, label: str) -> str | 
     if not parts:
         return None
     n = entry.get("n", block.get("n_cases"))
+    what = "labelled image" if block.get("source") == "manifest" else "reviewed case"
     cases = (
-        f" on {int(n)} reviewed case{'s' if int(n) != 1 else ''}"
+        f" on {int(n)} {what}{'s' if int(n) != 1 else ''}"
         if isinstance(n, int) and not isinstance(n, bool)
         else ""
     )
