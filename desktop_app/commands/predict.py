@@ -273,9 +273,8 @@ def _warn_applicability(name: str, result: Any) -> None:
     """One stderr line per stack that is out of scope (forced), out of distribution, or whose
     headers could not be fully checked."""
     check = result.input_check
-    lines = check.warnings()
-    if check.applicable:
-        lines += list(check.reasons)
+    # what made it unreliable, then every tag that could not be checked
+    lines = check.warnings() + [r for r in check.reasons if r != check.refusal]
     for line in lines:
         text = escape_control(f"{name}: {line}", limit=1000)
         print(f"radassist predict: warning: {text}", file=sys.stderr)

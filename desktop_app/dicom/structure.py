@@ -41,13 +41,14 @@ _SETTING_LIMITS = ("max_object_bytes", "max_frame_bytes")
 
 
 def hint_limit(name: str) -> str:
-    """How to raise limit ``name``: the budget the app's setting controls is named too."""
+    """What a reader can do about limit ``name``: the app's setting where one controls it,
+    else say it is a safety limit (named, for developers) that the file is over."""
     if name in _SETTING_LIMITS:
         return (
-            f"raise ReadLimits.{name}, in the app Settings > Largest image to open, only if "
-            "the file is trusted"
+            "if the file is trusted, raise Settings > Largest image to open in the app "
+            f"(ReadLimits.{name})"
         )
-    return f"raise ReadLimits.{name} only if the file is trusted"
+    return f"a safety limit for untrusted files (ReadLimits.{name}); the file is not read"
 
 
 @dataclass(frozen=True)

@@ -104,8 +104,14 @@ def _applicability_lines(m: ModelManifest) -> list[str]:
             )
         ]
         lines += [
-            "Temperature scaling per label, fitted on the validation split "
-            "(p = sigmoid(logit / T)); thresholds apply to the calibrated probabilities.",
+            (
+                "Temperature scaling per label (p = sigmoid(logit / T)), re-fitted on the site's "
+                'cases (see "At this site"); the ECE columns are from training, at its '
+                "temperatures."
+                if m.site_calibration
+                else "Temperature scaling per label, fitted on the validation split "
+                "(p = sigmoid(logit / T)); thresholds apply to the calibrated probabilities."
+            ),
             "",
             "| label | temperature | "
             + " | ".join(f"{s} ECE before → after" for s in splits)
@@ -225,6 +231,12 @@ def model_card_markdown(manifest: ModelManifest) -> str:
     lines += _site_lines(m.site_calibration, m.labels)
     lines += _applicability_lines(m)
     lines += ["## Metrics", ""]
+    if m.site_calibration and m.metrics:
+        lines += [
+            "Measured at training time, with the thresholds and temperatures of then; the "
+            'site\'s own measurement at the current thresholds is under "At this site".',
+            "",
+        ]
     if m.metrics:
         for key, value in m.metrics.items():
             if isinstance(value, dict) and not _is_leaf(value):

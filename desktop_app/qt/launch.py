@@ -76,6 +76,26 @@ def _settings(screenshot: bool, keep: list[object]) -> object:
     return QSettings()
 
 
+def _route_qt_messages() -> None:
+    """Qt's own messages (e.g. the offscreen plugin's "does not support propagateSizeHints()")
+    go to the log file under the logger "qt", never to the terminal (infra.logsetup)."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    qt_log = logging.getLogger("qt")
+    levels = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+        QtMsgType.QtCriticalMsg: logging.ERROR,
+        QtMsgType.QtFatalMsg: logging.CRITICAL,
+    }
+
+    def handler(kind: QtMsgType, _context: object, message: str) -> None:
+        qt_log.log(levels.get(kind, logging.WARNING), "%s", message)
+
+    qInstallMessageHandler(handler)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -88,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     # The inference worker runs Python between its GIL-free network calls; a shorter switch
     # interval than the default 5 ms hands the GIL back to the GUI thread sooner.
     sys.setswitchinterval(0.002)
+    _route_qt_messages()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("RadAssist")
     app.setOrganizationName("RadAssist")

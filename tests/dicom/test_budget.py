@@ -124,8 +124,8 @@ class TestFrameBudget:
         assert isinstance(raised, LimitExceededError)
         assert str(raised) == (
             f"{path}: declares frames of 20000x20000 = 400000000 pixels, over the limit "
-            "of 67108864 pixels per frame (raise ReadLimits.max_frame_pixels only if the "
-            "file is trusted)"
+            "of 67108864 pixels per frame (a safety limit for untrusted files "
+            "(ReadLimits.max_frame_pixels); the file is not read)"
         )
         assert peak < 8 * MIB
         with pytest.raises(LimitExceededError, match="over the limit of 536870912"):
@@ -149,8 +149,8 @@ class TestFrameBudget:
             LimitExceededError,
             match=re.escape(
                 "declares frames of 6000x6000 pixels x 3 samples = 432000000 bytes decoded, "
-                "over the limit of 268435456 bytes per frame (raise ReadLimits.max_frame_bytes"
-                ", in the app Settings > Largest image to open, only if the file is trusted)"
+                "over the limit of 268435456 bytes per frame (if the file is trusted, raise "
+                "Settings > Largest image to open in the app (ReadLimits.max_frame_bytes))"
             ),
         ):
             pixels.pixel_geometry(ds, None, INTERACTIVE_LIMITS)
@@ -263,7 +263,7 @@ class TestDeflate:
         assert f"deflated data ({len(body)} bytes) inflates to more than 8388608 bytes" in str(
             raised
         )
-        assert "raise ReadLimits.max_inflated_bytes" in str(raised)
+        assert "(ReadLimits.max_inflated_bytes); the file is not read" in str(raised)
         assert peak < 16 * MIB
 
     def test_default_budget_refuses_a_bomb_in_bounded_memory(self, tmp_path: Path) -> None:

@@ -277,6 +277,12 @@ def _print_report(report: dict[str, Any]) -> None:
     print()
     if report["out"]:
         out = Path(report["out"])
-        print(f"wrote {out} and {out.with_suffix('.md').name} (version {report['version']})")
+        kept = len(report["refused_lines"])
+        note = (
+            f"; {kept} label(s) not calibrated kept their thresholds (stderr says why; exit 1)"
+            if kept
+            else ""
+        )
+        print(f"wrote {out} and {out.with_suffix('.md').name} (version {report['version']}){note}")
     else:
         print("nothing written: no label had enough cases to calibrate")
