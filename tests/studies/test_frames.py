@@ -37,7 +37,7 @@ Builder = Callable[[Path], Path]
 REFUSED: dict[str, tuple[Builder, str]] = {
     "10M frames": (
         lambda p: multiframe(p, 10_000_000, columns=2, pixel_bytes=2),
-        r"declares 10000000 frames, over the limit of 100000 \(a safety limit for untrusted files "
+        r"declares 10000000 frames, over the limit of 100000 \(a safety limit for untrusted files ",
     ),
     "2**32 frames": (
         lambda p: multiframe(p, 2**32, columns=2, pixel_bytes=2),
