@@ -63,14 +63,15 @@ def _settings(screenshot: bool, keep: list[object]) -> object:
     from PySide6.QtCore import QSettings
 
     path = os.environ.get(SETTINGS_ENV, "").strip()
-    if not path and screenshot:
+    if screenshot:
         import tempfile
 
         folder = tempfile.TemporaryDirectory(prefix="radassist-shot-")
         keep.append(folder)
-        path = str(Path(folder.name) / "settings.ini")
-        # nor does a screenshot's inference land in the user's reviews and audit trail
-        os.environ.setdefault("RADASSIST_DATA_DIR", str(Path(folder.name) / "data"))
+        path = path or str(Path(folder.name) / "settings.ini")
+        # a screenshot's inference lands in no reviews and no audit trail of the user's, even
+        # when RADASSIST_DATA_DIR names a folder (the log file is already open where it was)
+        os.environ["RADASSIST_DATA_DIR"] = str(Path(folder.name) / "data")
     if path:
         return QSettings(path, QSettings.Format.IniFormat)
     return QSettings()

@@ -113,6 +113,9 @@ def test_screenshot_command_with_inference(tmp_path: Path, tiny_model: Path) -> 
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1280, 800)
     assert not list(tmp_path.glob(".config/RadAssist*"))  # the user's settings were not touched
+    # nor the reviews and audit trail of the data folder RADASSIST_DATA_DIR names
+    assert not list((tmp_path / "data").glob("reviews/*.json"))
+    assert not (tmp_path / "data" / "audit.jsonl").exists()
 
 
 def test_warm_up_failure_is_shown_not_fatal(qtbot, make_window, qsettings, tmp_path) -> None:
