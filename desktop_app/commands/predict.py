@@ -227,6 +227,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_SOME_FAILED
+    # where to look: one folder per stack, named by its hashed series UID
+    print(
+        f"radassist predict: {len(results)} stack(s) written to {out} "
+        "(<hashed series UID>/findings.json)",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

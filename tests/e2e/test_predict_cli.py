@@ -72,6 +72,9 @@ class TestOutputs:
         study_uid, series_uid = _uids(CHEST)
         folder = out_dir / uid_hash(series_uid)
         assert sorted(p.name for p in out_dir.iterdir()) == [folder.name]
+        assert err.splitlines()[-1] == (
+            f"radassist predict: 1 stack(s) written to {out_dir} (<hashed series UID>/findings.json)"
+        )
         doc = json.loads((folder / "findings.json").read_text())
         assert doc["schema"] == "radassist-findings" and doc["schema_version"] == SCHEMA_VERSION
         result = SeriesResult.from_json(doc)
