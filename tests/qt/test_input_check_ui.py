@@ -77,3 +77,11 @@ def test_both_warnings_are_lines_of_their_own(qtbot, make_window) -> None:
         panel.run_anyway_button.click()
     lines = panel.scope_banner.text().split("\n")
     assert [line[:12] for line in lines] == ["⚠ Outside th", "⚠ Out of dis"]
+
+
+def test_the_canvas_label_never_rounds_up_to_certainty() -> None:
+    from desktop_app.qt.controllers.overlays import percent_text
+
+    assert [percent_text(p) for p in (0.87, 0.994, 0.998, 0.99999, 1.0)] == [
+        "87%", "99%", "99.8%", "99.9%", "100%",
+    ]  # fmt: skip

@@ -33,6 +33,15 @@ LAYERS = {
 VERDICT_MARKS = {PRESENT: "✓ ", ABSENT: "✗ ", UNCERTAIN: "? "}
 
 
+def percent_text(probability: float) -> str:
+    """A probability as the canvas label shows it: whole percent, except that nothing short of
+    1 reads "100%" (0.998 is "99.8%"), as the findings panel would show it."""
+    pct = float(probability) * 100
+    if 99.5 <= pct < 100:
+        return f"{min(pct, 99.9):.1f}%"
+    return f"{pct:.0f}%"
+
+
 def finding_shape(
     finding: FindingReview, order: int, selected: bool, unreliable: bool = False
 ) -> CanvasShape:
@@ -42,7 +51,7 @@ def finding_shape(
     (outside the intended input, or out of distribution) says so and is dashed."""
     mark = VERDICT_MARKS.get(finding.truth, "")
     absent = finding.truth == ABSENT
-    what = "missed" if finding.added else f"{finding.probability * 100:.0f}%"
+    what = "missed" if finding.added else percent_text(finding.probability)
     if unreliable and not finding.added:
         what += " ⚠ unreliable"
     return CanvasShape(
