@@ -43,7 +43,6 @@ class InferenceOutcome:
     warnings: list[str]
     timings: dict[str, float]
     input_check: Any = None  # inference.inputcheck.InputCheck, or None from a runner without
-    unreliable: frozenset[str] = frozenset()  # finding ids to show greyed
 
 
 @dataclass(frozen=True)
@@ -187,7 +186,6 @@ class InferenceController(QObject):
                 warnings=warnings,
                 timings=out.timings,
                 input_check=out.input_check,
-                unreliable=out.unreliable,
             )
 
         generation = self.channel.submit(work)

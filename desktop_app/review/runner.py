@@ -52,8 +52,8 @@ class RunOutput:
 
     ``input_check``: the check against the model's intended input and the run's
     out-of-distribution verdict (``inference.inputcheck.InputCheck``; None from a runner that
-    does not check). ``unreliable``: the finding ids to show greyed (out of scope, or out of
-    distribution); ``input_check.warnings()`` gives the banner's lines."""
+    does not check); when it is ``flagged`` every finding of the run is shown greyed, and
+    ``input_check.warnings()`` gives the banner's lines."""
 
     findings: list[FindingReview]
     heatmaps: dict[str, np.ndarray]
@@ -61,7 +61,6 @@ class RunOutput:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     input_check: InputCheck | None = None
-    unreliable: frozenset[str] = frozenset()
 
 
 class SeriesRunner(Protocol):
@@ -131,7 +130,7 @@ class EngineRunner:
             card=engine.model_card,
             device=engine.device,
             warning="; ".join(engine.warnings),
-            site_calibration=getattr(engine.manifest, "site_calibration", None),
+            site_calibration=engine.manifest.site_calibration,
         )
 
     def run(
@@ -149,8 +148,6 @@ class EngineRunner:
         assert self.engine is not None, "load() first"
         result = self.engine.run(volume, progress=progress, stop=stop, force=force)
         findings, heatmaps = findings_from_result(result, series_key)
-        unreliable = {r.finding_id for r, f in zip(findings, result.findings, strict=True)
-                      if f.unreliable}  # fmt: skip
         return RunOutput(
             findings=findings,
             heatmaps=heatmaps,
@@ -158,5 +155,4 @@ class EngineRunner:
             warnings=list(result.warnings),
             timings=result.timings.to_json(),
             input_check=result.input_check,
-            unreliable=frozenset(unreliable),
         )

@@ -188,7 +188,6 @@ class FakeRunner:
             [],
             {"network": 0.01, "total": 0.02},
             input_check=check,
-            unreliable=frozenset(f.finding_id for f in findings) if check.flagged else frozenset(),
         )
 
 
