@@ -1,4 +1,5 @@
-"""Training data: the manifest CSV (and the RSNA Pneumonia layout), per-patient splits, k-fold.
+"""Training data: the manifest CSV, the RSNA Pneumonia layout and the dispatch to the public
+layouts (``training.layouts``), per-patient splits, k-fold.
 
 Manifest (``shared/DESIGN.md`` "Training data"): one row per image; ``path`` relative to the
 CSV (DICOM, PNG or JPEG); one 0/1 column per finding (every column that is not a known
@@ -9,7 +10,7 @@ metadata column and holds 0/1 values, or the ones named with ``labels``; a colum
 RSNA Pneumonia Detection Challenge: ``stage_2_train_labels.csv``
 (``patientId,x,y,width,height,Target``; one row per box, so several rows per patient) beside a
 folder of ``<patientId>.dcm`` is read as it is: one image per patientId, label ``pneumonia``
-(any Target 1), the first box kept for localisation.
+(any Target 1), every box kept (``Record.boxes``; ``Record.box`` is the first).
 
 Splits are always per patient, never per image:
 
@@ -34,19 +35,45 @@ import io
 import logging
 import math
 import os
-import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from desktop_app.infra.errors import DataError
+from training.layouts.common import LayoutOptions
+from training.layouts.detect import LABELS_FILES, find_layout, layout_of_file, read_layout
+from training.records import (
+    LABEL_PATTERN,
+    MAX_MANIFEST_BYTES,
+    SPLITS,
+    Dataset,
+    LabeledBox,
+    Record,
+    Splits,
+)
+
+__all__ = [
+    "LABEL_PATTERN",
+    "MAX_MANIFEST_BYTES",
+    "SPLITS",
+    "Dataset",
+    "LabeledBox",
+    "LayoutOptions",
+    "Record",
+    "Splits",
+    "kfold_by_patient",
+    "read_dataset",
+    "read_manifest",
+    "read_rsna",
+    "resolve_data_path",
+    "single_class_labels",
+    "split_dataset",
+]
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",
@@ -84,66 +111,6 @@ RSNA_CSV_NAMES = ("stage_2_train_labels.csv", "stage_1_train_labels.csv")
 RSNA_IMAGE_DIRS = ("stage_2_train_images", "stage_1_train_images", "train_images", "images")
 TRUE_VALUES = {"1", "1.0", "true", "yes"}
 FALSE_VALUES = {"0", "0.0", "false", "no"}
-MAX_MANIFEST_BYTES = 512 * 1024 * 1024
-# The model file's rule for label names (desktop_app.model.modelfile.LABEL_PATTERN; a test keeps them
-# equal), checked here so that a bad column fails before training rather than at the end;
-# kept local so that reading a manifest does not import torch.
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,63}$")
-
-
-@dataclass(frozen=True)
-class Record:
-    """One image of the dataset."""
-
-    row: int  # row number in the CSV (header = 1)
-    path: Path  # absolute
-    labels: tuple[float, ...]
-    patient: str
-    split: str | None
-    box: tuple[float, float, float, float] | None = None
-
-
-@dataclass
-class Dataset:
-    """A read manifest: records, label names, where it came from, and its hash."""
-
-    source: Path
-    kind: str  # "manifest" or "rsna"
-    labels: tuple[str, ...]
-    records: list[Record]
-    sha256: str
-    has_patient_ids: bool = True
-    has_split: bool = False
-    synthetic: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    def label_matrix(self, indices: Sequence[int] | None = None) -> np.ndarray:
-        rows = self.records if indices is None else [self.records[i] for i in indices]
-        if not rows:
-            return np.zeros((0, len(self.labels)), np.float32)
-        return np.asarray([r.labels for r in rows], dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Record indices per split (disjoint by patient), and how they were made."""
-
-    train: list[int]
-    val: list[int]
-    test: list[int]
-    method: str
-
-    def counts(self, data: Dataset) -> dict[str, dict[str, object]]:
-        out: dict[str, dict[str, object]] = {}
-        for name in SPLITS:
-            idx = getattr(self, name)
-            y = data.label_matrix(idx)
-            out[name] = {
-                "images": len(idx),
-                "patients": len({data.records[i].patient for i in idx}),
-                "positives": {lab: int(y[:, j].sum()) for j, lab in enumerate(data.labels)},
-            }
-        return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -241,6 +208,15 @@ def _box(values: dict[str, str], row: int, path: Path) -> tuple[float, float, fl
     return box  # type: ignore[return-value]
 
 
+def _box_label(values: dict[str, str], labels: Sequence[str], y: Sequence[float]) -> str:
+    """A manifest box's label: ``box_label``, else the row's first positive label (the rule
+    make-demo-data and manifest-from-reviews write by), else "" (not known)."""
+    named = values.get("box_label", "")
+    if named:
+        return named
+    return next((lab for lab, v in zip(labels, y, strict=True) if v == 1.0), "")
+
+
 def _is_float(text: str) -> bool:
     try:
         float(text)
@@ -266,8 +242,10 @@ def _image_path(base: Path, value: str, row: int, csv_path: Path) -> Path:
 
 
 def resolve_data_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
-    """``--data`` -> (the CSV, "manifest" or "rsna"). A folder is searched for
-    ``manifest.csv`` or an RSNA labels CSV."""
+    """``--data`` -> (the labels CSV, its kind: "manifest", "rsna" or a public layout of
+    ``training.layouts``: "nih", "chexpert", "siim", "vindr"). A folder is searched for an RSNA
+    labels CSV, ``manifest.csv``, then the public layouts' labels files (by name, also one
+    folder down); a file is told by its header."""
     p = Path(path)
     if p.is_dir():
         for name in RSNA_CSV_NAMES:
@@ -275,13 +253,19 @@ def resolve_data_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
                 return p / name, "rsna"
         if (p / "manifest.csv").is_file():
             return p / "manifest.csv", "manifest"
+        found = find_layout(p)
+        if found is not None:
+            return found
         raise DataError(
-            "folder holds neither manifest.csv nor stage_2_train_labels.csv",
+            "folder holds no manifest.csv, stage_2_train_labels.csv or public labels file",
             p,
-            "point --data at the manifest CSV",
+            f"point --data at the manifest CSV, or at a folder holding one of: {LABELS_FILES}",
         )
     if not p.exists():
         raise DataError("manifest not found", p, "check the --data path")
+    layout = layout_of_file(p)
+    if layout is not None:
+        return p, layout
     try:
         with open(p, encoding="utf-8-sig", newline="") as fh:
             first = fh.readline()
@@ -291,12 +275,20 @@ def resolve_data_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     return p, ("rsna" if tuple(header) == RSNA_COLUMNS else "manifest")
 
 
-def read_dataset(path: str | os.PathLike[str], labels: Sequence[str] | None = None) -> Dataset:
-    """Read ``--data`` (a manifest CSV, an RSNA labels CSV, or a folder holding one)."""
+def read_dataset(
+    path: str | os.PathLike[str],
+    labels: Sequence[str] | None = None,
+    options: LayoutOptions | None = None,
+) -> Dataset:
+    """Read ``--data``: a manifest CSV, an RSNA labels CSV, a public layout's labels file, or a
+    folder holding one. ``options`` say how a public layout's labels are read (uncertainty
+    policy, views, label rule, missing images); the manifest and RSNA ignore them."""
     csv_path, kind = resolve_data_path(path)
     if kind == "rsna":
         return read_rsna(csv_path, labels)
-    return read_manifest(csv_path, labels)
+    if kind == "manifest":
+        return read_manifest(csv_path, labels)
+    return read_layout(kind, csv_path, labels, options)
 
 
 def read_manifest(path: str | os.PathLike[str], labels: Sequence[str] | None = None) -> Dataset:
@@ -317,7 +309,9 @@ def read_manifest(path: str | os.PathLike[str], labels: Sequence[str] | None = N
         y = tuple(_binary(values[lab], lab, number, p) for lab in chosen)
         patient = _patient_of(values, number, p) if has_patient else f"row{number}"
         split = _split_of(values, number, p) if has_split else None
-        records.append(Record(number, image, y, patient, split, _box(values, number, p)))
+        box = _box(values, number, p)
+        boxes = () if box is None else ((_box_label(values, chosen, y), *box),)
+        records.append(Record(number, image, y, patient, split, box, boxes))
     data = Dataset(
         source=p,
         kind="manifest",
@@ -461,7 +455,7 @@ def read_rsna(path: str | os.PathLike[str], labels: Sequence[str] | None = None)
     image_dir = _rsna_image_dir(p, rows[0][1]["patientId"])
     first_row: dict[str, int] = {}
     target: dict[str, float] = {}
-    box: dict[str, tuple[float, float, float, float] | None] = {}
+    boxes: dict[str, list[LabeledBox]] = defaultdict(list)
     for number, values in rows:
         pid = values["patientId"]
         if not pid or "/" in pid or "\\" in pid or pid.startswith("."):
@@ -475,11 +469,10 @@ def read_rsna(path: str | os.PathLike[str], labels: Sequence[str] | None = None)
         if pid not in first_row:
             first_row[pid] = number
             target[pid] = t
-            box[pid] = b
         else:
             target[pid] = max(target[pid], t)
-            if box[pid] is None:
-                box[pid] = b
+        if b is not None:
+            boxes[pid].append((RSNA_LABEL, *b))
     records = []
     for pid, number in first_row.items():
         image = image_dir / f"{pid}.dcm"
@@ -489,7 +482,9 @@ def read_rsna(path: str | os.PathLike[str], labels: Sequence[str] | None = None)
                 p,
                 "copy the image in, or remove the patient's rows",
             )
-        records.append(Record(number, image, (target[pid],), pid, None, box[pid]))
+        every = tuple(boxes.get(pid, ()))
+        first = every[0][1:] if every else None
+        records.append(Record(number, image, (target[pid],), pid, None, first, every))
     return Dataset(
         source=p,
         kind="rsna",
