@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.commands.fit",
         "train a model on a manifest (or RSNA layout) and write a model file",
     ),
+    "tune": (
+        "training.commands.tune",
+        "search the recipe (Optuna, within a time budget), then fit the best config",
+    ),
     "evaluate": (
         "training.commands.evaluate",
         "score a model file on a manifest split: AUROC with CIs, sensitivity, specificity, ECE",
