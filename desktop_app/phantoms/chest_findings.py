@@ -218,3 +218,75 @@ def _render_pneumothorax(
     line = np.exp(-(((np.sqrt(np.clip(e, 0, None)) - (1.0 - collapse * 2.2)) / 0.006) ** 2))
     att += np.float32(0.05) * line.astype(np.float32) * membership * upper
     return FindingLayer(att.astype(np.float32), region)
+
+
+@register_finding("line", description="thin faint linear opacity in a lung, 1-2.5 mm by 25-60 mm")
+def _render_line(
+    cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
+) -> FindingLayer:
+    """A plate-like band (discoid atelectasis, a fissure): thin and faint, so that it keeps
+    few pixels once the image is shrunk to a network's input. Params: ``width_mm``
+    (1-2.5), ``length_mm`` (25-60), ``contrast`` (0.5-0.9), ``angle_deg`` (-35..35 from
+    horizontal)."""
+    mm_per_unit = cv.pixel_spacing_mm * cv.scale
+    width = float(params.get("width_mm", rng.uniform(1.0, 2.5))) / mm_per_unit
+    length = float(params.get("length_mm", rng.uniform(25.0, 60.0))) / mm_per_unit
+    contrast = float(params.get("contrast", rng.uniform(0.5, 0.9)))
+    angle = math.radians(float(params.get("angle_deg", rng.uniform(-35.0, 35.0))))
+    s, x, y = pick_lung_point(cv, rng, length / 2.0)
+    win = cv.window(x - length, x + length, y - length, y + length)
+    region = cv.zeros()
+    if win is not None:
+        dx, dy = cv.X[win] - np.float32(x), cv.Y[win] - np.float32(y)
+        along = dx * np.float32(math.cos(angle)) + dy * np.float32(math.sin(angle))
+        across = -dx * np.float32(math.sin(angle)) + dy * np.float32(math.cos(angle))
+        # A soft-edged band, tapering at both ends; at least one pixel wide whatever the size.
+        half = np.float32(max(width / 2.0, 0.6 * cv.unit_per_px))
+        profile = np.exp(-((across / half) ** 2))
+        taper = np.clip(1.0 - (np.abs(along) / np.float32(length / 2.0)) ** 4, 0.0, 1.0)
+        region[win] = (profile * taper * np.float32(0.12 * contrast)).astype(np.float32)
+    cv.finding_info["line"] = {"side": s, "width_units": width, "length_units": length}
+    return FindingLayer(region, region)
+
+
+@register_finding("faint_nodule", description="small faint nodule, 5-10 mm, low contrast")
+def _render_faint_nodule(
+    cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
+) -> FindingLayer:
+    """The nodule renderer at the small, faint end of its range (a hard detection task)."""
+    drawn = {
+        "diameter_mm": float(params.get("diameter_mm", rng.uniform(5.0, 10.0))),
+        "contrast": float(params.get("contrast", rng.uniform(0.45, 0.8))),
+        **({"side": params["side"]} if "side" in params else {}),
+    }
+    layer = _render_nodule(cv, rng, drawn)
+    cv.finding_info["faint_nodule"] = cv.finding_info.pop("nodule")
+    return layer
+
+
+@register_finding("diffuse", description="large faint haze over most of one or both lungs")
+def _render_diffuse(
+    cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
+) -> FindingLayer:
+    """Ground-glass-like haze: a smooth, low-density veil over the lower two thirds of one
+    lung or both. Params: ``bilateral`` (bool), ``density`` (0.18-0.35)."""
+    bilateral = bool(params.get("bilateral", rng.uniform() < 0.5))
+    density = float(params.get("density", rng.uniform(0.18, 0.35)))
+    side = int(rng.choice([-1, 1]))
+    lungs = (
+        [cv.layers["lung_right"], cv.layers["lung_left"]]
+        if bilateral
+        else [cv.layers["lung_right" if side < 0 else "lung_left"]]
+    )
+    a = cv.anatomy
+    top = np.float32(a.lung_center_y - a.lung_half_height * 0.35)
+    veil = smoothstep(cv.Y - top, 0.25)
+    per_unit = 512.0 / cv.scale
+    texture = np.clip(
+        0.85 + 0.25 * band_noise((cv.rows, cv.cols), rng, 0.01 * per_unit, 0.05 * per_unit),
+        0.0,
+        1.2,
+    )
+    region = sum(lungs) * veil * texture * np.float32(density)
+    cv.finding_info["diffuse"] = {"bilateral": bilateral, "density": density}
+    return FindingLayer(region.astype(np.float32), region.astype(np.float32))
