@@ -243,7 +243,7 @@ def _image_path(base: Path, value: str, row: int, csv_path: Path) -> Path:
 
 def resolve_data_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     """``--data`` -> (the labels CSV, its kind: "manifest", "rsna" or a public layout of
-    ``training.layouts``: "nih", "chexpert", "siim", "vindr"). A folder is searched for an RSNA
+    ``training.layouts``: "nih", "chexpert", "siim", "vindr", "mimic"). A folder is searched for an RSNA
     labels CSV, ``manifest.csv``, then the public layouts' labels files (by name, also one
     folder down); a file is told by its header."""
     p = Path(path)

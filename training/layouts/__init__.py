@@ -6,5 +6,6 @@ or its labels file); each reader returns ``training.records.Dataset``.
 - chexpert: CheXpert (train.csv / valid.csv, uncertainty policy, frontal/lateral filter).
 - siim: SIIM-ACR Pneumothorax (train-rle.csv, <ImageId>.dcm; the relative RLE masks).
 - vindr: VinDr-CXR / VinBigData (one row per box per reader; label rule, fused boxes).
+- mimic: MIMIC-CXR-JPG (metadata, CheXpert/NegBio labels per study, split file, files/pNN/...).
 - detect: which layout a folder or labels file is, and reading it with its reader.
 """

@@ -134,7 +134,6 @@ def _records(
     found: list[Path | None] = []
     entries: list[tuple[tuple[float, ...], str]] = []
     uncertain_dropped = 0
-    wanted_view = {"frontal": "frontal", "lateral": "lateral", "all": None}[opts.views]
     for number, values in table.rows:
         if len(values) != len(table.header):
             raise DataError(
@@ -145,15 +144,16 @@ def _records(
         view = values[view_col].strip().lower()
         if view not in ("frontal", "lateral"):
             raise DataError(f"row {number}: {VIEW_COLUMN} is {values[view_col]!r}", table.path, FIX)
-        if wanted_view is not None and view != wanted_view:
+        if not view_kept(view, opts.views):
             continue
-        y = [_value(values[c], table.header[c], number, table) for c in label_cols]
-        if -1.0 in y:
-            if opts.uncertainty == "ignore":
-                uncertain_dropped += 1
-                continue
-            fill = 1.0 if opts.uncertainty == "u-ones" else 0.0
-            y = [fill if v == -1.0 else v for v in y]
+        settled = settle_uncertain(
+            [label_value(values[c], table.header[c], number, table.path) for c in label_cols],
+            opts.uncertainty,
+        )
+        if settled is None:
+            uncertain_dropped += 1
+            continue
+        y = settled
         relative = values[path_col].strip().replace("\\", "/")
         parts = relative.split("/")
         patient = next((p for p in parts if PATIENT_PART.match(p)), None)
@@ -168,10 +168,7 @@ def _records(
         found.append(None if hit is None else Path(hit))
         entries.append((tuple(y), patient))
     if uncertain_dropped:
-        notes.append(
-            f"{uncertain_dropped} image(s) of {table.path.name} are uncertain (-1) for a chosen "
-            "label and are left out (uncertainty policy: ignore)"
-        )
+        notes.append(uncertain_note(uncertain_dropped, table.path.name))
     if not rows:
         return []
     keep = keep_found(found, rows, table.path, table.path.parent, opts.missing_images, notes)
@@ -183,13 +180,36 @@ def _records(
     return out
 
 
-def _value(text: str, column: str, number: int, table: Table) -> float:
+def label_value(text: str, column: str, number: int, path: Path, fix: str = FIX) -> float:
+    """A CheXpert-labeler value (CheXpert, MIMIC-CXR): 1 / 0 / -1, blank (not mentioned) = 0."""
     value = VALUES.get(text.strip())
     if value is None:
-        raise DataError(
-            f"row {number}: {column!r} is {text!r}, not 1, 0, -1 or blank", table.path, FIX
-        )
+        raise DataError(f"row {number}: {column!r} is {text!r}, not 1, 0, -1 or blank", path, fix)
     return value
+
+
+def settle_uncertain(y: Sequence[float], policy: str) -> list[float] | None:
+    """``y`` with its -1 (uncertain) values read by the uncertainty policy; None when the image
+    is left out ("ignore" and uncertain for a chosen label)."""
+    if -1.0 not in y:
+        return list(y)
+    if policy == "ignore":
+        return None
+    fill = 1.0 if policy == "u-ones" else 0.0
+    return [fill if v == -1.0 else v for v in y]
+
+
+def uncertain_note(count: int, source: str) -> str:
+    return (
+        f"{count} image(s) of {source} are uncertain (-1) for a chosen label and are left out "
+        "(uncertainty policy: ignore)"
+    )
+
+
+def view_kept(view: str | None, views: str) -> bool:
+    """Whether an image of ``view`` ("frontal", "lateral", or None for another or no view)
+    passes the view filter ``views`` ("frontal", "lateral" or "all")."""
+    return views == "all" or view == views
 
 
 def _relative_index(root: Path) -> dict[str, str]:

@@ -32,6 +32,7 @@ UNCERTAINTY_POLICIES = ("u-ones", "u-zeros", "ignore")
 VIEW_FILTERS = ("frontal", "lateral", "all")
 LABEL_RULES = ("majority", "any")
 MISSING_POLICIES = ("skip", "error")
+LABELERS = ("chexpert", "negbio")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 
 
@@ -44,12 +45,14 @@ class LayoutOptions:
     views: "frontal" (PA/AP only), "lateral" or "all".
     label_rule: VinDr-CXR: "majority" (more than half of an image's readers) or "any".
     missing_images: "skip" (leave the rows out, with a note) or "error".
+    labeler: MIMIC-CXR: the labels file of "chexpert" (the CheXpert labeler) or "negbio".
     """
 
     uncertainty: str = "u-ones"
     views: str = "frontal"
     label_rule: str = "majority"
     missing_images: str = "skip"
+    labeler: str = "chexpert"
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -57,6 +60,7 @@ class LayoutOptions:
             ("views", VIEW_FILTERS),
             ("label_rule", LABEL_RULES),
             ("missing_images", MISSING_POLICIES),
+            ("labeler", LABELERS),
         ):
             value = getattr(self, name)
             if value not in allowed:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from training.layouts.chexpert import is_chexpert_header, read_chexpert
 from training.layouts.common import LayoutOptions, first_line
+from training.layouts.mimic import FILES_NOTE, find_mimic, is_mimic_header, read_mimic
 from training.layouts.nih import find_entry_file, is_nih_header, read_nih
 from training.layouts.siim import SIIM_CSV_NAMES, is_siim_header, read_siim
 from training.layouts.vindr import PHYSIONET_TRAIN, is_vindr_header, read_vindr
@@ -25,10 +26,11 @@ READERS: dict[str, Reader] = {
     "chexpert": read_chexpert,
     "siim": read_siim,
     "vindr": read_vindr,
+    "mimic": read_mimic,
 }
 LABELS_FILES = (
     "Data_Entry_2017*.csv (NIH ChestX-ray14), train.csv (CheXpert, VinBigData), "
-    "train-rle.csv (SIIM-ACR), annotations/annotations_train.csv (VinDr-CXR)"
+    f"train-rle.csv (SIIM-ACR), annotations/annotations_train.csv (VinDr-CXR), {FILES_NOTE}"
 )
 
 
@@ -45,6 +47,8 @@ def layout_of_file(path: Path) -> str | None:
         return "chexpert"
     if is_vindr_header(header):
         return "vindr"
+    if is_mimic_header(header):
+        return "mimic"
     return None
 
 
@@ -55,6 +59,9 @@ def _in_folder(folder: Path) -> tuple[Path, str] | None:
     for name in SIIM_CSV_NAMES:
         if (folder / name).is_file():
             return folder / name, "siim"
+    mimic = find_mimic(folder)
+    if mimic is not None:
+        return mimic, "mimic"
     for candidate in (folder / "train.csv", folder / "annotations" / PHYSIONET_TRAIN):
         if candidate.is_file():
             kind = layout_of_file(candidate)
