@@ -12,6 +12,9 @@ with 0) and before ``to_network_input``; validation, test and the app never see 
    flipped chest puts the heart on the wrong side, which is itself a finding: dextrocardia);
 6. clipped back to [0, 1].
 
+``augment.strength`` multiplies every magnitude (``scaled``); fit chooses it from the dataset
+fingerprint unless the config sets it.
+
 Randomness is a function of ``(seed, epoch, index)`` only, so augmentation does not depend on
 loader order, worker count or where a resumed run restarted.
 """
@@ -19,6 +22,7 @@ loader order, worker count or where a resumed run restarted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -51,6 +55,26 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(state.generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
 
 
+def scaled(config: AugmentConfig, strength: float | None = None) -> AugmentConfig:
+    """``config`` with its magnitudes multiplied by ``strength`` (default: its own
+    ``strength``, 1 when unset): rotation, scale, translation, intensity and noise linearly,
+    gamma's range as a power (0.8..1.25 at strength 0.5 is 0.89..1.12). Probabilities and
+    flips are kept; strength 0 leaves no random transform but the flips."""
+    s = config.strength if strength is None else strength
+    s = 1.0 if s is None else float(s)
+    lo, hi = (float(g) for g in config.gamma)
+    return dataclasses.replace(
+        config,
+        strength=s,
+        rotate_degrees=min(45.0, config.rotate_degrees * s),
+        scale=min(0.45, config.scale * s),
+        translate=min(0.45, config.translate * s),
+        gamma=[lo**s, hi**s],
+        intensity_scale=min(0.9, config.intensity_scale * s),
+        noise_std=min(0.9, config.noise_std * s),
+    )
+
+
 class Augmenter:
     """``augmenter(unit, seed)`` -> augmented unit image, both (S, S) float32 in [0, 1]."""
 
@@ -64,9 +88,8 @@ class Augmenter:
             RandScaleIntensity,
         )
 
-        self.config = config
+        c = self.config = scaled(config)
         size = int(image_size)
-        c = config
         transforms: list[Any] = []
         if c.affine_prob > 0 and (c.rotate_degrees > 0 or c.scale > 0 or c.translate > 0):
             transforms.append(
@@ -81,7 +104,7 @@ class Augmenter:
                     cache_grid=True,
                 )
             )
-        if c.contrast_prob > 0:
+        if c.contrast_prob > 0 and c.gamma[0] < c.gamma[1]:
             transforms.append(RandAdjustContrast(prob=c.contrast_prob, gamma=tuple(c.gamma)))
         if c.intensity_prob > 0 and c.intensity_scale > 0:
             transforms.append(RandScaleIntensity(factors=c.intensity_scale, prob=c.intensity_prob))

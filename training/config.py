@@ -37,9 +37,14 @@ from desktop_app.settings.schema import DEVICES
 
 CACHE_MODES = ("memory", "disk")
 CACHE_DTYPES = ("float32", "float16")
-CLASS_WEIGHTS = ("none", "prevalence")
+CLASS_WEIGHTS = ("auto", "none", "prevalence")
 THRESHOLD_RULES = ("youden", "sensitivity")
 MONITORS = ("auroc", "loss")
+# What recipe.auto false (and a config written before the recipe section) trains with.
+STATIC_BATCH_SIZE = 8
+STATIC_LR = 1e-3
+STATIC_AUGMENT_STRENGTH = 1.0
+STATIC_CLASS_WEIGHTS = "none"
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class AugmentConfig:
     """Training-only augmentation of the unit image (MONAI array transforms)."""
 
     enabled: bool = True
+    strength: float | None = None  # x the magnitudes below; None: chosen by fit
     affine_prob: float = 0.8
     rotate_degrees: float = 7.0
     scale: float = 0.07
@@ -102,8 +108,8 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     epochs: int = 12
-    batch_size: int = 8
-    lr: float = 1e-3
+    batch_size: int | None = None  # None: chosen by fit (training.autoconfig)
+    lr: float | None = None  # None: chosen by fit (an LR range test)
     backbone_lr_factor: float = 0.3
     weight_decay: float = 0.01
     warmup_epochs: float = 0.5
@@ -111,9 +117,17 @@ class OptimConfig:
     freeze_backbone_epochs: int = 0
     freeze_bn: bool = False
     grad_clip_norm: float = 1.0
-    class_weights: str = "none"
+    class_weights: str = "auto"  # "auto": chosen by fit from the train prevalence
     amp: bool = True
     channels_last: bool = True
+
+    def batch(self) -> int:
+        """``batch_size``; the static recipe's while it is open (fit chooses it first)."""
+        return STATIC_BATCH_SIZE if self.batch_size is None else self.batch_size
+
+    def peak_lr(self) -> float:
+        """``lr``; the static recipe's while it is open (fit chooses it first)."""
+        return STATIC_LR if self.lr is None else self.lr
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,17 @@ class ApplicabilityConfig:
 
 
 @dataclass(frozen=True)
+class RecipeConfig:
+    """How fit chooses the keys left open (None / "auto") from the dataset fingerprint
+    (``training.autoconfig``); false ``auto`` trains the static recipe."""
+
+    auto: bool = True
+    time_budget_minutes: float | None = None
+    min_finding_pixels: int = 16
+    lr_range_test: bool = True
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     device: str = "auto"
@@ -178,6 +203,7 @@ class TrainConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     applicability: ApplicabilityConfig = field(default_factory=ApplicabilityConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
     # ------------------------------------------------------------------ views
 
@@ -202,24 +228,57 @@ class TrainConfig:
         )
 
     def resolved(self) -> TrainConfig:
-        """Architecture-dependent defaults filled in (what DIR/config.yaml records)."""
+        """Architecture-dependent defaults filled in (what DIR/config.yaml records). With
+        ``recipe.auto`` the keys that fit chooses stay open (None / "auto") until it has seen
+        the data; without it they get the static recipe (``static_recipe``)."""
         spec = self.preprocess_spec()
+        config = self if self.recipe.auto else self.static_recipe()
+        return replace(
+            config,
+            model=replace(self.model, arch=get_arch(self.model.arch).name),
+            preprocessing=replace(config.preprocessing, output_scaling=spec.output_scaling),
+        )
+
+    def static_recipe(self) -> TrainConfig:
+        """Every open key at the static recipe: the architecture's native size, batch 8,
+        lr 1e-3, augmentation strength 1, no class weights."""
+        o, a = self.optim, self.augment
+        cw = STATIC_CLASS_WEIGHTS if o.class_weights == "auto" else o.class_weights
         return replace(
             self,
-            model=replace(self.model, arch=get_arch(self.model.arch).name),
-            preprocessing=replace(
-                self.preprocessing,
-                image_size=spec.image_size,
-                output_scaling=spec.output_scaling,
+            preprocessing=replace(self.preprocessing, image_size=self.preprocess_spec().image_size),
+            optim=replace(
+                o,
+                batch_size=STATIC_BATCH_SIZE if o.batch_size is None else o.batch_size,
+                lr=STATIC_LR if o.lr is None else o.lr,
+                class_weights=cw,
+            ),
+            augment=replace(
+                a, strength=STATIC_AUGMENT_STRENGTH if a.strength is None else a.strength
             ),
         )
+
+    def open_keys(self) -> list[str]:
+        """The keys still to be chosen (``section.key``): None, or "auto" class weights."""
+        keys = [
+            ("preprocessing.image_size", self.preprocessing.image_size),
+            ("optim.batch_size", self.optim.batch_size),
+            ("optim.lr", self.optim.lr),
+            ("augment.strength", self.augment.strength),
+        ]
+        open_ = [k for k, v in keys if v is None]
+        if self.optim.class_weights == "auto":
+            open_.append("optim.class_weights")
+        return open_
 
     def training_hash(self) -> str:
         """A hash of what decides the trained weights (not output, device or worker count);
         a resumed run must match it."""
         d = self.resolved().to_dict()
-        for key in ("device", "threads", "output", "evaluation", "thresholds", "applicability"):
-            d.pop(key)
+        for key in (
+            "device", "threads", "output", "evaluation", "thresholds", "applicability", "recipe",
+        ):  # fmt: skip
+            d.pop(key)  # recipe: what it chose is in the other keys
         for key in ("workers", "cache", "cache_dir", "manifest"):
             d["data"].pop(key)
         d["optim"].pop("epochs")  # may grow on resume; the schedule records its own length
@@ -365,14 +424,42 @@ def apply_overrides(config: TrainConfig, overrides: Iterable[tuple[list[str], An
     return config
 
 
-def write_config(config: TrainConfig, path: str | os.PathLike[str]) -> None:
+def write_config(
+    config: TrainConfig,
+    path: str | os.PathLike[str],
+    comments: Mapping[str, str] | None = None,
+) -> None:
+    """The resolved config as YAML; ``comments`` (``{"section.key": text}``) go on a comment
+    line above their keys (fit's choices and why)."""
     from desktop_app.infra.atomicio import atomic_write_text
 
     header = (
         "# RadAssist training config, resolved: every value that this run used.\n"
         "# Re-run it with: radassist-train fit --config this-file --data MANIFEST --out DIR\n"
     )
-    atomic_write_text(Path(path), header + config.to_yaml())
+    if not comments:
+        atomic_write_text(Path(path), header + config.to_yaml())
+        return
+    block = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)
+    atomic_write_text(Path(path), header + _with_comments(block, comments))
+
+
+def _with_comments(text: str, comments: Mapping[str, str]) -> str:
+    """Insert ``# text`` above each ``section.key`` line of a block-style YAML dump."""
+    lines, section = [], ""
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        indent = line[: len(line) - len(stripped)]
+        key = stripped.split(":", 1)[0]
+        if not indent:
+            section = key
+            full = key
+        else:
+            full = f"{section}.{key}"
+        if full in comments and ":" in stripped:
+            lines.append(f"{indent}# {' '.join(comments[full].split())}")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- validation
@@ -403,6 +490,19 @@ def _validate(c: TrainConfig) -> None:
     _check_optim(c.optim)
     _check_stopping_and_evaluation(c)
     _check_applicability(c.applicability)
+    _check_recipe(c.recipe)
+
+
+def _check_recipe(r: RecipeConfig) -> None:
+    """The time budget and the smallest finding's pixels at input size."""
+    _check(
+        r.time_budget_minutes is None or r.time_budget_minutes > 0,
+        f"config recipe.time_budget_minutes {r.time_budget_minutes} must be > 0 (null: none)",
+    )
+    _check(
+        1 <= r.min_finding_pixels <= 256,
+        f"config recipe.min_finding_pixels {r.min_finding_pixels} must be in 1..256",
+    )
 
 
 def _check_applicability(a: ApplicabilityConfig) -> None:
@@ -495,6 +595,11 @@ def _check_preprocessing(c: TrainConfig) -> None:
 
 def _check_augment(a: AugmentConfig) -> None:
     """Probabilities in [0, 1] and every augmentation's strength in its range."""
+    _check(
+        a.strength is None or 0.0 <= a.strength <= 2.0,
+        f"config augment.strength {a.strength} must be in [0, 2]",
+        "0 turns augmentation off, 1 keeps the magnitudes as written",
+    )
     for key in (
         "affine_prob",
         "contrast_prob",
@@ -525,8 +630,14 @@ def _check_augment(a: AugmentConfig) -> None:
 def _check_optim(o: OptimConfig) -> None:
     """Epochs, batch size, learning rates, schedule, clipping and class weights."""
     _check(1 <= o.epochs <= 10_000, f"config optim.epochs {o.epochs} must be in 1..10000")
-    _check(1 <= o.batch_size <= 4096, f"config optim.batch_size {o.batch_size} must be in 1..4096")
-    _check(0.0 < o.lr < 1.0, f"config optim.lr {o.lr} must be in (0, 1)")
+    _check(
+        o.batch_size is None or 1 <= o.batch_size <= 4096,
+        f"config optim.batch_size {o.batch_size} must be in 1..4096 (null: chosen by fit)",
+    )
+    _check(
+        o.lr is None or 0.0 < o.lr < 1.0,
+        f"config optim.lr {o.lr} must be in (0, 1) (null: chosen by fit)",
+    )
     _check(
         0.0 <= o.backbone_lr_factor <= 10.0,
         f"config optim.backbone_lr_factor {o.backbone_lr_factor} must be in [0, 10]",

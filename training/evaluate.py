@@ -1,7 +1,8 @@
 """Evaluation: predictions of a network on cached images, metrics with CIs, thresholds, tables.
 
 Used by ``fit`` (validation and test metrics, operating thresholds for the model file) and by
-``radassist-train evaluate`` (a model file scored on a manifest's split). Preprocessing is the
+``radassist-train evaluate`` (a model file scored on a manifest's split, or on every row of an
+external set without a split column). Preprocessing is the
 model file's own spec through ``desktop_app.model.preprocessing`` (float32, no augmentation), exactly
 what the app does.
 """
@@ -164,7 +165,7 @@ def evaluate_model_file(
     model_path: str | Path,
     data_path: str | Path,
     *,
-    split: str = "test",
+    split: str | None = None,
     device: str = "auto",
     batch_size: int = 32,
     workers: int = 0,
@@ -176,21 +177,31 @@ def evaluate_model_file(
 ) -> dict[str, Any]:
     """Score a model file on ``split`` of a manifest; the result is JSON-ready.
 
-    A manifest without a split column is split as training split it: with the seed and
-    fractions the model file's training_data records.
+    Without ``split``: a manifest or layout without a split column is an external set and
+    every row is scored (``data.external``), unless it is the very manifest the model was
+    trained on (its SHA-256 in the model file), whose test split is scored; a manifest with a
+    split column gives its test split. With ``split``, a manifest without a split column is
+    split as training split it: with the seed and fractions the model file's training_data
+    records.
     """
     from desktop_app.model.modelfile import load_model_file
 
     start = time.perf_counter()
-    if split not in EVAL_SPLITS:
+    if split is not None and split not in EVAL_SPLITS:
         raise DataError(f"unknown split {split!r}", hint=f"choose one of: {', '.join(EVAL_SPLITS)}")
     dev = select_device(device)
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
     labels = list(manifest.labels)
     data = _read_model_labels(data_path, labels)
-    splits = _split_as_trained(data, manifest.training_data)
-    indices = split_indices(splits, split, len(data.records))
+    split, external, note = _default_split(data, manifest.training_data, split)
+    if external:
+        indices = list(range(len(data.records)))
+        method = "none: an external set without a split column, every row scored"
+    else:
+        splits = _split_as_trained(data, manifest.training_data)
+        indices = split_indices(splits, split, len(data.records))
+        method = splits.method
     if not indices:
         raise DataError(
             f"the {split} split is empty",
@@ -229,9 +240,11 @@ def evaluate_model_file(
             "manifest": str(data.source),
             "manifest_sha256": data.sha256,
             "split": split,
-            "split_method": splits.method,
+            "split_method": method,
+            "external": external,
             "images": len(indices),
             "patients": len({data.records[i].patient for i in indices}),
+            **({"note": note} if note else {}),
         },
         "device": str(dev),
         "bootstrap": n_boot,
@@ -242,6 +255,23 @@ def evaluate_model_file(
         "ood": _ood_summary(loaded.ood, features),
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _default_split(
+    data: Dataset, training_data: Mapping[str, Any], split: str | None
+) -> tuple[str, bool, str | None]:
+    """(split, external, note) for ``split`` None (see ``evaluate_model_file``)."""
+    if split is not None:
+        return split, False, None
+    if data.has_split:
+        return "test", False, None
+    if data.sha256 == training_data.get("manifest_sha256"):
+        note = (
+            "this is the manifest the model was trained on: its test split as training made it "
+            "is scored (--split all scores every row, training images included)"
+        )
+        return "test", False, note
+    return "all", True, None
 
 
 def _ood_summary(ood: OodModel | None, features: np.ndarray) -> dict[str, Any] | None:

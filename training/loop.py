@@ -163,7 +163,7 @@ class Trainer:
                 data.source,
                 "add more training images",
             )
-        self.batch_size = min(o.batch_size, per_rank)
+        self.batch_size = min(o.batch(), per_rank)
         # drop a ragged last batch: BatchNorm cannot train on a batch of one
         self.drop_last = per_rank > self.batch_size
         self.steps_per_epoch = (

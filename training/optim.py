@@ -79,10 +79,10 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     for key, params in groups.items():
         if not params:
             continue
-        lr = o.lr if key.startswith("head") else o.lr * o.backbone_lr_factor
+        lr = o.peak_lr() if key.startswith("head") else o.peak_lr() * o.backbone_lr_factor
         decay = 0.0 if key.endswith("no_decay") else o.weight_decay
         param_groups.append({"params": params, "lr": lr, "weight_decay": decay, "name": key})
-    return torch.optim.AdamW(param_groups, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(param_groups, lr=o.peak_lr(), weight_decay=o.weight_decay)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:

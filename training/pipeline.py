@@ -3,7 +3,10 @@ operating thresholds -> metrics with CIs -> model file, model card, plots and me
 
 Output folder ``DIR``::
 
-    config.yaml            the resolved config (every value used)
+    config.yaml            the resolved config (every value used; a comment above each
+                           value fit chose says why)
+    fingerprint.json       the dataset fingerprint (training.fingerprint)
+    recipe.json            fit's choices and reasons, the LR range test's curve
     checkpoints/last.pt    every epoch, atomically (resume from here)
     checkpoints/best.pt    the best epoch's weights
     metrics.json           per-epoch history (rewritten every epoch), splits, final metrics
@@ -44,6 +47,7 @@ from desktop_app.infra.atomicio import atomic_write_json, atomic_write_text
 from desktop_app.infra.cancel import Progress, StopFlag
 from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import ConfigError, DataError
+from training import autoconfig
 from training.applicability import (
     Applicability,
     SplitOutputs,
@@ -63,6 +67,7 @@ from training.data import (
 )
 from training.dataset import Stopped, load_units
 from training.evaluate import ThresholdChoice, roc_points
+from training.fingerprint import compute_fingerprint, summary_lines, write_fingerprint
 from training.loop import EpochCallback, ProgressFactory, TrainResult, train_model
 from training.metrics import per_label_auroc, split_metrics
 from training.runtime import setup_runtime, share_units
@@ -164,10 +169,13 @@ class Fit:
         on_epoch: Callable[[str, dict[str, Any], int], None] | None = None,
         progress_factory: ProgressFactory | None = None,
         stop: StopFlag = None,
+        on_info: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config.resolved().validate()
         self.out_dir = Path(out_dir)
         self.resume = resume
+        self.on_info = on_info
+        self.recipe = autoconfig.Recipe()
         self.on_epoch_cb = on_epoch
         self.progress_factory = progress_factory
         self.stop = stop
@@ -218,6 +226,64 @@ class Fit:
         if data.notes:
             summary["notes"] = list(data.notes)
         return summary
+
+    def _info(self, line: str) -> None:
+        log.info("%s", line)
+        if self.on_info is not None and self.main:
+            self.on_info(line)
+
+    def _shared(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (choices are made once, on the main process)."""
+        if not self.runtime.distributed:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def _write_choices(self) -> None:
+        if self.main:
+            write_config(self.config, self.out_dir / CONFIG, self.recipe.comments())
+            autoconfig.write_recipe(self.recipe, self.out_dir)
+
+    def _configure(self, data: Dataset, splits: Splits) -> None:
+        """The fingerprint (written, summarised) and every open key but the LR chosen."""
+        c = self.config
+        plan: tuple[TrainConfig, autoconfig.Recipe, list[str]] | None = None
+        if self.main:
+            fingerprint = compute_fingerprint(data, splits, seed=c.seed, workers=c.data.workers)
+            write_fingerprint(fingerprint, self.out_dir)
+            config, recipe = autoconfig.choose_without_images(
+                c, fingerprint, self.runtime.device, world_size=self.runtime.world_size,
+                recipe=self.recipe,
+            )  # fmt: skip
+            plan = (config, recipe, summary_lines(fingerprint))
+        self.config, self.recipe, lines = self._shared(plan)
+        self._write_choices()  # a run stopped before the LR is chosen resumes with these
+        for line in lines:
+            self._info(f"data: {line}")
+
+    def _choose_lr(self, data: Dataset, units: torch.Tensor, train: Sequence[int]) -> None:
+        """``optim.lr`` (the LR range test when it is open), then config.yaml and recipe.json
+        record every choice and fit prints them."""
+        c = self.config
+        chosen: tuple[TrainConfig, autoconfig.Recipe] | None = None
+        if self.main:
+
+            def run_test() -> autoconfig.LrTest:
+                return autoconfig.lr_range_test(
+                    c, units, data.label_matrix(), train, self.runtime.device,
+                    progress=self._progress("LR range test"), stop=self.stop,
+                )  # fmt: skip
+
+            config = autoconfig.choose_lr(c, self.recipe, run_test, len(train))
+            chosen = (config, self.recipe)
+        self.config, self.recipe = self._shared(chosen)
+        self.config.validate()
+        self._write_choices()
+        for choice in self.recipe.choices:
+            how = "recorded by the run being resumed" if choice.recorded else "chosen by fit"
+            self._info(f"{how}: {choice.line()}")
+        self.metrics["recipe"] = self.recipe.to_dict()
 
     # ---------------------------------------------------------------- steps
 
@@ -349,15 +415,19 @@ class Fit:
             self.runtime.close()
 
     def _run(self, start: float) -> FitOutcome:
-        c = self.config
         out = self.out_dir
         check_out_dir(out, self.resume)  # every rank, so that all fail alike
+        recorded = autoconfig.read_recipe(out) if self.resume else None
+        if recorded is not None:  # the earlier run's choices, not new ones
+            self.config, self.recipe = autoconfig.apply_recorded(self.config, recorded)
         if self.resume:
-            check_resumable(out, c)
+            check_resumable(out, self.config)
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
-            write_config(c, out / CONFIG)
+            write_config(self.config, out / CONFIG, self.recipe.comments())
         data, splits = self._load_data()
+        self._configure(data, splits)
+        c = self.config
         summary = self._data_summary(data, splits)
         self.metrics = {
             "labels": list(data.labels),
@@ -369,8 +439,10 @@ class Fit:
         log.info("splits: %s", json.dumps(summary["splits"]))
         try:
             units = self._load_units(data)
+            self._choose_lr(data, units, splits.train)
         except Stopped:
             return self._stopped([])
+        c = self.config
         self.metrics["decode_seconds"] = round(time.perf_counter() - start, 2)
         if c.data.folds >= 2:
             return self._run_kfold(data, splits, units, start)
@@ -412,7 +484,7 @@ class Fit:
         c = self.config
         return score_splits(
             model, data, units, splits, c.preprocess_spec(), self.runtime.device,
-            batch_size=max(32, c.optim.batch_size), workers=c.data.workers,
+            batch_size=max(32, c.optim.batch()), workers=c.data.workers,
             channels_last=c.optim.channels_last, stop=self.stop,
         )  # fmt: skip
 
@@ -618,6 +690,12 @@ class Fit:
             "lr": c.optim.lr,
             "seed": c.seed,
             "folds": c.data.folds,
+            "image_size": spec.image_size,
+            "class_weights": c.optim.class_weights,
+            "augment_strength": c.augment.strength,
+            "recipe": {
+                ch.key: {"value": ch.value, "reason": ch.reason} for ch in self.recipe.choices
+            },
         }
         manifest = ModelManifest(
             name=c.output.name or self.out_dir.resolve().name or "radassist-model",
@@ -694,12 +772,14 @@ def run_fit(
     on_epoch: Callable[[str, dict[str, Any], int], None] | None = None,
     progress_factory: ProgressFactory | None = None,
     stop: StopFlag = None,
+    on_info: Callable[[str], None] | None = None,
 ) -> FitOutcome:
     """Train as ``config`` says and write everything into ``out_dir`` (module docstring).
 
     ``on_epoch(tag, entry, epochs)`` gets each epoch's history entry (``tag`` is "" or
     "fold k/K " or "final "); ``progress_factory(label)`` gives a ``(done, total)`` callback
-    per long step; ``stop`` is checked between batches.
+    per long step; ``stop`` is checked between batches; ``on_info(line)`` gets the dataset
+    fingerprint's summary and fit's choices (``training.autoconfig``), one line each.
     """
     return Fit(
         config,
@@ -708,6 +788,7 @@ def run_fit(
         on_epoch=on_epoch,
         progress_factory=progress_factory,
         stop=stop,
+        on_info=on_info,
     ).run()
 
 

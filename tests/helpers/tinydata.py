@@ -35,7 +35,7 @@ def demo_dataset(
 
 
 def tiny_config(manifest: Path | None = None, **sections: dict[str, object]) -> TrainConfig:
-    """Lite0 at 64 px, 2 epochs, batch 8, one thread: seconds per run."""
+    """Lite0 at 64 px, 2 epochs, batch 8, one thread, no LR range test: seconds per run."""
     base: dict[str, object] = {
         "threads": 1,
         "device": "cpu",
@@ -44,6 +44,7 @@ def tiny_config(manifest: Path | None = None, **sections: dict[str, object]) -> 
         "optim": {"epochs": 2, "batch_size": 8},
         "evaluation": {"bootstrap": 200},
         "output": {"tensorboard": False, "plots": False},
+        "recipe": {"lr_range_test": False},  # seconds per run: fit's lr falls back to 1e-3
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

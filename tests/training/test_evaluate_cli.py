@@ -135,3 +135,109 @@ class TestEvaluate:
             )
         assert info.value.code == 2
         assert "argument --split: invalid choice: 'dev'" in capsys.readouterr().err
+
+
+def _without_split_column(manifest: Path, folder: Path) -> Path:
+    """The demo manifest's rows without its split column (an external set), paths absolute."""
+    import csv
+
+    with manifest.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = [c for c in rows[0] if c != "split"]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "external.csv"
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "path": str((manifest.parent / row["path"]).resolve())})
+    return out
+
+
+class TestExternalEvaluation:
+    """A set without a split column is external validation: every row, said so."""
+
+    def test_every_row_is_scored_and_said_so(
+        self, demo: Path, model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        external = _without_split_column(demo, tmp_path)
+        n = len(read_dataset(external).records)
+        report = tmp_path / "r.json"
+        code, out, err = _run(
+            capsys, "--model", model_file, "--data", external, "--json", report,
+            "--device", "cpu", "--bootstrap", "0", "--quiet",
+        )  # fmt: skip
+        assert (code, err) == (0, "")
+        assert out.splitlines()[0] == f"external evaluation: all {n} images"
+        data = json.loads(report.read_text())["data"]
+        assert (data["images"], data["split"], data["external"]) == (n, "all", True)
+        assert all(json.loads(report.read_text())["labels"][lab]["n"] == n for lab in LABELS)
+
+    def test_json_to_stdout_stays_json(
+        self, demo: Path, model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        external = _without_split_column(demo, tmp_path)
+        code, out, err = _run(
+            capsys, "--model", model_file, "--data", external, "--json", "-",
+            "--device", "cpu", "--bootstrap", "0", "--quiet",
+        )  # fmt: skip
+        assert code == 0
+        n = len(read_dataset(external).records)
+        assert json.loads(out)["data"]["images"] == n
+        assert err == f"external evaluation: all {n} images\n"
+
+    def test_split_still_narrows(
+        self, demo: Path, model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        external = _without_split_column(demo, tmp_path)
+        code, out, _ = _run(
+            capsys, "--model", model_file, "--data", external, "--split", "test", "--json", "-",
+            "--device", "cpu", "--bootstrap", "0", "--quiet",
+        )  # fmt: skip
+        assert code == 0
+        data = json.loads(out)["data"]
+        expected = split_dataset(read_dataset(external)).test
+        assert (data["split"], data["images"], data["external"]) == ("test", len(expected), False)
+        assert 0 < len(expected) < len(read_dataset(external).records)
+
+    def test_a_split_column_still_gives_its_test_split(
+        self, demo: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out, _ = _run(
+            capsys, "--model", model_file, "--data", demo, "--json", "-",
+            "--device", "cpu", "--bootstrap", "0", "--quiet",
+        )  # fmt: skip
+        assert code == 0
+        data = json.loads(out)["data"]
+        assert (data["split"], data["external"]) == ("test", False)
+        assert data["images"] == len(split_dataset(read_dataset(demo)).test)
+
+    def test_the_training_manifest_is_not_external(
+        self, demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The manifest the model was trained on (its hash in the model file) gives the test
+        split as training made it, with a note; --split all scores every row."""
+        external = _without_split_column(demo, tmp_path)
+        data = read_dataset(external)
+        manifest = default_manifest(
+            name="eval-test", architecture="efficientnet-lite0", labels=LABELS, image_size=48,
+            training_data={"manifest_sha256": data.sha256, "split_seed": 0},
+        )  # fmt: skip
+        torch.manual_seed(0)
+        path = tmp_path / "trained.safetensors"
+        save_model_file(
+            path, build_from_arch_args(manifest.architecture, manifest.arch_args), manifest
+        )
+        code, out, _ = _run(
+            capsys, "--model", path, "--data", external, "--device", "cpu", "--bootstrap", "0",
+            "--quiet",
+        )  # fmt: skip
+        assert code == 0
+        assert "external evaluation" not in out
+        assert "note: this is the manifest the model was trained on" in out
+        assert f"{len(split_dataset(data).test)} images" in out
+        code, out, _ = _run(
+            capsys, "--model", path, "--data", external, "--split", "all", "--device", "cpu",
+            "--bootstrap", "0", "--quiet",
+        )  # fmt: skip
+        assert code == 0 and f"on the all split: {len(data.records)} images" in out

@@ -1,11 +1,15 @@
-"""`radassist-train evaluate`: score a model file on a manifest's split.
+"""`radassist-train evaluate`: score a model file on a manifest's split, or on every row of an
+external set.
 
-    radassist-train evaluate --model FILE --data MANIFEST [--split test] [--json OUT]
+    radassist-train evaluate --model FILE --data MANIFEST [--split SPLIT] [--json OUT]
         [--device auto|cpu|cuda] [--bootstrap N] [--batch-size B] [--workers N]
 
 Per label: AUROC with a bootstrap 95 % CI, sensitivity and specificity at the model file's
 operating threshold (Wilson 95 % CIs), expected calibration error and the confusion matrix.
-A table goes to stdout; ``--json OUT`` writes the same as JSON (``-`` for stdout, and then the
+Without ``--split``, a manifest or layout without a split column is external validation: every
+row is scored ("external evaluation: all N images"); a manifest with a split column, or the one
+the model was trained on, gives its test split. ``--split`` narrows to train, val or test (made
+as training made them when there is no split column) or ``all``. A table goes to stdout; ``--json OUT`` writes the same as JSON (``-`` for stdout, and then the
 table is left out).
 """
 
@@ -43,7 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="manifest CSV (or RSNA CSV/folder)",
     )
     parser.add_argument(
-        "--split", choices=EVAL_SPLITS, default="test", help="which split to score (default test)"
+        "--split",
+        choices=EVAL_SPLITS,
+        default=None,
+        help="which split to score (default: every row of a set without a split column, else test)",
     )
     parser.add_argument(
         "--json", metavar="OUT", help="write the results as JSON to OUT ('-': stdout)"
@@ -77,16 +84,23 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     if args.json == "-":
+        if result["data"].get("external"):  # stdout holds the JSON only
+            print(f"external evaluation: all {result['data']['images']} images", file=sys.stderr)
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
     if args.json:
         atomic_write_json(args.json, result)
     data = result["data"]
+    if data.get("external"):
+        print(f"external evaluation: all {data['images']} images")
+    where = "every row" if data.get("external") else f"the {data['split']} split"
     print(
-        f"{result['model']['name']} (version {result['model']['version']}) on the {data['split']} "
-        f"split: {data['images']} images of {data['patients']} patients; device {result['device']}"
+        f"{result['model']['name']} (version {result['model']['version']}) on {where}: "
+        f"{data['images']} images of {data['patients']} patients; device {result['device']}"
     )
+    if data.get("note"):
+        print(f"note: {data['note']}")
     print(format_table(result["labels"], result["mean_auroc"]))
     print(f"thresholds: {result['model']['threshold_rule']}")
     ood = result.get("ood")

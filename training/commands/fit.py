@@ -11,6 +11,10 @@ With ``--resume``, DIR/config.yaml is the starting point. A config file may name
 the output folder itself (``data.manifest``, ``output.dir``): ``radassist-train fit --config
 FILE`` then needs no other flag. Multi-process training:
 ``torchrun --nproc_per_node 2 -m training.cli fit ...``.
+
+Before training, fit prints the dataset fingerprint's summary and each value it chose for a key
+left open (input size, batch size, class weights, augmentation strength, learning rate), one
+line each with the reason (``training.autoconfig``); an explicit value is never changed.
 """
 
 from __future__ import annotations
@@ -76,20 +80,21 @@ def _add_recipe(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
         "--batch-size",
         metavar="B",
         type=positive_int,
-        help=f"images per batch and process (default {d.optim.batch_size})",
+        help="images per batch and process (default: chosen from memory, 16 where it fits)",
     )
     parser.add_argument(
         "--lr",
         metavar="LR",
         type=positive_float,
-        help=f"peak learning rate of the head (default {d.optim.lr:g}; the backbone gets "
+        help="peak learning rate of the head (default: an LR range test; the backbone gets "
         f"x{d.optim.backbone_lr_factor:g})",
     )
     parser.add_argument(
         "--image-size",
         metavar="S",
         type=positive_int,
-        help="network input side (default: the architecture's, 224 for Lite0)",
+        help="network input side (default: chosen so the smallest annotated findings keep "
+        f"{d.recipe.min_finding_pixels} px, at least the architecture's 224 for Lite0)",
     )
     parser.add_argument(
         "--arch", choices=list(ARCHITECTURES), help=f"architecture (default {d.model.arch})"
@@ -228,12 +233,17 @@ def run(args: argparse.Namespace) -> int:
         if not quiet:
             print(epoch_line(entry, epochs, tag), file=sys.stderr, flush=True)
 
+    def on_info(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr, flush=True)
+
     outcome = run_fit(
         config,
         Path(str(config.output.dir)),
         resume=args.resume,
         on_epoch=on_epoch,
         progress_factory=progress_factory,
+        on_info=on_info,
     )
     if outcome.stopped:
         print(f"{PROG}: stopped; continue with --resume", file=sys.stderr)
