@@ -132,7 +132,8 @@ SCRATCH_BACKBONE_LR_FACTOR = 1.0
 def run_config(
     manifest: Path, pretrained: bool, epochs: int, cache_dir: Path, threads: int | None = None
 ) -> TrainConfig:
-    """fit's defaults with this run's data, init and epochs.
+    """fit's defaults with this run's data, init and epochs, at the static recipe (fit's
+    dataset-driven choices off, so the experiment stays the documented one).
 
     The scratch arm trains its backbone at the head's learning rate
     (``optim.backbone_lr_factor`` 1.0): the default 0.3 is there to keep pretrained features
@@ -146,6 +147,7 @@ def run_config(
         f"model.pretrained={'true' if pretrained else 'false'}",
         f"optim.epochs={epochs}",
         "output.tensorboard=false",
+        "recipe.auto=false",  # the documented static recipe (224 px, batch 8, lr 1e-3)
     ]
     if threads is not None:
         texts.append(f"threads={threads}")  # not part of the training hash: results don't change
@@ -417,9 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": {
             "arch": defaults.model.arch,
             "image_size": defaults.preprocess_spec().image_size,
-            "batch_size": defaults.optim.batch_size,
+            "batch_size": defaults.optim.batch(),
             "epochs": planned_epochs,
-            "lr": defaults.optim.lr,
+            "lr": defaults.optim.peak_lr(),
             "backbone_lr_factor": {
                 "pretrained": defaults.optim.backbone_lr_factor,
                 "scratch": SCRATCH_BACKBONE_LR_FACTOR,

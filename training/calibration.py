@@ -6,6 +6,7 @@ labels. It never changes a label's ranking (AUROC), only how far the probabiliti
 0.5; the operating thresholds are then chosen on the calibrated probabilities, so the app
 (which applies the same temperatures, desktop_app.model.applicability.apply_temperatures)
 calls exactly the same images positive as the uncalibrated scores with the equivalent cuts.
+Unknown targets (NaN) are left out of each label's fit and report.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def binary_nll(logits: np.ndarray, y: np.ndarray) -> float:
     without overflow (``log(1 + e^z) - y z``)."""
     z = np.asarray(logits, dtype=np.float64)
     t = np.asarray(y, dtype=np.float64)
+    known = ~np.isnan(t)  # unknown targets (NaN) are left out
+    z, t = z[known], t[known]
     if z.size == 0:
         return math.nan
     return float(np.mean(np.logaddexp(0.0, z) - t * z))
@@ -46,7 +49,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     (the NLL is smooth and has a single minimum along it in practice)."""
     z = np.asarray(logits, dtype=np.float64).ravel()
     t = np.asarray(y, dtype=np.float64).ravel()
-    keep = np.isfinite(z)
+    keep = np.isfinite(z) & ~np.isnan(t)  # unknown targets (NaN) are left out
     z, t = z[keep], t[keep]
     positives = int((t == 1).sum())
     if positives < MIN_PER_CLASS or len(t) - positives < MIN_PER_CLASS:

@@ -34,6 +34,7 @@ from desktop_app.model.preprocessing import (
     PreprocessSpec,
 )
 from desktop_app.settings.schema import DEVICES
+from training.layouts.common import LayoutOptions
 
 CACHE_MODES = ("memory", "disk")
 CACHE_DTYPES = ("float32", "float16")
@@ -60,6 +61,10 @@ class DataConfig:
     cache_dir: str | None = None
     cache_dtype: str = "float32"
     workers: int = 0
+    # how a public layout's labels are read (uncertainty, views, label rule, missing images,
+    # labeler); a manifest and RSNA ignore it. Part of the training hash: another reading is
+    # other training data.
+    layout: LayoutOptions = field(default_factory=LayoutOptions)
 
 
 @dataclass(frozen=True)
@@ -354,8 +359,24 @@ def _section_from_dict(cls: type, data: Any, where: str, base: Any) -> Any:
             else f"unknown config key {unknown[0]}",
             hint=f"known keys{' in ' + where if where else ''}: {', '.join(names)}",
         )
-    changes = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    changes = {
+        k: _nested(hints[k], v, f"{where}.{k}", getattr(base, k))
+        if dataclasses.is_dataclass(hints[k])
+        else _coerce(v, hints[k], f"{where}.{k}" if where else k)
+        for k, v in data.items()
+    }
     return replace(base, **changes)
+
+
+def _nested(cls: Any, data: Any, where: str, base: Any) -> Any:
+    """A sub-block of a section (``data.layout``): read strictly; the block's own checks
+    (``__post_init__``) are reported with the key."""
+    try:
+        return _section_from_dict(cls, data, where, base)
+    except ConfigError as err:
+        if err.reason.startswith(("config ", "unknown config key")):
+            raise
+        raise ConfigError(f"config {where}.{err.reason}", hint=err.hint) from None
 
 
 def config_from_dict(data: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:

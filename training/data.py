@@ -21,7 +21,9 @@ Splits are always per patient, never per image:
 - k-fold: patients of train+val dealt into K stratified folds (test is never touched).
 
 Stratification orders patients by label combination (then by a seeded random key) and deals
-them out so that every prefix matches the fractions; rare combinations spread evenly.
+them out so that every prefix matches the fractions; rare combinations spread evenly. An
+unknown label (NaN: a public layout's uncertain value under ``uncertainty: ignore``) counts as
+negative there.
 
 Errors are DataError with the CSV path, the row number (the header is row 1) and the fix.
 Patient identifiers are never put into messages or logs.
@@ -509,12 +511,13 @@ def _patients(data: Dataset, indices: Sequence[int]) -> dict[str, list[int]]:
 def _stratified_order(
     data: Dataset, groups: dict[str, list[int]], rng: np.random.Generator
 ) -> list[str]:
-    """Patients ordered by label combination (any image positive), shuffled within each."""
+    """Patients ordered by label combination (any image positive; an unknown label, NaN,
+    counts as negative), shuffled within each."""
     names = sorted(groups)
     keys = rng.random(len(names))
     combo = {
         name: tuple(
-            bool(max(data.records[i].labels[j] for i in groups[name]))
+            any(data.records[i].labels[j] == 1.0 for i in groups[name])
             for j in range(len(data.labels))
         )
         for name in names
@@ -647,10 +650,12 @@ def kfold_by_patient(
 
 
 def single_class_labels(data: Dataset, indices: Sequence[int]) -> list[str]:
-    """Labels that are all 0 or all 1 over ``indices`` (their AUROC is undefined)."""
+    """Labels whose known targets over ``indices`` are all 0 or all 1, or none (their AUROC is
+    undefined); unknown targets (NaN) are left out."""
     y = data.label_matrix(indices)
-    return [
-        lab
-        for j, lab in enumerate(data.labels)
-        if len(indices) == 0 or y[:, j].min() == y[:, j].max()
-    ]
+    out = []
+    for j, lab in enumerate(data.labels):
+        known = y[:, j][~np.isnan(y[:, j])] if len(indices) else np.zeros(0)
+        if known.size == 0 or known.min() == known.max():
+            out.append(lab)
+    return out

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from desktop_app.infra.cancel import Progress, StopFlag
-from desktop_app.infra.errors import DataError
+from desktop_app.infra.errors import ConfigError, DataError
 from desktop_app.model.applicability import OodModel
 from desktop_app.model.preprocessing import PreprocessSpec
 from training.batches import predict_logits_and_features
 from training.calibration import calibrated_probs
-from training.data import Dataset, Splits, read_dataset, split_dataset
+from training.data import Dataset, LayoutOptions, Splits, read_dataset, split_dataset
 from training.dataset import UnitImageDataset, load_units
 from training.metrics import choose_threshold, roc_curve, split_metrics
 from training.runtime import Runtime, select_device
@@ -90,8 +90,9 @@ def roc_points(
     for j, label in enumerate(labels):
         fpr, tpr, _ = roc_curve(y[:, j], p[:, j])
         curves[label] = (fpr, tpr, auroc(y[:, j], p[:, j]))
-        pred = p[:, j] >= thresholds[label]
-        pos = y[:, j] == 1
+        known = ~np.isnan(y[:, j])  # an unknown target (NaN) is neither
+        pred = p[known, j] >= thresholds[label]
+        pos = y[known, j] == 1
         n_pos, n_neg = int(pos.sum()), int((~pos).sum())
         points[label] = (
             float((pred & ~pos).sum() / n_neg) if n_neg else math.nan,
@@ -136,10 +137,34 @@ def split_indices(splits: Splits, split: str, n: int) -> list[int]:
 # --------------------------------------------------------------------------- evaluate command
 
 
-def _read_model_labels(data_path: str | Path, labels: list[str]) -> Dataset:
-    """The manifest's columns for the model's labels; a missing one is named as the model's."""
+def layout_for_model(
+    training_data: Mapping[str, Any], flags: Mapping[str, str] | None = None
+) -> LayoutOptions:
+    """How to read a public layout for a model file: the options its training recorded
+    (``training_data["layout"]``; the documented defaults when it recorded none), with the
+    ``flags`` given (``data.layout`` keys) over them."""
+    recorded = training_data.get("layout")
+    names = {f.name for f in fields(LayoutOptions)}
+    base = LayoutOptions()
+    if isinstance(recorded, Mapping):
+        known = {k: v for k, v in recorded.items() if k in names and isinstance(v, str)}
+        try:
+            base = LayoutOptions(**known)
+        except ConfigError:
+            log.warning("the model file's recorded layout options are unknown: defaults used")
     try:
-        return read_dataset(data_path, labels=labels)
+        return replace(base, **dict(flags or {}))
+    except (ConfigError, TypeError) as err:
+        raise DataError(f"layout options {dict(flags or {})}: {err}") from None
+
+
+def _read_model_labels(
+    data_path: str | Path, labels: list[str], options: LayoutOptions | None = None
+) -> Dataset:
+    """The manifest's columns for the model's labels; a missing one is named as the model's.
+    ``options``: how a public layout is read (``layout_for_model``)."""
+    try:
+        return read_dataset(data_path, labels=labels, options=options)
     except DataError as err:
         if err.reason.startswith("unknown label"):
             raise DataError(
@@ -172,10 +197,13 @@ def evaluate_model_file(
     n_boot: int = 1000,
     ci_level: float = 0.95,
     seed: int = 0,
+    layout: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     stop: StopFlag = None,
 ) -> dict[str, Any]:
-    """Score a model file on ``split`` of a manifest; the result is JSON-ready.
+    """Score a model file on ``split`` of a manifest; the result is JSON-ready. A public
+    layout is read as the model's training read it, with ``layout`` (``data.layout`` keys)
+    over that (``layout_for_model``).
 
     Without ``split``: a manifest or layout without a split column is an external set and
     every row is scored (``data.external``), unless it is the very manifest the model was
@@ -193,7 +221,8 @@ def evaluate_model_file(
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
     labels = list(manifest.labels)
-    data = _read_model_labels(data_path, labels)
+    options = layout_for_model(manifest.training_data, layout)
+    data = _read_model_labels(data_path, labels, options)
     split, external, note = _default_split(data, manifest.training_data, split)
     if external:
         indices = list(range(len(data.records)))
@@ -239,6 +268,7 @@ def evaluate_model_file(
         "data": {
             "manifest": str(data.source),
             "manifest_sha256": data.sha256,
+            **({"layout": asdict(options)} if data.kind not in ("manifest", "rsna") else {}),
             "split": split,
             "split_method": method,
             "external": external,

@@ -16,7 +16,8 @@ group in ``training.runtime``, checkpoints in ``training.checkpoints``, generato
   the learning rate warms up, and because on short schedules the frozen epoch and the
   BatchNorm shift at unfreezing cost more than they gave (measured: see defaults.yaml);
 - multi-label BCE with logits, optionally with ``pos_weight = negatives / positives`` per
-  label from the training split ("prevalence");
+  label from the training split ("prevalence"), averaged over the known targets (a NaN target,
+  a public layout's uncertain label under ``uncertainty: ignore``, is masked out);
 - gradient clipping (global norm); AMP (float16 autocast + GradScaler) only on CUDA;
   channels_last on CUDA and on the CPU (measured 1.7-1.8x faster training of Lite0 at 224 on
   this 2-core CPU);
@@ -115,6 +116,29 @@ class TrainHooks:
 # --------------------------------------------------------------------------- training
 
 
+class MaskedBCEWithLogits(nn.Module):
+    """Multi-label BCE with logits averaged over the known targets only: a NaN target (a public
+    layout's uncertain label read with ``uncertainty: ignore``) adds nothing to the loss or
+    its gradient. With every target known it is ``nn.BCEWithLogitsLoss``'s mean;
+    ``pos_weight`` weighs the positives as there."""
+
+    def __init__(self, pos_weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        known = ~torch.isnan(target)
+        per = self.bce(logits, torch.where(known, target, torch.zeros_like(target)))
+        return per.masked_fill(~known, 0.0).sum() / known.sum().clamp(min=1)
+
+
+def known_prevalence(y: np.ndarray) -> list[float]:
+    """Each label's positive fraction over its known (non-NaN) targets; 0 where none is known."""
+    known = ~np.isnan(y)
+    fraction = np.where(known, y, 0.0).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+    return [float(v) for v in fraction]
+
+
 class Trainer:
     """State of one training run; :func:`train_model` is the entry point."""
 
@@ -178,7 +202,7 @@ class Trainer:
     def _setup(self) -> None:
         config = self.config
         seed_everything(config.seed)
-        prevalence = self.label_matrix[self.train_idx].mean(axis=0)
+        prevalence = known_prevalence(self.label_matrix[self.train_idx])
         model = build_model(config, len(self.labels), prevalence)
         model.to(self.runtime.device)
         if self.channels_last:
@@ -194,7 +218,7 @@ class Trainer:
         pos_weight = None
         if config.optim.class_weights == "prevalence":
             pos_weight = pos_weight_from(self.label_matrix[self.train_idx]).to(self.runtime.device)
-        self.criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        self.criterion = MaskedBCEWithLogits(pos_weight)
         augmenter = build_augmenter(config.augment, self.spec.image_size)
         self.train_ds = UnitImageDataset(
             self.units, self.label_matrix, self.train_idx, self.spec, augmenter, config.seed

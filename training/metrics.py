@@ -16,6 +16,10 @@
 
 A label whose targets are all one class has no AUROC and no threshold from data: its values are
 NaN (JSON null), and its threshold falls back to 0.5 with a note.
+
+Unknown targets (NaN: a public layout's uncertain label read with ``uncertainty: ignore``) are
+left out per label: each label's metrics, thresholds, ECE and bootstrap use the images whose
+target for that label is known (``n`` counts them).
 """
 
 from __future__ import annotations
@@ -33,10 +37,15 @@ FALLBACK_THRESHOLD = 0.5
 
 
 def _as_arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One label's targets and scores as float64, without the rows whose target is unknown
+    (NaN): every metric here counts known targets only."""
     y_arr = np.asarray(y, dtype=np.float64).ravel()
     p_arr = np.asarray(p, dtype=np.float64).ravel()
     if y_arr.shape != p_arr.shape:
         raise ValueError(f"targets {y_arr.shape} and scores {p_arr.shape} differ in length")
+    known = ~np.isnan(y_arr)
+    if not known.all():
+        y_arr, p_arr = y_arr[known], p_arr[known]
     if y_arr.size and not np.isin(y_arr, (0.0, 1.0)).all():
         raise ValueError("targets must be 0 or 1")
     return y_arr, p_arr

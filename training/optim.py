@@ -105,10 +105,12 @@ def make_scheduler(
 
 
 def pos_weight_from(labels: np.ndarray) -> torch.Tensor:
-    """negatives / positives per label (1 where a label has no positives or no negatives)."""
+    """negatives / positives per label (1 where a label has no positives or no negatives);
+    unknown targets (NaN) are neither."""
     y = np.asarray(labels, dtype=np.float64)
-    pos = y.sum(axis=0)
-    neg = y.shape[0] - pos
+    known = ~np.isnan(y)
+    pos = np.where(known, y, 0.0).sum(axis=0)
+    neg = known.sum(axis=0) - pos
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where((pos > 0) & (neg > 0), neg / np.maximum(pos, 1), 1.0)
     return torch.as_tensor(w, dtype=torch.float32)

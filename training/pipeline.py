@@ -36,7 +36,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,8 @@ class Fit:
             "test_fraction": self.config.data.test_fraction,
             "synthetic": bool(data.synthetic),
         }
+        if data.kind not in ("manifest", "rsna"):  # how a public layout's labels were read
+            summary["layout"] = asdict(self.config.data.layout)
         if data.notes:
             summary["notes"] = list(data.notes)
         return summary
@@ -291,7 +293,7 @@ class Fit:
         c = self.config
         if not c.data.manifest:
             raise ConfigError("no training data given", hint="pass --data MANIFEST")
-        data = read_dataset(c.data.manifest, c.data.labels)
+        data = read_dataset(c.data.manifest, c.data.labels, options=c.data.layout)
         splits = split_dataset(
             data,
             seed=c.seed,
@@ -737,7 +739,7 @@ class Fit:
                     [
                         r.row,
                         split,
-                        *[int(v) for v in r.labels],
+                        *["" if math.isnan(v) else int(v) for v in r.labels],  # NaN: unknown
                         *[f"{float(v):.6f}" for v in p[k]],
                     ]
                 )

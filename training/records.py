@@ -35,7 +35,7 @@ class Record:
 
     row: int  # row number in the CSV (header = 1)
     path: Path  # absolute
-    labels: tuple[float, ...]
+    labels: tuple[float, ...]  # 0 / 1; NaN: unknown (a layout's uncertain label, "ignore")
     patient: str
     split: str | None
     box: tuple[float, float, float, float] | None = None
@@ -80,6 +80,6 @@ class Splits:
             out[name] = {
                 "images": len(idx),
                 "patients": len({data.records[i].patient for i in idx}),
-                "positives": {lab: int(y[:, j].sum()) for j, lab in enumerate(data.labels)},
+                "positives": {lab: int(np.nansum(y[:, j])) for j, lab in enumerate(data.labels)},
             }
         return out

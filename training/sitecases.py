@@ -35,6 +35,7 @@ from desktop_app.infra.errors import DataError, DicomReadError
 if TYPE_CHECKING:
     from desktop_app.inference.engine import InferenceEngine
     from desktop_app.review.state import ReviewState
+    from training.layouts.common import LayoutOptions
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +147,17 @@ def cases_from_reviews(
 
 
 def cases_from_manifest(
-    manifest_path: Path, engine: InferenceEngine, labels: tuple[str, ...]
+    manifest_path: Path,
+    engine: InferenceEngine,
+    labels: tuple[str, ...],
+    options: LayoutOptions | None = None,
 ) -> SiteCases:
-    """Every image of a labelled manifest run through ``engine``; see the module docstring."""
+    """Every image of a labelled manifest run through ``engine``; see the module docstring.
+    ``options``: how a public layout is read; an unknown (NaN) label is no case of it."""
     from desktop_app.inference.inputcheck import InputNotApplicable
     from training.evaluate import _read_model_labels
 
-    data = _read_model_labels(manifest_path, list(labels))
+    data = _read_model_labels(manifest_path, list(labels), options)
     if not data.records:
         raise DataError("has no rows", data.source, "give a manifest with labelled images")
     cases = SiteCases("manifest", data.source, data.sha256)
@@ -170,7 +175,8 @@ def cases_from_manifest(
             continue
         probs = {f.label: f.probability for f in result.findings}
         for label, truth in zip(data.labels, record.labels, strict=True):
-            cases.add(label, int(truth), probs[label])
+            if not math.isnan(truth):
+                cases.add(label, int(truth), probs[label])
         counts["run"] += 1
         counts["ood_flagged"] += int(result.input_check.in_distribution is False)
         cases.n_cases += 1

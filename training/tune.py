@@ -42,7 +42,7 @@ from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_text
 from desktop_app.infra.cancel import StopFlag, stop_requested
 from desktop_app.infra.errors import ConfigError, DataError
 from training.config import TrainConfig, config_from_dict
-from training.data import read_dataset
+from training.data import Dataset, read_dataset
 from training.loop import ProgressFactory
 from training.pipeline import MODEL_FILE, FitOutcome, run_fit
 
@@ -83,11 +83,16 @@ class TuneOptions:
 
     budget_minutes: float
     trials: int | None = None  # a cap on the study's finished (complete or pruned) trials
-    image_sizes: tuple[int, ...] = DEFAULT_IMAGE_SIZES
+    # None: DEFAULT_IMAGE_SIZES cut to those not above the images' median longer side
+    image_sizes: tuple[int, ...] | None = None
     resume: bool = False
     startup_trials: int = 5  # TPE samples at random until this many trials are complete
     prune_startup_trials: int = 3  # the pruner waits for this many complete trials
     prune_warmup_epochs: int = 1  # and never prunes at or before this epoch
+
+    def sizes(self) -> tuple[int, ...]:
+        """The input sizes searched (the defaults until ``Tuner.run`` has cut them)."""
+        return self.image_sizes or DEFAULT_IMAGE_SIZES
 
     def validate(self) -> TuneOptions:
         if not (math.isfinite(self.budget_minutes) and self.budget_minutes > 0):
@@ -97,7 +102,9 @@ class TuneOptions:
             )
         if self.trials is not None and self.trials < 1:
             raise ConfigError(f"--trials {self.trials} must be at least 1")
-        if not self.image_sizes or len(set(self.image_sizes)) != len(self.image_sizes):
+        if self.image_sizes is not None and (
+            not self.image_sizes or len(set(self.image_sizes)) != len(self.image_sizes)
+        ):
             raise ConfigError(
                 f"--image-sizes {list(self.image_sizes)} must name distinct sizes",
                 hint="e.g. --image-sizes 224,256,320",
@@ -186,6 +193,28 @@ def suggest_params(
         )
     params["model.dropout"] = trial.suggest_float("model.dropout", *DROPOUT_RANGE)
     return params
+
+
+def default_image_sizes(data: Dataset, base: TrainConfig) -> tuple[tuple[int, ...], str]:
+    """DEFAULT_IMAGE_SIZES without the sizes above the images' median longer side (upsampling
+    adds no detail; the smallest candidate stays when every one is above it), and a note
+    saying so. The median comes from one dataset fingerprint (a seeded sample of headers)."""
+    from training.data import split_dataset
+    from training.fingerprint import compute_fingerprint
+
+    d = base.data
+    splits = split_dataset(
+        data, seed=base.seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction
+    )
+    fingerprint = compute_fingerprint(data, splits, seed=base.seed, workers=d.workers)
+    longer = (fingerprint["image"].get("longer_side") or {}).get("median")
+    if longer is None:
+        return DEFAULT_IMAGE_SIZES, "input sizes searched: the defaults (no image size was read)"
+    kept = tuple(s for s in DEFAULT_IMAGE_SIZES if s <= longer) or DEFAULT_IMAGE_SIZES[:1]
+    return kept, (
+        f"input sizes searched: {', '.join(map(str, kept))} (the default candidates not above "
+        f"the images' median longer side, {longer:.0f} px; --image-sizes chooses others)"
+    )
 
 
 def with_params(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
@@ -385,7 +414,7 @@ class Tuner:
     def objective(self, trial: optuna.Trial) -> float:
         """Fit one config; report each epoch's mean validation AUROC to the pruner; return the
         best of them."""
-        params = suggest_params(trial, self.base, self.options.image_sizes)
+        params = suggest_params(trial, self.base, self.options.sizes())
         folder = self.out_dir / TRIALS_DIR / f"{trial.number:04d}"
         config = self.trial_config(params, folder)
         values: list[float] = []
@@ -455,7 +484,7 @@ class Tuner:
             pruner=pruner,
             load_if_exists=True,
         )
-        key = {**study_key(self.base), "image_sizes": list(o.image_sizes)}
+        key = {**study_key(self.base), "image_sizes": list(o.sizes())}
         attrs = study.user_attrs
         if "key" not in attrs:
             study.set_user_attr("key", key)
@@ -571,9 +600,15 @@ class Tuner:
     def run(self) -> TuneOutcome:
         check_base(self.base)
         check_tune_dir(self.out_dir, self.options.resume)
-        for size in self.options.image_sizes:  # every candidate valid before anything is written
+        for size in self.options.image_sizes or ():  # valid before anything is written
             with_params(self.base, {"preprocessing.image_size": int(size)})
-        data = read_dataset(str(self.base.data.manifest), self.base.data.labels)
+        d = self.base.data
+        data = read_dataset(str(d.manifest), d.labels, options=d.layout)
+        if self.options.image_sizes is None:
+            sizes, note = default_image_sizes(data, self.base)
+            self.options = replace(self.options, image_sizes=sizes)
+            self.notes.append(note)
+            log.info("%s", note)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         storage = optuna.storages.RDBStorage(f"sqlite:///{(self.out_dir / DB_FILE).resolve()}")
         try:

@@ -1,1 +1,1 @@
-"""Subcommands of `radassist-train`, one module each."""
+"""Subcommands of `radassist-train`, one module each (layoutflags: the public-layout flags several share)."""

@@ -6,7 +6,8 @@ version of it with the site's thresholds and temperatures.
 
 The cases (``training.sitecases``): the reader verdicts of the site's saved reviews made by this
 model (present 1, absent 0; uncertain and pending left out; no re-run: the probabilities the
-model gave then), or every row of a labelled manifest run through the app's engine. Per label
+model gave then), or every row of a labelled manifest run through the app's engine (a public
+layout read as the model's training read it, or as the layout flags say). Per label
 (``training.sitecal``): n, positives, prevalence, sensitivity, specificity, PPV and NPV (Wilson
 95 % CIs) and the AUROC (bootstrap 95 % CI) at the model's threshold and at the one the rule
 chooses on the site's cases, after refitting the label's temperature when the model has
@@ -39,6 +40,7 @@ from desktop_app.commands._common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, 
 from desktop_app.infra.atomicio import atomic_write_text
 from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.settings.schema import DEVICES
+from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.sitecal import DEFAULT_MIN_POSITIVES, RULE_HELP, SiteRule, parse_rule
 
 PROG = "radassist-train calibrate"
@@ -89,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", choices=DEVICES, default="cpu", help="where --data images run (default cpu)"
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    add_layout_arguments(parser, "with --data, as the model file's training read it")
 
 
 def _usage(message: str) -> int:
@@ -149,7 +152,10 @@ def calibrate_model_file(args: argparse.Namespace) -> dict[str, Any]:
         from desktop_app.inference.engine import InferenceEngine
 
         engine = InferenceEngine(loaded, device=args.device, heatmaps="none")
-        cases = cases_from_manifest(args.data, engine, m.labels)
+        from training.evaluate import layout_for_model
+
+        options = layout_for_model(m.training_data, layout_flags(args))
+        cases = cases_from_manifest(args.data, engine, m.labels, options)
     else:
         cases = cases_from_reviews(
             _reviews_folder(args.reviews),

@@ -3,6 +3,7 @@ external set.
 
     radassist-train evaluate --model FILE --data MANIFEST [--split SPLIT] [--json OUT]
         [--device auto|cpu|cuda] [--bootstrap N] [--batch-size B] [--workers N]
+        [--uncertainty ...] [--views ...] [--label-rule ...] [--missing-images ...] [--labeler ...]
 
 Per label: AUROC with a bootstrap 95 % CI, sensitivity and specificity at the model file's
 operating threshold (Wilson 95 % CIs), expected calibration error and the confusion matrix.
@@ -10,7 +11,8 @@ Without ``--split``, a manifest or layout without a split column is external val
 row is scored ("external evaluation: all N images"); a manifest with a split column, or the one
 the model was trained on, gives its test split. ``--split`` narrows to train, val or test (made
 as training made them when there is no split column) or ``all``. A table goes to stdout; ``--json OUT`` writes the same as JSON (``-`` for stdout, and then the
-table is left out).
+table is left out). A public layout is read as the model's training read it (the layout options
+its model file records); the layout flags change that.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from desktop_app.commands._common import EXIT_OK, ProgressBar, positive_int, whole_number
 from desktop_app.infra.atomicio import atomic_write_json
 from desktop_app.settings.schema import DEVICES
+from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.evaluate import EVAL_SPLITS, evaluate_model_file, format_table
 
 PROG = "radassist-train evaluate"
@@ -69,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="decode threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_layout_arguments(parser, "as the model file's training read it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         n_boot=args.bootstrap,
+        layout=layout_flags(args),
         progress=progress,
     )
     if args.json == "-":

@@ -4,6 +4,8 @@
         [--batch-size B] [--lr LR] [--image-size S] [--arch NAME] [--no-pretrained]
         [--folds K] [--device auto|cpu|cuda] [--resume] [--seed S] [--workers N]
         [--labels a,b] [--cache-dir DIR] [--set section.key=value ...] [--quiet]
+        [--uncertainty u-ones|u-zeros|ignore] [--views frontal|lateral|all]
+        [--label-rule majority|any] [--missing-images skip|error] [--labeler chexpert|negbio]
 
 Defaults come from ``training/defaults.yaml`` (the same values as ``training.config``); a
 ``--config`` YAML overrides them, ``--set`` overrides that, and named flags override all.
@@ -39,6 +41,7 @@ from desktop_app.commands._common import (
 from desktop_app.infra.errors import ConfigError
 from desktop_app.model.networks import ARCHITECTURES
 from desktop_app.settings.schema import DEVICES
+from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.config import (
     TrainConfig,
     apply_overrides,
@@ -56,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_files(parser)
     _add_recipe(parser, d)
     _add_run_options(parser, d)
+    add_layout_arguments(parser, "the config's data.layout")
 
 
 def _add_files(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +190,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         data["cache_dir"] = args.cache_dir
     if args.data is not None:
         data["manifest"] = str(args.data)
+    if layout_flags(args):
+        data["layout"] = layout_flags(args)
     if args.device is not None:
         flags["device"] = args.device
     if args.out is not None:
@@ -250,11 +256,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if outcome.model_path is None:  # a non-zero rank under torchrun
         return EXIT_OK
-    _print_summary(outcome)
+    print_summary(outcome)
     return EXIT_OK
 
 
-def _print_summary(outcome: Any) -> None:
+def print_summary(outcome: Any) -> None:
+    """What fit prints on stdout at the end: the model file, best epoch, tables, notes."""
     from training.evaluate import format_table
 
     m = outcome.metrics

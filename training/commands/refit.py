@@ -9,6 +9,10 @@ model card is written beside the output (``OUT`` with ``.md``).
 
     radassist-train refit --model IN --data MANIFEST --out OUT [--config FILE]
         [--set applicability.key=value ...] [--device D] [--force]
+        [--uncertainty ...] [--views ...] [--label-rule ...] [--missing-images ...] [--labeler ...]
+
+A public layout is read as the model's training read it (its recorded layout options); the layout
+flags change that.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from desktop_app.commands._common import EXIT_OK
 from desktop_app.infra.atomicio import atomic_write_text
 from desktop_app.infra.errors import ConfigError, DataError, ModelFileError
 from desktop_app.settings.schema import DEVICES
+from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
 
 PROG = "radassist-train refit"
@@ -52,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="decode threads (0 = up to 4)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
+    add_layout_arguments(parser, "as the model file's training read it")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -69,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise ModelFileError("exists already", out, "choose another --out, or add --force")
     config = _config(args)
-    result = refit_model_file(args.model, args.data, out, config, args.device, args.workers)
+    result = refit_model_file(
+        args.model, args.data, out, config, args.device, args.workers, layout_flags(args)
+    )
     if not args.quiet:
         _print_summary(result)
     return EXIT_OK
@@ -82,9 +90,11 @@ def refit_model_file(
     config: TrainConfig,
     device: str = "auto",
     workers: int = 0,
+    layout: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write ``out``: ``model_path``'s weights with applicability, temperatures, thresholds and
-    metrics re-fitted on ``data_path``; its model card beside it. Returns what was measured."""
+    metrics re-fitted on ``data_path`` (a public layout read as training read it, ``layout``
+    keys over that); its model card beside it. Returns what was measured."""
     from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
     from desktop_app.model.modelfile import (
         load_model_file,
@@ -94,14 +104,15 @@ def refit_model_file(
     )
     from training.applicability import calibrated_metrics, fit_applicability, score_splits
     from training.dataset import load_units
-    from training.evaluate import _read_model_labels, _split_as_trained
+    from training.evaluate import _read_model_labels, _split_as_trained, layout_for_model
     from training.runtime import select_device
 
     start = time.perf_counter()
     dev = select_device(device)
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
-    data = _read_model_labels(data_path, list(manifest.labels))
+    options = layout_for_model(manifest.training_data, layout)
+    data = _read_model_labels(data_path, list(manifest.labels), options)
     splits = _split_as_trained(data, manifest.training_data)
     for name in ("train", "val"):
         if not getattr(splits, name):
@@ -131,6 +142,9 @@ def refit_model_file(
     training_data["calibration"] = {
         "manifest": data.source.name,
         "manifest_sha256": data.sha256,
+        **(
+            {"layout": dataclasses.asdict(options)} if data.kind not in ("manifest", "rsna") else {}
+        ),
         "splits": {name: len(getattr(splits, name)) for name in ("train", "val", "test")},
         "note": "re-fitted by radassist-train refit on these weights (no retraining)",
     }

@@ -3,6 +3,7 @@
     radassist-train tune --data MANIFEST --out DIR --budget MINUTES [--seed S] [--trials N]
         [--epochs E] [--image-sizes 224,256,...] [--config FILE] [--set section.key=value ...]
         [--device auto|cpu|cuda|mps] [--labels a,b] [--resume] [--quiet]
+        [--uncertainty ...] [--views ...] [--label-rule ...] [--missing-images ...] [--labeler ...]
 
 The base config is built as fit's: defaults < ``--config`` < ``--set`` < flags; the searched keys
 (``training.tune.SEARCHED``) are then set per trial. One line per trial on stdout, epoch lines
@@ -28,6 +29,7 @@ from desktop_app.commands._common import (
 )
 from desktop_app.infra.errors import ConfigError
 from desktop_app.settings.schema import DEVICES
+from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
 
 if TYPE_CHECKING:
@@ -87,8 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-sizes",
         metavar="S,S",
         type=_sizes,
-        default=DEFAULT_IMAGE_SIZES,
-        help="input sizes to try (default " + ",".join(map(str, DEFAULT_IMAGE_SIZES)) + ")",
+        default=None,
+        help="input sizes to try (default: those of "
+        + ",".join(map(str, DEFAULT_IMAGE_SIZES))
+        + " not above the images' median longer side)",
     )
     parser.add_argument("--config", metavar="FILE", type=Path, help="YAML base config")
     parser.add_argument(
@@ -107,6 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the study in DIR (budget counted anew)"
     )
     parser.add_argument("--quiet", action="store_true", help="no epoch lines or progress bars")
+    add_layout_arguments(parser, "the base config's data.layout")
 
 
 def resolve_base(args: argparse.Namespace) -> TrainConfig:
@@ -124,6 +129,8 @@ def resolve_base(args: argparse.Namespace) -> TrainConfig:
         flags.append((["seed"], args.seed))
     if args.device is not None:
         flags.append((["device"], args.device))
+    if layout_flags(args):
+        flags.append((["data", "layout"], layout_flags(args)))
     config = apply_overrides(config, flags)
     if not config.data.manifest:
         raise ConfigError("no training data given", hint="pass --data MANIFEST")
@@ -138,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         options = TuneOptions(
             budget_minutes=args.budget,
             trials=args.trials,
-            image_sizes=tuple(args.image_sizes),
+            image_sizes=None if args.image_sizes is None else tuple(args.image_sizes),
             resume=args.resume,
         ).validate()
     except ConfigError as err:
@@ -202,7 +209,7 @@ def _trial_line(t: TrialSummary) -> str:
 
 
 def _report(outcome: TuneOutcome) -> int:
-    from training.commands.fit import _print_summary
+    from training.commands.fit import print_summary
     from training.tune import BEST_CONFIG, HISTORY_PNG, TRIALS_CSV, short_params, trial_counts
 
     counts = trial_counts(outcome.trials)
@@ -229,7 +236,7 @@ def _report(outcome: TuneOutcome) -> int:
         return EXIT_INTERRUPTED
     if outcome.fit is not None:
         print(f"\nthe best config's fit ({out / 'best'}):")
-        _print_summary(outcome.fit)
+        print_summary(outcome.fit)
     elif outcome.model_path is not None:
         print(f"model file: {outcome.model_path}")
     return EXIT_OK

@@ -9,9 +9,9 @@
   uncertainty policy (``LayoutOptions.uncertainty``) is **u-ones by default**: in the CheXpert
   paper (Irvin et al., AAAI 2019) U-Ones was best or level on most of the competition tasks
   (atelectasis and oedema markedly), and for a second-reader tool a missed finding costs more
-  than a false alarm. ``u-zeros`` reads -1 as 0; ``ignore`` leaves out the images that are
-  uncertain for a chosen label (exactly U-Ignore for one label; with several labels it drops
-  whole images, so choose the labels with ``--labels``).
+  than a false alarm. ``u-zeros`` reads -1 as 0; ``ignore`` is U-Ignore: the uncertain value
+  becomes unknown (NaN in ``Record.labels``), the image stays, and training leaves that label
+  of that image out of its loss, metrics, thresholds and calibration (its other labels count).
 - Views: **frontal only by default** (``Frontal/Lateral`` = Frontal: PA and AP): the app's
   models read one frontal radiograph, and a lateral view is another kind of image;
   ``lateral`` or ``all`` on request.
@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -133,7 +134,7 @@ def _records(
     rows: list[int] = []
     found: list[Path | None] = []
     entries: list[tuple[tuple[float, ...], str]] = []
-    uncertain_dropped = 0
+    uncertain_kept = 0
     for number, values in table.rows:
         if len(values) != len(table.header):
             raise DataError(
@@ -146,14 +147,11 @@ def _records(
             raise DataError(f"row {number}: {VIEW_COLUMN} is {values[view_col]!r}", table.path, FIX)
         if not view_kept(view, opts.views):
             continue
-        settled = settle_uncertain(
+        y = settle_uncertain(
             [label_value(values[c], table.header[c], number, table.path) for c in label_cols],
             opts.uncertainty,
         )
-        if settled is None:
-            uncertain_dropped += 1
-            continue
-        y = settled
+        uncertain_kept += any(math.isnan(v) for v in y)
         relative = values[path_col].strip().replace("\\", "/")
         parts = relative.split("/")
         patient = next((p for p in parts if PATIENT_PART.match(p)), None)
@@ -167,8 +165,8 @@ def _records(
         rows.append(number)
         found.append(None if hit is None else Path(hit))
         entries.append((tuple(y), patient))
-    if uncertain_dropped:
-        notes.append(uncertain_note(uncertain_dropped, table.path.name))
+    if uncertain_kept:
+        notes.append(uncertain_note(uncertain_kept, table.path.name))
     if not rows:
         return []
     keep = keep_found(found, rows, table.path, table.path.parent, opts.missing_images, notes)
@@ -188,21 +186,19 @@ def label_value(text: str, column: str, number: int, path: Path, fix: str = FIX)
     return value
 
 
-def settle_uncertain(y: Sequence[float], policy: str) -> list[float] | None:
-    """``y`` with its -1 (uncertain) values read by the uncertainty policy; None when the image
-    is left out ("ignore" and uncertain for a chosen label)."""
+def settle_uncertain(y: Sequence[float], policy: str) -> list[float]:
+    """``y`` with its -1 (uncertain) values read by the uncertainty policy: 1 (u-ones), 0
+    (u-zeros) or NaN, unknown (ignore: U-Ignore, that label of that image is left out)."""
     if -1.0 not in y:
         return list(y)
-    if policy == "ignore":
-        return None
-    fill = 1.0 if policy == "u-ones" else 0.0
+    fill = {"u-ones": 1.0, "u-zeros": 0.0}.get(policy, math.nan)
     return [fill if v == -1.0 else v for v in y]
 
 
 def uncertain_note(count: int, source: str) -> str:
     return (
-        f"{count} image(s) of {source} are uncertain (-1) for a chosen label and are left out "
-        "(uncertainty policy: ignore)"
+        f"{count} image(s) of {source} are uncertain (-1) for a chosen label: that label is "
+        "unknown for them and left out of its loss and metrics (uncertainty policy: ignore)"
     )
 
 

@@ -41,7 +41,8 @@ class LayoutOptions:
     """How a public layout's labels are read; the defaults are the documented ones.
 
     uncertainty: CheXpert/MIMIC -1 values: "u-ones" (positive), "u-zeros" (negative) or
-    "ignore" (images uncertain on a chosen label are left out).
+    "ignore" (U-Ignore: unknown, NaN in ``Record.labels``; the image stays and training
+    leaves that label of that image out of its loss and metrics).
     views: "frontal" (PA/AP only), "lateral" or "all".
     label_rule: VinDr-CXR: "majority" (more than half of an image's readers) or "any".
     missing_images: "skip" (leave the rows out, with a note) or "error".

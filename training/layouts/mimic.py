@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -128,7 +129,7 @@ class SplitFile:
 class StudyLabels:
     subject: str
     row: int
-    values: tuple[float, ...] | None  # None: left out by the uncertainty policy "ignore"
+    values: tuple[float, ...]  # NaN: unknown (uncertain under the policy "ignore")
 
 
 def read_mimic(
@@ -236,7 +237,7 @@ def _study_labels(
     label_cols = [table.header.index(lab) for lab in chosen]
     studies: dict[str, StudyLabels] = {}
     # the release has a few thousand distinct rows of values for 227,827 studies: parse each once
-    parsed: dict[tuple[str, ...], tuple[float, ...] | None] = {}
+    parsed: dict[tuple[str, ...], tuple[float, ...]] = {}
     for number, values in table.rows:
         if len(values) != len(table.header):
             raise DataError(
@@ -257,8 +258,7 @@ def _study_labels(
                 label_value(v, table.header[c], number, table.path, FIX)
                 for v, c in zip(raw, label_cols, strict=True)
             ]
-            settled = settle_uncertain(y, opts.uncertainty)
-            parsed[raw] = None if settled is None else tuple(settled)
+            parsed[raw] = tuple(settle_uncertain(y, opts.uncertainty))
         studies[study] = StudyLabels(subject, number, parsed[raw])
     return chosen, studies
 
@@ -348,9 +348,7 @@ def _records(
                 meta.path,
                 FIX,
             )
-        if study_labels.values is None:
-            counts.uncertain += 1
-            continue
+        counts.uncertain += any(math.isnan(v) for v in study_labels.values)
         rows.append(number)
         names.append(dicom)
         entries.append((study_labels.values, subject, _split(split_of, dicom, subject, number)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from desktop_app.infra.errors import ConfigError, DataError
@@ -79,14 +81,26 @@ class TestReadChexpert:
         for record, row in zip(data.records, frontal_rows(), strict=True):
             assert record.labels[j] == (1.0 if row[col] == "1.0" else 0.0)
 
-    def test_ignore_leaves_out_images_uncertain_on_a_chosen_label(self, chexpert: Path) -> None:
+    def test_ignore_makes_the_uncertain_label_unknown_and_keeps_the_image(
+        self, chexpert: Path
+    ) -> None:
         header, _ = table()
-        col = header.index("Edema")
-        uncertain = sum(r[col] == "-1.0" for r in frontal_rows())
+        col, other = header.index("Edema"), header.index("Cardiomegaly")
+        rows = frontal_rows()
+        uncertain = sum(r[col] == "-1.0" for r in rows)
         assert uncertain > 0
-        data = read_chexpert(chexpert, ["Edema"], LayoutOptions(uncertainty="ignore"))
-        assert len(data.records) == len(frontal_rows()) - uncertain
-        assert any(f"{uncertain} image(s)" in n and "ignore" in n for n in data.notes)
+        data = read_chexpert(
+            chexpert, ["Edema", "Cardiomegaly"], LayoutOptions(uncertainty="ignore")
+        )
+        assert len(data.records) == len(rows)  # U-Ignore: per label, never whole images
+        y = data.label_matrix()
+        assert int(np.isnan(y[:, 0]).sum()) == uncertain
+        for record, row in zip(data.records, rows, strict=True):
+            assert math.isnan(record.labels[0]) == (row[col] == "-1.0")
+            if row[other] != "-1.0":  # the image's other label is read as ever
+                assert record.labels[1] == (1.0 if row[other] == "1.0" else 0.0)
+        either = sum("-1.0" in (r[col], r[other]) for r in rows)
+        assert any(f"{either} image(s)" in n and "ignore" in n for n in data.notes)
 
     @pytest.mark.parametrize(("views", "wanted"), [("lateral", {"Lateral"}), ("all", None)])
     def test_view_filter(self, chexpert: Path, views: str, wanted: set[str] | None) -> None:

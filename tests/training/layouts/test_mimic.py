@@ -10,6 +10,7 @@ import io
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from desktop_app.infra.errors import ConfigError, DataError
@@ -112,7 +113,7 @@ class TestReadMimic:
             for label, value in zip(data.labels, record.labels, strict=True):
                 assert value == {**VALUE, "-1.0": 0.0}[values[label]]
 
-    def test_ignore_leaves_out_the_images_of_studies_uncertain_on_a_chosen_label(
+    def test_ignore_makes_the_uncertain_label_of_a_study_unknown_for_its_images(
         self, mimic: Path
     ) -> None:
         studies = study_values()
@@ -121,7 +122,8 @@ class TestReadMimic:
         assert len(uncertain) == 3
         data = read_mimic(mimic / name("metadata"), ["Edema"], LayoutOptions(uncertainty="ignore"))
         assert data.labels == ("Edema",)
-        assert len(data.records) == len(rows) - len(uncertain)
+        assert len(data.records) == len(rows)  # U-Ignore keeps the images
+        assert int(np.isnan(data.label_matrix()[:, 0]).sum()) == len(uncertain)
         assert any("3 image(s)" in n and "ignore" in n for n in data.notes)
 
     @pytest.mark.parametrize(
