@@ -99,12 +99,15 @@ MIN_STRENGTH = 0.1
 
 # --- LR range test
 LR_TEST_MIN, LR_TEST_MAX = 1e-5, 1e-1
-LR_TEST_STEPS = 60
-LR_TEST_MIN_TRAIN_IMAGES = 100  # fewer: 60 steps cycle over the same images (memorised)
+LR_TEST_STEPS = 40
+# The test runs its batches at most this size (downsampled): the LR that suits a pretrained
+# network barely depends on the input size, and at 512 px the test would cost minutes on a CPU.
+LR_TEST_MAX_SIZE = 256
+LR_TEST_MIN_TRAIN_IMAGES = 100  # fewer: 40 steps cycle over the same images (memorised)
 LR_TEST_SMOOTHING = 0.8  # exponential moving average of the loss, bias-corrected
 LR_TEST_DIVERGED = 4.0  # stop once the smoothed loss is this many times its minimum
 LR_TEST_MIN_DROP = 0.03  # the smoothed minimum must be this much below the start
-LR_CLAMP = (1e-4, 3e-3)
+LR_CLAMP = (5e-4, 2e-3)  # around AdamW's 1e-3, which fine-tunes pretrained CNNs well
 FALLBACK_LR = STATIC_LR
 
 
@@ -181,6 +184,11 @@ def choose_image_size(
     native = arch.default_image_size
     longer = (fingerprint["image"].get("longer_side") or {}).get("median")
     cap = max(native, min(MAX_IMAGE_SIZE, _round_up(longer))) if longer else MAX_IMAGE_SIZE
+    # Compute grows with the pixels: at most max_slowdown x the native size's training time.
+    slowest = max(
+        native, int(native * math.sqrt(config.recipe.max_slowdown)) // SIZE_STEP * SIZE_STEP
+    )
+    cap = min(cap, slowest)
     k = config.recipe.min_finding_pixels
     smallest = smallest_finding(fingerprint)
     if smallest is None:
@@ -197,7 +205,10 @@ def choose_image_size(
             f"{p5:.3f} of the image side, {count} boxes; {k} px wanted)"
         )
         if need > cap:
-            reason += f"; capped at {cap} px (max {MAX_IMAGE_SIZE}, median image side)"
+            reason += (
+                f"; capped at {cap} px (max {MAX_IMAGE_SIZE}, the median image side, and "
+                f"recipe.max_slowdown {config.recipe.max_slowdown:g}x the native {native} px's time)"
+            )
         elif need < native:
             reason += f"; not below the architecture's native {native} px"
     budget = config.recipe.time_budget_minutes
@@ -502,6 +513,10 @@ def lr_range_test(
         items = [ds[k] for k in range(step * batch, (step + 1) * batch)]
         x = torch.stack([it[0] for it in items]).to(device)
         y = torch.stack([it[1] for it in items]).to(device)
+        if x.shape[-1] > LR_TEST_MAX_SIZE:
+            x = torch.nn.functional.interpolate(
+                x, size=(LR_TEST_MAX_SIZE, LR_TEST_MAX_SIZE), mode="bilinear", antialias=True
+            )
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", enabled=amp):

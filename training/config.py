@@ -115,7 +115,7 @@ class OptimConfig:
     epochs: int = 12
     batch_size: int | None = None  # None: chosen by fit (training.autoconfig)
     lr: float | None = None  # None: chosen by fit (an LR range test)
-    backbone_lr_factor: float = 0.3
+    backbone_lr_factor: float = 1.0
     weight_decay: float = 0.01
     warmup_epochs: float = 0.5
     min_lr_ratio: float = 0.01
@@ -189,6 +189,7 @@ class RecipeConfig:
 
     auto: bool = True
     time_budget_minutes: float | None = None
+    max_slowdown: float = 3.0
     min_finding_pixels: int = 16
     lr_range_test: bool = True
 
@@ -515,6 +516,11 @@ def _validate(c: TrainConfig) -> None:
 
 
 def _check_recipe(r: RecipeConfig) -> None:
+    _check(
+        1.0 <= r.max_slowdown <= 100.0,
+        f"config recipe.max_slowdown {r.max_slowdown} must be in [1, 100]",
+        "1 keeps the architecture's native input size",
+    )
     """The time budget and the smallest finding's pixels at input size."""
     _check(
         r.time_budget_minutes is None or r.time_budget_minutes > 0,

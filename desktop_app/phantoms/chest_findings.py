@@ -183,7 +183,7 @@ def _render_consolidation(
 ) -> FindingLayer:
     """Air replaced by fluid in a patch of one lung: a fuzzy, mottled opacity."""
     radius = float(params.get("radius", rng.uniform(0.09, 0.18)))
-    density = float(params.get("density", rng.uniform(0.45, 0.8)))
+    density = float(params.get("density", rng.uniform(0.6, 1.0)))
     s, x, y = pick_lung_point(cv, rng, radius * 0.6)
     lung = cv.layers["lung_right" if s < 0 else "lung_left"]
     blob = np.exp(
@@ -220,18 +220,18 @@ def _render_pneumothorax(
     return FindingLayer(att.astype(np.float32), region)
 
 
-@register_finding("line", description="thin faint linear opacity in a lung, 1-2.5 mm by 25-60 mm")
+@register_finding("line", description="thin faint linear opacity in a lung, 2-4 mm by 35-70 mm")
 def _render_line(
     cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
 ) -> FindingLayer:
     """A plate-like band (discoid atelectasis, a fissure): thin and faint, so that it keeps
     few pixels once the image is shrunk to a network's input. Params: ``width_mm``
-    (1-2.5), ``length_mm`` (25-60), ``contrast`` (0.5-0.9), ``angle_deg`` (-35..35 from
+    (2-4), ``length_mm`` (35-70), ``contrast`` (0.6-1), ``angle_deg`` (-35..35 from
     horizontal)."""
     mm_per_unit = cv.pixel_spacing_mm * cv.scale
-    width = float(params.get("width_mm", rng.uniform(1.0, 2.5))) / mm_per_unit
-    length = float(params.get("length_mm", rng.uniform(25.0, 60.0))) / mm_per_unit
-    contrast = float(params.get("contrast", rng.uniform(0.5, 0.9)))
+    width = float(params.get("width_mm", rng.uniform(2.0, 4.0))) / mm_per_unit
+    length = float(params.get("length_mm", rng.uniform(35.0, 70.0))) / mm_per_unit
+    contrast = float(params.get("contrast", rng.uniform(0.6, 1.0)))
     angle = math.radians(float(params.get("angle_deg", rng.uniform(-35.0, 35.0))))
     s, x, y = pick_lung_point(cv, rng, length / 2.0)
     win = cv.window(x - length, x + length, y - length, y + length)
@@ -244,19 +244,19 @@ def _render_line(
         half = np.float32(max(width / 2.0, 0.6 * cv.unit_per_px))
         profile = np.exp(-((across / half) ** 2))
         taper = np.clip(1.0 - (np.abs(along) / np.float32(length / 2.0)) ** 4, 0.0, 1.0)
-        region[win] = (profile * taper * np.float32(0.12 * contrast)).astype(np.float32)
+        region[win] = (profile * taper * np.float32(0.35 * contrast)).astype(np.float32)
     cv.finding_info["line"] = {"side": s, "width_units": width, "length_units": length}
     return FindingLayer(region, region)
 
 
-@register_finding("faint_nodule", description="small faint nodule, 5-10 mm, low contrast")
+@register_finding("faint_nodule", description="small faint nodule, 6-12 mm, low contrast")
 def _render_faint_nodule(
     cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
 ) -> FindingLayer:
     """The nodule renderer at the small, faint end of its range (a hard detection task)."""
     drawn = {
-        "diameter_mm": float(params.get("diameter_mm", rng.uniform(5.0, 10.0))),
-        "contrast": float(params.get("contrast", rng.uniform(0.45, 0.8))),
+        "diameter_mm": float(params.get("diameter_mm", rng.uniform(6.0, 12.0))),
+        "contrast": float(params.get("contrast", rng.uniform(0.6, 1.0))),
         **({"side": params["side"]} if "side" in params else {}),
     }
     layer = _render_nodule(cv, rng, drawn)
@@ -269,9 +269,9 @@ def _render_diffuse(
     cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
 ) -> FindingLayer:
     """Ground-glass-like haze: a smooth, low-density veil over the lower two thirds of one
-    lung or both. Params: ``bilateral`` (bool), ``density`` (0.18-0.35)."""
+    lung or both. Params: ``bilateral`` (bool), ``density`` (0.06-0.14)."""
     bilateral = bool(params.get("bilateral", rng.uniform() < 0.5))
-    density = float(params.get("density", rng.uniform(0.18, 0.35)))
+    density = float(params.get("density", rng.uniform(0.06, 0.14)))
     side = int(rng.choice([-1, 1]))
     lungs = (
         [cv.layers["lung_right"], cv.layers["lung_left"]]

@@ -50,8 +50,8 @@ class TestImageSize:
             ({"nodule": 0.05, "mass": 0.2}, 2048.0, 320),  # the smallest label decides
             ({"nodule": 0.06}, 2048.0, 288),  # 267 rounded up to a multiple of 32
             ({"mass": 0.3}, 2048.0, 224),  # not below the native size
-            ({"nodule": 0.005}, 2048.0, A.MAX_IMAGE_SIZE),  # capped
-            ({"nodule": 0.02}, 400.0, 416),  # capped at the median image side (rounded up)
+            ({"nodule": 0.005}, 2048.0, 384),  # capped: 3x the native size's compute
+            ({"nodule": 0.02}, 300.0, 320),  # capped at the median image side (rounded up)
             (None, 96.0, 224),  # small images: the native size, no less
         ],
     )
@@ -65,15 +65,26 @@ class TestImageSize:
         if boxes:
             assert f"{chosen} px keeps the smallest" in reason
 
+    def test_max_slowdown_caps_the_size(self) -> None:
+        tiny = fingerprint(boxes={"nodule": 0.005})
+        for slowdown, size in ((1.0, 224), (3.0, 384), (100.0, A.MAX_IMAGE_SIZE)):
+            config = config_from_dict({"recipe": {"max_slowdown": slowdown}})
+            chosen, reason = A.choose_image_size(config, tiny, CPU, 2)
+            assert chosen == size
+            if size < A.MAX_IMAGE_SIZE:
+                assert "max_slowdown" in reason
+
     def test_min_finding_pixels_is_a_config_key(self) -> None:
-        config = config_from_dict({"recipe": {"min_finding_pixels": 24}})
+        config = config_from_dict({"recipe": {"min_finding_pixels": 24, "max_slowdown": 10.0}})
         size, _ = A.choose_image_size(config, fingerprint(boxes={"n": 0.05}), CPU, 2)
         assert size == 480
 
     def test_a_time_budget_shrinks_the_size_but_not_below_native(self) -> None:
         fp = fingerprint(boxes={"nodule": 0.03}, train=2000)
-        free, _ = A.choose_image_size(TrainConfig(), fp, CPU, 2)
-        budget = config_from_dict({"recipe": {"time_budget_minutes": 60.0}})
+        free, _ = A.choose_image_size(
+            config_from_dict({"recipe": {"max_slowdown": 10.0}}), fp, CPU, 2
+        )
+        budget = config_from_dict({"recipe": {"time_budget_minutes": 60.0, "max_slowdown": 10.0}})
         size, reason = A.choose_image_size(budget, fp, CPU, 2)
         assert free == 544 - 32 and 224 <= size < free and "60-minute budget" in reason
         est = A.seconds_per_image("efficientnet-lite0", size, CPU, 2) * 2000 * 12
