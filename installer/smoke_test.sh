@@ -14,7 +14,8 @@
 # radiograph writes findings.json (and, with the bundled model, finds the sample's nodule);
 # `radassist info` reports the CPU and a measured time per image, then the cached one; the GUI's
 # --screenshot (offscreen, with the model run) is a non-empty PNG; `radassist-train
-# make-demo-data` with worker processes (multiprocessing in a frozen program); the desktop entry
+# make-demo-data` with worker processes (multiprocessing in a frozen program); `tune` (Optuna's
+# SQLite study, whose schema Alembic reads from .py files) ends with a model; the desktop entry
 # installs for a user. If resources/models/ holds a model the bundle lacks, it fails.
 #
 # The dev venv's Python (PYTHON, default .venv/bin/python) is used only outside the clean
@@ -208,11 +209,19 @@ EOF
 ok "GUI: screenshot rendered"
 
 step "radassist-train make-demo-data with 2 worker processes"
-run "$app/radassist-train" make-demo-data "$tmp/out/demo" --n 6 --size 128 --workers 2 --quiet \
+run "$app/radassist-train" make-demo-data "$tmp/out/demo" --n 24 --size 96 --workers 2 --quiet \
   > "$tmp/out/demo.txt" 2>&1 || { cat "$tmp/out/demo.txt"; fail "make-demo-data exited non-zero"; }
 [ "$(ls "$tmp/out/demo" | grep -c .)" -gt 1 ] && [ -f "$tmp/out/demo/manifest.csv" ] \
   || fail "make-demo-data wrote no manifest"
 ok "radassist-train: demo data written by worker processes"
+
+step "radassist-train tune: one trial (Optuna, SQLite study), then a fit of the best"
+run "$app/radassist-train" tune --data "$tmp/out/demo/manifest.csv" --out "$tmp/out/tune" \
+  --budget 2 --trials 1 --epochs 1 --image-sizes 64 --set model.pretrained=false --quiet \
+  > "$tmp/out/tune.txt" 2>&1 || { cat "$tmp/out/tune.txt"; fail "tune exited non-zero"; }
+[ -f "$tmp/out/tune/tune.db" ] && [ -f "$tmp/out/tune/trials.csv" ] \
+  && [ -f "$tmp/out/tune/best/model.safetensors" ] || { cat "$tmp/out/tune.txt"; fail "tune wrote no study, trials table or model"; }
+ok "radassist-train: tune ran a trial and fitted the best config"
 
 step "desktop entry"
 run "$app/install-desktop-entry.sh" > "$tmp/out/desktop.txt" 2>&1 || { cat "$tmp/out/desktop.txt"; fail "install-desktop-entry.sh failed"; }

@@ -139,6 +139,15 @@ def test_extra_binaries_exist(package: str, pattern: str) -> None:
     assert list(folder.glob(pattern)), f"{package}/{pattern}"
 
 
+@pytest.mark.parametrize(("package", "pattern"), plan.PACKAGE_SOURCE_DATA)
+def test_package_source_data_holds_the_migration_scripts(package: str, pattern: str) -> None:
+    """Alembic reads Optuna's schema migrations as .py files: the glob must find them."""
+    folder = Path(importlib.util.find_spec(package).origin).parent  # type: ignore[arg-type]
+    found = [p for p in folder.glob(pattern) if p.is_file() and "__pycache__" not in p.parts]
+    assert any(p.parent.name == "versions" and p.suffix == ".py" for p in found), pattern
+    assert any(p.name == "env.py" for p in found), pattern
+
+
 def test_own_package_data_is_there() -> None:
     assert (ROOT / "training" / "defaults.yaml").is_file()
     assert "training" in plan.OWN_PACKAGE_DATA

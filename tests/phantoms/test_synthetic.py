@@ -81,7 +81,10 @@ class TestMakeChestXr:
         abdomen = np.median(img[230:250, 100:156])
         assert outside < lung < abdomen
 
-    @pytest.mark.parametrize("finding", ["nodule", "effusion", "consolidation", "pneumothorax"])
+    @pytest.mark.parametrize(
+        "finding",
+        ["nodule", "effusion", "consolidation", "pneumothorax", "line", "faint_nodule", "diffuse"],
+    )
     @pytest.mark.parametrize("seed", [1, 2, 3])
     def test_box_holds_what_the_finding_changed(self, finding: str, seed: int) -> None:
         without, _ = make_chest_xr(seed, rows=SIZE)
@@ -97,12 +100,29 @@ class TestMakeChestXr:
         assert strong.any()
         assert not (strong & ~inside).any()  # nothing strong outside the box
 
-    @pytest.mark.parametrize("finding", ["nodule", "effusion", "consolidation"])
+    @pytest.mark.parametrize(
+        "finding", ["nodule", "effusion", "consolidation", "line", "faint_nodule", "diffuse"]
+    )
     def test_opacities_are_brighter(self, finding: str) -> None:
         without, _ = make_chest_xr(11, rows=SIZE)
         with_, ann = make_chest_xr(11, rows=SIZE, findings=[finding])
         box = ann.boxes[finding].slices()
         assert _diff(with_[box], without[box]).mean() > 0
+
+    @pytest.mark.parametrize("seed", range(4))
+    def test_the_line_is_thin_and_the_faint_nodule_small(self, seed: int) -> None:
+        """The recipe benchmark's hard findings stay as described (boxes at 512 px, 0.84 mm
+        per pixel): a line 2-4 mm thick whatever its angle, a nodule of 6-12 mm."""
+        without, _ = make_chest_xr(seed, rows=512)
+        image, line = make_chest_xr(seed, rows=512, findings=["line"])
+        box = line.boxes["line"]
+        assert max(box.width, box.height) >= 30  # 35-70 mm long (tapered ends)
+        change = np.abs(_diff(image, without))
+        area_mm2 = (change > 0.25 * change.max()).sum() * line.pixel_spacing_mm**2
+        assert 20 <= area_mm2 <= 4 * 70  # at most 4 mm by 70 mm
+        _, nodule = make_chest_xr(seed, rows=512, findings=["faint_nodule"])
+        b = nodule.boxes["faint_nodule"]
+        assert 5 <= max(b.width, b.height) <= 18
 
     @pytest.mark.parametrize("seed", range(6))
     def test_cardiomegaly_ratio(self, seed: int) -> None:

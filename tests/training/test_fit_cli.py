@@ -308,7 +308,8 @@ class TestRuns:
         assert config["model"]["pretrained"] is True
         history = json.loads((out / "metrics.json").read_text())["history"]
         assert not any(h["backbone_frozen"] for h in history)  # the default: no frozen epoch
-        assert history[0]["backbone_lr"] == pytest.approx(0.3 * history[0]["lr"])
+        # the default backbone_lr_factor 1: backbone and head share the learning rate
+        assert history[0]["backbone_lr"] == pytest.approx(history[0]["lr"])
         report = tmp_path / "eval.json"
         code = cli.main(
             ["evaluate", "--model", str(out / "model.safetensors"), "--data", str(manifest),
