@@ -5,7 +5,7 @@ phantoms with one label, written by this project's own generator (seeded):
 
 - ``thin_line``: a thin (2-4 mm by 35-70 mm), faint linear opacity: the kind of finding that
   a 224 px input thins to a pixel;
-- ``faint_nodule``: a 6-12 mm nodule at low contrast;
+- ``faint_nodule``: an 8-14 mm nodule at low contrast;
 - ``diffuse``: a large, faint haze over one or both lungs;
 - ``rare``: a nodule (8-25 mm) at 5 % prevalence (class imbalance), 600 images;
 - ``mixed_inputs``: the thin line on inputs that are 40 % MONOCHROME1, 40 % RLE and 40 %
@@ -91,7 +91,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             "faint_nodule",
-            "5-10 mm faint nodule",
+            "8-14 mm faint nodule",
             DemoDataOptions(n=400, seed=12, findings=("faint_nodule",), prevalence=0.5),
         ),
         Task(

@@ -183,7 +183,7 @@ def _render_consolidation(
 ) -> FindingLayer:
     """Air replaced by fluid in a patch of one lung: a fuzzy, mottled opacity."""
     radius = float(params.get("radius", rng.uniform(0.09, 0.18)))
-    density = float(params.get("density", rng.uniform(0.6, 1.0)))
+    density = float(params.get("density", rng.uniform(0.45, 0.8)))
     s, x, y = pick_lung_point(cv, rng, radius * 0.6)
     lung = cv.layers["lung_right" if s < 0 else "lung_left"]
     blob = np.exp(
@@ -249,14 +249,14 @@ def _render_line(
     return FindingLayer(region, region)
 
 
-@register_finding("faint_nodule", description="small faint nodule, 6-12 mm, low contrast")
+@register_finding("faint_nodule", description="small faint nodule, 8-14 mm, low contrast")
 def _render_faint_nodule(
     cv: ChestCanvas, rng: np.random.Generator, params: Mapping[str, Any]
 ) -> FindingLayer:
     """The nodule renderer at the small, faint end of its range (a hard detection task)."""
     drawn = {
-        "diameter_mm": float(params.get("diameter_mm", rng.uniform(6.0, 12.0))),
-        "contrast": float(params.get("contrast", rng.uniform(0.6, 1.0))),
+        "diameter_mm": float(params.get("diameter_mm", rng.uniform(8.0, 14.0))),
+        "contrast": float(params.get("contrast", rng.uniform(0.7, 1.0))),
         **({"side": params["side"]} if "side" in params else {}),
     }
     layer = _render_nodule(cv, rng, drawn)
