@@ -106,6 +106,9 @@ LR_TEST_MAX_SIZE = 256
 LR_TEST_MIN_TRAIN_IMAGES = 100  # fewer: 40 steps cycle over the same images (memorised)
 LR_TEST_SMOOTHING = 0.8  # exponential moving average of the loss, bias-corrected
 LR_TEST_DIVERGED = 4.0  # stop once the smoothed loss is this many times its minimum
+# ... but not before this many steps: with class weights (pos_weight ~ 14 at 5 % prevalence) the
+# first batches' losses swing by more than that whether or not the LR is too high.
+LR_TEST_MIN_STEPS = 10
 LR_TEST_MIN_DROP = 0.03  # the smoothed minimum must be this much below the start
 LR_CLAMP = (5e-4, 2e-3)  # around AdamW's 1e-3, which fine-tunes pretrained CNNs well
 FALLBACK_LR = STATIC_LR
@@ -435,8 +438,10 @@ def pick_lr(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float | None
     test is unreliable (no finite loss, or the loss never fell)."""
     s = smooth(losses)
     finite = [k for k, v in enumerate(s) if math.isfinite(v)]
-    if len(finite) < 5 or finite[0] != 0:
+    if not finite or finite[0] != 0:
         return None, "the loss was not finite"
+    if len(finite) < 5:
+        return None, f"the test stopped after {len(finite)} steps"
     k_min = min(finite, key=lambda k: s[k])
     if s[k_min] > s[0] * (1 - LR_TEST_MIN_DROP) or k_min == 0:
         return None, f"the loss never fell (start {s[0]:.3f}, minimum {s[k_min]:.3f})"
@@ -530,7 +535,9 @@ def lr_range_test(
         if progress is not None:
             progress(step + 1, steps)
         current = smooth(losses)[-1]
-        if not math.isfinite(current) or current > LR_TEST_DIVERGED * best:
+        if not math.isfinite(current) or (
+            step + 1 >= LR_TEST_MIN_STEPS and current > LR_TEST_DIVERGED * best
+        ):
             break
         best = min(best, current)
         optimizer.zero_grad(set_to_none=True)

@@ -232,6 +232,23 @@ class TestLrRangeTest:
         again = A.lr_range_test(config, units, data.label_matrix(), train, CPU, steps=20)
         assert again.losses == pytest.approx(test.losses, rel=1e-4)  # seeded
 
+    def test_heavy_class_weights_do_not_stop_the_test_at_once(self, tmp_path: Path) -> None:
+        """A rare label's pos_weight makes the first batches' losses swing by more than the
+        divergence factor; the test must still run its first LR_TEST_MIN_STEPS steps (it
+        stopped after 3 and fell back to 1e-3 on a 5 % prevalence set)."""
+        manifest = demo_dataset(tmp_path, n=40, size=64, findings=("nodule",), prevalence=0.1)
+        from training.data import read_dataset, split_dataset
+        from training.dataset import load_units
+
+        config = A.set_key(tiny_config(manifest), "optim.batch_size", 4)
+        config = A.set_key(config, "optim.class_weights", "prevalence")
+        data = read_dataset(manifest)
+        train = split_dataset(data).train
+        units = load_units(data.records, config.preprocess_spec(), workers=1, source=data.source)
+        test = A.lr_range_test(config, units, data.label_matrix(), train, CPU, steps=16)
+        assert len(test.lrs) >= A.LR_TEST_MIN_STEPS
+        assert "stopped after" not in test.reason
+
 
 @pytest.mark.slow
 class TestFit:
