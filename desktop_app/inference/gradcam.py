@@ -173,7 +173,7 @@ the region near the finding's size (benchmarks/README.md)."""
 
 def fine_layers(arch: str) -> tuple[str, ...]:
     """The stride-8 and stride-16 stage outputs used by :func:`fine_cam` for ``arch``."""
-    from desktop_app.model.networks import get_arch
+    from desktop_app.model.archs import get_arch
 
     return FINE_LAYERS[get_arch(arch).family]
 

@@ -17,7 +17,7 @@ from typing import Any
 from desktop_app import __version__ as RADASSIST_VERSION
 from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.model.applicability import IntendedInput, OodSpec, check_temperatures
-from desktop_app.model.networks import ARCHITECTURES, arch_args, get_arch, validate_arch_args
+from desktop_app.model.archs import ARCHITECTURES, arch_args, get_arch, validate_arch_args
 from desktop_app.model.preprocessing import PreprocessSpec
 
 FORMAT_VERSION = 2

