@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
+from desktop_app.inference.accel import APP_WORDS, FallbackWords, check_device_name
 from desktop_app.infra.cpus import physical_cores
 from desktop_app.infra.errors import ConfigError
-from desktop_app.settings.schema import DEVICES
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +81,6 @@ def cuda_available() -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class FallbackWords:
-    """How each fallback to the CPU is worded; ``{index}``, ``{count}`` and ``{reason}`` are
-    filled in. The app and training each keep the wording their users already see."""
-
-    cuda_missing: str
-    mps_missing: str
-    cuda_index: str
-    cuda_failed: str
-
-
-APP_WORDS = FallbackWords(
-    cuda_missing="CUDA was requested but no usable CUDA device was found; running on the CPU",
-    mps_missing="MPS was requested but is not available; running on the CPU",
-    cuda_index="CUDA device {index} does not exist ({count} found); running on the CPU",
-    cuda_failed="CUDA failed at start ({reason}); running on the CPU",
-)
-
-
 def cuda_smoke_test(index: int) -> str | None:
     """Run one tiny kernel on ``cuda:index``; None when it works, else the reason (one line).
 
@@ -126,12 +107,8 @@ def choose_device(
     ``local_rank`` (under torchrun) picks the GPU of ``auto``/``cuda``: ``local_rank % count``.
     ``smoke_test`` runs a kernel on the chosen GPU first and falls back to the CPU if it fails.
     """
-    text = str(requested or "auto").strip().lower()
+    text = check_device_name(requested)
     base = text.split(":", 1)[0]
-    if base not in DEVICES or (":" in text and base != "cuda"):
-        raise ConfigError(
-            f"unknown device {requested!r}", hint=f"choose one of: {', '.join(DEVICES)}"
-        )
     explicit = _explicit_index(requested, text)
     cpu = torch.device("cpu")
     if base == "cpu":

@@ -48,35 +48,19 @@ which every engine sets to the same value). Calls on one engine are serialised b
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-import torch
 
-from desktop_app.inference.devices import (
-    choose_device,
-    configure_cpu_threads,
-    device_name,
-    empty_cache,
-    failure_summary,
-    is_device_failure,
-)
-from desktop_app.inference.fastpath import (
-    BACKENDS,
-    ForwardOutputs,
-    ForwardRunner,
-    TorchRunner,
-    build_cpu_path,
-)
+from desktop_app.inference.accel import decide_without_torch
 from desktop_app.inference.findings import (
     Finding,
     ModelInfo,
@@ -85,14 +69,6 @@ from desktop_app.inference.findings import (
     Timings,
     model_info_from_manifest,
 )
-from desktop_app.inference.gradcam import (
-    HEATMAP_METHODS,
-    cam_from_features,
-    fine_cam,
-    fine_layers,
-    grad_cam,
-    head_weight,
-)
 from desktop_app.inference.inputcheck import (
     InputCheck,
     InputNotApplicable,
@@ -100,17 +76,26 @@ from desktop_app.inference.inputcheck import (
     check_input,
     headers_of,
 )
+from desktop_app.inference.ortrun import (
+    BACKENDS,
+    HEATMAP_METHODS,
+    ForwardOutputs,
+    cam_from_features,
+)
 from desktop_app.inference.overlays import PeakRegion, peak_region
 from desktop_app.inference.sources import SlicePlan, Source, plan_slices
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import Cancelled, ConfigError, InferenceError, RadAssistError
 from desktop_app.infra.hashedpaths import uid_hash
-from desktop_app.model.applicability import apply_temperatures
+from desktop_app.model.applicability import OodModel, apply_temperatures
 from desktop_app.model.imageio import ImageForModel
-from desktop_app.model.modelfile import LoadedModel, ModelManifest, load_model_file
-from desktop_app.model.networks import gradcam_target_layer
+from desktop_app.model.manifest import ModelManifest
+from desktop_app.model.modeldata import ModelData, read_model_data
 from desktop_app.model.paths import default_model_path
 from desktop_app.model.preprocessing import Geometry, preprocess_batch
+
+if TYPE_CHECKING:
+    from desktop_app.model.modelfile import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -120,27 +105,36 @@ GRADCAM_MODES: tuple[str, ...] = ("auto", "hooks")
 
 DEFAULT_BATCH_SIZE = 8
 MAX_BATCH_SIZE = 256
-HEATMAP_CPU_THREADS = 1
-"""PyTorch threads for the heatmap's forward and backward passes on the CPU. Eager PyTorch
-with 2 OpenMP threads on a 2-core machine that is busy elsewhere (the GUI, another job) spends
-most of its time waiting at barriers: LayerCAM took 4.5 s wall (1.45 s CPU) with 2 threads and
-0.49 s wall (0.10 s CPU) with 1, interleaved, at load 7 (benchmarks/README.md). On an idle
-machine 1 thread costs about 1.5x the wall time of 2. Under OpenMP the setting is per calling
-thread, so other engines in other threads keep theirs."""
 
 
-@contextlib.contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` PyTorch intra-op threads (None: unchanged), then restore."""
-    before = torch.get_num_threads()
-    if n is None or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class Backend(Protocol):
+    """Where the network runs: ``onnxpath.OnnxBackend`` (the CPU, no torch) or
+    ``torchpath.TorchBackend`` (GPUs, eager PyTorch, and their CPU fallback)."""
+
+    notes: list[str]
+    threads: int
+    head_weight: np.ndarray | None
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def forward(self, x: np.ndarray) -> ForwardOutputs: ...
+
+    def heatmaps(self, x: np.ndarray, label_indices: Sequence[int]) -> dict[int, np.ndarray]: ...
+
+
+class _Model(Protocol):
+    """What the engine reads from a model: ``ModelData`` or ``modelfile.LoadedModel``."""
+
+    manifest: ModelManifest
+    path: Path
+    ood: OodModel | None
+
+    @property
+    def model_card(self) -> str: ...
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -374,31 +368,21 @@ class InferenceEngine:
         self.heatmap_method = heatmap_method
         self._lock = threading.RLock()
         self._warnings: list[str] = []
-        self.notes: list[str] = []
         self.batch_size = batch_size
         self.backend_requested = backend
         self.int8 = bool(int8)
         self.heatmaps: HeatmapPolicy = heatmaps
         self.region_level = float(region_level)
-
-        if isinstance(model, LoadedModel):
-            self._loaded = model
-        else:
-            self._loaded = load_model_file(default_model_path() if model is None else Path(model))
-        self._loaded.network.eval()
-        manifest = self._loaded.manifest
+        self._features = gradcam == "auto" and heatmap_method == "cam"
+        self._torch_network: Any = None
+        self._first_notes: list[str] = []
+        self._model: _Model
+        self._backend: Backend = self._open(model, device, threads)
+        manifest = self._model.manifest
         self._thresholds = self._checked_thresholds(manifest, thresholds)
         self._user_thresholds = frozenset(thresholds or {})
-        self._layer = gradcam_target_layer(manifest.architecture)
-        self._fine_layers = fine_layers(manifest.architecture)
-        use_features = gradcam == "auto" and heatmap_method == "cam"
-        self._features_layer = self._layer if use_features else None
-        self._head_weight = head_weight(self._loaded.network)
-        self._ood = self._loaded.ood
+        self._ood = self._model.ood
         self._temperatures = manifest.temperatures
-        self.threads = configure_cpu_threads(threads)
-        self._runner: ForwardRunner
-        self._place(device)
         self.load_seconds = time.perf_counter() - start
         log.info(
             "engine ready: model %s %s (%s) on %s via %s in %.2f s",
@@ -410,23 +394,91 @@ class InferenceEngine:
             self.load_seconds,
         )
 
+    def _open(self, model: Any, device: str, threads: int | None) -> Backend:
+        """The backend: ONNX Runtime without torch when the CPU is certain and the model's
+        graphs can be had (stored, cached, or made once); else PyTorch."""
+        if not _is_loaded_model(model) and self.backend_requested != "torch":
+            decision = decide_without_torch("cpu" if self.int8 else device)
+            if self.int8 and str(device).strip().lower() not in ("auto", "cpu"):
+                self._warn(f"int8 runs on the CPU (ONNX Runtime); device {device!r} is not used")
+            if decision.cpu:
+                if decision.warning:
+                    self._warn(decision.warning)
+                data = read_model_data(default_model_path() if model is None else Path(model))
+                self._model = data
+                backend = self._onnx_backend(data, threads)
+                if backend is not None:
+                    return backend
+                model = data.path  # no graph could be made: PyTorch on the CPU
+                device = "cpu"
+        return self._torch_backend(model, device, threads)
+
+    def _onnx_backend(self, data: ModelData, threads: int | None) -> Backend | None:
+        from desktop_app.inference.onnxcache import GraphUnavailable, torch_installed
+        from desktop_app.inference.onnxpath import OnnxBackend
+
+        try:
+            return OnnxBackend(
+                data,
+                int8=self.int8,
+                threads=threads,
+                features=self._features,
+                penultimate=data.ood is not None,
+                heatmap_method=self.heatmap_method,
+                warn=self._warn,
+            )
+        except GraphUnavailable:
+            raise
+        except Exception as err:  # an export or check that fails: eager PyTorch still works
+            if not torch_installed():
+                raise
+            log.debug("ONNX Runtime path unavailable", exc_info=True)
+            message = f"ONNX Runtime path unavailable ({type(err).__name__}: {err}); using PyTorch"
+            if self.backend_requested == "onnxruntime" or self.int8:
+                self._warn(message)
+            self._first_notes.append(message)
+            return None
+
+    def _torch_backend(self, model: Any, device: str, threads: int | None) -> Backend:
+        from desktop_app.inference.torchpath import TorchBackend
+        from desktop_app.model.modelfile import load_model_file
+
+        loaded = (
+            model
+            if _is_loaded_model(model)
+            else load_model_file(default_model_path() if model is None else Path(model))
+        )
+        self._model = loaded
+        self._torch_network = loaded.network
+        return TorchBackend(
+            loaded,
+            device,
+            backend=self.backend_requested,
+            int8=self.int8,
+            threads=threads,
+            features=self._features,
+            penultimate=loaded.ood is not None,
+            heatmap_method=self.heatmap_method,
+            warn=self._warn,
+        )
+
     # ------------------------------------------------------------------ what the GUI reads
     @property
     def manifest(self) -> ModelManifest:
-        return self._loaded.manifest
+        return self._model.manifest
 
     @property
     def model_path(self) -> Path:
-        return self._loaded.path
+        return self._model.path
 
     @property
     def model_info(self) -> ModelInfo:
-        return model_info_from_manifest(self.manifest, self._loaded.path.name)
+        return model_info_from_manifest(self.manifest, self._model.path.name)
 
     @property
     def model_card(self) -> str:
         """The model card (markdown): the file's own, else generated from its manifest."""
-        return self._loaded.model_card
+        return self._model.model_card
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -440,12 +492,21 @@ class InferenceEngine:
     @property
     def device(self) -> str:
         """Where the network runs now: "cpu", "cuda:0" or "mps" (changes after a fallback)."""
-        return device_name(self._device)
+        return self._backend.device
 
     @property
     def backend(self) -> str:
         """The forward path: "onnxruntime", "onnxruntime-int8", "torch" or "torch-cuda"..."""
-        return self._runner.name
+        return self._backend.name
+
+    @property
+    def threads(self) -> int:
+        return self._backend.threads
+
+    @property
+    def notes(self) -> list[str]:
+        """How the forward path was chosen (for reports and the log)."""
+        return [*self._first_notes, *self._backend.notes]
 
     @property
     def warnings(self) -> list[str]:
@@ -453,9 +514,14 @@ class InferenceEngine:
         return list(self._warnings)
 
     @property
-    def network(self) -> torch.nn.Module:
-        """The PyTorch network (eval mode) on the engine's device; used for Grad-CAM."""
-        return self._loaded.network
+    def network(self) -> Any:
+        """The PyTorch network (eval mode): the backend's, or loaded from the model file on
+        first use (imports torch; the CPU path never needs it)."""
+        if self._torch_network is None:
+            from desktop_app.model.modelfile import load_model_file
+
+            self._torch_network = load_model_file(self.model_path).network
+        return self._torch_network
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -482,109 +548,22 @@ class InferenceEngine:
             # each, the GUI in the device badge), so the terminal would say it twice
             log.info("engine warning: %s", message)
 
-    def _place(self, device: str) -> None:
-        """Choose the device (the CPU for int8) and build the forward path on it; an
-        accelerator that fails already here leaves the engine on the CPU."""
-        choice = choose_device("cpu" if self.int8 else device)
-        if self.int8 and str(device).strip().lower() not in ("auto", "cpu"):
-            self._warn(f"int8 runs on the CPU (ONNX Runtime); device {device!r} is not used")
-        if choice.warning:
-            self._warn(choice.warning)
-        self._device = choice.device
-        if self._device.type == "cpu":
-            self._setup_cpu()
-            return
-        try:
-            self._loaded.network.to(self._device)
-            self._runner = TorchRunner(
-                self._loaded.network, self._device, self._features_layer, self._ood is not None
-            )
-        except Exception as err:
-            if not is_device_failure(err):
-                raise
-            self._fall_back(err, "at start")
-
-    def _setup_cpu(self) -> None:
-        spec = self.manifest.preprocessing
-
-        def calibration() -> np.ndarray:
-            from desktop_app.inference.fastpath import calibration_inputs
-
-            return calibration_inputs(spec)
-
-        path = build_cpu_path(
-            self._loaded.network,
-            spec.image_size,
-            spec.channels,
-            backend=self.backend_requested,
-            int8=self.int8,
-            threads=self.threads,
-            calibration=calibration,
-            features_layer=self._features_layer,
-            penultimate=self._ood is not None,
-        )
-        self._runner = path.runner
-        self.notes.extend(path.notes)
-        for message in path.warnings:
-            self._warn(message)
-        log.info("CPU path %s built in %.2f s", path.runner.name, path.seconds)
-
-    def _fall_back(self, err: BaseException, when: str) -> None:
-        """Move to the CPU after an accelerator failure; warn once."""
-        failed = self.device
-        self._warn(f"{failed} failed {when} ({failure_summary(err)}); running on the CPU instead")
-        log.debug("device failure", exc_info=err)
-        old = self._device
-        try:
-            self._loaded.network.to("cpu")
-        except Exception:  # a broken context can refuse even that: reload from the file
-            log.debug("moving the network back failed; reloading it", exc_info=True)
-            self._loaded = load_model_file(self._loaded.path)
-        empty_cache(old)
-        self._device = torch.device("cpu")
-        self._setup_cpu()
-
     @property
     def gradcam_mode(self) -> str:
         """ "features" (Grad-CAM from the forward pass's feature map), "hooks" (hook-based
         Grad-CAM) or "layercam" (``gradcam.fine_cam``)."""
         if self.heatmap_method == "layercam":
             return "layercam"
-        return "features" if self._features_layer is not None else "hooks"
+        return "features" if self._features else "hooks"
 
     # ------------------------------------------------------------------ network calls
-    def _call_runner(self, x: np.ndarray) -> ForwardOutputs:
-        if self._features_layer is None and self._ood is None:
-            return ForwardOutputs(self._runner(x))
-        return self._runner.outputs(x)
-
     def _forward(self, x: np.ndarray) -> ForwardOutputs:
         """Logits and, in "features" mode, the Grad-CAM layer's output; with OOD statistics,
         the head's input."""
-        try:
-            return self._call_runner(x)
-        except Exception as err:
-            if self._device.type == "cpu" or not is_device_failure(err):
-                raise
-            self._fall_back(err, "during a run")
-            return self._call_runner(x)
+        return self._backend.forward(x)
 
     def _grad_cam(self, x: np.ndarray, label_indices: Sequence[int]) -> dict[int, np.ndarray]:
-        def once() -> dict[int, np.ndarray]:
-            t = torch.from_numpy(np.ascontiguousarray(x[None])).to(self._device)
-            with _cpu_threads(HEATMAP_CPU_THREADS if self._device.type == "cpu" else None):
-                if self.heatmap_method == "layercam":
-                    network = self._loaded.network
-                    return fine_cam(network, self._fine_layers, self._layer, t, label_indices).maps
-                return grad_cam(self._loaded.network, self._layer, t, label_indices).maps
-
-        try:
-            return once()
-        except Exception as err:
-            if self._device.type == "cpu" or not is_device_failure(err):
-                raise
-            self._fall_back(err, "during Grad-CAM")
-            return once()
+        return self._backend.heatmaps(x, label_indices)
 
     # ------------------------------------------------------------------ running
     def preprocess(
@@ -814,7 +793,10 @@ class InferenceEngine:
             key = key_slices[i]
             t0 = time.perf_counter()
             if key.from_features:
-                maps = cam_from_features(key.payload, self._head_weight, label_indices)
+                weight = self._backend.head_weight
+                if weight is None:
+                    raise InferenceError("the model file has no head weight for CAM heatmaps")
+                maps = cam_from_features(key.payload, weight, label_indices)
             else:
                 maps = self._grad_cam(key.payload, label_indices)
             cam_seconds = time.perf_counter() - t0
@@ -838,3 +820,8 @@ class InferenceEngine:
             region_level=self.region_level,
             method=self.heatmap_method,
         )
+
+
+def _is_loaded_model(model: Any) -> bool:
+    """A ``modelfile.LoadedModel`` (already in PyTorch), without importing torch to ask."""
+    return hasattr(model, "network") and hasattr(model, "manifest")

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from desktop_app.inference.ortrun import cam_from_features
+
 log = logging.getLogger(__name__)
 
 
@@ -107,31 +109,6 @@ def head_weight(network: nn.Module) -> np.ndarray:
     return np.asarray(layer.weight.detach().float().cpu().numpy(), dtype=np.float32)
 
 
-def cam_from_features(
-    features: np.ndarray, weight: np.ndarray, class_indices: Sequence[int]
-) -> dict[int, np.ndarray]:
-    """Grad-CAM maps from the target layer's output alone, for networks whose target layer
-    feeds global average pooling and one linear layer (every network of ``desktop_app.model.networks``:
-    EfficientNet-Lite, ResNet, DenseNet; dropout is the identity in eval mode).
-
-    Then ``dy_c / dA_k(i, j) = w_ck / (h w)`` everywhere, so Grad-CAM's weights are the head's
-    weights up to a constant that the normalisation removes: the map is
-    ``ReLU(sum_k w_ck A_k) / max`` (Zhou et al.'s CAM, which Grad-CAM generalises). No backward
-    pass, and the features come with the forward pass that computed the probabilities.
-    ``features``: (K, h, w) of one image; ``weight``: (labels, K).
-    """
-    a = np.asarray(features, dtype=np.float32)
-    w = np.asarray(weight, dtype=np.float32)
-    if a.ndim != 3 or w.ndim != 2 or w.shape[1] != a.shape[0]:
-        raise ValueError(f"features {a.shape} and head weight {w.shape} do not fit")
-    maps: dict[int, np.ndarray] = {}
-    for c in dict.fromkeys(int(c) for c in class_indices):
-        cam = np.maximum(np.tensordot(w[c], a, axes=(0, 0)), np.float32(0.0))
-        peak = float(cam.max()) if cam.size else 0.0
-        maps[c] = (cam / np.float32(peak) if peak > 0 else cam).astype(np.float32, copy=False)
-    return maps
-
-
 def features_cam_difference(
     network: nn.Module, layer: str, x: torch.Tensor, weight: np.ndarray
 ) -> float:
@@ -153,10 +130,6 @@ def features_cam_difference(
 
 
 # --------------------------------------------------------------------------- fine maps (LayerCAM)
-
-HEATMAP_METHODS: tuple[str, ...] = ("layercam", "cam")
-"""``layercam``: :func:`fine_cam` (the default, stride-8 resolution); ``cam``: the last feature
-map's Grad-CAM (= CAM; stride 32). Measured: benchmarks/README.md, "Localization"."""
 
 # The stride-8 and stride-16 stage outputs of each family of ``desktop_app.model.networks``.
 FINE_LAYERS: dict[str, tuple[str, ...]] = {

@@ -83,6 +83,9 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 }  # fmt: skip
 
 ARCH_ARG_KEYS = ("num_classes", "in_channels", "image_size", "dropout")
+# Optional: ``pruned: true`` (``radassist-train prune``): the layers' widths are not the
+# architecture's own but the model file's tensor shapes (``networks.resize_to_shapes``).
+OPTIONAL_ARCH_ARG_KEYS = ("pruned",)
 
 
 def get_arch(arch: str) -> ArchSpec:
@@ -126,7 +129,7 @@ def arch_args(
 def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``args`` strictly (exact keys, types, ranges); raise ConfigError naming the value."""
     get_arch(arch)
-    unknown = sorted(set(args) - set(ARCH_ARG_KEYS))
+    unknown = sorted(set(args) - set(ARCH_ARG_KEYS) - set(OPTIONAL_ARCH_ARG_KEYS))
     missing = [k for k in ARCH_ARG_KEYS if k not in args]
     if unknown:
         raise ConfigError(f"unknown architecture argument {unknown[0]!r} for {arch}")
@@ -150,7 +153,16 @@ def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
         or not 0.0 <= dropout < 1.0
     ):
         raise ConfigError(f"dropout {dropout!r} must be a number in [0, 1)")
+    if "pruned" in args and not isinstance(args["pruned"], bool):
+        raise ConfigError(
+            f"architecture argument pruned must be true or false, not {args['pruned']!r}"
+        )
     return dict(args)
+
+
+def is_pruned(args: Mapping[str, Any]) -> bool:
+    """Whether arch args describe a pruned network (its widths come from its tensors' shapes)."""
+    return args.get("pruned") is True
 
 
 def gradcam_target_layer(arch: str) -> str:

@@ -33,11 +33,11 @@ from desktop_app.model.manifest import (
     default_manifest,
 )
 from desktop_app.model.modelcard import model_card_markdown
+from desktop_app.model.modeldata import is_graph_tensor, without_graphs
 from desktop_app.model.networks import build_from_arch_args, unwrap
 from desktop_app.model.tensorfile import (
     CONVERT_HINT,
     MAX_HEADER_BYTES,
-    TORCH_TO_NAME,
     Header,
     hash_entries,
     header_length,
@@ -46,6 +46,7 @@ from desktop_app.model.tensorfile import (
     parse_header,
     refuse_pickle_name,
     tensor_sha256,
+    torch_dtype_names,
 )
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,9 @@ def read_manifest(path: str | os.PathLike[str]) -> ModelManifest:
 def _expected_tensors(network: nn.Module, manifest: ModelManifest) -> dict[str, Any]:
     """name -> (dtype name, shape) of every tensor the file must hold: the network's, and the
     out-of-distribution statistics when the manifest has an ``ood`` block."""
+    names = torch_dtype_names()
     expected = {
-        name: (TORCH_TO_NAME.get(t.dtype, str(t.dtype)), tuple(t.shape))
+        name: (names.get(t.dtype, str(t.dtype)), tuple(t.shape))
         for name, t in network.state_dict().items()
     }
     if manifest.ood is not None:
@@ -190,10 +192,15 @@ def load_model_file(
         raise ModelFileError("file changed while it was read", p, "try again")
     # from here on, only these bytes are checked, hashed and loaded
     length = header_length(p, data[:9], size)
-    header = parse_header(p, data[8 : 8 + length], length, size)
+    # stored ONNX graphs (modeldata) are not the network's and not in the tensor hash
+    header = without_graphs(parse_header(p, data[8 : 8 + length], length, size))
     manifest = _manifest_from_header(p, header)
     try:
-        network = build_from_arch_args(manifest.architecture, manifest.arch_args)
+        network = build_from_arch_args(
+            manifest.architecture,
+            manifest.arch_args,
+            shapes={name: entry.shape for name, entry in header.tensors.items()},
+        )
     except ConfigError as err:
         raise ModelFileError(f"architecture can't be built: {err.reason}", p) from None
     _check_tensors_match(p, header, _expected_tensors(network, manifest), manifest.architecture)
@@ -219,6 +226,7 @@ def load_model_file(
         state = safetensors.torch.load(data)
     except Exception as err:  # the checks above make this unexpected
         raise ModelFileError(f"tensors can't be loaded: {type(err).__name__}: {err}", p) from None
+    state = {k: v for k, v in state.items() if not is_graph_tensor(k)}
     _refuse_non_finite(p, state)
     ood = _ood_model(p, manifest, state)
     try:
@@ -305,7 +313,14 @@ def save_model_file(
     if p.suffix.lower() != ".safetensors":
         raise ModelFileError("a model file's name must end in .safetensors", p)
     state = _state_dict_of(model_or_state_dict)
-    network = build_from_arch_args(manifest.architecture, manifest.arch_args)
+    try:
+        network = build_from_arch_args(
+            manifest.architecture,
+            manifest.arch_args,
+            shapes={name: tuple(t.shape) for name, t in state.items()},
+        )
+    except ConfigError as err:
+        raise ModelFileError(f"architecture can't be built: {err.reason}", p) from None
     expected = network.state_dict()
     mismatch = key_mismatch(expected, state)
     if mismatch:

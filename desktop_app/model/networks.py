@@ -12,7 +12,9 @@ logits). Nothing is ever downloaded:
   local torchvision state-dict file the user names (``weights_path``). No weights are bundled.
 
 ``arch_args()`` gives the few values that rebuild the exact architecture (the model file stores
-them); ``build_from_arch_args()`` rebuilds it without reading any weights.
+them); ``build_from_arch_args()`` rebuilds it without reading any weights. A pruned network
+(``pruned: true``) is rebuilt as the architecture and then resized to its tensors' shapes
+(``resize_to_shapes``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from desktop_app.model.archs import (  # noqa: F401  (re-exported: the names are
     arch_args,
     get_arch,
     gradcam_target_layer,
+    is_pruned,
     validate_arch_args,
 )
 
@@ -137,10 +140,112 @@ def lite_block_strings(width: float, depth: float) -> list[str]:
     return out
 
 
-def build_from_arch_args(arch: str, args: Mapping[str, Any]) -> nn.Module:
-    """Rebuild an architecture from stored arch args with the default init; reads no weights."""
+def build_from_arch_args(
+    arch: str, args: Mapping[str, Any], shapes: Mapping[str, Sequence[int]] | None = None
+) -> nn.Module:
+    """Rebuild an architecture from stored arch args with the default init; reads no weights.
+
+    ``shapes`` (tensor name -> shape, e.g. a model file's header): a pruned network's
+    (``pruned: true``) layers are resized to them; an unpruned network ignores them.
+    """
     args = validate_arch_args(arch, args)
-    return _construct(get_arch(arch), **args)
+    pruned = is_pruned(args)
+    args.pop("pruned", None)
+    network = _construct(get_arch(arch), **args)
+    if pruned:
+        if shapes is None:
+            raise ConfigError(f"a pruned {arch} can only be rebuilt from its tensors' shapes")
+        resize_to_shapes(network, shapes)
+        _check_resized(network, args["in_channels"], args["num_classes"], args["image_size"])
+    return network
+
+
+def resize_to_shapes(network: nn.Module, shapes: Mapping[str, Sequence[int]]) -> None:
+    """Resize ``network``'s Conv2d, BatchNorm2d and Linear layers in place to ``shapes`` (tensor
+    name -> shape), as structured pruning left them: channels and features, and the groups of
+    a depthwise convolution (which stays depthwise). The new tensors are uninitialised; load
+    the weights after. A layer without its tensor in ``shapes``, another kind of layer whose
+    shape changed, a changed kernel or a grouped (not depthwise) convolution raise ConfigError.
+    """
+    for name, module in network.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, nn.Conv2d):
+            _resize_conv(module, prefix, _shape_of(shapes, f"{prefix}weight"))
+        elif isinstance(module, nn.BatchNorm2d):
+            key = f"{prefix}weight" if module.affine else f"{prefix}running_mean"
+            n = _shape_of(shapes, key)[0]
+            module.num_features = n
+            if module.affine:
+                module.weight = nn.Parameter(torch.empty(n))
+                module.bias = nn.Parameter(torch.empty(n))
+            if module.track_running_stats:
+                module.running_mean = torch.zeros(n)
+                module.running_var = torch.ones(n)
+        elif isinstance(module, nn.Linear):
+            out_features, in_features = _shape_of(shapes, f"{prefix}weight")
+            module.in_features, module.out_features = in_features, out_features
+            module.weight = nn.Parameter(torch.empty(out_features, in_features))
+            if module.bias is not None:
+                module.bias = nn.Parameter(torch.empty(out_features))
+    for key, tensor in network.state_dict().items():
+        if key in shapes and tuple(shapes[key]) != tuple(tensor.shape):
+            raise ConfigError(
+                f"tensor {key} has shape {tuple(shapes[key])}; a pruned network can't resize it "
+                f"from {tuple(tensor.shape)}"
+            )
+
+
+def _shape_of(shapes: Mapping[str, Sequence[int]], key: str) -> tuple[int, ...]:
+    if key not in shapes:
+        raise ConfigError(f"tensor {key} is missing, so the pruned layer can't be sized")
+    shape = tuple(int(v) for v in shapes[key])
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"tensor {key} has shape {shape}, which no layer can have")
+    return shape
+
+
+def _resize_conv(conv: nn.Conv2d, prefix: str, shape: tuple[int, ...]) -> None:
+    key = f"{prefix}weight"
+    if len(shape) != 4 or tuple(shape[2:]) != tuple(conv.kernel_size):
+        raise ConfigError(
+            f"tensor {key} has shape {shape}; the layer's kernel is {tuple(conv.kernel_size)}"
+        )
+    out_channels, per_group = shape[0], shape[1]
+    depthwise = conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+    if depthwise:
+        if per_group != 1:
+            raise ConfigError(f"tensor {key} has shape {shape}; a depthwise layer needs 1 input")
+        conv.in_channels = conv.groups = out_channels
+    elif conv.groups == 1:
+        conv.in_channels = per_group
+    elif tuple(conv.weight.shape) != shape:
+        raise ConfigError(f"tensor {key}: a grouped convolution can't be resized to {shape}")
+    conv.out_channels = out_channels
+    conv.weight = nn.Parameter(torch.empty(shape))
+    if conv.bias is not None:
+        conv.bias = nn.Parameter(torch.empty(out_channels))
+
+
+def _check_resized(network: nn.Module, in_channels: int, num_classes: int, image_size: int) -> None:
+    """One small forward pass: the resized layers must fit together and give ``num_classes``
+    outputs (weights are still uninitialised, so only the shapes are checked)."""
+    size = min(image_size, 64)
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            out = network(torch.zeros(1, in_channels, size, size))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"the pruned network's tensor shapes don't fit together ({first})"
+        ) from None
+    finally:
+        network.train(was_training)
+    if tuple(out.shape) != (1, num_classes):
+        raise ConfigError(
+            f"the pruned network gives {tuple(out.shape[1:])} outputs, not {num_classes}"
+        )
 
 
 # --------------------------------------------------------------------------- construction

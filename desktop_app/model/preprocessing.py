@@ -7,8 +7,10 @@ One 2-D grey image goes through:
 2. normalization to [0, 1]: "percentile" (robust, default 0.5..99.5), "window" (the file's first
    VOI window, PS3.3 C.11.2.1.2, falling back to percentile), or "minmax";
 3. MONOCHROME1 inverted (``1 - x``, PS3.3 C.7.6.3.1.2) so that air is always dark;
-4. aspect-preserving resize of the longest side to ``image_size`` (antialiased
-   ``torch.nn.functional.interpolate``, half-pixel centres);
+4. aspect-preserving resize of the longest side to ``image_size`` (antialiased, half-pixel
+   centres: Pillow's separable resampling of float images, which
+   ``torch.nn.functional.interpolate(antialias=True)`` is a port of; no PyTorch here, so the
+   app's CPU path runs without it);
 5. centred padding to a square;
 6. grey replicated to the network's channels;
 7. output scaling ("lite": ``(x*255-127)/128``, "imagenet": mean/std, "none").
@@ -32,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from desktop_app.infra.errors import ConfigError, DataError
 
@@ -198,23 +199,17 @@ class Geometry:
         y0, y1 = min(max(y0, 0.0), rows), min(max(y1, 0.0), rows)
         return (x0, y0, x1 - x0, y1 - y0)
 
-    def heatmap_to_original(self, heatmap: np.ndarray | torch.Tensor) -> np.ndarray:
+    def heatmap_to_original(self, heatmap: Any) -> np.ndarray:
         """A heatmap over the network input (S x S, or any coarser grid over it) -> float32
         (rows, cols) on the original pixel grid: padding cut off, resize undone (bilinear)."""
-        t = torch.as_tensor(np.asarray(heatmap, dtype=np.float32)).squeeze()
+        t = np.asarray(heatmap, dtype=np.float32).squeeze()
         if t.ndim != 2:
             raise ValueError(f"heatmap must be 2-D, got shape {tuple(t.shape)}")
-        t = t[None, None]
-        if tuple(t.shape[-2:]) != (self.size, self.size):
-            t = F.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if t.shape != (self.size, self.size):
+            t = resize(t, (self.size, self.size), "bilinear")
         top, left = self.pad
         h, w = self.resized_shape
-        t = t[..., top : top + h, left : left + w]
-        rows, cols = self.original_shape
-        out = F.interpolate(
-            t, size=(rows, cols), mode="bilinear", align_corners=False, antialias=True
-        )
-        return out[0, 0].numpy().astype(np.float32, copy=False)
+        return resize(t[top : top + h, left : left + w], self.original_shape, "bilinear")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -321,24 +316,40 @@ def normalize_unit(
 # --------------------------------------------------------------------------- resize and pad
 
 
-def _resize_and_pad(units: torch.Tensor, geometry: Geometry, spec: PreprocessSpec) -> torch.Tensor:
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def resize(image: np.ndarray, shape: tuple[int, int], interpolation: str) -> np.ndarray:
+    """A 2-D float image resized to ``shape`` (rows, cols): separable resampling with
+    half-pixel centres and a filter widened by the scale when shrinking (antialiased), as
+    Pillow does for float images (``torch.nn.functional.interpolate(..., antialias=True)``
+    is a port of it; on upscaling both equal plain bilinear). Float32 out."""
+    rows, cols = int(shape[0]), int(shape[1])
+    src = np.ascontiguousarray(image, dtype=np.float32)
+    if src.shape == (rows, cols):
+        return src.copy()
+    out = Image.fromarray(src, mode="F").resize((cols, rows), _RESAMPLE[interpolation])
+    return np.asarray(out, dtype=np.float32)
+
+
+def _resize_and_pad(units: np.ndarray, geometry: Geometry, spec: PreprocessSpec) -> np.ndarray:
     """(N, H, W) unit images of one shape -> (N, S, S)."""
     h, w = geometry.resized_shape
-    x = units[:, None]
-    if (h, w) != tuple(units.shape[-2:]):
-        x = F.interpolate(
-            x, size=(h, w), mode=spec.interpolation, align_corners=False, antialias=True
-        )
-        if spec.interpolation == "bicubic":
-            x = x.clamp_(0.0, 1.0)  # cubic overshoots
     size = spec.image_size
-    out = torch.full((units.shape[0], size, size), float(spec.pad_value), dtype=torch.float32)
+    out = np.full((units.shape[0], size, size), float(spec.pad_value), dtype=np.float32)
     top, left = geometry.pad
-    out[:, top : top + h, left : left + w] = x[:, 0]
+    for i, unit in enumerate(units):
+        if (h, w) == unit.shape:
+            out[i, top : top + h, left : left + w] = unit
+            continue
+        x = resize(unit, (h, w), spec.interpolation)
+        if spec.interpolation == "bicubic":
+            x = np.clip(x, 0.0, 1.0)  # cubic overshoots
+        out[i, top : top + h, left : left + w] = x
     return out
 
 
-def to_network_input(unit: np.ndarray | torch.Tensor, spec: PreprocessSpec) -> np.ndarray:
+def to_network_input(unit: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Steps 6-7: unit image(s) (S, S) or (N, S, S) -> (C, S, S) or (N, C, S, S) float32."""
     x = np.asarray(unit, dtype=np.float32)
     batched = x.ndim == 3
@@ -369,9 +380,7 @@ def unit_image(
     """Steps 1-5: one grey image -> (S, S) float32 in [0, 1] and its Geometry."""
     unit = normalize_unit(values, spec, photometric=photometric, file_window=file_window)
     geometry = geometry_for(unit.shape, spec.image_size)
-    with torch.no_grad():
-        out = _resize_and_pad(torch.from_numpy(unit)[None], geometry, spec)
-    return out[0].numpy(), geometry
+    return _resize_and_pad(unit[None], geometry, spec)[0], geometry
 
 
 def preprocess_gray(
@@ -401,7 +410,7 @@ def preprocess_batch(
 
     ``images``: a (N, rows, cols) array, or a sequence of 2-D arrays or ``ImageForModel``
     (each of which brings its own photometric and window; plain arrays use the keywords).
-    Frames of one shape are resized in one call. Gives exactly what ``preprocess_gray`` gives
+    Gives exactly what ``preprocess_gray`` gives
     frame by frame.
     """
     items = list(images)
@@ -424,15 +433,10 @@ def preprocess_batch(
                 normalize_unit(item, spec, photometric=photometric, file_window=file_window)
             )
     geometries = [geometry_for(u.shape, spec.image_size) for u in units]
-    out = torch.empty((len(units), spec.image_size, spec.image_size), dtype=torch.float32)
-    by_shape: dict[tuple[int, int], list[int]] = {}
-    for i, u in enumerate(units):
-        by_shape.setdefault((u.shape[0], u.shape[1]), []).append(i)
-    with torch.no_grad():
-        for indices in by_shape.values():
-            stack = torch.from_numpy(np.stack([units[i] for i in indices]))
-            out[indices] = _resize_and_pad(stack, geometries[indices[0]], spec)
-    return to_network_input(out.numpy(), spec), geometries
+    out = np.empty((len(units), spec.image_size, spec.image_size), dtype=np.float32)
+    for i, (u, geometry) in enumerate(zip(units, geometries, strict=True)):
+        out[i] = _resize_and_pad(u[None], geometry, spec)[0]
+    return to_network_input(out, spec), geometries
 
 
 def preprocess_file(

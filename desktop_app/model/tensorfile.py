@@ -20,11 +20,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from desktop_app.infra.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_TENSORS = 100_000
@@ -35,20 +36,22 @@ CONVERT_HINT = (
     "--out model.safetensors"
 )
 
-# safetensors dtype name -> (bytes per element, torch dtype)
-DTYPES: dict[str, tuple[int, torch.dtype]] = {
-    "F64": (8, torch.float64),
-    "F32": (4, torch.float32),
-    "F16": (2, torch.float16),
-    "BF16": (2, torch.bfloat16),
-    "I64": (8, torch.int64),
-    "I32": (4, torch.int32),
-    "I16": (2, torch.int16),
-    "I8": (1, torch.int8),
-    "U8": (1, torch.uint8),
-    "BOOL": (1, torch.bool),
-}
-TORCH_TO_NAME = {dtype: name for name, (_, dtype) in DTYPES.items()}
+# safetensors dtype name -> bytes per element (the header check needs no torch)
+DTYPE_SIZES: dict[str, int] = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+    "BOOL": 1,
+}  # fmt: skip
+
+
+def torch_dtype_names() -> dict[Any, str]:
+    """torch dtype -> safetensors dtype name (imports torch: the writing and training side)."""
+    import torch
+
+    return {
+        torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
+        torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32", torch.int16: "I16",
+        torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- hashing
@@ -64,19 +67,22 @@ def hash_entries(entries: Iterable[tuple[str, str, tuple[int, ...], memoryview |
 
 
 def _tensor_bytes(t: torch.Tensor) -> memoryview:
+    import torch
+
     flat = t.detach().cpu().contiguous().reshape(-1)
     return flat.view(torch.uint8).numpy().data.cast("B")
 
 
 def tensor_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
     """The tensor hash of a state dict (see the module docstring for the definition)."""
+    names = torch_dtype_names()
     entries = []
     for name, t in state_dict.items():
-        if t.dtype not in TORCH_TO_NAME:
+        if t.dtype not in names:
             raise ModelFileError(
                 f"tensor {name} has dtype {t.dtype}, which a model file can't hold"
             )
-        entries.append((name, TORCH_TO_NAME[t.dtype], tuple(t.shape), _tensor_bytes(t)))
+        entries.append((name, names[t.dtype], tuple(t.shape), _tensor_bytes(t)))
     return hash_entries(entries)
 
 
@@ -202,7 +208,7 @@ def _tensor_entry(path: Path, name: str, entry: Any) -> TensorEntry:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise ModelFileError(f"header entry for tensor {name} is malformed", path)
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPES:
+    if dtype not in DTYPE_SIZES:
         raise ModelFileError(f"tensor {name} has unsupported dtype {dtype!r}", path)
     if (
         not isinstance(shape, list)
@@ -217,7 +223,7 @@ def _tensor_entry(path: Path, name: str, entry: Any) -> TensorEntry:
         or offsets[0] > offsets[1]
     ):
         raise ModelFileError(f"tensor {name} has invalid data offsets {offsets!r}", path)
-    nbytes = math.prod(shape) * DTYPES[dtype][0]
+    nbytes = math.prod(shape) * DTYPE_SIZES[dtype]
     if offsets[1] - offsets[0] != nbytes:
         raise ModelFileError(
             f"tensor {name} {tuple(shape)} {dtype} needs {nbytes} bytes, the header gives "
