@@ -35,7 +35,6 @@ from torch.nn import functional as F
 
 from desktop_app.inference.fastpath import export_onnx
 from desktop_app.inference.gradcam import FINE_SMOOTHING, fine_cam, fine_layers
-from desktop_app.inference.onnxcache import UnsupportedLayers
 from desktop_app.inference.ortrun import (
     FEATURES_NAME,
     INPUT_NAME,
@@ -46,6 +45,7 @@ from desktop_app.inference.ortrun import (
     SELECT_NAME,
     CamRunner,
     OrtRunner,
+    UnsupportedLayers,
     max_difference,
     probe_input,
 )

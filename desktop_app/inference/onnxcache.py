@@ -25,9 +25,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop_app.inference.ortrun import ONNX_OPSET
+from desktop_app.inference.ortrun import (  # noqa: F401  (the errors are public here too)
+    ONNX_OPSET,
+    GraphUnavailable,
+    UnsupportedLayers,
+)
 from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_json
-from desktop_app.infra.errors import InferenceError
 from desktop_app.model.modeldata import ModelData
 
 log = logging.getLogger(__name__)
@@ -39,15 +42,6 @@ NO_TORCH_HINT = (
     "on a machine with the training tools, store the graphs in the model file: "
     "radassist-train export-onnx --model FILE --embed"
 )
-
-
-class GraphUnavailable(InferenceError):
-    """No graph of this kind for this model, and no PyTorch to make one."""
-
-
-class UnsupportedLayers(InferenceError):
-    """The network holds a layer whose backward pass the heatmap graph does not write out
-    (raised by ``inference.graphs`` while making the graph)."""
 
 
 @dataclass(frozen=True)

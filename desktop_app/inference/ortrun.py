@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from desktop_app.infra.errors import InferenceError
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "torch")
@@ -38,6 +40,15 @@ CALIBRATION_IMAGES = 16
 HEATMAP_METHODS: tuple[str, ...] = ("layercam", "cam")
 """``layercam``: ``gradcam.fine_cam`` (the default, stride-8 resolution); ``cam``: the last feature
 map's Grad-CAM (= CAM; stride 32). Measured: benchmarks/README.md, "Localization"."""
+
+
+class GraphUnavailable(InferenceError):
+    """No graph of this kind for this model, and no PyTorch to make one."""
+
+
+class UnsupportedLayers(InferenceError):
+    """The network holds a layer whose backward pass the heatmap graph does not write out
+    (raised by ``inference.graphs`` while making the graph)."""
 
 
 @dataclass(frozen=True)
