@@ -1,5 +1,8 @@
 """`radassist-train export-onnx --model FILE --out model.onnx [--int8]`: a model file as ONNX,
-for edge deployment (ONNX Runtime, TensorRT, OpenVINO...).
+for edge deployment (ONNX Runtime, TensorRT, OpenVINO...). `--embed [--out COPY.safetensors]`
+stores the app's own graphs (the forward pass and the LayerCAM heatmaps, ``inference.graphs``)
+in the model file instead, so that an installation without PyTorch (the CPU bundle) runs it;
+the tensors, the manifest and the tensor_sha256 stay as they were.
 
 The model file is loaded and verified as the app loads it (``desktop_app.model.modelfile``). The ONNX
 graph takes ``input`` (N, C, S, S) float32, the model file's preprocessing already applied, and
@@ -34,7 +37,14 @@ METADATA_KEY = "radassist_manifest"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="the .safetensors model file")
-    parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    parser.add_argument(
+        "--out", type=Path,
+        help="the .onnx file to write; with --embed, a copy of the model file (default: in place)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--embed", action="store_true",
+        help="store the app's ONNX graphs (forward pass, LayerCAM) in the model file itself",
+    )  # fmt: skip
     parser.add_argument(
         "--int8", action="store_true", help="static int8 quantization (smaller, faster on CPU)"
     )
@@ -123,8 +133,51 @@ def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, 
     return with_metadata(onnx_bytes, METADATA_KEY, json.dumps(manifest, sort_keys=True)), report
 
 
+def embed(model: Path, out: Path | None) -> tuple[Path, list[str]]:
+    """Store the forward and LayerCAM graphs in ``model`` (or its copy ``out``); the kinds
+    stored. A network whose heatmap graph can't be written out gets the forward graph only."""
+    from desktop_app.inference.graphs import Unsupported, build_graph, exporter_version
+    from desktop_app.inference.ortrun import ONNX_OPSET
+    from desktop_app.model.modeldata import embed_graphs
+    from desktop_app.model.modelfile import load_model_file
+
+    loaded = load_model_file(model)
+    spec, manifest = loaded.manifest.preprocessing, loaded.manifest
+    made: dict[str, bytes] = {}
+    for kind in ("forward", "layercam"):
+        try:
+            made[kind] = build_graph(
+                kind, loaded.network, manifest.architecture, spec.image_size, spec.channels,
+                len(manifest.labels),
+            )  # fmt: skip
+        except Unsupported as err:
+            print(f"no {kind} graph: {err.reason}; the app makes its heatmaps with PyTorch or CAM")
+    target = embed_graphs(model, made, exporter=exporter_version(), opset=ONNX_OPSET, out=out)
+    return target, list(made)
+
+
 def run(args: argparse.Namespace) -> int:
-    out: Path = args.out
+    if args.embed:
+        if args.int8:
+            raise ModelFileError(
+                "--int8 is for a .onnx file; --embed stores fp32 graphs", args.model
+            )
+        copy = args.out
+        if copy is not None:
+            if copy.suffix.lower() != ".safetensors":
+                raise ModelFileError("with --embed, --out is a model file (.safetensors)", copy)
+            if copy.exists() and not args.force:
+                raise ModelFileError("already exists", copy, "pass --force to overwrite it")
+        target, kinds = embed(args.model, copy)
+        size = target.stat().st_size / 1e6
+        print(f"stored the {' and '.join(kinds)} graph(s) in {target} ({size:.1f} MB); "
+              "tensors and tensor_sha256 unchanged")  # fmt: skip
+        return EXIT_OK
+    out: Path | None = args.out
+    if out is None:
+        raise ModelFileError(
+            "--out is required (the .onnx file to write), or pass --embed", args.model
+        )
     if out.suffix.lower() != ".onnx":
         raise ModelFileError("the output's name must end in .onnx", out)
     if out.exists() and not args.force:
