@@ -278,7 +278,7 @@ def _manifest_for(model: str | None, sha: str) -> Any:
 
     try:
         path = Path(model) if model else default_model_path()
-        from desktop_app.model.modelfile import read_manifest
+        from desktop_app.model.modeldata import read_manifest
 
         manifest = read_manifest(path)
     except ModelFileError as err:

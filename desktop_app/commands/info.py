@@ -71,14 +71,20 @@ def bundle_info() -> dict[str, Any] | None:
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Everything the report shows, as the JSON document."""
-    import torch
-
     from desktop_app.inference import firststart
-    from desktop_app.inference.devices import choose_device
+    from desktop_app.inference.accel import decide_without_torch
+    from desktop_app.inference.onnxcache import version_of
     from desktop_app.infra.cpus import available_cpus, physical_cores
     from desktop_app.infra.userdirs import data_dir
 
-    choice = choose_device(args.device)
+    decision = decide_without_torch(args.device)  # no torch import when the CPU is certain
+    if decision.cpu:
+        chosen, warning = "cpu", decision.warning
+    else:
+        from desktop_app.inference.devices import choose_device
+
+        choice = choose_device(args.device)
+        chosen, warning = choice.name, choice.warning
     report: dict[str, Any] = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -86,8 +92,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "bundle": bundle_info(),
         "device": {
             "requested": args.device,
-            "chosen": choice.name,
-            "warnings": [choice.warning] if choice.warning else [],
+            "chosen": chosen,
+            "warnings": [warning] if warning else [],
         },
         "estimate": None,
         "model": None,
@@ -98,18 +104,18 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         },
         "data_dir": str(data_dir()),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": version_of("torch") or "not installed",
         "error": None,
     }
     try:
-        estimate = None if args.refresh else _cached(args.model, choice.name, physical_cores())
+        estimate = None if args.refresh else _cached(args.model, chosen, physical_cores())
         if estimate is None:
             estimate, engine = firststart.first_start(args.model, args.device, refresh=args.refresh)
             manifest, model_path = engine.manifest, engine.model_path
             report["device"]["chosen"] = engine.device
             report["device"]["warnings"] = list(engine.warnings)
         else:  # measured before: read the manifest only, build no engine
-            from desktop_app.model.modelfile import read_manifest
+            from desktop_app.model.modeldata import read_manifest
 
             model_path = _model_path(args.model)
             manifest = read_manifest(model_path)

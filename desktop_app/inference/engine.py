@@ -440,6 +440,14 @@ class InferenceEngine:
             return None
 
     def _torch_backend(self, model: Any, device: str, threads: int | None) -> Backend:
+        from desktop_app.inference.onnxcache import torch_installed
+
+        if not torch_installed():
+            raise InferenceError(
+                "this installation has no PyTorch (the CPU build): it runs models on the CPU "
+                "with ONNX Runtime only",
+                hint="leave --backend at auto, or install the full build for a GPU",
+            )
         from desktop_app.inference.torchpath import TorchBackend
         from desktop_app.model.modelfile import load_model_file
 

@@ -102,7 +102,8 @@ def without_graphs(header: Header) -> Header:
     return replace(header, tensors=tensors)
 
 
-def _stat(path: Path) -> int:
+def stat_model_file(path: Path) -> int:
+    """The file's size; ModelFileError when it is missing, unreadable or not a file."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -116,7 +117,7 @@ def _stat(path: Path) -> int:
 
 def read_bytes(path: Path, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
     """The whole file, once (everything after is checked on these bytes only)."""
-    size = _stat(path)
+    size = stat_model_file(path)
     refuse_pickle_name(path)
     if size > max_bytes:
         raise ModelFileError(f"file is {size} bytes, over the limit of {max_bytes}", path)
@@ -150,6 +151,24 @@ def manifest_of(path: Path, header: Header) -> ModelManifest:
         return ModelManifest.from_dict(data)
     except ModelFileError as err:
         raise ModelFileError(err.reason, path, err.hint) from None
+
+
+def read_manifest(path: str | os.PathLike[str]) -> ModelManifest:
+    """The manifest alone, cheaply: reads the header only (size-limited), validates it."""
+    p = Path(path)
+    size = stat_model_file(p)
+    refuse_pickle_name(p)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(9)
+            length = header_length(p, head, size)
+            fh.seek(8)
+            header_bytes = fh.read(length)
+    except OSError as err:
+        raise ModelFileError(f"can't be read: {err.strerror or err}", p) from None
+    if len(header_bytes) != length:
+        raise ModelFileError("file is truncated inside its header", p)
+    return manifest_of(p, parse_header(p, header_bytes, length, size))
 
 
 def _raw(data: bytes, header: Header, entry: TensorEntry) -> memoryview:

@@ -33,7 +33,13 @@ from desktop_app.model.manifest import (
     default_manifest,
 )
 from desktop_app.model.modelcard import model_card_markdown
-from desktop_app.model.modeldata import is_graph_tensor, without_graphs
+from desktop_app.model.modeldata import (
+    is_graph_tensor,
+    manifest_of,
+    read_manifest,
+    stat_model_file,
+    without_graphs,
+)
 from desktop_app.model.networks import build_from_arch_args, unwrap
 from desktop_app.model.tensorfile import (
     CONVERT_HINT,
@@ -42,7 +48,6 @@ from desktop_app.model.tensorfile import (
     hash_entries,
     header_length,
     key_mismatch,
-    no_duplicate_keys,
     parse_header,
     refuse_pickle_name,
     tensor_sha256,
@@ -71,57 +76,6 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _manifest_from_header(path: Path, header: Header) -> ModelManifest:
-    text = header.metadata.get(MANIFEST_KEY)
-    if text is None:
-        raise ModelFileError(
-            "is a safetensors file without a RadAssist manifest",
-            path,
-            "package plain weights with: radassist-train convert IN --arch NAME --labels a,b,c "
-            "--out model.safetensors",
-        )
-    try:
-        data = json.loads(text, object_pairs_hook=no_duplicate_keys)
-    except ModelFileError as err:
-        raise ModelFileError(f"manifest {err.reason}", path) from None
-    except (ValueError, RecursionError):
-        raise ModelFileError("manifest is not valid JSON; damaged file", path) from None
-    try:
-        return ModelManifest.from_dict(data)
-    except ModelFileError as err:
-        raise ModelFileError(err.reason, path, err.hint) from None
-
-
-def _stat_file(path: Path) -> int:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError("model file not found", path, "check the path") from None
-    except OSError as err:
-        raise ModelFileError(f"can't be read: {err.strerror or err}", path) from None
-    if not path.is_file():
-        raise ModelFileError("is not a file", path)
-    return st.st_size
-
-
-def read_manifest(path: str | os.PathLike[str]) -> ModelManifest:
-    """The manifest alone, cheaply: reads the header only (size-limited), validates it."""
-    p = Path(path)
-    size = _stat_file(p)
-    refuse_pickle_name(p)
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(9)
-            length = header_length(p, head, size)
-            fh.seek(8)
-            header_bytes = fh.read(length)
-    except OSError as err:
-        raise ModelFileError(f"can't be read: {err.strerror or err}", p) from None
-    if len(header_bytes) != length:
-        raise ModelFileError("file is truncated inside its header", p)
-    return _manifest_from_header(p, parse_header(p, header_bytes, length, size))
 
 
 # --------------------------------------------------------------------------- loading
@@ -178,7 +132,7 @@ def load_model_file(
     """
     start = time.perf_counter()
     p = Path(path)
-    size = _stat_file(p)
+    size = stat_model_file(p)
     refuse_pickle_name(p)
     if size > max_bytes:
         raise ModelFileError(f"file is {size} bytes, over the limit of {max_bytes}", p)
@@ -194,7 +148,7 @@ def load_model_file(
     length = header_length(p, data[:9], size)
     # stored ONNX graphs (modeldata) are not the network's and not in the tensor hash
     header = without_graphs(parse_header(p, data[8 : 8 + length], length, size))
-    manifest = _manifest_from_header(p, header)
+    manifest = manifest_of(p, header)
     try:
         network = build_from_arch_args(
             manifest.architecture,

@@ -31,7 +31,7 @@ def export_job(request: ExportRequest, model_path: str | None) -> WorkFunction:
 
     def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
         from desktop_app.exports import export_study
-        from desktop_app.model.modelfile import read_manifest
+        from desktop_app.model.modeldata import read_manifest
         from desktop_app.model.paths import default_model_path
 
         try:
