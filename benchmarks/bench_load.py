@@ -14,6 +14,12 @@ temporary folder. Then, in one run, it measures these against the baseline loop
 (c) peak memory: the peak RSS growth of a fresh process doing (b), the baseline, or (a2),
     against the raw voxel bytes (slices x rows x columns x 2).
 
+(a2) is also measured with the persisted index (``indexcache.IndexCache``): "cold" is the first
+open of the series (no cache file for its folder yet: every header is read, and the cache file
+is written, fsync included, before the slice is shown); "warm" is a reopen by a new process
+(a fresh ``IndexCache`` object that loads the cache file; no header is read but one per series,
+the spot check).
+
 "index only, through pydicom" indexes with every header parsed by pydicom, as the index did
 before the raw-bytes fast path (``index.read_record_with_pydicom``): the before/after figure.
 
@@ -52,6 +58,7 @@ from desktop_app.dicom.display import render
 from desktop_app.phantoms.studies import write_ct_series
 from desktop_app.studies import index as index_module
 from desktop_app.studies.index import InstanceInfo, index_paths
+from desktop_app.studies.indexcache import RACY_SECONDS, IndexCache
 from desktop_app.studies.series import assemble
 from desktop_app.studies.volume import SeriesVolume, instance_frame
 
@@ -98,12 +105,20 @@ def first_image(folder: Path) -> float:
     return seen[0]
 
 
-def middle_slice(folder: Path, executor: str) -> Any:
-    index = index_paths([folder], executor=executor)  # type: ignore[arg-type]
+def middle_slice(folder: Path, executor: str, cache: IndexCache | None = None) -> Any:
+    index = index_paths([folder], executor=executor, cache=cache)  # type: ignore[arg-type]
     ((_, _, series),) = list(index.iter_series())
     stack = assemble(series).stacks[0]
     volume = SeriesVolume(stack)
     return render(volume.frame(volume.middle()))
+
+
+def cold_cache(folder: Path) -> IndexCache:
+    """A cache as on the first open of a series: the key exists, the folder's file doesn't."""
+    folder.mkdir(exist_ok=True)
+    for f in folder.glob("*.json"):
+        f.unlink()
+    return IndexCache(folder)
 
 
 def full_load(folder: Path, executor: str, workers: int) -> Any:
@@ -173,9 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         series = write_ct_series(folder, 0, slices=args.slices, rows=args.size)
         files = sorted(series.paths)
         written = time.perf_counter() - t0
+        written_at = time.time()
         for f in files:  # warm the page cache for both sides
             f.read_bytes()
         raw = args.slices * args.size * args.size * 2
+        # Files changed in the last RACY_SECONDS are not cached (see indexcache): wait that out,
+        # or the "warm" cache would hold nothing.
+        time.sleep(max(0.0, RACY_SECONDS + 0.2 - (time.time() - written_at)))
+        cache_dir = Path(tmp) / "index-cache"
+        index_paths([folder], cache=cold_cache(cache_dir))  # the warm cases' cache file
         print(
             f"series: {len(files)} slices of {args.size}x{args.size} 16-bit, "
             f"{sum(f.stat().st_size for f in files) / 2**20:.0f} MiB on disk "
@@ -186,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": lambda: baseline(files),
             "a2 serial": lambda: middle_slice(folder, "serial"),
             "a2 processes": lambda: middle_slice(folder, "processes"),
+            "a2 cold cache": lambda: middle_slice(folder, "serial", cold_cache(cache_dir)),
+            "a2 warm cache": lambda: middle_slice(folder, "serial", IndexCache(cache_dir)),
             "b serial 1": lambda: full_load(folder, "serial", 1),
             "b serial 2": lambda: full_load(folder, "serial", 2),
             "b processes 2": lambda: full_load(folder, "processes", 2),
@@ -193,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "index threads": lambda: index_paths([folder], executor="threads", workers=2),
             "index processes": lambda: index_paths([folder], executor="processes", workers=2),
             "index pydicom": lambda: index_with_pydicom(folder),
+            "index warm cache": lambda: index_paths([folder], cache=IndexCache(cache_dir)),
         }
         wall: dict[str, list[float]] = {name: [] for name in [*measures, "a1"]}
         cpu: dict[str, list[float]] = {name: [] for name in measures}
@@ -226,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             ("(a1) first image while the index runs", "a1", "frac"),
             ("(a2) middle slice, index serial", "a2 serial", "frac"),
             ("(a2) middle slice, index in 2 processes", "a2 processes", "frac"),
+            ("(a2) middle slice, cache cold (first open)", "a2 cold cache", "frac"),
+            ("(a2) middle slice, cache warm (reopen)", "a2 warm cache", "frac"),
             ("(b) full load, index serial, 1 read thread", "b serial 1", "speed"),
             ("(b) full load, index serial, 2 read threads", "b serial 2", "speed"),
             ("(b) full load, index 2 processes, 2 threads", "b processes 2", "speed"),
@@ -233,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             ("    index only, 2 threads", "index threads", "frac"),
             ("    index only, 2 processes", "index processes", "frac"),
             ("    index only, serial, every header via pydicom", "index pydicom", "frac"),
+            ("    index only, warm cache", "index warm cache", "frac"),
         ]
         width = max(len(r[0]) for r in rows)
         print(f"{'measure':<{width}}  {'wall s':>7}  {'cpu s':>6}  wall vs baseline (cpu vs)")

@@ -140,7 +140,7 @@ def store(
     graph_path, meta_path = entry_paths(model_sha, kind, folder)
     try:
         graph_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(graph_path, data)
+        atomic_write_bytes(graph_path, data, durable=False)  # a cache: damaged = made again
         atomic_write_json(
             meta_path,
             {

@@ -22,14 +22,18 @@ _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFI
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path, mode: int | None = None) -> Iterator[Path]:
+def atomic_path(
+    target: str | Path, mode: int | None = None, *, durable: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success rename it over ``target``.
 
     For writers that insist on a path of their own (``safetensors.torch.save_file``,
     ``torch.save``, ``pydicom.Dataset.save_as``). On an exception the temporary file is
     removed and ``target`` is untouched. The file gets ``mode``; by default the existing
     target's mode, else 0o644 (mkstemp's 0o600 would surprise whoever shares an export).
-    Pass ``mode=0o600`` for private files (review state, UID maps).
+    Pass ``mode=0o600`` for private files (review state, UID maps). ``durable=False`` skips
+    the fsyncs (still atomic: old or new file, never a mix): for caches, which a crash may lose
+    but whose readers refuse and rebuild anything torn.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,20 +49,24 @@ def atomic_path(target: str | Path, mode: int | None = None) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
-def atomic_write_bytes(target: str | Path, data: bytes, mode: int | None = None) -> Path:
+def atomic_write_bytes(
+    target: str | Path, data: bytes, mode: int | None = None, *, durable: bool = True
+) -> Path:
     """Write ``data`` to ``target`` atomically and return the target path."""
     target = Path(target)
-    with atomic_path(target, mode) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(target, mode, durable=durable) as tmp, open(tmp, "wb") as fh:
         fh.write(data)
     return target
 

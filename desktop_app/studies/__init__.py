@@ -2,6 +2,7 @@
 
 Modules (one job each):
 - index: files, folders and DICOMDIRs -> patient/study/series/instance tree (headers only).
+- indexcache: the persisted index, InstanceInfo per unchanged file (size, mtime, ctime, inode).
 - dicomdir: DICOMDIR record traversal; Referenced File IDs resolved inside the file-set root.
 - frames: Number of Frames checked against the limit and what the pixel data holds.
 - series: orders a series into slice stacks (position on the normal), splits geometries, warns.

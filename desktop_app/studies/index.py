@@ -72,6 +72,7 @@ from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import FATAL, DicomReadError, NotDicomError, PathLike
 from desktop_app.studies.dicomdir import read_dicomdir
 from desktop_app.studies.frames import check_declared_frames, check_frames
+from desktop_app.studies.indexcache import IndexCache, TreeFields
 from desktop_app.studies.problems import FileProblem
 
 __all__ = [  # InstanceInfo, Orientation and Vec3 live in headerinfo; re-exported for callers
@@ -273,6 +274,24 @@ def _record(instance: InstanceInfo, f: HeaderFields | RawFields) -> _Record:
     )
 
 
+def _tree_fields(rec: _Record) -> TreeFields:
+    """A record's tree fields, in ``indexcache.TreeFields``' order (``_Record`` after the
+    instance)."""
+    return (
+        rec.patient_id,
+        rec.patient_name,
+        rec.study_uid,
+        rec.study_date,
+        rec.study_time,
+        rec.study_description,
+        rec.series_uid,
+        rec.series_number,
+        rec.series_description,
+        rec.series_date,
+        rec.body_part,
+    )
+
+
 def _read_record(p: Path, limits: ReadLimits, raw: bool = True) -> _Outcome:
     try:
         st = os.stat(p)
@@ -436,8 +455,16 @@ class _TreeBuilder:
         self.patients: dict[str, PatientNode] = {}
         self.keys: dict[tuple[str, str], str] = {}
         self.count = 0
+        # The files of a series mostly come one after another: the last one's series node.
+        self._last: tuple[tuple[str, str, str, str], SeriesNode] | None = None
 
     def add(self, rec: _Record) -> None:
+        ids = (rec.patient_id, rec.patient_name, rec.study_uid, rec.series_uid)
+        last = self._last
+        if last is not None and last[0] == ids:
+            last[1].instances.append(rec.instance)
+            self.count += 1
+            return
         key = self.keys.get((rec.patient_id, rec.patient_name))
         if key is None:
             key = patient_key(rec.patient_id, rec.patient_name)
@@ -471,6 +498,8 @@ class _TreeBuilder:
             study.series.append(series)
         series.instances.append(rec.instance)
         self.count += 1
+        if rec.study_uid and rec.series_uid:
+            self._last = (ids, series)
 
     def build(self) -> list[PatientNode]:
         patients = sorted(self.patients.values(), key=lambda p: (p.name, p.patient_id, p.key))
@@ -497,6 +526,7 @@ def index_paths(
     workers: int | None = None,
     executor: ExecutorKind = "auto",
     on_instance: Callable[[InstanceInfo], None] | None = None,
+    cache: IndexCache | None = None,
 ) -> StudyIndex:
     """Index files, folders and DICOMDIRs into a :class:`StudyIndex` (headers only).
 
@@ -505,12 +535,16 @@ def index_paths(
     the run early with ``stopped=True``. ``on_instance`` is called, in the calling thread, with
     each instance as soon as its header is read, so a viewer can show the first image before
     the index is complete. ``executor`` picks how headers are read (see the module docstring);
-    ``workers`` caps the threads or processes.
+    ``workers`` caps the threads or processes. ``cache`` (``indexcache.default_index_cache()``)
+    gives the InstanceInfo of files unchanged since an earlier run without reading them, and
+    is saved with this run's headers at the end (see :mod:`desktop_app.studies.indexcache`).
     """
     started = time.perf_counter()
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    run = _IndexRun(limits, progress, stop, on_instance)
+    if cache is not None and cache.limits != limits:
+        raise ValueError(f"the cache's limits {cache.limits!r} should be the run's: {limits!r}")
+    run = _IndexRun(limits, progress, stop, on_instance, cache)
     queue = list(run.walker.expand(paths))
     run.total = len(queue)
     pool = _make_executor(executor, run.total, workers)
@@ -527,6 +561,8 @@ def index_paths(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    if cache is not None:
+        cache.save()
     return run.finish(stopped, time.perf_counter() - started)
 
 
@@ -539,8 +575,10 @@ class _IndexRun:
         progress: Progress | None,
         stop: StopFlag,
         on_instance: Callable[[InstanceInfo], None] | None,
+        cache: IndexCache | None = None,
     ) -> None:
         self.limits = limits
+        self.cache = cache
         self.progress = progress
         self.stop = stop
         self.on_instance = on_instance
@@ -556,12 +594,67 @@ class _IndexRun:
         for cand in queue:
             if stop_requested(self.stop):
                 return True
-            self.handle(cand, read_record(cand.path, self.limits))
+            self.handle(cand, self._read(cand.path))
             self._advance(1)
         return False
 
+    def _read(self, path: Path) -> _Outcome:
+        """One file's outcome: from the cache when it holds the unchanged file, else read."""
+        if self.cache is None:
+            return read_record(path, self.limits)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return read_record(path, self.limits)  # which says why
+        found = self.cache.hit(path, st)
+        if found is not None:
+            return _Record(found[0], *found[1])
+        outcome = read_record(path, self.limits)
+        self._learn(path, st, outcome)
+        return outcome
+
+    def _learn(self, path: Path, st: os.stat_result | None, outcome: _Outcome) -> None:
+        """Tell the cache what a full read of ``path`` (stat'ed as ``st`` before) gave."""
+        if self.cache is None:
+            return
+        if isinstance(outcome, _Record) and st is not None:
+            self.cache.remember(path, st, outcome.instance, _tree_fields(outcome))
+        else:
+            self.cache.forget(path)
+
+    def _cache_hits(
+        self, queue: list[_Candidate]
+    ) -> tuple[list[_Candidate], dict[Path, os.stat_result]]:
+        """Handle the files the cache holds; return the others, and their stats."""
+        assert self.cache is not None
+        misses: list[_Candidate] = []
+        stats: dict[Path, os.stat_result] = {}
+        for cand in queue:
+            try:
+                st = os.stat(cand.path)
+            except OSError:
+                misses.append(cand)
+                continue
+            found = self.cache.hit(cand.path, st)
+            if found is not None:
+                self.handle(cand, _Record(found[0], *found[1]))
+            elif self.cache.known(cand.path, st):
+                # The first file of its group: read here, so the rest of the group hits.
+                outcome = read_record(cand.path, self.limits)
+                self._learn(cand.path, st, outcome)
+                self.handle(cand, outcome)
+            else:
+                misses.append(cand)
+                stats[cand.path] = st
+                continue
+            self._advance(1)
+        return misses, stats
+
     def read_pooled(self, pool: Executor, queue: list[_Candidate], workers: int) -> bool:
         """Read ``queue`` in chunks on ``pool``, handling them in order; whether stopped."""
+        stats: dict[Path, os.stat_result] = {}
+        if self.cache is not None:
+            queue, stats = self._cache_hits(queue)
         size = max(1, min(64, len(queue) // (8 * max(workers, 1))))
         chunks = [queue[i : i + size] for i in range(0, len(queue), size)]
         futures: list[tuple[list[_Candidate], Future[list[_Outcome]]]] = [
@@ -579,6 +672,7 @@ class _IndexRun:
                 log.warning("a header-reading process died; reading on in this one")
                 outcomes = [read_record(c.path, self.limits) for c in chunk]
             for cand, outcome in zip(chunk, outcomes):
+                self._learn(cand.path, stats.get(cand.path), outcome)
                 self.handle(cand, outcome)
             self._advance(len(chunk))
         return False

@@ -206,7 +206,21 @@ def _order(
 
     if orientation is not None and refs and all(r.position is not None for r in refs):
         normal = slice_normal(orientation)
-        keyed = sorted(refs, key=lambda r: (_project(r.position, normal), *tie(r)))  # type: ignore[arg-type]
+        # (position, instance number, frame) first: the file name's natural key (~5 us a
+        # slice) is needed only when two slices share both position and number.
+        quick = [
+            (
+                _project(r.position, normal),  # type: ignore[arg-type]
+                n if (n := r.instance.instance_number) is not None else 1 << 62,
+                r.frame,
+                i,
+            )
+            for i, r in enumerate(refs)
+        ]
+        if len({q[:2] for q in quick}) == len(quick):
+            keyed = [refs[q[3]] for q in sorted(quick)]
+        else:
+            keyed = sorted(refs, key=lambda r: (_project(r.position, normal), *tie(r)))  # type: ignore[arg-type]
         coords = np.array([_project(r.position, normal) for r in keyed])  # type: ignore[arg-type]
         return keyed, "position", coords
     if refs and all(r.instance.instance_number is not None for r in refs):

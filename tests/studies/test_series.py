@@ -131,6 +131,19 @@ class TestOrdering:
         assert stack.ordered_by == "file name"
         assert [r.instance.path.name for r in stack.slices] == ["img1.dcm", "img2.dcm", "img10.dcm"]
 
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_position_ties_go_by_number_then_natural_file_name(self, seed: int) -> None:
+        # Two slices at z=1 with Instance Number 7, and one at z=1 with number 2.
+        specs = [("a10.dcm", 1.0, 7), ("a9.dcm", 1.0, 7), ("b.dcm", 1.0, 2), ("c.dcm", 0.0, 9)]
+        random.Random(seed).shuffle(specs)
+        files = [
+            inst(i, position=(0.0, 0.0, z), number=n, name=nm) for i, (nm, z, n) in enumerate(specs)
+        ]
+        (stack,) = assemble(series_of(files)).stacks
+        assert stack.ordered_by == "position"
+        names = [r.instance.path.name for r in stack.slices]
+        assert names == ["c.dcm", "b.dcm", "a9.dcm", "a10.dcm"]
+
     def test_partial_positions_fall_back_with_a_warning(self) -> None:
         files = axial_stack([0.0, 1.0, 2.0])
         files.append(inst(9, position=None, number=4))

@@ -27,6 +27,7 @@ from desktop_app.qt.study_browser import StackEntry, StudyBrowserWidget
 from desktop_app.qt.viewer import SeriesContext, ViewerWidget
 from desktop_app.qt.workers import StreamingWorkFunction, TaskChannel
 from desktop_app.studies.index import InstanceInfo, StudyIndex, index_paths
+from desktop_app.studies.indexcache import default_index_cache
 from desktop_app.studies.series import SeriesAssembly, assemble
 from desktop_app.studies.volume import SeriesVolume, instance_frame
 
@@ -57,7 +58,13 @@ def index_job(paths: list[Path]) -> StreamingWorkFunction:
             previewed = True
             emit(image)
 
-        index = index_paths(paths, progress=progress, stop=stop, on_instance=on_instance)
+        index = index_paths(
+            paths,
+            progress=progress,
+            stop=stop,
+            on_instance=on_instance,
+            cache=default_index_cache(),  # a reopened folder's headers are not read again
+        )
         # ordering slices is work too: not on the GUI thread
         assemblies = {s.series_instance_uid: assemble(s) for _, _, s in index.iter_series()}
         return index, assemblies
