@@ -216,7 +216,10 @@ class InferenceController(QObject):
             lower_thread_priority()  # ONNX Runtime's threads, made here, inherit it
             with self._lock:
                 if not stop.is_set():
-                    self._runner_for(model_path, device)
+                    runner = self._runner_for(model_path, device)
+                    warm = getattr(runner, "warm", None)
+                    if warm is not None and not stop.is_set():
+                        warm()
 
         self._warm.submit(work)
 

@@ -103,7 +103,6 @@ class EngineRunner:
 
     def load(self) -> LoadedModelInfo:
         from desktop_app.inference.engine import InferenceEngine
-        from desktop_app.inference.firststart import try_estimate_for_engine
         from desktop_app.infra.cpus import physical_cores
 
         threads = self.threads or gui_cpu_threads(physical_cores())
@@ -111,12 +110,6 @@ class EngineRunner:
             self.model_path, device=self.device, heatmaps="all", threads=threads
         )
         self.engine = engine
-        try_estimate_for_engine(engine)  # once per machine: ms/image for the device badge
-        # One run on a blank image now: the first forward and Grad-CAM passes set up lazily
-        # (kernels, autograd), holding the GIL in long pieces; better here, in the warm-up,
-        # than in the reader's first run.
-        with contextlib.suppress(Exception):
-            engine.run([np.zeros((256, 256), dtype=np.float32)], heatmaps="all")
         # torch, MONAI and ONNX Runtime leave ~500k long-lived objects; a full collection then
         # holds the GIL for ~0.5 s, freezing the window whenever one triggers. Freezing them
         # (they live as long as the process) keeps later collections to what came after.
@@ -132,6 +125,20 @@ class EngineRunner:
             warning="; ".join(engine.warnings),
             site_calibration=engine.manifest.site_calibration,
         )
+
+    def warm(self) -> None:
+        """Ahead of the reader's first run (the GUI's warm-up, in its worker): one run on a
+        blank image, which opens the heatmap session and sets up what the first passes set
+        up lazily, and the once-per-machine time per image for the device badge. A run asked
+        for before the warm-up needs neither and does not wait for them."""
+        from desktop_app.inference.firststart import try_estimate_for_engine
+
+        engine = self.engine
+        if engine is None:
+            return
+        with contextlib.suppress(Exception):
+            engine.run([np.zeros((256, 256), dtype=np.float32)], heatmaps="all")
+        try_estimate_for_engine(engine)  # once per machine: ms/image for the device badge
 
     def run(
         self,
