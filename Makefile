@@ -46,8 +46,9 @@ $(INSTALLER_STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(APP_STAMP)
 
 # The desktop bundle: dist/radassist/ (PyInstaller, one folder) and, on Linux, its desktop
-# entry, icons and dist/radassist-<version>-linux-x86_64.tar.gz. CPU_ONLY=1 leaves out Triton
-# and the CUDA libraries PyTorch only loads for a GPU (-cpu.tar.gz); see installer/README.md.
+# entry, icons and dist/radassist-<version>-linux-x86_64.tar.gz. CPU_ONLY=1 builds the CPU
+# flavour (-cpu.tar.gz): radassist only, on ONNX Runtime, without PyTorch, MONAI or the training
+# tools; see installer/README.md.
 CPU_ONLY_SET := $(filter-out 0,$(CPU_ONLY))
 BUNDLE_TARBALLS := dist/radassist-*-linux-$(shell uname -m)$(if $(CPU_ONLY_SET),-cpu).tar.gz
 

