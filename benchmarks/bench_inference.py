@@ -1,8 +1,13 @@
 """Inference benchmark: the engine's CPU path, end-to-end predict, Grad-CAM, int8, pointing game.
 
-One run, ratios against a baseline measured in the same process, no assertions. Repetitions of
-the compared paths are interleaved and medians reported, because other people's work on a
-shared machine inflates wall time unevenly.
+One run, ratios against a baseline measured in the same process, no assertions. Each compared
+path is timed in a block of calls after its own warm-up, never alternated call by call: ONNX
+Runtime's worker threads spin-wait after a run, and a PyTorch or other ORT call that follows at
+once competes with them for the cores (that inflated every time 3-15x on 2 cores). The
+benchmark's own ONNX Runtime sessions also run with ``session.intra_op.allow_spinning = 0``.
+Each time is reported as the median and the range (min-max) of its block; the load average
+before and after each section goes into the report, because other people's work on a shared
+machine inflates wall time unevenly.
 
 (1) Network latency of the engine's CPU path (what ``InferenceEngine`` chose) against a plain
     ONNX Runtime session on the same weights (exported here, default session options, the same
@@ -51,10 +56,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from desktop_app.inference.devices import configure_cpu_threads  # noqa: E402
-from desktop_app.inference.engine import HEATMAP_CPU_THREADS, InferenceEngine  # noqa: E402
+from desktop_app.inference.engine import InferenceEngine  # noqa: E402
 from desktop_app.inference.fastpath import TorchRunner, export_onnx  # noqa: E402
 from desktop_app.infra.errors import ModelFileError  # noqa: E402
 from desktop_app.model.paths import default_model_path, resources_dir  # noqa: E402
+
+try:  # the torch path's own module since issue 16
+    from desktop_app.inference.torchpath import HEATMAP_CPU_THREADS, _cpu_threads
+except ImportError:  # older code (a copy of this script run with PYTHONPATH=an old checkout)
+    from desktop_app.inference.engine import (  # type: ignore[attr-defined,no-redef]
+        HEATMAP_CPU_THREADS,
+        _cpu_threads,
+    )
 
 CHEST = resources_dir() / "sample" / "chest_xr" / "chest_pa.dcm"
 
@@ -64,22 +77,56 @@ def _cpu() -> float:
     return t
 
 
-def interleaved(
+def load_average() -> list[float]:
+    with open("/proc/loadavg") as fh:
+        return [float(v) for v in fh.read().split()[:3]]
+
+
+def no_spin_options(threads: int) -> Any:
+    """ONNX Runtime session options for the benchmark's own sessions: ``threads`` intra-op
+    threads that sleep between runs instead of spin-waiting (ORT's default spins, which takes a
+    core from whatever runs next)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def blocks(
     fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2
 ) -> dict[str, dict[str, float]]:
-    """Median wall and CPU seconds of each function, runs interleaved round by round."""
-    for fn in fns.values():
+    """Each function timed in its own block: ``warmup`` untimed calls, then ``repeat`` timed
+    ones. Per function: median wall and CPU seconds and the wall range (``wall_min``,
+    ``wall_max``). Blocks, not rounds, because a runtime's idle threads (ORT spins after each
+    run) slow down whatever is called right after it."""
+    out: dict[str, dict[str, float]] = {}
+    for name, fn in fns.items():
         for _ in range(warmup):
             fn()
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+        wall: list[float] = []
+        cpu: list[float] = []
+        for _ in range(repeat):
             c0, t0 = _cpu(), time.perf_counter()
             fn()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(_cpu() - c0)
-    return {k: {"wall": statistics.median(wall[k]), "cpu": statistics.median(cpu[k])} for k in fns}
+            wall.append(time.perf_counter() - t0)
+            cpu.append(_cpu() - c0)
+        out[name] = {
+            "wall": statistics.median(wall),
+            "cpu": statistics.median(cpu),
+            "wall_min": min(wall),
+            "wall_max": max(wall),
+        }
+    return out
+
+
+def ms(t: dict[str, float]) -> str:
+    """``median [min-max] ms (CPU ms)`` of one timed block."""
+    return (
+        f"{1000 * t['wall']:.1f} [{1000 * t['wall_min']:.1f}-{1000 * t['wall_max']:.1f}] ms "
+        f"({1000 * t['cpu']:.0f})"
+    )
 
 
 def torchscript(network: torch.nn.Module, x: torch.Tensor) -> Any:
@@ -97,11 +144,13 @@ def section_latency(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     import onnxruntime as ort
 
-    options = ort.SessionOptions()  # ONNX Runtime's defaults, the same thread count
-    options.intra_op_num_threads = engine.threads
+    graph = export_onnx(network, size, ch)
     session = ort.InferenceSession(
-        export_onnx(network, size, ch), options, providers=["CPUExecutionProvider"]
+        graph, no_spin_options(engine.threads), providers=["CPUExecutionProvider"]
     )
+    spin_options = ort.SessionOptions()  # ONNX Runtime's defaults, for the record
+    spin_options.intra_op_num_threads = engine.threads
+    spin_session = ort.InferenceSession(graph, spin_options, providers=["CPUExecutionProvider"])
 
     def baseline(x: np.ndarray) -> Any:
         return session.run(None, {"input": x})[0]
@@ -128,24 +177,27 @@ def section_latency(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
                 return ts(xt)
 
         fns: dict[str, Callable[[], Any]] = {
-            "engine": lambda x=x: engine._call_runner(x),
+            "engine": lambda x=x: engine._forward(x),
             "ort_baseline": lambda x=x: baseline(x),
             "eager": lambda x=x: eager(x),
             "torchscript": run_ts,
+            # last: its threads spin after each run
+            "ort_default_spinning": lambda x=x: spin_session.run(None, {"input": x})[0],
         }
         reps = repeat if batch == 1 else max(5, repeat // 4)
-        times = interleaved(fns, reps)
+        times = blocks(fns, reps)
         cl_net.to(memory_format=torch.channels_last)
-        times["channels_last"] = interleaved({"channels_last": run_cl}, reps)["channels_last"]
+        times["channels_last"] = blocks({"channels_last": run_cl}, reps)["channels_last"]
         cl_net.to(memory_format=torch.contiguous_format)
         out[f"batch{batch}"] = times
     return out
 
 
 def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
-    """Today's predict path against the one before the localization/speed work, interleaved in
-    this process: "before" = CAM heatmaps (``heatmap_method="cam"``) and pydicom's Python RLE
-    decoder; "now_cam" = CAM heatmaps with today's decoding."""
+    """Today's predict path against the one before the localization/speed work, in this process,
+    each in its own block (one warm-up run first): "before" = CAM heatmaps
+    (``heatmap_method="cam"``) and pydicom's Python RLE decoder; "now_cam" = CAM heatmaps with
+    today's decoding."""
     from desktop_app.commands.predict import _write_outputs
     from desktop_app.dicom.pixels import rle as rle_module
     from desktop_app.studies.index import index_paths
@@ -165,8 +217,8 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     }
     rows: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        for k in range(max(4, repeat // 3)):
-            for name, (eng, rle) in variants.items():
+        for name, (eng, rle) in variants.items():
+            for k in range(max(4, repeat // 3)):
                 rle_module.decode_rle_fast = rle  # type: ignore[assignment]
                 try:
                     volume = SeriesVolume(stack, keep=True)  # as the CLI: decoded once
@@ -197,6 +249,8 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     out_all: dict[str, Any] = {}
     for name, rs in rows.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        med["total_min"] = min(r["total"] for r in rs)
+        med["total_max"] = max(r["total"] for r in rs)
         net = med["network"] + med["gradcam"]
         med["share_outside_network"] = 1.0 - net / med["total"]
         med["share_outside_network_run_only"] = 1.0 - net / med["run"]
@@ -205,13 +259,12 @@ def section_end_to_end(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
 
 
 def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
-    from desktop_app.inference.gradcam import (
-        cam_from_features,
-        fine_cam,
-        fine_layers,
-        grad_cam,
-        head_weight,
-    )
+    from desktop_app.inference.gradcam import fine_cam, fine_layers, grad_cam, head_weight
+
+    try:
+        from desktop_app.inference.ortrun import cam_from_features
+    except ImportError:
+        from desktop_app.inference.gradcam import cam_from_features  # type: ignore[attr-defined,no-redef]
     from desktop_app.model.networks import gradcam_target_layer
 
     spec = engine.manifest.preprocessing
@@ -224,7 +277,6 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     eager = TorchRunner(engine.network)
     layer = gradcam_target_layer(engine.manifest.architecture)
     labels = list(range(len(engine.labels)))
-    from desktop_app.inference.engine import _cpu_threads
 
     def one_thread(fn: Callable[[], Any]) -> Any:
         with _cpu_threads(HEATMAP_CPU_THREADS):
@@ -234,15 +286,18 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     cam_engine = InferenceEngine(
         engine.model_path, device="cpu", threads=engine.threads, heatmap_method="cam"
     )
-    features = cam_engine._call_runner(x)[1]
+    features = cam_engine._forward(x).features
     weight = head_weight(engine.network)
     fns = {
-        "engine_forward_logits_only": lambda: engine._runner(x),
+        "engine_forward_logits_only": lambda: engine._forward(x),
         "engine_cam_all_labels": lambda: (
             cam_from_features(features[0], weight, labels) if features is not None else None
         ),
-        "engine_forward": lambda: engine._call_runner(x),
-        "cam_engine_forward_with_features": lambda: cam_engine._call_runner(x),
+        "engine_forward": lambda: engine._forward(x),
+        "cam_engine_forward_with_features": lambda: cam_engine._forward(x),
+        # the engine's own heatmap path (its default method, on its backend)
+        "engine_heatmap_1_label": lambda: engine._grad_cam(x[0], labels[:1]),
+        "engine_heatmap_all_labels": lambda: engine._grad_cam(x[0], labels),
         "eager_forward": lambda: eager(x),
         "gradcam_1_label": lambda: grad_cam(engine.network, layer, xt, labels[:1]),
         "gradcam_all_labels": lambda: grad_cam(engine.network, layer, xt, labels),
@@ -255,7 +310,7 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
             lambda: fine_cam(engine.network, fine, layer, xt, labels)
         ),
     }
-    times = interleaved(fns, max(5, repeat // 2))
+    times = blocks(fns, max(5, repeat // 2))
     times["ratio_1_label_vs_eager_forward"] = (
         times["gradcam_1_label"]["wall"] / times["eager_forward"]["wall"]
     )
@@ -265,6 +320,10 @@ def section_gradcam(engine: InferenceEngine, repeat: int) -> dict[str, Any]:
     times["ratio_all_labels_vs_eager_forward"] = (
         times["gradcam_all_labels"]["wall"] / times["eager_forward"]["wall"]
     )
+    for n in ("1_label", "all_labels"):  # what a positive finding costs on top of the forward
+        times[f"ratio_engine_heatmap_{n}_vs_engine_forward"] = (
+            times[f"engine_heatmap_{n}"]["wall"] / times["engine_forward"]["wall"]
+        )
     # heatmap_method="cam": the features output of its forward pass, plus the maps in numpy
     times["ratio_engine_cam_vs_engine_forward"] = (
         times["cam_engine_forward_with_features"]["wall"]
@@ -355,8 +414,8 @@ def section_accuracy(
         x = rng.normal(size=(batch, spec.channels, spec.image_size, spec.image_size)).astype(
             np.float32
         )
-        times = interleaved(
-            {"fp32": lambda x=x: fp32._call_runner(x), "int8": lambda x=x: int8._call_runner(x)},
+        times = blocks(
+            {"fp32": lambda x=x: fp32._forward(x), "int8": lambda x=x: int8._forward(x)},
             repeat if batch == 1 else max(5, repeat // 4),
         )
         times["speedup"] = times["fp32"]["wall"] / times["int8"]["wall"]
@@ -460,18 +519,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine: backend {engine.backend}, loaded in {load_s:.2f} s ({'; '.join(engine.notes)})")
     report: dict[str, Any] = {"model": model.name, "threads": threads, "engine_load_s": load_s}
 
-    with open("/proc/loadavg") as fh:
-        report["load_average"] = fh.read().split()[:3]
-    print(f"load average {' '.join(report['load_average'])}")
+    loads = report["load_average"] = {"start": load_average()}
+    print(f"load average {loads['start']}")
     lat = {} if args.skip_latency else section_latency(engine, args.repeat)
     report["latency"] = lat
-    print("\n(1) network latency, median wall ms (CPU ms) — ratio = engine / ONNX Runtime baseline")
+    loads["after_latency"] = load_average()
+    print("\n(1) network latency, median [min-max] wall ms (median CPU ms), each in a block; "
+          f"ratio = engine / ONNX Runtime baseline (no spinning); load {loads['after_latency']}")  # fmt: skip
     for batch in (1, 16) if lat else ():
         t = lat[f"batch{batch}"]
-        row = ", ".join(f"{k} {1000 * v['wall']:.1f} ({1000 * v['cpu']:.0f})" for k, v in t.items())
+        row = "\n    ".join(f"{k} {ms(v)}" for k, v in t.items())
         ratio = t["engine"]["wall"] / t["ort_baseline"]["wall"]
         lat[f"batch{batch}"]["ratio_engine_vs_ort"] = ratio
-        print(f"  batch {batch}: {row}\n    ratio {ratio:.2f}; "
+        lat[f"batch{batch}"]["ratio_engine_vs_ort_min"] = (
+            t["engine"]["wall_min"] / t["ort_baseline"]["wall_min"]
+        )
+        print(f"  batch {batch}:\n    {row}\n    ratio {ratio:.2f} (of the minima "
+              f"{lat[f'batch{batch}']['ratio_engine_vs_ort_min']:.2f}); "
               f"img/s engine {batch / t['engine']['wall']:.1f}, eager {batch / t['eager']['wall']:.1f}")  # fmt: skip
     if lat:
         print(f"  ONNX export {lat['onnx_export_s']:.1f} s, "
@@ -479,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
 
     e2e_all = section_end_to_end(engine, args.repeat)
     report["end_to_end"] = e2e_all
-    print("\n(2) end-to-end predict, one 1024x1024 radiograph (median s)")
+    loads["after_end_to_end"] = load_average()
+    print(f"\n(2) end-to-end predict, one 1024x1024 radiograph (median s; total's range "
+          f"total_min-total_max); load {loads['after_end_to_end']}")  # fmt: skip
     for name, e2e in e2e_all.items():
         print(f"  {name}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in e2e.items() if not k.startswith("share")))  # fmt: skip
@@ -489,14 +555,15 @@ def main(argv: list[str] | None = None) -> int:
 
     cam = section_gradcam(engine, args.repeat)
     report["gradcam"] = cam
-    print("\n(3) Grad-CAM vs one forward pass (batch 1)")
-    print(
-        "  "
-        + ", ".join(f"{k} {1000 * v['wall']:.1f} ms" for k, v in cam.items() if isinstance(v, dict))
-    )
+    loads["after_gradcam"] = load_average()
+    print(f"\n(3) Grad-CAM vs one forward pass (batch 1); load {loads['after_gradcam']}")
+    print("  " + "\n  ".join(f"{k} {ms(v)}" for k, v in cam.items() if isinstance(v, dict)))
     print(f"  1 label: {cam['ratio_1_label_vs_eager_forward']:.1f}x an eager forward, "
           f"{cam['ratio_1_label_vs_engine_forward']:.1f}x the engine's; all labels: "
           f"{cam['ratio_all_labels_vs_eager_forward']:.1f}x eager")  # fmt: skip
+    print(f"  the engine's heatmap ({engine.gradcam_mode}): 1 label "
+          f"{cam['ratio_engine_heatmap_1_label_vs_engine_forward']:.1f}x its forward pass, all "
+          f"{cam['ratio_engine_heatmap_all_labels_vs_engine_forward']:.1f}x")  # fmt: skip
     print(f"  --heatmap-method cam (features output + maps for all labels): "
           f"{cam['ratio_engine_cam_vs_engine_forward']:+.2f}x the engine's forward pass")  # fmt: skip
     print(f"  layercam (default, {HEATMAP_CPU_THREADS} PyTorch thread), CPU time: 1 label "
@@ -521,10 +588,12 @@ def main(argv: list[str] | None = None) -> int:
         args.demo_size,
     )
     report["int8"] = acc
-    print(f"\n(4) int8 vs fp32 (int8 built in {acc['int8_build_s']:.1f} s)")
+    loads["after_int8"] = load_average()
+    print(f"\n(4) int8 vs fp32 (int8 built in {acc['int8_build_s']:.1f} s); load "
+          f"{loads['after_int8']}")  # fmt: skip
     for batch in (1, 16):
         t = acc[f"batch{batch}"]
-        print(f"  batch {batch}: fp32 {1000 * t['fp32']['wall']:.1f} ms, int8 {1000 * t['int8']['wall']:.1f} ms, "
+        print(f"  batch {batch}: fp32 {ms(t['fp32'])}, int8 {ms(t['int8'])}, "
               f"speed-up {t['speedup']:.2f}x")  # fmt: skip
     print(f"  demo test split {acc['test_split']}: {acc['test_images']} images")
     for label, a in acc["auroc"].items():
