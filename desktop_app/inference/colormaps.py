@@ -2,7 +2,7 @@
 
 The one home of heatmap colours: the viewer, ``radassist predict``'s overlay PNGs and the
 exports all call :func:`heatmap_rgba`. Each map is matplotlib's, sampled into a 256-entry table
-once; Turbo is the default, so the GUI's default overlay looks like the PNGs and exports. The
+(stored in ``colortables``: no matplotlib import); Turbo is the default, so the GUI's default overlay looks like the PNGs and exports. The
 alpha is 0 up to ``floor``, then rises to ``opacity`` at the peak: the viewer asks for full
 opacity and scales the alpha by its opacity slider when painting, so moving the slider never
 recolours anything. Pure array code (numpy, no Qt): it runs in any thread.
@@ -10,9 +10,12 @@ recolours anything. Pure array code (numpy, no Qt): it runs in any thread.
 
 from __future__ import annotations
 
+import base64
 import functools
 
 import numpy as np
+
+from desktop_app.inference.colortables import TABLES
 
 COLORMAPS = ("turbo", "jet", "inferno", "hot", "viridis")
 
@@ -23,10 +26,7 @@ def lut(name: str) -> np.ndarray:
     index = round(value * 255)."""
     if name not in COLORMAPS:
         raise ValueError(f"unknown colour map {name!r}; choose one of: {', '.join(COLORMAPS)}")
-    import matplotlib  # the engine imports it anyway (through MONAI); a CLI without it doesn't
-
-    table = matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3]
-    out = np.clip(np.rint(table * 255.0), 0, 255).astype(np.uint8)
+    out = np.frombuffer(base64.b64decode(TABLES[name]), dtype=np.uint8).reshape(256, 3).copy()
     out.flags.writeable = False
     return out
 
