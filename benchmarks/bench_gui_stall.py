@@ -212,9 +212,13 @@ def main() -> int:
         print(f"error: the model did not load: {failed[0]}", file=sys.stderr)
         return 1
 
+    window.runs.inferenceRefused.connect(failed.append)
+
     def run_once() -> None:
         finished.clear()
-        window.runs.run_inference()
+        # the CT series is outside the chest model's intended input: "Run anyway", which is
+        # the same work (the series then carries the out-of-scope mark)
+        window.runs.run_inference(force=True)
 
     for _ in range(args.repeat):
         measure("inference", run_once, lambda: bool(finished or failed), 900)
@@ -245,7 +249,7 @@ def main() -> int:
     ran = [False]
 
     def on_gui_thread() -> None:
-        runner.run(entry.stack, volume, entry.key, lambda d, t: None, threading.Event())
+        runner.run(entry.stack, volume, entry.key, lambda d, t: None, threading.Event(), force=True)
         ran[0] = True
 
     measure("baseline: run on GUI thread", on_gui_thread, lambda: ran[0], 900)
