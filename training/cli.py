@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.commands.refit",
         "re-fit a model file's intended input, OOD score, temperatures and thresholds (no training)",
     ),
+    "prune": (
+        "training.commands.prune",
+        "prune a model file's channels (structured), fine-tune briefly, write a smaller model file",
+    ),
     "calibrate": (
         "training.commands.calibrate",
         "measure a model on a site's reviewed cases; re-set its thresholds and temperatures",

@@ -418,7 +418,7 @@ class InferenceEngine:
         from desktop_app.inference.onnxpath import OnnxBackend
 
         try:
-            return OnnxBackend(
+            backend = OnnxBackend(
                 data,
                 int8=self.int8,
                 threads=threads,
@@ -438,6 +438,9 @@ class InferenceEngine:
                 self._warn(message)
             self._first_notes.append(message)
             return None
+        if self.heatmaps != "none" and self.heatmap_method == "layercam":
+            backend.prepare_heatmaps()  # overlaps the first run's decoding and forward pass
+        return backend
 
     def _torch_backend(self, model: Any, device: str, threads: int | None) -> Backend:
         from desktop_app.inference.onnxcache import torch_installed
