@@ -34,10 +34,11 @@ from desktop_app.model.manifest import (
 )
 from desktop_app.model.modelcard import model_card_markdown
 from desktop_app.model.modeldata import (
+    MAX_MODEL_BYTES,
     is_graph_tensor,
     manifest_of,
+    read_bytes,
     read_manifest,
-    stat_model_file,
     without_graphs,
 )
 from desktop_app.model.networks import build_from_arch_args, unwrap
@@ -49,14 +50,11 @@ from desktop_app.model.tensorfile import (
     header_length,
     key_mismatch,
     parse_header,
-    refuse_pickle_name,
     tensor_sha256,
     torch_dtype_names,
 )
 
 log = logging.getLogger(__name__)
-
-MAX_MODEL_BYTES = 4 * 1024**3
 
 
 @dataclass
@@ -132,18 +130,8 @@ def load_model_file(
     """
     start = time.perf_counter()
     p = Path(path)
-    size = stat_model_file(p)
-    refuse_pickle_name(p)
-    if size > max_bytes:
-        raise ModelFileError(f"file is {size} bytes, over the limit of {max_bytes}", p)
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(size)
-            grew = fh.read(1)
-    except OSError as err:
-        raise ModelFileError(f"can't be read: {err.strerror or err}", p) from None
-    if grew or len(data) != size:
-        raise ModelFileError("file changed while it was read", p, "try again")
+    data = read_bytes(p, max_bytes)
+    size = len(data)
     # from here on, only these bytes are checked, hashed and loaded
     length = header_length(p, data[:9], size)
     # stored ONNX graphs (modeldata) are not the network's and not in the tensor hash
