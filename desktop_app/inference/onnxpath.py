@@ -28,7 +28,7 @@ from desktop_app.inference.ortrun import (
     quantize_int8,
 )
 from desktop_app.infra.cpus import physical_cores
-from desktop_app.infra.errors import InferenceError, RadAssistError
+from desktop_app.infra.errors import InferenceError, ModelFileError, RadAssistError
 from desktop_app.model.modeldata import ModelData
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,17 @@ class OnnxBackend:
         self._cam_lock = threading.Lock()
         forward = obtain(model, "forward")
         self.notes = [f"ONNX Runtime fp32 (graph from the {forward.source})"]
-        self._runner = OrtRunner(forward.data, self.threads)
+        try:
+            self._runner = OrtRunner(forward.data, self.threads)
+        except Exception as err:
+            # a damaged or hostile stored graph (ONNX Runtime refuses, e.g., any external
+            # data path in a graph loaded from memory): one line, never a traceback
+            reason = " ".join(str(err).split())[:200]
+            raise ModelFileError(
+                f"its {forward.source} forward graph can't be opened by ONNX Runtime ({reason})",
+                model.path,
+                "store the graphs again: radassist-train export-onnx --model FILE --embed",
+            ) from None
         if int8:
             self._runner = self._quantized(forward.data)
         self.head_weight = model.head_weight

@@ -211,6 +211,38 @@ class TestStoredGraphs:
             data = read_model_data(copy)
         assert data.graphs == {} and "other weights" in caplog.text
 
+    def test_a_hostile_stored_graph_is_one_line(
+        self, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A stored graph whose initializer points at a file outside (external data): ONNX
+        Runtime refuses it; the engine says so in one line."""
+        from onnx import TensorProto, helper
+
+        weight = TensorProto(name="w", data_type=TensorProto.UINT8, dims=[16])
+        weight.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", "/etc/passwd"), ("offset", "0"), ("length", "16")):
+            weight.external_data.add(key=key, value=value)
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["w"], ["logits"])],
+            "hostile",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+            [helper.make_tensor_value_info("logits", TensorProto.UINT8, [16])],
+            initializer=[weight],
+        )
+        hostile = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        copy = embed_graphs(
+            model,
+            {"forward": hostile.SerializeToString()},
+            exporter="t",
+            opset=17,
+            out=tmp_path / "h.safetensors",
+        )
+        monkeypatch.setattr(onnxcache, "torch_installed", lambda: False)
+        with pytest.raises(ModelFileError) as err:
+            InferenceEngine(copy, device="cpu")
+        line = err.value.one_line()
+        assert "\n" not in line and "can't be opened by ONNX Runtime" in line
+
     def test_an_unlisted_graph_tensor_is_refused(self, model: Path, tmp_path: Path) -> None:
         arrays = load_file(str(model))
         arrays[GRAPH_TENSOR_PREFIX + "forward"] = np.zeros(8, np.uint8)
