@@ -4,8 +4,9 @@ once with PyTorch (``inference.graphs``) and stored in the cache.
 
 The cache is a folder (``RADASSIST_CACHE_DIR``, else the user's cache folder: ``~/.cache/
 radassist/graphs`` on Linux) of ``<model>-<kind>-g<format>-opset<n>-ort<version>.onnx`` files,
-keyed by the model's tensor sha256, the graph kind and format, the ONNX opset and the ONNX
-Runtime version; each has a ``.json`` sidecar with the graph's sha256, the weights it was made
+keyed by the model's graph identity (``modeldata.graph_identity``: the tensor sha256, the
+architecture and its arguments, the input), the graph kind and format, the ONNX opset and the
+ONNX Runtime version; each has a ``.json`` sidecar with the graph's sha256, the weights it was made
 for and the PyTorch version that made it. A graph whose bytes do not match its sidecar, or
 whose sidecar is unreadable, is refused with a log line and made again; one made by another
 PyTorch version (when PyTorch is installed) is stale and made again. Files are written
@@ -179,7 +180,7 @@ def obtain(model: ModelData, kind: str, *, make: bool = True) -> Graph:
     stored = model.graphs.get(kind)
     if stored is not None:
         return Graph(kind, stored, "model file")
-    cached = load_cached(model.sha256, kind)
+    cached = load_cached(model.graph_id, kind)
     if cached is not None:
         return Graph(kind, cached, "cache")
     if not make or not torch_installed():
@@ -192,5 +193,5 @@ def obtain(model: ModelData, kind: str, *, make: bool = True) -> Graph:
     from desktop_app.inference.graphs import build_for_file, exporter_version
 
     data = build_for_file(kind, model.path)
-    store(model.sha256, kind, data, exporter_version())
+    store(model.graph_id, kind, data, exporter_version())
     return Graph(kind, data, "made")

@@ -13,12 +13,15 @@ PyTorch can run it. Each is a U8 tensor named ``radassist.graph.<kind>``; the me
 ``radassist.graphs`` lists them as JSON ``{kind: {"sha256", "made_for", "opset", "exporter"}}``.
 Graphs are not part of the model's identity: ``tensor_sha256`` covers the other tensors (the
 network's and the OOD statistics), so embedding a graph keeps the hash that reviews, audits and
-site calibrations refer to. A graph whose bytes do not match its sha256, or that was made for
-other weights, is refused (and rebuilt where PyTorch is there).
+site calibrations refer to. A graph is made for a *graph identity* (:func:`graph_identity`: the
+tensor hash, the architecture and its arguments, the input size and channels), since the same
+weights under other arguments are another network. A graph whose bytes do not match its
+sha256, or that was made for another identity, is refused (and made again where PyTorch is).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -61,7 +64,7 @@ class GraphInfo:
 
     kind: str
     sha256: str
-    made_for: str  # the tensor_sha256 of the weights it was exported from
+    made_for: str  # the graph identity (``graph_identity``) of the network it was exported from
     opset: int
     exporter: str  # e.g. "torch 2.14.1"
 
@@ -90,6 +93,25 @@ class ModelData:
     @property
     def model_card(self) -> str:
         return self.manifest.model_card or model_card_markdown(self.manifest)
+
+    @property
+    def graph_id(self) -> str:
+        return graph_identity(self.manifest)
+
+
+def graph_identity(manifest: ModelManifest) -> str:
+    """What a graph of this model depends on: the weights (tensor hash), the architecture and
+    its arguments (EfficientNet's padding depends on the image size, the head on the labels),
+    and the input it is exported for."""
+    spec = manifest.preprocessing
+    payload = {
+        "tensor_sha256": manifest.tensor_sha256,
+        "architecture": manifest.architecture,
+        "arch_args": manifest.arch_args,
+        "input": [spec.channels, spec.image_size],
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def is_graph_tensor(name: str) -> bool:
@@ -270,12 +292,10 @@ def graph_infos(path: Path, header: Header) -> dict[str, GraphInfo]:
 
 
 def _graphs(
-    path: Path, data: bytes, header: Header, digest: str
+    path: Path, data: bytes, header: Header, identity: str
 ) -> tuple[dict[str, bytes], dict[str, GraphInfo]]:
     """The stored graphs whose bytes match their sha256 and that were made for these weights;
     the others are left out with a log line (the engine rebuilds or refuses)."""
-    import hashlib
-
     graphs: dict[str, bytes] = {}
     infos = graph_infos(path, header)
     for kind, info in sorted(infos.items()):
@@ -283,13 +303,38 @@ def _graphs(
         if hashlib.sha256(raw).hexdigest() != info.sha256:
             log.warning("model file %s: stored %s graph is damaged; not used", path.name, kind)
             continue
-        if info.made_for != digest:
+        if info.made_for != identity:
             log.warning(
                 "model file %s: stored %s graph is for other weights; not used", path.name, kind
             )
             continue
         graphs[kind] = raw
     return graphs, infos
+
+
+def _head_weight(
+    path: Path, manifest: ModelManifest, data: bytes, header: Header
+) -> np.ndarray | None:
+    """The head's weight (labels, K), after checking that the head has one output per label
+    (the one shape check that needs no network: a manifest naming other labels than the
+    weights were trained for is refused here, as ``load_model_file`` refuses it)."""
+    head = get_arch(manifest.architecture).head
+    n = len(manifest.labels)
+    for name, rows in ((f"{head}.bias", (n,)), (f"{head}.weight", None)):
+        entry = header.tensors.get(name)
+        if entry is None:
+            continue
+        shape = rows or (n, *entry.shape[1:])
+        if entry.shape != shape:
+            raise ModelFileError(
+                f"tensor {name} has shape {entry.shape}, {manifest.architecture} with these "
+                f"arguments needs {shape}",
+                path,
+            )
+    name = f"{head}.weight"
+    return (
+        np.array(_array(data, header, name), dtype=np.float32) if name in header.tensors else None
+    )
 
 
 def read_model_data(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES) -> ModelData:
@@ -314,11 +359,8 @@ def read_model_data(path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_
     weights = without_graphs(header)
     _refuse_non_finite(p, data, weights)
     ood = _ood(p, manifest, data, weights)
-    graphs, infos = _graphs(p, data, header, digest)
-    head = f"{get_arch(manifest.architecture).head}.weight"
-    head_weight = (
-        np.array(_array(data, header, head), dtype=np.float32) if head in weights.tensors else None
-    )
+    graphs, infos = _graphs(p, data, header, graph_identity(manifest))
+    head_weight = _head_weight(p, manifest, data, weights)
     elapsed = time.perf_counter() - start
     log.info("read model %s %s in %.2f s", manifest.name, manifest.version, elapsed)
     return ModelData(manifest, p, digest, ood, graphs, infos, elapsed, head_weight)
@@ -335,8 +377,6 @@ def embed_graphs(
     """Write the model file (``out``, default: in place, atomically) with ``graphs`` stored in
     it; tensors and manifest unchanged, so its tensor_sha256 stays. Replaces stored graphs of
     the same kind and keeps the others."""
-    import hashlib
-
     from safetensors.numpy import save
 
     src = Path(path)
@@ -362,7 +402,7 @@ def embed_graphs(
             raise ModelFileError(f"unknown graph kind {kind!r}", src)
         arrays[GRAPH_TENSOR_PREFIX + kind] = np.frombuffer(raw, dtype=np.uint8)
         infos[kind] = GraphInfo(
-            kind, hashlib.sha256(raw).hexdigest(), digest, opset, exporter
+            kind, hashlib.sha256(raw).hexdigest(), graph_identity(manifest), opset, exporter
         ).to_dict()
     metadata = dict(header.metadata)
     metadata[GRAPHS_KEY] = json.dumps(infos, sort_keys=True)

@@ -102,7 +102,7 @@ class TestCache:
         again = onnxcache.obtain(data, "forward")
         assert again.source == "cache" and again.data == first.data
         meta = json.loads(next(cache.glob("*.json")).read_text())
-        assert meta["made_for"] == data.sha256 and meta["exporter"].startswith("torch ")
+        assert meta["made_for"] == data.graph_id and meta["exporter"].startswith("torch ")
 
     def test_a_stale_entry_is_made_again(self, model: Path, cache: Path) -> None:
         data = read_model_data(model)
