@@ -21,9 +21,11 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from desktop_app.review.annotations import Annotation, check_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA = "radassist-review"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: reader annotations (``annotations``)
 MAX_NOTE_CHARS = 10_000
 
 # The reader's truth per label (PENDING: no verdict yet).
@@ -320,6 +322,9 @@ class ReviewState:
     # out-of-distribution verdict (findings.json's ``input_check``), so that an export from the
     # saved review marks an out-of-scope or out-of-distribution run as the run itself did
     input_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the reader's own ROIs, angles, arrows and key-image flags (``annotations``), kept
+    # whatever model ran: they are the reader's, not the model's
+    annotations: list[Annotation] = field(default_factory=list)
 
     # ------------------------------------------------------------------ lookups
     def find(self, finding_id: str) -> FindingReview:
@@ -330,6 +335,24 @@ class ReviewState:
 
     def for_series(self, series_key: str) -> list[FindingReview]:
         return [f for f in self.findings if f.series_key == series_key]
+
+    def resolve_slices(self, series_key: str, index_of: Callable[[str, int], int | None]) -> bool:
+        """Point each finding's ``slice_index`` (and ``box_slice_index``) of ``series_key`` at
+        the stack position of the image it names (``index_of(sop_instance_uid, frame)``, e.g.
+        ``SliceStack.index_of``). A review saved when the stack was ordered otherwise (axial
+        CT was feet first before reading order became head first) then still opens on the
+        finding's own image. True when something moved."""
+        moved = False
+        for f in self.for_series(series_key):
+            if f.sop_instance_uid:
+                i = index_of(f.sop_instance_uid, f.frame)
+                if i is not None and i != f.slice_index:
+                    f.slice_index, moved = i, True
+            if f.box_slice_index is not None and f.box_sop_instance_uid:
+                i = index_of(f.box_sop_instance_uid, f.box_frame)
+                if i is not None and i != f.box_slice_index:
+                    f.box_slice_index, moved = i, True
+        return moved
 
     def input_check(self, series_key: str | None) -> InputCheck | None:
         """The saved run's check against the model's intended input and its
@@ -555,6 +578,55 @@ class ReviewState:
         self.updated = utc_now()
         return [f.finding_id for f in merged]
 
+    # ------------------------------------------------------------------ annotations
+    def annotation(self, annotation_id: str) -> Annotation:
+        for a in self.annotations:
+            if a.id == annotation_id:
+                return a
+        raise KeyError(f"no annotation {annotation_id!r} in this review")
+
+    def annotations_on(
+        self, series_key: str, sop_instance_uid: str, frame: int, slice_index: int
+    ) -> list[Annotation]:
+        """The annotations drawn on one image of ``series_key``, oldest first."""
+        return [
+            a
+            for a in self.annotations
+            if a.series_key == series_key and a.on_image(sop_instance_uid, frame, slice_index)
+        ]
+
+    def put_annotation(self, annotation: Annotation, reviewer: str | None = None) -> Annotation:
+        """Add ``annotation``, or replace the one with its id (a move or an edit); stamps who
+        and when."""
+        now = utc_now()
+        who = reviewer if reviewer is not None else self.reviewer
+        stamped = replace(
+            annotation,
+            text=check_text(annotation.text),
+            reviewer=who,
+            created=annotation.created or now,
+            updated=now,
+        )
+        for i, a in enumerate(self.annotations):
+            if a.id == annotation.id:
+                self.annotations[i] = stamped
+                break
+        else:
+            self.annotations.append(stamped)
+        self.updated = now
+        return stamped
+
+    def remove_annotation(self, annotation_id: str) -> Annotation:
+        found = self.annotation(annotation_id)
+        self.annotations = [a for a in self.annotations if a.id != annotation_id]
+        self.updated = utc_now()
+        return found
+
+    def set_annotations(self, annotations: Iterable[Annotation]) -> None:
+        """Replace the whole list (undo and redo)."""
+        self.annotations = list(annotations)
+        self.updated = utc_now()
+
     # ------------------------------------------------------------------ (de)serialising
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -568,6 +640,7 @@ class ReviewState:
             "thresholds": dict(self.thresholds),
             "findings": [f.to_dict() for f in self.findings],
             "input_checks": {k: dict(v) for k, v in self.input_checks.items()},
+            "annotations": [a.to_dict() for a in self.annotations],
         }
 
     @classmethod
@@ -598,6 +671,7 @@ class ReviewState:
                 for k, v in dict(data.get("input_checks", {})).items()
                 if isinstance(v, dict)
             },
+            annotations=[Annotation.from_dict(a) for a in data.get("annotations", [])],
         )
 
 

@@ -3,8 +3,13 @@
 Slices are ordered by Image Position (Patient) projected on the slice normal, the cross
 product of the row and column direction cosines of Image Orientation (Patient)
 (PS3.3 C.7.6.2.1.1). This orders tilted-gantry and oblique stacks correctly, where sorting on
-z alone would not. Without positions, Instance Number (0020,0013) orders them, then the file
-name.
+z alone would not. The direction is the reader's, whatever the scanner's: the normal's main
+patient axis decides, so an axial stack runs head to feet (the most superior slice first), a
+coronal one front to back and a sagittal one right to left (``order_direction``); an oblique
+stack goes by its nearest axis the same way. Without positions, Instance Number (0020,0013)
+orders them, then the file name. A slice is named by its Instance Number and its position
+along that axis (``SliceStack.slice_label``: "Im 17 (of 40) · +12.5 mm"), not by its place in
+the stack.
 
 One series may hold images that do not form one stack: localizers beside axial slices, a
 different matrix size, a repeated scan. Single-frame images are grouped by geometry (Rows,
@@ -27,6 +32,7 @@ from typing import overload
 
 import numpy as np
 
+from desktop_app.dicom.orientation import direction_letters, opposite
 from desktop_app.studies.index import InstanceInfo, Orientation, SeriesNode, Vec3, hashed_uid
 
 log = logging.getLogger(__name__)
@@ -98,7 +104,9 @@ class SliceStack:
 
     ``slice_spacing`` is the median distance between neighbouring slices along the normal
     (mm), or None when positions are missing. ``ordered_by`` says which rule ordered it:
-    "position", "instance number", "file name" or "frame order".
+    "position", "instance number", "file name" or "frame order". ``runs`` names the patient
+    directions of the first and the last slice when ordered by position (("H", "F") for an
+    axial stack), else None.
     """
 
     series_instance_uid: str
@@ -114,9 +122,42 @@ class SliceStack:
     parts: int = 1
     is_multiframe: bool = False
     warnings: list[str] = field(default_factory=list)
+    runs: tuple[str, str] | None = None
 
     def __len__(self) -> int:
         return len(self.slices)
+
+    def location(self, index: int) -> float | None:
+        """Slice ``index``'s position in mm along its main patient axis, positive toward
+        Head, Left or Posterior (z, x or y in LPS: an axial slice's z), or None without a
+        position or orientation."""
+        position = self.slices[index].position
+        if position is None or self.orientation is None:
+            return None
+        return _project(position, location_direction(self.orientation))
+
+    def short_label(self, index: int) -> str:
+        """How a reader names slice ``index``: "Im 17" (its Instance Number), "Fr 5" (a frame
+        of one multi-frame object, 1-based) or "#18" (its place, when it has no number)."""
+        ref = self.slices[index]
+        if self.is_multiframe:
+            return f"Fr {ref.frame + 1}"
+        number = ref.instance.instance_number
+        return f"Im {number}" if number is not None else f"#{index + 1}"
+
+    def slice_label(self, index: int) -> str:
+        """The viewer's slice label: "Im 17 (of 40) · +12.5 mm"."""
+        text = f"{self.short_label(index)} (of {len(self.slices)})"
+        mm = self.location(index)
+        return text if mm is None else f"{text} · {mm:+.1f} mm"
+
+    def index_of(self, sop_instance_uid: str, frame: int = 0) -> int | None:
+        """The stack position of an image named by SOP Instance UID and frame (None if it
+        is not in this stack): persisted references should be resolved through this."""
+        for i, ref in enumerate(self.slices):
+            if ref.instance.sop_instance_uid == sop_instance_uid and ref.frame == frame:
+                return i
+        return None
 
     @property
     def normal(self) -> Vec3 | None:
@@ -162,6 +203,24 @@ def slice_normal(orientation: Orientation) -> Vec3:
     return (float(n[0]), float(n[1]), float(n[2]))
 
 
+def location_direction(orientation: Orientation) -> Vec3:
+    """The slice normal turned toward +x, +y or +z (Left, Posterior, Head), whichever is its
+    main axis: positions measured along it are the usual slice locations."""
+    n = slice_normal(orientation)
+    axis = int(np.argmax(np.abs(n)))
+    sign = 1.0 if n[axis] > 0 else -1.0
+    return (sign * n[0], sign * n[1], sign * n[2])
+
+
+def order_direction(orientation: Orientation) -> Vec3:
+    """The direction slices are sorted along (first slice lowest): head to feet for axial,
+    right to left for sagittal, anterior to posterior for coronal (the usual reading order)."""
+    v = location_direction(orientation)
+    if int(np.argmax(np.abs(v))) == 2:
+        return (-v[0], -v[1], -v[2])
+    return v
+
+
 def plane_name(orientation: Orientation | None) -> str:
     """The anatomical plane nearest the normal, or "oblique" when none is within ~10 degrees."""
     if orientation is None:
@@ -205,7 +264,7 @@ def _order(
         return (n if n is not None else 1 << 62, _natural_key(str(ref.instance.path)), ref.frame)
 
     if orientation is not None and refs and all(r.position is not None for r in refs):
-        normal = slice_normal(orientation)
+        normal = order_direction(orientation)
         # (position, instance number, frame) first: the file name's natural key (~5 us a
         # slice) is needed only when two slices share both position and number.
         quick = [
@@ -312,6 +371,8 @@ def _stack(
     if coords is not None and orientation is not None:
         stack.slice_spacing, more = _spacing_report(coords, ordered, slice_normal(orientation))
         stack.warnings.extend(more)
+        toward = direction_letters(order_direction(orientation))
+        stack.runs = (opposite(toward), toward) if toward else None
     elif not is_multiframe and len(refs) > 1:
         with_pos = sum(1 for r in refs if r.position is not None)
         if 0 < with_pos < len(refs):

@@ -335,3 +335,21 @@ def test_findings_from_an_engine_result() -> None:
     assert reviews[1].box is None and reviews[1].outline == []
     assert list(heatmaps) == ["1.2.3#0:nodule"] and heatmaps["1.2.3#0:nodule"] is heat
     assert model_ref(result) == ModelRef("demo", "1.0", "c" * 64)
+
+
+def test_resolve_slices_follows_the_image_not_the_stored_position() -> None:
+    """A review saved when the stack was ordered feet first opens on the finding's own image
+    once the stack is head first (``ReviewState.resolve_slices`` with ``SliceStack.index_of``)."""
+    state = ReviewState("1.2.3")
+    f = FindingReview(
+        "s#1:nodule", "nodule", "s#1", "s", 0.9, 0.5, slice_index=23, sop_instance_uid="1.9.17"
+    )
+    f.box_slice_index, f.box_sop_instance_uid = 30, "1.9.10"
+    other = FindingReview("t#1:nodule", "nodule", "t#1", "t", 0.9, 0.5, slice_index=4)
+    state.findings.extend([f, other])
+    positions = {("1.9.17", 0): 16, ("1.9.10", 0): 9}
+    assert state.resolve_slices("s#1", lambda uid, frame: positions.get((uid, frame)))
+    assert (f.slice_index, f.box_slice_index, other.slice_index) == (16, 9, 4)
+    assert not state.resolve_slices("s#1", lambda uid, frame: positions.get((uid, frame)))
+    assert not state.resolve_slices("s#1", lambda uid, frame: None)  # not in the stack: kept
+    assert f.slice_index == 16

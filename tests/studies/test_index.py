@@ -292,7 +292,7 @@ class TestMultiframeGeometry:
         assert info.pixel_spacing == (0.5, 0.5)
         ((_, _, series),) = list(index_paths([path]).iter_series())
         (stack,) = assemble(series).stacks
-        assert [r.frame for r in stack.slices] == [1, 3, 2, 0]
+        assert [r.frame for r in stack.slices] == [0, 2, 3, 1]  # head first: z 3, 2, 1, 0
 
     def test_rt_dose_grid_frame_offsets(self, tmp_path: Path) -> None:
         path = write(

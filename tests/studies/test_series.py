@@ -76,7 +76,8 @@ class TestOrdering:
         result = assemble(series_of(files))
         (stack,) = result.stacks
         assert stack.ordered_by == "position"
-        assert z_of(stack.slices) == z
+        assert z_of(stack.slices) == z[::-1]  # head first: the largest z (most superior)
+        assert stack.runs == ("H", "F")
         assert stack.slice_spacing == pytest.approx(1.25)
         assert stack.warnings == []
 
@@ -86,8 +87,8 @@ class TestOrdering:
             inst(i, position=(0.0, 0.0, float(i)), number=10 - i, name=f"z{9 - i}.dcm")
             for i in range(10)
         ]
-        (stack,) = assemble(series_of(files[::-1])).stacks
-        assert z_of(stack.slices) == [float(i) for i in range(10)]
+        (stack,) = assemble(series_of(files)).stacks
+        assert z_of(stack.slices) == [float(i) for i in range(9, -1, -1)]
 
     def test_order_follows_the_normal_not_z(self) -> None:
         # Coronal: normal = (1,0,0) x (0,0,-1) = (0,1,0), so y orders the slices, not z.
@@ -111,8 +112,9 @@ class TestOrdering:
         random.Random(5).shuffle(files)
         (stack,) = assemble(series_of(files)).stacks
         assert stack.ordered_by == "position"
+        # the normal (0, sin t, cos t) points mostly to the head: head first is descending
         along = [np.dot(ref.position, slice_normal(orientation)) for ref in stack.slices]
-        assert along == sorted(along)
+        assert along == sorted(along, reverse=True)
         assert stack.slice_spacing == pytest.approx(dz * math.cos(t))
         assert any("gantry tilt" in w for w in stack.warnings)
         assert stack.plane == ("axial" if tilt < 10 else "oblique")
@@ -142,7 +144,7 @@ class TestOrdering:
         (stack,) = assemble(series_of(files)).stacks
         assert stack.ordered_by == "position"
         names = [r.instance.path.name for r in stack.slices]
-        assert names == ["c.dcm", "b.dcm", "a9.dcm", "a10.dcm"]
+        assert names == ["b.dcm", "a9.dcm", "a10.dcm", "c.dcm"]  # z=1 (superior) first
 
     def test_partial_positions_fall_back_with_a_warning(self) -> None:
         files = axial_stack([0.0, 1.0, 2.0])
@@ -226,7 +228,7 @@ class TestMultiframe:
         (stack,) = assemble(series_of([mf])).stacks
         assert stack.is_multiframe
         assert len(stack) == 5
-        assert [r.frame for r in stack.slices] == [1, 3, 2, 4, 0]
+        assert [r.frame for r in stack.slices] == [0, 4, 2, 3, 1]  # z 4, 3, 2, 1, 0
         assert stack.slice_spacing == pytest.approx(1.0)
 
     def test_multiframe_without_positions_keeps_frame_order(self) -> None:
