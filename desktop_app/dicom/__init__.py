@@ -16,4 +16,10 @@ Modules (one job each):
 - viewing: viewer arithmetic: window/level drags, ruler lengths in mm, cursor readouts (HU).
 - uids: UIDs checked against PS3.5 9.1; valid derived stand-ins for invalid ones (UidRepairs).
 - tags: a dataset flattened into tag-viewer rows (nested sequences), and the search filter.
+- orientation: edge letters from direction cosines or Patient Orientation; screen-space rotate/flip.
+- cornertext: the viewer's patient/study/series corner lines from a header; identifiers hideable.
+- graphics: Graphic Data of presentation states and SR SCOORDs checked into drawable graphics.
+- overlay_planes: overlay planes (60xx): checked, placed, unpacked one frame at a time.
+- gsps: presentation states: referenced images, graphic and text annotations (PIXEL/DISPLAY).
+- srcontent: SR content as a bounded tree of readable rows, and the regions it draws on images.
 """
