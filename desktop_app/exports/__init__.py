@@ -7,8 +7,9 @@ Modules (one job each):
 - content: findings merged with the reader's verdicts (ExportFinding: the model's decision and the reader's truth apart), the model summary.
 - sources: the source study indexed; headers as exported (de-identified, consistent UIDs); key-image rendering.
 - sr: the TID 1500 Comprehensive SR built through highdicom's templates.
+- sr_annotations: the reader's annotations (ROIs with area/mean/SD/min/max, angles, arrows, key images) as TID 1500 measurement groups.
 - secondary_capture: key images with the overlay and notice burned in, as RGB Secondary Capture images.
-- report_model: what the PDF says (header, key images, findings table with model and reader columns, missed findings, model card summary, disclaimer).
+- report_model: what the PDF says (header, key images, findings table with model and reader columns, missed findings, the reader's measurements and annotations, model card summary, disclaimer).
 - report_pdf: the PDF layout with reportlab (notice and disclaimer on every page).
 - json_export: the versioned export JSON (the model's findings schema fields, the reader's verdict beside each).
 - study_export: ExportRequest / ExportResult / export_study: all four, atomically, into OUT/<h(study)>/.

@@ -168,6 +168,7 @@ def render_pdf(content: ReportContent) -> bytes:
     story += _key_images(content, styles, width)
     story += [_p("Findings", styles["h2"]), _findings_table(content, styles, width)]
     story += _missed(content, styles)
+    story += _annotations(content, styles, width)
     story += _model_card(content, styles, width)
     decorate = _page_decorations(content)
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
@@ -250,6 +251,33 @@ def _missed(content: ReportContent, styles: dict[str, ParagraphStyle]) -> list[A
     story: list[Any] = [_p("Findings the model missed (added by the reader)", styles["h2"])]
     story += [_p(f"• {line}", styles["body"]) for line in content.missed]
     return story
+
+
+def _annotations(
+    content: ReportContent, styles: dict[str, ParagraphStyle], width: float
+) -> list[Any]:
+    """The reader's measurements and annotations (ROIs, angles, arrows, key images)."""
+    if not content.annotation_rows:
+        return []
+    fractions = (0.05, 0.17, 0.18, 0.32, 0.28)
+    table = Table(
+        [[_p(c, styles["head"]) for c in content.annotation_columns]]
+        + [[_p(cell, styles["cell"]) for cell in row] for row in content.annotation_rows],
+        colWidths=[f * width for f in fractions],
+        repeatRows=1,
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.3, GRID),
+                ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 3),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+            ]
+        )
+    )
+    return [_p("Reader's measurements and annotations", styles["h2"]), table]
 
 
 def _model_card(

@@ -41,6 +41,8 @@ Structure (PS3.16 TID 1500 "Measurement Report", DCM 126000 "Imaging Measurement
     for a stack out of distribution "Input distribution" = "Out of distribution - finding
     unreliable", with the image's "Out-of-distribution score" and the model's threshold as
     unitless measurements (local codes);
+- the reader's annotations (ROIs with their statistics, angles, arrows, key-image flags):
+  one group each after the findings (``sr_annotations``);
 - Qualitative evaluations of the report (TID 1500 row 12, UMLS C0034375): the research-use
   disclaimer as TEXT, and one TEXT line per flagged stack saying why (out of scope with the
   reason; out of distribution with the score and the threshold).
@@ -95,7 +97,9 @@ from desktop_app.exports.content import (
     ModelSummary,
     applicability_lines,
 )
+from desktop_app.exports.sr_annotations import annotation_groups
 from desktop_app.infra.errors import ExportError
+from desktop_app.review.annotations import Annotation
 from desktop_app.review.state import (
     ABSENT,
     FALSE_NEGATIVE,
@@ -251,6 +255,11 @@ class SrInputs:
     include_notes: bool = True
     series_instance_uid: str = ""
     sop_instance_uid: str = ""
+    # the reader's annotations (``sr_annotations``): the image of each by annotation id, and
+    # the modality of each annotation's series by series UID (the statistics' concept and unit)
+    annotations: Sequence[Annotation] = ()
+    annotation_image_of: dict[str, tuple[str, str, int | None]] = field(default_factory=dict)
+    modality_of: dict[str, str] = field(default_factory=dict)
 
 
 def build_sr(
@@ -268,7 +277,13 @@ def build_sr(
     report = MeasurementReport(
         observation_context=_observation_context(model, inputs.reviewers),
         procedure_reported=procedure_code(inputs.modality),
-        imaging_measurements=[_group(f, model, algo, inputs) for f in findings],
+        imaging_measurements=[_group(f, model, algo, inputs) for f in findings]
+        + annotation_groups(
+            inputs.annotations,
+            inputs.annotation_image_of,
+            inputs.modality_of,
+            include_text=inputs.include_notes,
+        ),
         referenced_images=list(inputs.library) or None,
     )
     report[0].ContentSequence.append(_notice(applicability_lines(findings)))

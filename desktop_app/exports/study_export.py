@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from desktop_app.privacy.audit import AuditLog
     from desktop_app.privacy.deid import DeidOptions
     from desktop_app.privacy.deid_keys import DeidKeyStore
+    from desktop_app.review.annotations import Annotation
     from desktop_app.review.state import ReviewState
     from desktop_app.studies.index import StudyIndex
 
@@ -241,6 +242,7 @@ class _Plan:
     keys: list[KeyImage]
     warnings: list[str]
     reviewers: tuple[str, ...]
+    annotations: list[Annotation] = field(default_factory=list)  # the reader's, located
 
     @property
     def renders_keys(self) -> bool:
@@ -357,7 +359,36 @@ def _plan(request: ExportRequest, formats: tuple[str, ...], sources: StudySource
             + (" and no secondary capture" if "sc" in formats else "")
         )
     names = () if sources.deidentified else reviewers(findings, review.reviewer if review else "")
-    return _Plan(formats, findings, model, keys, warnings, names)
+    annotations = _locate_annotations(review, sources, warnings)
+    return _Plan(formats, findings, model, keys, warnings, names, annotations)
+
+
+def _locate_annotations(
+    review: ReviewState | None, sources: StudySources, warnings: list[str]
+) -> list[Annotation]:
+    """The reader's annotations whose image is in the inputs (one drawn on an image without a
+    SOP Instance UID is placed by its slice); the others are left out with a warning."""
+    if review is None:
+        return []
+    out = []
+    missing = 0
+    for a in review.annotations:
+        if not a.sop_instance_uid:
+            part = int(a.series_key.rpartition("#")[2] or 1) if "#" in a.series_key else 1
+            found = sources.slice_image(a.series_uid, part, a.slice_index)
+            if found is not None:
+                a = replace(a, sop_instance_uid=found[0], frame=found[1])
+        try:
+            sources.instance(a.sop_instance_uid, "an annotation")
+        except ExportError:
+            missing += 1
+            continue
+        out.append(a)
+    if missing:
+        warnings.append(
+            f"{missing} reader annotation(s) left out: their images are not in the inputs"
+        )
+    return out
 
 
 def _write(
@@ -370,7 +401,11 @@ def _write(
 ) -> None:
     """Write every format of ``plan`` into ``folders.tmp``, recording them in ``result``."""
     steps.check()
-    evidence = sources.headers(_evidence_sops(plan.findings, sources), steps.stop)
+    sops = _evidence_sops(plan.findings, sources)
+    sops += [
+        s for s in dict.fromkeys(a.sop_instance_uid for a in plan.annotations) if s not in sops
+    ]
+    evidence = sources.headers(sops, steps.stop)
     steps.advance()
     written: dict[str, Any] = {}
     if "sr" in plan.formats:
@@ -451,6 +486,8 @@ def _write_sr(
         image_of[f.finding_id] = reference(f.sop_instance_uid, f.frame)
         if f.reader_sop_instance_uid:
             region_of[f.finding_id] = reference(f.reader_sop_instance_uid, f.reader_frame)
+    annotation_image_of = {a.id: reference(a.sop_instance_uid, a.frame) for a in plan.annotations}
+    modality_of = {a.series_uid: sources.series_modality(a.series_uid) for a in plan.annotations}
     modality = sources.series_modality(plan.findings[0].series_instance_uid)
     sr = build_sr(
         plan.findings,
@@ -463,6 +500,9 @@ def _write_sr(
             reviewers=plan.reviewers,
             region_of=region_of,
             include_notes=not sources.deidentified,
+            annotations=plan.annotations,
+            annotation_image_of=annotation_image_of,
+            modality_of=modality_of,
         ),
     )
     return folders.save_dicom(SR_FOLDER, sr)
@@ -533,6 +573,7 @@ def _write_pdf(
         reviewers=plan.reviewers,
         warnings=[w for w in plan.warnings if not w.startswith("no positive finding")]
         + ([sources.uid_repairs.summary()] if len(sources.uid_repairs) else []),
+        annotations=plan.annotations,
     )
     atomic_write_bytes(path, render_pdf(content))
 

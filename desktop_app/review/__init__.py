@@ -2,6 +2,7 @@
 
 Modules (one job each):
 - state: review state per study (the reader's present/absent/uncertain per label, reasons, notes, boxes, missed findings, live thresholds; agreement derived).
+- annotations: the reader's ROIs (area, mean, SD, min, max over modality values), angles, arrows with text and key-image flags; their JSON and undo history.
 - migrate: review files of earlier schemas upgraded to the current one (schema 1: accepted/rejected on the model's call).
 - store: one review file per study, named by a hash, written atomically (0o600) under a lock; the previous model's review kept beside it first; unreadable ones moved aside; killed saves' temporary files cleaned on open.
 - writer: saves and audit records on one background thread, in order.

@@ -10,6 +10,10 @@ stands for it, which is what the reader saw when the file was last written:
 - rejected on a positive call -> absent; rejected on a negative call -> present (the reason
   code is kept either way);
 - pending -> no verdict.
+
+Schema 3 adds the reader's annotations (``annotations``: ROIs, angles, arrows, key-image
+flags); a schema-2 file has none. An older RadAssist refuses a schema-3 file rather than
+saving it again without them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CURRENT = 2
+CURRENT = 3
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
@@ -29,11 +33,17 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if version == CURRENT:
         return data
     if version == 1:
-        return _from_v1(data)
+        return _from_v2(_from_v1(data))
+    if version == 2:
+        return _from_v2(data)
     raise ValueError(
-        f"review schema version {version!r} is not supported (this RadAssist reads 1 and "
+        f"review schema version {version!r} is not supported (this RadAssist reads 1 to "
         f"{CURRENT}); open it with the RadAssist that wrote it"
     )
+
+
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return dict(data, schema_version=CURRENT, annotations=[])
 
 
 def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +67,6 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
             f["verdict_probability"] = float(old["probability"])
             f["verdict_threshold"] = threshold
         findings.append(f)
-    out = dict(data, schema_version=CURRENT, findings=findings)
+    out = dict(data, schema_version=2, findings=findings)
     log.info("upgraded a schema-1 review (%d findings)", len(findings))
     return out
