@@ -10,6 +10,11 @@ a repaint). The same probe runs, in this one process, over:
 - ``inference``: a run over the series with the model loaded (``--repeat`` times);
 - ``inference + scrolling``: the same while a timer scrolls one slice every 40 ms (25 fps),
   which shows a new slice (decoded and rendered in a worker) and its overlays each time;
+- ``2 viewports synced``: the 1×2 layout after "compare with prior" (a second 300-slice
+  study of the same patient beside the first), the first viewport scrolled every 40 ms and the
+  second following by position in mm, nothing else running (``--sync-seconds``);
+- ``inference + 2 synced``: the same while the model runs over the first viewport's
+  series;
 - ``baseline``: the same engine run called on the GUI thread, which is what the worker avoids.
 
 The machine is shared, so a single maximum is noisy: each inference scenario runs
@@ -22,7 +27,7 @@ work). Prints max and 99th-percentile stall per scenario and their ratio to idle
 stall <= 33 ms (two frames at 60 Hz) during inference. Asserts nothing.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_stall.py [--slices 300] [--size 512]
-        [--model FILE] [--keep DIR]
+        [--model FILE] [--keep DIR] [--sync-seconds 5]
 """
 
 from __future__ import annotations
@@ -52,6 +57,20 @@ def write_series(folder: Path, slices: int, size: int) -> Path:
         write_ct_series(folder, 0, slices=slices, rows=size, lesions=2)
         marker.write_text("ok")
         print(f"wrote {slices} slices of {size}x{size} in {time.perf_counter() - t0:.1f} s")
+    return folder
+
+
+def write_prior(folder: Path, slices: int, size: int) -> Path:
+    """The same patient's earlier CT (seed 1, 2020; the first series is seed 0, 2023), in the
+    same geometry: "compare with prior" puts it beside the first."""
+    from desktop_app.phantoms.studies import write_ct_series
+
+    marker = folder / f".complete-prior-{slices}-{size}"
+    if not marker.exists():
+        t0 = time.perf_counter()
+        write_ct_series(folder, 1, slices=slices, rows=size, lesions=1, patient_number=0)
+        marker.write_text("ok")
+        print(f"wrote the prior: {slices} slices in {time.perf_counter() - t0:.1f} s")
     return folder
 
 
@@ -133,6 +152,76 @@ def wait_until(app: object, predicate: object, timeout_s: float) -> bool:
     return ok[0]
 
 
+SYNC_SCENARIOS = ("2 viewports synced", "inference + 2 synced")
+synced = [0]  # slices the second viewport showed, following the first
+
+
+def two_viewports(
+    app: object,
+    window: object,
+    args: argparse.Namespace,
+    measure: object,
+    run_once: object,
+    finished: list[str],
+    failed: list[str],
+    slices: int,
+) -> bool:
+    """Open the prior, show the current study with "compare with prior" (1×2, scroll, zoom and
+    W/L sync on) and measure scrolling the first viewport with the second following."""
+    from PySide6.QtCore import QTimer
+
+    prior = write_prior(
+        Path(args.keep).with_name(Path(args.keep).name + "-prior")
+        if args.keep
+        else Path(os.environ["RADASSIST_DATA_DIR"]).parent / "ct-prior",
+        args.slices,
+        args.size,
+    )
+    w = window  # type: ignore[assignment]
+    current = w.shown.key  # type: ignore[attr-defined]
+    ready: list[object] = []
+    w.studies.seriesShown.connect(ready.append)  # type: ignore[attr-defined]
+    w.studies.open_paths([prior])  # type: ignore[attr-defined]
+    if not wait_until(app, lambda: bool(ready), 300):
+        print("error: the prior did not open", file=sys.stderr)
+        return False
+    w.studies.show_stack(current)  # type: ignore[attr-defined]
+    shown: list[object] = []
+    w.layouts.priorShown.connect(lambda *a: shown.append(a))  # type: ignore[attr-defined]
+    w.layouts.compare_with_prior()  # type: ignore[attr-defined]
+    second = w.viewports.viewers[1]  # type: ignore[attr-defined]
+    if not shown or not wait_until(app, lambda: second.frame is not None, 300):
+        print("error: compare with prior showed nothing", file=sys.stderr)
+        return False
+    other = second.context.volume
+    wait_until(app, lambda: other.loaded_count == len(other), 600)
+    second.frameShown.connect(lambda _i: synced.__setitem__(0, synced[0] + 1))
+    first = w.viewer  # type: ignore[attr-defined]
+    scroller = QTimer()
+    scroller.setInterval(SCROLL_MS)
+    scroller.timeout.connect(lambda: first.set_index((first.index + 1) % slices))
+    end = [0.0]
+
+    def scroll_only() -> None:
+        end[0] = time.perf_counter() + args.sync_seconds
+        scroller.start()
+
+    def scroll_and_run() -> None:
+        scroller.start()
+        run_once()  # type: ignore[operator]
+
+    for _ in range(args.repeat):
+        measure(SYNC_SCENARIOS[0], scroll_only, lambda: time.perf_counter() >= end[0], 60)  # type: ignore[operator]
+        scroller.stop()
+    for _ in range(args.repeat):
+        measure(SYNC_SCENARIOS[1], scroll_and_run, lambda: bool(finished or failed), 900)  # type: ignore[operator]
+        scroller.stop()
+    if failed:
+        print(f"error: inference failed: {failed[0]}", file=sys.stderr)
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
@@ -141,6 +230,7 @@ def main() -> int:
     parser.add_argument("--keep", help="folder to keep (and reuse) the synthetic series in")
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sync-seconds", type=float, default=5.0)
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings, QTimer
@@ -242,6 +332,10 @@ def main() -> int:
         measure("inference + scrolling", run_scrolling, lambda: bool(finished or failed), 900)
         scroller.stop()
 
+    single_steps = steps[0]
+    if not two_viewports(app, window, args, measure, run_once, finished, failed, len(volume)):
+        return 1
+
     # The baseline a worker thread is for: the same engine run called on the GUI thread.
     runner = window.inference._runner
     entry = window.shown.entry
@@ -279,7 +373,9 @@ def main() -> int:
             f"{max(maxima):9.2f} {med_max / idle_max:8.1f}x  "
             + ", ".join(f"{m:.0f}" for m in maxima)
         )
-    print(f"(max = median of the runs' maxima; {steps[0]} slice steps rendered while scrolling)")
+    print(f"(max = median of the runs' maxima; {single_steps} slice steps while scrolling one"
+          f" viewport; {steps[0] - single_steps} in the first and {synced[0]} shown in the second"
+          " while scrolling two)")  # fmt: skip
     print(
         f"1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
         f"(this run adds about 1; the rest is other work sharing the {available_cpus()} CPUs)"
@@ -289,7 +385,7 @@ def main() -> int:
         f"worker vs GUI thread: max stall {summary['inference']:.0f} ms vs {base:.0f} ms "
         f"({base / max(summary['inference'], 0.1):.0f}x less)"
     )
-    for name in ("inference", "inference + scrolling"):
+    for name in ("inference", "inference + scrolling", *SYNC_SCENARIOS):
         verdict = "met" if summary[name] <= 33.0 else "NOT met"
         print(f"goal max stall <= 33 ms, {name}: {verdict} ({summary[name]:.0f} ms)")
     window.close()
