@@ -2,7 +2,10 @@
 
 Settings live in the platform's QSettings store; ``RADASSIST_SETTINGS_FILE`` names an INI file
 to use instead (tests, portable installs). ``--screenshot`` runs on a fresh temporary settings
-file, so docs look the same on every machine and the user's recent list is left alone.
+file and a fresh temporary data folder, so docs look the same on every machine and nothing of
+the user's is written: no recent list, reviews, audit records, speed estimate, header index
+cache or log file (the data folder is switched while the arguments are parsed, before the
+entry point opens its log file there).
 """
 
 from __future__ import annotations
@@ -11,11 +14,33 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app.settings.schema import DEVICES
 
 log = logging.getLogger(__name__)
+
+_SCREENSHOT_HOMES: list[tempfile.TemporaryDirectory[str]] = []  # removed at exit
+
+
+class _ScreenshotAction(argparse.Action):
+    """``--screenshot FILE``: also points ``RADASSIST_DATA_DIR`` at a new temporary folder,
+    at parse time, so that everything the run writes (the log file included, opened by the
+    entry point right after parsing) lands there and not in the user's data folder."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        if not _SCREENSHOT_HOMES:
+            _SCREENSHOT_HOMES.append(tempfile.TemporaryDirectory(prefix="radassist-shot-"))
+        os.environ["RADASSIST_DATA_DIR"] = str(Path(_SCREENSHOT_HOMES[0].name) / "data")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--screenshot",
+        action=_ScreenshotAction,
         metavar="FILE.png",
         help="load, render the main window to this PNG and exit (for docs and checks)",
     )
@@ -64,14 +90,14 @@ def _settings(screenshot: bool, keep: list[object]) -> object:
 
     path = os.environ.get(SETTINGS_ENV, "").strip()
     if screenshot:
-        import tempfile
-
         folder = tempfile.TemporaryDirectory(prefix="radassist-shot-")
         keep.append(folder)
         path = path or str(Path(folder.name) / "settings.ini")
         # a screenshot's inference lands in no reviews and no audit trail of the user's, even
-        # when RADASSIST_DATA_DIR names a folder (the log file is already open where it was)
-        os.environ["RADASSIST_DATA_DIR"] = str(Path(folder.name) / "data")
+        # when RADASSIST_DATA_DIR names a folder (already switched when --screenshot was
+        # parsed; again here for a caller that builds its Namespace itself)
+        if not _SCREENSHOT_HOMES:
+            os.environ["RADASSIST_DATA_DIR"] = str(Path(folder.name) / "data")
     if path:
         return QSettings(path, QSettings.Format.IniFormat)
     return QSettings()

@@ -1,14 +1,15 @@
 """RunController: runs the model on the shown series (Run, Cancel, warm-up, progress) and takes
-its findings into the study's review, the findings panel and the overlays."""
+its findings into the study's review, the findings panel and the overlays, without moving a
+view the reader touched while it ran ("Go to finding" instead)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import numpy as np
-from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QToolButton, QWidget
 
 from desktop_app.infra.hashedpaths import uid_hash
 from desktop_app.qt.app_settings import AppSettings
@@ -18,9 +19,45 @@ from desktop_app.qt.controllers.review import ReviewController
 from desktop_app.qt.controllers.shown import Shown
 from desktop_app.qt.controllers.studies import StudyController
 from desktop_app.qt.dialogs import ModelInfoDialog
-from desktop_app.qt.findings_panel import FindingsPanelWidget
+from desktop_app.qt.findings_panel import FindingsPanelWidget, label_text
 from desktop_app.qt.inference import InferenceController, InferenceOutcome, RefusedRun
 from desktop_app.review.state import ReviewState
+
+# Actions that start or stop the run itself are not the reader touching the view.
+NOT_TOUCHING = frozenset({"run_inference", "cancel_inference", "go_to_finding", "model_info"})
+TOUCH_EVENTS = frozenset({QEvent.Type.MouseButtonPress, QEvent.Type.Wheel, QEvent.Type.KeyPress})
+
+
+class InteractionWatch(QObject):
+    """Whether the reader has touched the view since :meth:`reset` (the start of a run): a
+    slice change, a click, wheel or key on the image, a series shown, a finding picked, or any
+    window action (zoom, W/L, flip, overlays...). A run's findings move the view only when it
+    is untouched: a reader who clicked Run and waits gets the finding at once; one who went on
+    reading is never pulled away from the slice they are on."""
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self.touched = False
+        self._watched_actions: set[str] = set()
+
+    def reset(self) -> None:
+        self.touched = False
+
+    def touch(self, *_args: object) -> None:
+        self.touched = True
+
+    def watch_actions(self, acts: Mapping[str, QAction]) -> None:
+        """Every action but the run's own (``acts`` fills in after the controllers exist, and
+        other actions may join later: each is connected once)."""
+        for action_id, act in acts.items():
+            if action_id not in NOT_TOUCHING and action_id not in self._watched_actions:
+                act.triggered.connect(self.touch)
+                self._watched_actions.add(action_id)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in TOUCH_EVENTS:
+            self.touched = True
+        return False
 
 
 def outcome_message(outcome: InferenceOutcome) -> tuple[str, str]:
@@ -65,6 +102,23 @@ class RunController(QObject):
         self.overlays = overlays
         self.feedback = feedback
         self.last_outcome: InferenceOutcome | None = None
+        self.watch = InteractionWatch(self)
+        studies.viewer.sliceChanged.connect(self.watch.touch)
+        studies.viewer.canvas.installEventFilter(self.watch)
+        studies.viewer.slider.installEventFilter(self.watch)
+        studies.seriesShown.connect(self.watch.touch)
+        panel.findingSelected.connect(self.watch.touch)
+        self.pending_finding: str | None = None  # offered by "Go to finding", not jumped to
+        self.go_button = QToolButton(host)
+        self.go_button.setObjectName("goToFinding")
+        self.go_button.setToolTip(
+            "The model finished while you were reading: go to its most probable finding (G)"
+        )
+        self.go_button.clicked.connect(self.go_to_finding)
+        self.go_button.hide()
+        feedback.bar.insertPermanentWidget(0, self.go_button)
+        studies.seriesShown.connect(lambda _key: self._offer(None))
+        panel.findingSelected.connect(lambda _fid: self._offer(None))
 
         feedback.cancel_button.clicked.connect(self.cancel_inference)
         panel.runRequested.connect(self.run_inference)
@@ -147,6 +201,9 @@ class RunController(QObject):
 
     # ------------------------------------------------------------------ outcomes
     def _on_started(self, _key: str) -> None:
+        self.watch.watch_actions(self.acts)
+        self.watch.reset()
+        self._offer(None)
         self.acts["cancel_inference"].setEnabled(True)
         self.feedback.cancel_button.show()
         self.feedback.begin("", "Model %v/%m")
@@ -197,13 +254,40 @@ class RunController(QObject):
 
     def _show_findings(self, state: ReviewState, outcome: InferenceOutcome) -> None:
         """The outcome is the shown series': its findings in the panel, the most probable
-        positive one selected."""
+        positive one selected. The view goes to it only if the reader has not touched the
+        view since the run started; otherwise "Go to finding" offers it."""
         self.panel.set_state(state, outcome.series_key)
         positives = [f for f in state.for_series(outcome.series_key) if state.positive(f)]
         self.panel.set_message(*outcome_message(outcome))
         if positives:
-            self.review.select_finding(max(positives, key=lambda f: f.probability).finding_id)
+            best = max(positives, key=lambda f: f.probability).finding_id
+            if self.watch.touched:
+                self.review.selected = best  # selected in the panel; the view stays put
+                self.panel.select(best)
+                self._offer(best)
+            else:
+                self.review.select_finding(best)
         self.review.redraw()
+
+    def _offer(self, finding_id: str | None) -> None:
+        """Show (or, with None, hide) the status bar's "Go to finding" button."""
+        self.pending_finding = finding_id
+        state = self.review.current_state()
+        if finding_id is None or state is None:
+            self.go_button.hide()
+            return
+        f = state.find(finding_id)
+        self.go_button.setText(
+            f"➜ Go to finding: {label_text(f.label)} {f.probability * 100:.0f} %  (G)"
+        )
+        self.go_button.show()
+
+    def go_to_finding(self) -> None:
+        """Go to the finding a run offered, else to the selected one (slice and box)."""
+        target = self.pending_finding or self.review.selected
+        self._offer(None)
+        if target is not None:
+            self.review.select_finding(target)
 
     def _on_failed(self, message: str) -> None:
         self._ended()
