@@ -6,13 +6,18 @@ Modules:
 - controllers: one controller per area (studies, view, overlays, review, runs, exports, preferences) plus the status-bar feedback.
 - actions: every menu/toolbar action as data (id, handler, menu and toolbar placement) and the builders that make QActions from it.
 - viewer: ViewerWidget — one series: slice slider, lazy slices, window/level, cine, readout.
+- viewports: ViewportGrid — the 1×1 / 1×2 / 2×2 viewports (viewer widgets), the active one, series dropped from the browser.
 - canvas: ImageCanvas — zoom/pan/rotate/flip, heatmap, outlines, boxes (editable, or drawn for a missed finding), rulers.
 - study_browser: StudyBrowserWidget — patient → study → series tree with worker thumbnails.
+- sr_panel: SrPanelWidget — an SR's content (or a presentation state's annotations) as a readable tree.
+- dicom_graphics: DicomGraphicsLayer — overlay planes, GSPS graphics/text and SR regions painted on the canvas.
 - tag_viewer: TagViewerWidget — the shown image's DICOM header as a searchable tree.
 - findings_panel: FindingsPanelWidget — per-label cards with live thresholds, the reader's verdict and its agreement, site calibration; the review box.
 - inference: InferenceController — the model in a worker (supersede, cancel, warm-up), behind review.runner's seam.
 - reader_dialog: ReaderNameDialog — asks once for the reader's name that verdicts and audit records carry.
 - dialogs: settings (with shortcut rebinding), shortcut cheat-sheet, model card.
+- annotation_tools: the reader's ROI, angle, arrow and key-image tools on the canvas (drawing, editing, undo), saved with the review.
+- export_dialog: ExportDialog — File ▸ Export…: formats, de-identification, PACS destination, folder (default the data folder's exports/).
 - pacs_dialog: PacsDialog — File ▸ Query/Retrieve: node picker, study search, retrieve.
 - pacs_nodes: NodeEditor — add or edit a PACS node.
 - pacs_jobs: the PACS workers' pool and the multi-study retrieve (RetrieveSummary).

@@ -54,15 +54,27 @@ def _toggle(action_id: str, handler: str, *args: object, toolbar: str | None = N
     return ActionSpec(action_id, handler, args, toggled=True, checkable=True, toolbar_text=toolbar)
 
 
+def _layout(action_id: str, name: str, checked: bool = False) -> ActionSpec:
+    return ActionSpec(action_id, "layouts.set_layout", (name,), checkable=True, group="layout",
+                      checked=checked)  # fmt: skip
+
+
 def _tool(action_id: str, tool: str, toolbar: str, checked: bool = False) -> ActionSpec:
     return ActionSpec(action_id, "view.set_tool", (tool,), checkable=True, group="tools",
                       checked=checked, toolbar_text=toolbar)  # fmt: skip
+
+
+def _draw(action_id: str, kind: str, toolbar: str) -> ActionSpec:
+    """A reader-annotation tool (``annotations.set_tool``), exclusive with the mouse tools."""
+    return ActionSpec(action_id, "annotations.set_tool", (kind,), checkable=True, group="tools",
+                      toolbar_text=toolbar)  # fmt: skip
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("open_file", "studies.open_file_dialog"),
     ActionSpec("open_folder", "studies.open_folder_dialog", toolbar_text="Open"),
+    ActionSpec("close_study", "studies.close_study"),
     ActionSpec("export", "exports.export_current_study", text="&Export…"),  # SR, SC, PDF, JSON
     ActionSpec("pacs", "exports.open_pacs_dialog", text="&Query/Retrieve (PACS)…"),
     ActionSpec("settings", "preferences.open_settings"),
@@ -72,23 +84,45 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("cine_faster", "view.step_fps", (2,)),
     ActionSpec("cine_slower", "view.step_fps", (-2,)),
     # View
-    ActionSpec("fit", "canvas.fit", toolbar_text="Fit"),
-    ActionSpec("zoom_in", "canvas.zoom_by", (1.25,), toolbar_text="+"),
-    ActionSpec("zoom_out", "canvas.zoom_by", (0.8,), toolbar_text="−"),
-    ActionSpec("rotate_right", "canvas.rotate_by", (90,), toolbar_text="⟳"),
-    ActionSpec("rotate_left", "canvas.rotate_by", (-90,), toolbar_text="⟲"),
-    ActionSpec("flip_h", "canvas.toggle_flip", (True,), toolbar_text="Flip"),
-    ActionSpec("flip_v", "canvas.toggle_flip", (False,)),
+    ActionSpec("fit", "viewports.on_active", ("canvas.fit",), toolbar_text="Fit"),
+    ActionSpec("zoom_in", "viewports.on_active", ("canvas.zoom_by", 1.25), toolbar_text="+"),
+    ActionSpec("zoom_out", "viewports.on_active", ("canvas.zoom_by", 0.8), toolbar_text="−"),
+    ActionSpec("rotate_right", "viewports.on_active", ("canvas.rotate_by", 90), toolbar_text="⟳"),
+    ActionSpec("rotate_left", "viewports.on_active", ("canvas.rotate_by", -90), toolbar_text="⟲"),
+    ActionSpec("flip_h", "viewports.on_active", ("canvas.toggle_flip", True), toolbar_text="Flip"),
+    ActionSpec("flip_v", "viewports.on_active", ("canvas.toggle_flip", False)),
     _toggle("invert", "viewer.set_invert", toolbar="Invert"),
     ActionSpec("reset_view", "view.reset_view", toolbar_text="Reset"),
     ActionSpec("toggle_tags", "view.toggle_tags"),
+    # DICOM overlays, presentation states and SR regions: shown from the start
+    ActionSpec("toggle_dicom_graphics", "presentation.set_visible", (), True, True, checked=True),
+    _toggle("smooth_zoom", "view.set_smooth"),
+    _toggle("hide_identifiers", "view.set_hide_identifiers"),
+    _toggle("axial_feet_first", "view.set_feet_first"),
+    # Layout (the layouts controller; View actions above act on the active viewport)
+    _layout("layout_1x1", "1x1", checked=True),
+    _layout("layout_1x2", "1x2"),
+    _layout("layout_2x2", "2x2"),
+    _toggle("sync_scroll", "layouts.set_sync", "scroll"),
+    _toggle("sync_zoom", "layouts.set_sync", "zoom"),
+    _toggle("sync_wl", "layouts.set_sync", "wl"),
+    ActionSpec("compare_prior", "layouts.compare_with_prior"),
     # Window/level
-    ActionSpec("wl_reset", "viewer.reset_window"),
+    ActionSpec("wl_reset", "viewports.on_active", ("reset_window",)),
     # Tools
     _tool("tool_pan", "pan", "Pan", checked=True),
     _tool("tool_ruler", "ruler", "Ruler"),
     _tool("tool_edit", "edit", "Edit"),
-    ActionSpec("clear_rulers", "viewer.clear_rulers"),
+    ActionSpec("clear_rulers", "viewports.on_active", ("clear_rulers",)),
+    _draw("tool_ellipse", "ellipse", "Ellipse"),
+    _draw("tool_rectangle", "rectangle", "Rect"),
+    _draw("tool_angle", "angle", "Angle"),
+    _draw("tool_arrow", "arrow", "Arrow"),
+    ActionSpec("key_image", "annotations.toggle_key_image", toolbar_text="★ Key"),
+    ActionSpec("annotation_text", "annotations.edit_text"),
+    ActionSpec("delete_annotation", "annotations.delete_selected"),
+    ActionSpec("undo_annotation", "annotations.undo"),
+    ActionSpec("redo_annotation", "annotations.redo"),
     # Inference
     ActionSpec("run_inference", "runs.run_inference", toolbar_text="▶ Run model"),
     ActionSpec("cancel_inference", "runs.cancel_inference", enabled=False, toolbar_text="■ Cancel"),
@@ -110,31 +144,40 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("all_absent", "review.mark_remaining_absent"),
     _toggle("negative_heatmap", "overlays.set_negative_heatmap"),
     ActionSpec("note", "findings.focus_note"),
+    ActionSpec("go_to_finding", "runs.go_to_finding"),
     # Help
     ActionSpec("shortcuts", "preferences.show_shortcuts"),
     ActionSpec("about", "preferences.show_about", text="&About RadAssist"),
 )
 
 MENUS: tuple[MenuSpec, ...] = (
-    MenuSpec("&File", ("open_file", "open_folder", "@recent", "-", "export", "pacs", "-",
-                       "settings", "-", "quit")),
+    MenuSpec("&File", ("open_file", "open_folder", "@recent", "close_study", "-", "export",
+                       "pacs", "-", "settings", "-", "quit")),
     MenuSpec("&View", ("fit", "zoom_in", "zoom_out", "-", "rotate_right", "rotate_left",
                        "flip_h", "flip_v", "invert", "reset_view", "-", "cine_play",
-                       "cine_faster", "cine_slower", "-", "@docks", "toggle_tags")),
+                       "cine_faster", "cine_slower", "-", "smooth_zoom", "hide_identifiers",
+                       "axial_feet_first", "-", "@docks", "toggle_tags",
+                       "toggle_dicom_graphics")),
+    MenuSpec("&Layout", ("layout_1x1", "layout_1x2", "layout_2x2", "-", "sync_scroll",
+                         "sync_zoom", "sync_wl", "-", "compare_prior")),
     MenuSpec("&Window/Level", filler="view.fill_window_menu"),
-    MenuSpec("&Tools", ("tool_pan", "tool_ruler", "tool_edit", "clear_rulers")),
+    MenuSpec("&Tools", ("tool_pan", "tool_ruler", "tool_edit", "clear_rulers", "-",
+                        "tool_ellipse", "tool_rectangle", "tool_angle", "tool_arrow", "key_image",
+                        "annotation_text", "delete_annotation", "-", "undo_annotation",
+                        "redo_annotation")),
     MenuSpec("&Inference", ("run_inference", "cancel_inference", "model_info")),
     MenuSpec("&Overlays", ("toggle_heatmap", "toggle_outline", "toggle_box", "toggle_labels",
                            "-", "hide_overlays")),
-    MenuSpec("&Review", ("next_finding", "prev_finding", "-", "accept", "reject", "uncertain",
-                         "clear_verdict", "-", "add_finding", "all_absent", "-",
+    MenuSpec("&Review", ("next_finding", "prev_finding", "go_to_finding", "-", "accept", "reject",
+                         "uncertain", "clear_verdict", "-", "add_finding", "all_absent", "-",
                          "negative_heatmap", "note", "tool_edit")),
     MenuSpec("&Help", ("shortcuts", "about")),
 )  # fmt: skip
 
 TOOLBAR: tuple[str, ...] = (
-    "open_folder", "-", "tool_pan", "tool_ruler", "tool_edit", "-", "fit", "zoom_in",
-    "zoom_out", "rotate_left", "rotate_right", "flip_h", "invert", "reset_view", "-",
+    "open_folder", "-", "tool_pan", "tool_ruler", "tool_edit", "tool_ellipse", "tool_rectangle",
+    "tool_angle", "tool_arrow", "key_image", "-", "fit", "zoom_in",
+    "zoom_out", "rotate_left", "rotate_right", "flip_h", "invert", "reset_view", "@layout", "-",
     "@presets", "-", "cine_play", "@fps", "-", "run_inference", "cancel_inference", "-",
     "toggle_heatmap", "toggle_outline", "toggle_box", "toggle_labels", "@opacity",
     "hide_overlays",

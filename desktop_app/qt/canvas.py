@@ -8,6 +8,7 @@ and finding geometry come from the core.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from desktop_app.dicom.orientation import EDGES, ViewTransform
 from desktop_app.qt.images import array_to_qimage
 from desktop_app.qt.plaintext import shown
 
@@ -93,9 +95,10 @@ class ImageCanvas(QWidget):
         self._placeholder = ""
         self.zoom = 1.0
         self.center = QPointF(0, 0)
-        self.rotation = 0  # degrees, multiple of 90, clockwise
-        self.flip_h = False
-        self.flip_v = False
+        # rotate and flip act on the screen (dicom.orientation.ViewTransform)
+        self.view = ViewTransform()
+        self.smooth = True  # bilinear magnification; False: nearest neighbour (true pixels)
+        self._edge_letters: dict[str, str] = {}
         self._fit_mode = True
         self.tool = self.TOOL_PAN
         self._drag_button: Qt.MouseButton | None = None
@@ -104,6 +107,8 @@ class ImageCanvas(QWidget):
         self._edit: tuple[str, str, tuple[float, float, float, float], QPointF] | None = None
         self._draw_start: QPointF | None = None
         self._draw_end: QPointF | None = None
+        # painted over the shapes and rulers, in widget coordinates (the reader's annotations)
+        self.paint_hooks: list[Callable[[QPainter], None]] = []
 
     # ----------------------------------------------------------------- content
     def set_image(self, arr: np.ndarray | None) -> None:
@@ -223,24 +228,39 @@ class ImageCanvas(QWidget):
         self.update()
         self.viewChanged.emit()
 
+    @property
+    def rotation(self) -> int:
+        """Degrees clockwise of the view's rotation (after any left-right mirror)."""
+        return self.view.rotation
+
     def rotate_by(self, degrees: int) -> None:
-        self.rotation = (self.rotation + degrees) % 360
+        """Turn what is on screen clockwise (negative: counter-clockwise)."""
+        self.view = self.view.rotated(degrees)
         if self._fit_mode:
             self._apply_fit()
         self.update()
         self.viewChanged.emit()
 
     def toggle_flip(self, horizontal: bool) -> None:
-        if horizontal:
-            self.flip_h = not self.flip_h
-        else:
-            self.flip_v = not self.flip_v
+        """Mirror left-right (``horizontal``) or up-down on screen, whatever the rotation."""
+        self.view = self.view.flipped_h() if horizontal else self.view.flipped_v()
         self.update()
         self.viewChanged.emit()
 
+    def set_smooth(self, smooth: bool) -> None:
+        self.smooth = bool(smooth)
+        self.update()
+
+    def set_orientation_letters(self, letters: dict[str, str]) -> None:
+        """Letters at the middle of each edge ("top", "right", "bottom", "left")."""
+        self._edge_letters = {e: letters.get(e, "") for e in EDGES if letters.get(e)}
+        self.update()
+
+    def orientation_letters(self) -> dict[str, str]:
+        return dict(self._edge_letters)
+
     def reset_view(self) -> None:
-        self.rotation = 0
-        self.flip_h = self.flip_v = False
+        self.view = ViewTransform()
         self.fit()
 
     def box_in_view(self, box: tuple[float, float, float, float], margin: float = 0.0) -> bool:
@@ -265,10 +285,8 @@ class ImageCanvas(QWidget):
     def transform(self) -> QTransform:
         """Image pixel → widget pixel. Qt composes left to right: A * B applies A first."""
         t = QTransform.fromTranslate(-self.center.x(), -self.center.y())
-        flip = QTransform.fromScale(-1 if self.flip_h else 1, -1 if self.flip_v else 1)
-        rot = QTransform()
-        rot.rotate(self.rotation)
-        t = t * flip * rot * QTransform.fromScale(self.zoom, self.zoom)
+        v = self.view  # screen = M @ image; QTransform(m11, m12, m21, m22) maps x*m11 + y*m21
+        t = t * QTransform(v.a, v.c, v.b, v.d, 0, 0) * QTransform.fromScale(self.zoom, self.zoom)
         return t * QTransform.fromTranslate(self.width() / 2, self.height() / 2)
 
     def widget_to_image(self, p: QPointF) -> QPointF:
@@ -282,7 +300,7 @@ class ImageCanvas(QWidget):
         if self._image is None:
             return
         w, h = self._image.width(), self._image.height()
-        if self.rotation in (90, 270):
+        if self.view.swaps_axes:
             w, h = h, w
         margin = 0.98
         self.zoom = max(min(self.width() / w, self.height() / h) * margin, 1e-3)
@@ -306,7 +324,9 @@ class ImageCanvas(QWidget):
         t = self.transform()
         painter.save()
         painter.setTransform(t)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
+        # bilinear unless the reader asked for true pixels; minified always smooth (no aliasing)
+        smooth = self.smooth or self.zoom < 1.0
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         painter.drawImage(QPointF(0, 0), self._image)
         overlays = not self._all_hidden
         if overlays and self._overlay is not None and self._overlay_visible:
@@ -328,6 +348,8 @@ class ImageCanvas(QWidget):
             painter.setPen(pen)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawPolygon(t.map(QPolygonF(QRectF(*draft))))
+        for hook in self.paint_hooks:
+            hook(painter)
         self._paint_corners(painter)
         painter.end()
 
@@ -403,6 +425,9 @@ class ImageCanvas(QWidget):
             self._paint_label(painter, mid, ruler.text, QColor("#ffd84d"))
 
     def _paint_corners(self, painter: QPainter) -> None:
+        """Corner text, each line elided to half the width less the top and bottom edge
+        letters' room (so the corners never meet), then the orientation letters."""
+        self._paint_edge_letters(painter)
         if not self._corners:
             return
         font = QFont(self.font())
@@ -410,8 +435,10 @@ class ImageCanvas(QWidget):
         metrics = painter.fontMetrics()
         line_h = metrics.height()
         pad = 8
+        room = max(60, self.width() // 2 - pad - 2 * line_h)
         for corner, lines in self._corners.items():
-            for i, line in enumerate(lines):
+            for i, full in enumerate(lines):
+                line = metrics.elidedText(full, Qt.TextElideMode.ElideRight, room)
                 width = metrics.horizontalAdvance(line)
                 x = pad if corner in ("tl", "bl") else self.width() - pad - width
                 if corner in ("tl", "tr"):
@@ -422,6 +449,34 @@ class ImageCanvas(QWidget):
                 painter.drawText(QPointF(x + 1, y + 1), line)
                 painter.setPen(QColor("#e6e8eb"))
                 painter.drawText(QPointF(x, y), line)
+
+    def _paint_edge_letters(self, painter: QPainter) -> None:
+        if not self._edge_letters or self._image is None:
+            return
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        pad, w, h = 8, self.width(), self.height()
+        for edge, text in self._edge_letters.items():
+            tw = metrics.horizontalAdvance(text)
+            x: float
+            y: float
+            if edge in ("top", "bottom"):
+                x = (w - tw) / 2
+                y = pad + metrics.ascent() if edge == "top" else h - pad - metrics.descent()
+            else:
+                x = pad if edge == "left" else w - pad - tw
+                y = (h + metrics.ascent() - metrics.descent()) / 2
+            # a dark backdrop: the letters stay readable over a bright film
+            back = QRectF(x - 3, y - metrics.ascent() - 1, tw + 6, metrics.height() + 2)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 150))
+            painter.drawRoundedRect(back, 3, 3)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QColor("#ffd166"))
+            painter.drawText(QPointF(x, y), text)
 
     # ------------------------------------------------------------ interaction
     def wheelEvent(self, event: QWheelEvent) -> None:

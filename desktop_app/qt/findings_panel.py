@@ -13,6 +13,7 @@ the reader asked for; the review controller applies it to the review state.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
@@ -210,8 +211,15 @@ class FindingCard(QFrame):
         )
 
     def update_from(
-        self, finding: FindingReview, threshold: float, positive: bool, mark: str = "#ffffff"
+        self,
+        finding: FindingReview,
+        threshold: float,
+        positive: bool,
+        mark: str = "#ffffff",
+        where: str = "",
     ) -> None:
+        """``where`` names the finding's slice as the viewer does ("Im 17")."""
+        where = where or f"#{finding.slice_index + 1}"
         self._model_threshold = finding.model_threshold
         self.prob.setText(f"{finding.probability * 100:.1f} %")
         self.result.setText("POSITIVE" if positive else "negative")
@@ -234,11 +242,11 @@ class FindingCard(QFrame):
         )
         changed = abs(threshold - finding.model_threshold) > 1e-9
         model = f"model {finding.model_threshold:.2f} · " if changed else ""
-        self.where.setText(f"{model}Im {finding.slice_index + 1}")
+        self.where.setText(f"{model}{where}")
         self.setToolTip(
             f"{label_text(finding.label)}: probability {finding.probability:.3f}, operating "
             f"threshold {threshold:.2f} (the model's: {finding.model_threshold:.2f}); "
-            f"maximum on image {finding.slice_index + 1}"
+            f"maximum on {where}"
         )
         self.name.setText(
             f"<span style='color:{mark}'>●</span>&nbsp;<span style='color:{color}'>"
@@ -328,6 +336,8 @@ class FindingsPanelWidget(QWidget):
         self.run_anyway_button.setObjectName("runAnywayButton")
         self.run_anyway_button.hide()
         self._refusal = ""
+        # names a slice of the shown stack as the viewer does ("Im 17"); the window sets it
+        self.slice_namer: Callable[[int], str] = lambda index: f"#{index + 1}"
         self.cards_host = QWidget(self)
         self.cards_layout = QVBoxLayout(self.cards_host)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)
@@ -529,6 +539,7 @@ class FindingsPanelWidget(QWidget):
                     state.threshold(f.label),
                     state.positive(f),
                     self.label_colors.get(f.label, "#ffffff"),
+                    self.slice_namer(f.slice_index),
                 )
                 card.set_site_text(site_calibration_text(self.site_calibration, f.label))
                 card.set_selected(fid == self.selected)
@@ -593,7 +604,7 @@ class FindingsPanelWidget(QWidget):
         self.absent_button.setText(f"✗ Absent  {disagree if positive else agree}")
         self.review_title.setText(
             f"<b>{label_text(f.label)}</b> — {f.probability * 100:.1f} % · "
-            f"{'positive' if positive else 'negative'} · image {f.slice_index + 1}"
+            f"{'positive' if positive else 'negative'} · {self.slice_namer(f.slice_index)}"
         )
         self.reset_box_button.setEnabled(f.edited_box is not None)
         self.reset_box_button.setText("Remove drawn box" if f.added else "Model's box")

@@ -9,24 +9,28 @@ window to show it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
+from desktop_app.dicom.gsps import is_presentation_state
+from desktop_app.dicom.srcontent import is_structured_report
 from desktop_app.infra.errors import RadAssistError
 from desktop_app.qt.images import array_to_qimage
 from desktop_app.qt.plaintext import shown, tooltip
 from desktop_app.qt.workers import TaskChannel
-from desktop_app.studies.index import StudyIndex
+from desktop_app.studies.index import InstanceInfo, SeriesNode, StudyIndex
 from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble
 from desktop_app.studies.thumbnails import stack_thumbnail
 
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
-THUMB_PX = 44
+ROLE_OBJECT = Qt.ItemDataRole.UserRole + 2  # an SR or presentation state row
+THUMB_PX = 64  # readable at 1280×720 (44 px was ~36 px of image)
+STACK_MIME = "application/x-radassist-stack"  # a series dragged to a viewport: its key
 
 
 def format_dicom_date(value: str) -> str:
@@ -53,10 +57,32 @@ class StackEntry:
         return self.assembly.stacks[self.part]
 
 
+@dataclass
+class ObjectEntry:
+    """A non-image object in the tree: a structured report ("SR") or a presentation state
+    ("PR"), listed as a series row of its own; activating it opens the SR panel."""
+
+    key: str
+    instance: InstanceInfo
+    kind: str
+    description: str
+    study_uid: str = ""
+
+
+def object_kind(inst: InstanceInfo) -> str | None:
+    """The kind, "SR" or "PR", of an instance without pixels of those SOP classes, else None."""
+    if inst.has_pixels:
+        return None
+    if is_structured_report(inst.sop_class_uid):
+        return "SR"
+    return "PR" if is_presentation_state(inst.sop_class_uid) else None
+
+
 class StudyBrowserWidget(QTreeWidget):
     """Lists what an index found; activating a series row asks the window to show it."""
 
     stackActivated = Signal(str)  # StackEntry.key
+    objectActivated = Signal(str)  # ObjectEntry.key (an SR or presentation state)
     thumbnailsDone = Signal()
 
     COLUMNS = ("Series", "Mod", "Img")
@@ -70,8 +96,11 @@ class StudyBrowserWidget(QTreeWidget):
         self.setRootIsDecorated(True)
         self.setIndentation(14)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setDragEnabled(True)  # a series row dragged onto a viewport shows it there
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setWordWrap(True)  # a long series name takes a second line beside its thumbnail
         header = self.header()
         header.setStretchLastSection(False)
         header.setMinimumSectionSize(36)
@@ -79,6 +108,7 @@ class StudyBrowserWidget(QTreeWidget):
         for col in (1, 2):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.entries: dict[str, StackEntry] = {}
+        self.objects: dict[str, ObjectEntry] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self.itemActivated.connect(self._on_activated)
         self.itemClicked.connect(self._on_activated)
@@ -88,6 +118,17 @@ class StudyBrowserWidget(QTreeWidget):
         self._thumbs.cancelled.connect(self.thumbnailsDone.emit)
         self._thumbs.failed.connect(lambda _m: self.thumbnailsDone.emit())
         self._placeholder_icon = self._blank_icon()
+
+    def mimeTypes(self) -> list[str]:
+        return [STACK_MIME]
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:
+        """A dragged series row carries its stack key (other rows carry nothing)."""
+        data = QMimeData()
+        keys = [str(key) for item in items if (key := item.data(0, ROLE_KEY))]
+        if keys:
+            data.setData(STACK_MIME, keys[0].encode("utf-8"))
+        return data
 
     def sizeHint(self) -> QSize:
         return QSize(380, 400)
@@ -107,6 +148,7 @@ class StudyBrowserWidget(QTreeWidget):
         self._thumbs.cancel()
         self.clear()
         self.entries.clear()
+        self.objects.clear()
         self._items.clear()
         order: list[StackEntry] = []
         for patient in index.patients:
@@ -164,6 +206,7 @@ class StudyBrowserWidget(QTreeWidget):
                         self.entries[key] = entry
                         self._items[key] = item
                         order.append(entry)
+                    self._add_objects(s_item, series, study.study_instance_uid)
         self.expandAll()
         self._start_thumbnails(order)
         return order
@@ -219,7 +262,28 @@ class StudyBrowserWidget(QTreeWidget):
     def shutdown(self) -> None:
         self._thumbs.shutdown()
 
+    def _add_objects(self, s_item: QTreeWidgetItem, series: SeriesNode, study_uid: str) -> None:
+        """A row per SR or presentation state of ``series`` ("SR: <description>")."""
+        for inst in series.instances:
+            kind = object_kind(inst)
+            if kind is None:
+                continue
+            key = f"object:{inst.sop_instance_uid}"
+            desc = shown(series.description or f"Series {series.series_number or ''}".strip())
+            label = f"{kind}: {desc}"
+            item = QTreeWidgetItem([label, shown(series.modality), ""])
+            item.setData(0, ROLE_OBJECT, key)
+            what = "structured report" if kind == "SR" else "presentation state"
+            item.setToolTip(0, tooltip(label, what, "click to show its content"))
+            s_item.addChild(item)
+            self.objects[key] = ObjectEntry(key, inst, kind, desc, study_uid)
+            self._items[key] = item
+
     def _on_activated(self, item: QTreeWidgetItem, column: int) -> None:
+        obj = item.data(0, ROLE_OBJECT)
+        if obj:
+            self.objectActivated.emit(str(obj))
+            return
         key = item.data(0, ROLE_KEY)
         if key:
             self.stackActivated.emit(str(key))

@@ -3,6 +3,11 @@
 The series' pixels come from a core :class:`~desktop_app.studies.volume.SeriesVolume`: the shown
 slice is decoded first and the rest in the background, so the first image appears before the
 series is read. A slice that isn't decoded yet is fetched in a worker, never on the GUI thread.
+
+Slices are named by their Instance Number (``SliceStack.slice_label``). The stack's order is
+head first for axial stacks (``studies.series``); ``feet_first`` turns only the navigation
+around (Home, Up/Down, the wheel, the slider, cine), so stack indices stay what findings and
+reviews store.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from desktop_app.dicom.cornertext import ImageLabels
 from desktop_app.dicom.display import render
 from desktop_app.dicom.pixels import Frame
 from desktop_app.dicom.viewing import (
@@ -57,6 +63,7 @@ class DecodedSlice:
     window: Window | None
     invert: bool
     image: np.ndarray
+    labels: ImageLabels | None = None
 
 
 class _LoadRelay(QObject):
@@ -82,6 +89,7 @@ class ViewerWidget(QWidget):
         self.slider.setObjectName("sliceSlider")
         self.slider.setEnabled(False)
         self.slice_label = QLabel("", self)
+        self.slice_label.setObjectName("sliceLabel")
         self.slice_label.setMinimumWidth(90)
         self.slice_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         bottom = QHBoxLayout()
@@ -98,6 +106,8 @@ class ViewerWidget(QWidget):
         self.index = 0
         self.window_level: Window | None = None
         self.invert = False
+        self.feet_first = False  # axial stacks navigated feet to head (display only)
+        self.labels: ImageLabels | None = None  # of the shown slice's header, once decoded
         self._frame: Frame | None = None
         self._frame_index = -1
         self._value_range = ValueRange(0.0, 1.0)
@@ -134,8 +144,10 @@ class ViewerWidget(QWidget):
         self._frame = None
         self._frame_index = -1
         self.window_level = None
+        self.labels = None
         self._rulers = {}
         self.canvas.set_rulers([])
+        self._apply_direction()
         if context is None:
             self.slider.setEnabled(False)
             self.canvas.set_image(None)
@@ -207,7 +219,7 @@ class ViewerWidget(QWidget):
         # Wait for a slice still being decoded rather than skipping past it.
         if self._frame_index != self.index:
             return
-        self.set_index((self.index + 1) % self.slice_count)
+        self.set_index((self.index + self.direction) % self.slice_count)
 
     def _on_load_progress(self, token: int, done: int, total: int) -> None:
         if token == self._token:
@@ -218,9 +230,32 @@ class ViewerWidget(QWidget):
         return 0 if self.context is None else len(self.context.volume)
 
     # ------------------------------------------------------------------ slices
+    @property
+    def direction(self) -> int:
+        """+1, or -1 when an axial (head-first) stack is navigated feet first."""
+        runs = self.context.stack.runs if self.context is not None else None
+        return -1 if self.feet_first and runs is not None and runs[0].startswith("H") else 1
+
+    def set_feet_first(self, feet_first: bool) -> None:
+        self.feet_first = bool(feet_first)
+        self._apply_direction()
+
+    def _apply_direction(self) -> None:
+        backwards = self.direction < 0
+        self.slider.setInvertedAppearance(backwards)
+        self.slider.setInvertedControls(backwards)
+
     def step(self, delta: int) -> None:
+        """Move ``delta`` slices in the reading direction (down the screen's order)."""
         if self.context is not None:
-            self.set_index(self.index + delta)
+            self.set_index(self.index + delta * self.direction)
+
+    def go_to_end(self, last: bool) -> None:
+        """Home (``last`` False) and End in the reading direction."""
+        first_index, last_index = 0, self.slice_count - 1
+        if self.direction < 0:
+            first_index, last_index = last_index, first_index
+        self.set_index(last_index if last else first_index)
 
     def set_index(self, index: int) -> None:
         if self.context is None:
@@ -240,7 +275,7 @@ class ViewerWidget(QWidget):
         wraps the result. A newer request supersedes an older one, so fast scrolling skips
         what it has already passed."""
         assert self.context is not None
-        self.slice_label.setText(f"{index + 1} / {self.slice_count}")
+        self.slice_label.setText(self.context.stack.slice_label(index))
         volume = self.context.volume
         token = self._token
         window, invert = self.window_level, self.invert
@@ -251,7 +286,8 @@ class ViewerWidget(QWidget):
             if shown is None and not frame.is_color:
                 shown = frame.windows[0] if frame.windows else auto_window(frame.values)
             image = render(frame, shown, invert=invert)
-            return DecodedSlice(token, index, frame, shown, invert, image)
+            labels = ImageLabels.from_header(volume.header(index))  # cached by frame()
+            return DecodedSlice(token, index, frame, shown, invert, image, labels)
 
         self._slice_channel.submit(work)
         self.sliceChanged.emit(index)
@@ -259,6 +295,7 @@ class ViewerWidget(QWidget):
     def _on_slice_decoded(self, result: DecodedSlice) -> None:
         if result.token == self._token and result.index == self.index:
             r = result
+            self.labels = r.labels
             self._set_frame(r.index, r.frame, r.window, r.invert, r.image)
 
     def _set_frame(
@@ -363,8 +400,8 @@ class ViewerWidget(QWidget):
         elif key == Qt.Key.Key_PageDown:
             self.step(max(1, self.slice_count // 10))
         elif key == Qt.Key.Key_Home:
-            self.set_index(0)
+            self.go_to_end(last=False)
         elif key == Qt.Key.Key_End:
-            self.set_index(self.slice_count - 1)
+            self.go_to_end(last=True)
         else:
             super().keyPressEvent(event)

@@ -47,6 +47,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("overlay/box", True, "bool", "Show boxes"),
     SettingSpec("overlay/labels", True, "bool", "Show label text"),
     SettingSpec("cine/fps", 10, "int", "Cine frames per second", (), 1, 60),
+    # Display-only: stacks are stored head first (studies.series); this turns the navigation.
+    SettingSpec("view/axial_feet_first", False, "bool", "Show axial stacks feet to head"),
+    SettingSpec("view/smooth", True, "bool", "Smooth (bilinear) magnification"),
+    SettingSpec("view/hide_identifiers", False, "bool", "Hide patient identifiers on the image"),
     # The GUI's decode budget (dicom.limits.interactive_limits), up to the documented 2 GiB.
     SettingSpec(
         "reading/max_object_mib",

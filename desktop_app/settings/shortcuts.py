@@ -18,6 +18,7 @@ GROUPS = (
     "File",
     "Navigation",
     "View",
+    "Layout",
     "Window/level",
     "Tools",
     "Inference",
@@ -42,6 +43,7 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
     # File
     ShortcutSpec("open_file", "Open file…", "Ctrl+O", "File"),
     ShortcutSpec("open_folder", "Open folder or DICOMDIR…", "Ctrl+Shift+O", "File"),
+    ShortcutSpec("close_study", "Close study (the shown one)", "Ctrl+W", "File"),
     ShortcutSpec("export", "Export… (SR, secondary captures, PDF, JSON)", "Ctrl+E", "File"),
     ShortcutSpec("pacs", "Query/Retrieve (PACS)…", "Ctrl+Shift+P", "File"),
     ShortcutSpec("settings", "Settings…", "Ctrl+,", "File"),
@@ -67,6 +69,29 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
     ShortcutSpec("invert", "Invert", "I", "View"),
     ShortcutSpec("reset_view", "Reset view", "Ctrl+0", "View"),
     ShortcutSpec("toggle_tags", "DICOM tags panel", "Ctrl+T", "View"),
+    ShortcutSpec("toggle_dicom_graphics", "DICOM overlays, GSPS, SR regions", "Shift+O", "View"),
+    ShortcutSpec("smooth_zoom", "Smooth magnification (off: nearest neighbour)", "Shift+S", "View"),
+    ShortcutSpec(
+        "hide_identifiers", "Hide identifiers (name, ID, birth date, accession)", "Shift+I", "View"
+    ),
+    ShortcutSpec("axial_feet_first", "Axial stacks feet to head (default head first)", "", "View"),
+    # Layout (several viewports; a click makes one active, View actions act on it)
+    ShortcutSpec("layout_1x1", "One viewport", "Ctrl+1", "Layout"),
+    ShortcutSpec("layout_1x2", "Two viewports side by side", "Ctrl+2", "Layout"),
+    ShortcutSpec("layout_2x2", "Four viewports (2×2)", "Ctrl+4", "Layout"),
+    ShortcutSpec(
+        "sync_scroll",
+        "Sync scrolling (mm, else index; an offset set while off is kept)",
+        "Ctrl+Shift+S",
+        "Layout",
+    ),
+    ShortcutSpec("sync_zoom", "Sync zoom and pan", "Ctrl+Shift+F", "Layout"),
+    ShortcutSpec("sync_wl", "Sync window/level (same modality)", "Ctrl+Shift+W", "Layout"),
+    ShortcutSpec(
+        "compare_prior", "Compare with prior (previous study, same patient)", "Shift+P", "Layout"
+    ),
+    ShortcutSpec("ai_flicker", "Hold: hide the AI overlays, any viewport", "V", "Layout", False),
+    ShortcutSpec("series_drop", "Show a series in a viewport", "Drag a series", "Layout", False),
     # Window/level
     ShortcutSpec("wl_reset", "Window: file / auto", "Ctrl+R", "Window/level"),
     ShortcutSpec(
@@ -78,6 +103,16 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
     ShortcutSpec("tool_ruler", "Ruler tool (mm)", "M", "Tools"),
     ShortcutSpec("tool_edit", "Edit box tool", "E", "Tools"),
     ShortcutSpec("clear_rulers", "Clear rulers on slice", "Shift+M", "Tools"),
+    ShortcutSpec("tool_ellipse", "Ellipse ROI (area, mean, SD, min/max)", "Shift+E", "Tools"),
+    ShortcutSpec("tool_rectangle", "Rectangle ROI (area, mean, SD, min/max)", "Shift+B", "Tools"),
+    ShortcutSpec("tool_angle", "Angle (drag one arm, click the other's end)", "Shift+A", "Tools"),
+    ShortcutSpec("tool_arrow", "Arrow with text (drag from the point shown)", "Shift+T", "Tools"),
+    ShortcutSpec("key_image", "Flag / unflag the image as a key image", "Shift+K", "Tools"),
+    ShortcutSpec("annotation_text", "Text of the selected annotation", "Shift+C", "Tools"),
+    ShortcutSpec("delete_annotation", "Delete the selected annotation", "Del", "Tools"),
+    ShortcutSpec("undo_annotation", "Undo (annotations)", "Ctrl+Z", "Tools"),
+    ShortcutSpec("redo_annotation", "Redo (annotations)", "Ctrl+Shift+Z", "Tools"),
+    ShortcutSpec("annotation_drag", "Move or reshape an annotation", "Left-drag", "Tools", False),
     # Inference
     ShortcutSpec("run_inference", "Run the model on this series", "Ctrl+Return", "Inference"),
     ShortcutSpec("cancel_inference", "Cancel inference", "Esc", "Inference"),
@@ -101,6 +136,7 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
         "negative_heatmap", "Heatmap of the selected label, also when negative", "L", "Review"
     ),
     ShortcutSpec("note", "Note on finding", "C", "Review"),
+    ShortcutSpec("go_to_finding", "Go to finding (offered when a run ends)", "G", "Review"),
     # Help
     ShortcutSpec("shortcuts", "Keyboard shortcuts", "?", "Help"),
 )

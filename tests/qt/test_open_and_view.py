@@ -69,7 +69,7 @@ def test_scrolling_by_wheel_keys_and_slider(qtbot, make_window) -> None:
     qtbot.waitUntil(
         lambda: viewer.frame is not None and viewer.frame.index == 0 and viewer._frame_index == 5
     )
-    assert "Im 6/40" in canvas._corners["bl"][0]
+    assert canvas._corners["bl"][0] == "Im 6 (of 40) · +72.5 mm"  # Instance Number 6
 
 
 def test_window_level_drag_presets_and_reset(qtbot, make_window) -> None:

@@ -1,4 +1,5 @@
-"""ViewController: mouse tools, window/level presets, cine speed, the corner text, the tags dock."""
+"""ViewController: mouse tools, window/level presets, cine speed, the corner text and
+orientation letters, smooth magnification, the reading direction, the tags dock."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDockWidget, QMenu, QPushButton, QSpinBox, QWidget
 
+from desktop_app.dicom.orientation import image_axes_letters
 from desktop_app.dicom.voi import Window, presets_for_modality
 from desktop_app.qt.app_settings import AppSettings
 from desktop_app.qt.canvas import ImageCanvas
 from desktop_app.qt.tag_viewer import TagViewerWidget
 from desktop_app.qt.viewer import ViewerWidget
+
+VIEW_TOGGLES = {  # View menu toggles and the settings they keep
+    "smooth_zoom": "view/smooth",
+    "hide_identifiers": "view/hide_identifiers",
+    "axial_feet_first": "view/axial_feet_first",
+}
 
 TOOL_ACTIONS = {
     ImageCanvas.TOOL_PAN: "tool_pan",
@@ -51,6 +59,7 @@ class ViewController(QObject):
         self.tags = tags
         # what the AI overlay's corner says of the shown run ("" when it is trustworthy)
         self.overlay_warning = ""
+        self.hide_identifiers = False
         self._preset_actions: list[QAction] = []
 
         self.preset_combo = QComboBox(host)
@@ -68,6 +77,7 @@ class ViewController(QObject):
         viewer.set_cine_fps(self.fps_spin.value())
 
         viewer.sliceChanged.connect(self._on_slice_changed)
+        viewer.frameShown.connect(lambda _i: self.update_corners())  # its header's labels
         viewer.windowChanged.connect(lambda _w: self.update_corners())
         viewer.cineChanged.connect(self._on_cine_changed)
         self.canvas.viewChanged.connect(self.update_corners)
@@ -88,6 +98,39 @@ class ViewController(QObject):
         self.canvas.reset_view()
         self.acts["invert"].setChecked(False)
         self.viewer.reset_window()
+
+    # ------------------------------------------------------------------ display settings
+    def apply_settings(self) -> None:
+        """The View menu's toggles from the settings (once the actions exist)."""
+        for act_id, key in VIEW_TOGGLES.items():
+            self.acts[act_id].setChecked(bool(self.prefs.get(key)))
+        self.set_smooth(bool(self.prefs.get("view/smooth")))
+        self.set_feet_first(bool(self.prefs.get("view/axial_feet_first")))
+        self.set_hide_identifiers(bool(self.prefs.get("view/hide_identifiers")))
+
+    def set_smooth(self, smooth: bool) -> None:
+        """Bilinear magnification, or nearest neighbour to see the true pixels."""
+        self.prefs.set("view/smooth", bool(smooth))
+        self.canvas.set_smooth(smooth)
+        self.update_corners()
+
+    def set_hide_identifiers(self, hide: bool) -> None:
+        """Leave patient name, ID, birth date and accession off the image (screenshots)."""
+        self.prefs.set("view/hide_identifiers", bool(hide))
+        self.hide_identifiers = bool(hide)
+        self.update_corners()
+
+    def set_feet_first(self, feet_first: bool) -> None:
+        """Navigate axial stacks from the feet (Home = the lowest slice)."""
+        self.prefs.set("view/axial_feet_first", bool(feet_first))
+        self.viewer.set_feet_first(feet_first)
+
+    def slice_name(self, index: int) -> str:
+        """How the shown stack names slice ``index`` ("Im 17"), for the findings panel."""
+        ctx = self.viewer.context
+        if ctx is None or not 0 <= index < len(ctx.stack):
+            return f"#{index + 1}"
+        return ctx.stack.short_label(index)
 
     # ------------------------------------------------------------------ cine
     def step_fps(self, delta: int) -> None:
@@ -165,26 +208,47 @@ class ViewController(QObject):
         self.tags.show_slice(ctx.volume if ctx else None, self.viewer.index)
 
     def update_corners(self) -> None:
+        """Patient and study top left, series and the AI notice top right, slice and W/L
+        bottom left, spacing and zoom bottom right; orientation letters on the edges."""
         ctx = self.viewer.context
         canvas = self.canvas
         if ctx is None:
             for corner in ("tl", "tr", "bl", "br"):
                 canvas.set_corner_text(corner, [])
+            canvas.set_orientation_letters({})
             return
-        stack = ctx.stack
-        canvas.set_corner_text("tl", [ctx.description, f"{ctx.modality}  {stack.size_text}"])
+        stack, labels = ctx.stack, self.viewer.labels
+        index = min(self.viewer.index, len(stack) - 1)
+        patient = labels.patient_lines(hide_identifiers=self.hide_identifiers) if labels else []
+        canvas.set_corner_text("tl", patient)
+        series = labels.series_line(ctx.description) if labels else ctx.description
+        ai = ["AI overlay — research use only"] if canvas.shapes() else []
+        if ai and self.overlay_warning:
+            ai.append(f"⚠ {self.overlay_warning}")
+        canvas.set_corner_text("tr", [*ai, series, f"{ctx.modality}  {stack.size_text}"])
         w = self.viewer.window_level
         wl = f"W {w.width:.0f}  L {w.center:.0f}" if w is not None else ""
-        canvas.set_corner_text("bl", [f"Im {self.viewer.index + 1}/{self.viewer.slice_count}", wl])
+        canvas.set_corner_text("bl", [stack.slice_label(index), wl])
         spacing = stack.pixel_spacing
+        pixels = "" if canvas.smooth else " · nearest"
         canvas.set_corner_text(
             "br",
             [
                 f"{spacing[0]:.3g} × {spacing[1]:.3g} mm" if spacing else "no pixel spacing",
-                f"zoom {canvas.zoom:.2f}",
+                f"zoom {canvas.zoom:.2f}{pixels}",
             ],
         )
-        ai = ["AI overlay — research use only"]
-        if self.overlay_warning:
-            ai.append(f"⚠ {self.overlay_warning}")
-        canvas.set_corner_text("tr", ai if canvas.shapes() else [])
+        canvas.set_orientation_letters(self._edge_letters())
+
+    def _edge_letters(self) -> dict[str, str]:
+        """From the stack's Image Orientation (Patient), else the shown image's Patient
+        Orientation (projection radiographs), through the view's rotation and flips."""
+        ctx = self.viewer.context
+        axes: tuple[str, str] | None = None
+        if ctx is not None and ctx.stack.orientation is not None:
+            axes = image_axes_letters(ctx.stack.orientation)
+        elif self.viewer.labels is not None:
+            axes = self.viewer.labels.patient_orientation
+        if axes is None:
+            return {}
+        return self.canvas.view.edge_letters(*axes)
