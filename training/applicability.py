@@ -1,10 +1,12 @@
 """After training: intended input, OOD statistics and temperatures for the model file, and the
 calibrated probabilities that thresholds and metrics are computed on.
 
-The one place both ``fit`` (at its end) and ``radassist-train refit`` (on an existing model
-file's weights) go through: one forward pass per split gives logits and penultimate features;
-temperatures are fitted on the validation logits, the Gaussian on the train features with its
-threshold on the validation scores, and the intended input comes from the train split's headers.
+The one place ``fit`` (at its end), ``radassist-train refit`` (on an existing model file's
+weights) and ``radassist-train prune`` (on its pruned, fine-tuned weights) go through: one
+forward pass per split gives logits and penultimate features; temperatures are fitted on the
+validation logits, the Gaussian on the train features with its threshold on the validation
+scores, and the intended input comes from the train split's headers. The last two write their
+model file with ``write_refitted``.
 """
 
 from __future__ import annotations
@@ -12,20 +14,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from desktop_app.infra.cancel import StopFlag
+from desktop_app.infra.cancel import Progress, StopFlag
+from desktop_app.infra.errors import DataError
 from desktop_app.model.applicability import IntendedInput, OodModel
+from desktop_app.model.manifest import ModelManifest
 from desktop_app.model.preprocessing import PreprocessSpec
 from training.batches import predict_logits_and_features
 from training.calibration import calibrated_probs, calibration_report, fit_temperatures
 from training.config import ApplicabilityConfig, EvaluationConfig, ThresholdConfig
-from training.data import Dataset
-from training.dataset import UnitImageDataset
-from training.evaluate import ThresholdChoice, choose_thresholds
+from training.data import Dataset, LayoutOptions, Splits
+from training.dataset import UnitImageDataset, load_units
+from training.evaluate import (
+    ThresholdChoice,
+    _read_model_labels,
+    _split_as_trained,
+    choose_thresholds,
+)
 from training.intended import intended_input_for
 from training.metrics import split_metrics
 from training.ood import fit_ood
@@ -57,6 +67,36 @@ class Applicability:
     def probs(self, outputs: SplitOutputs, labels: Sequence[str]) -> np.ndarray:
         """The calibrated probabilities of a split (what the app shows)."""
         return calibrated_probs(outputs.logits, labels, self.temperatures)
+
+
+def read_as_trained(
+    data_path: Path,
+    manifest: ModelManifest,
+    options: LayoutOptions | None,
+    *,
+    workers: int,
+    needs: str,
+    progress: Progress | None = None,
+    stop: StopFlag = None,
+) -> tuple[Dataset, Splits, torch.Tensor]:
+    """The manifest read for ``manifest``'s labels, split as its training split it (``needs``,
+    e.g. "re-fitting", needs train and val rows), and the unit images of every split's rows:
+    decoded once on ``workers`` threads as the model file's preprocessing says, other rows 0."""
+    data = _read_model_labels(data_path, list(manifest.labels), options)
+    splits = _split_as_trained(data, manifest.training_data)
+    for name in ("train", "val"):
+        if not getattr(splits, name):
+            raise DataError(
+                f"the {name} split is empty", data.source, f"{needs} needs train and val rows"
+            )
+    spec = manifest.preprocessing
+    needed = sorted(splits.train + splits.val + splits.test)
+    units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
+    units[needed] = load_units(
+        [data.records[i] for i in needed], spec, workers=workers, source=data.source,
+        progress=progress, stop=stop,
+    )  # fmt: skip
+    return data, splits, units
 
 
 def score_splits(
@@ -167,3 +207,40 @@ def calibrated_metrics(
             before = applicability.calibration[label].get(f"{name}_ece_before")
             final[split][label]["ece_before_scaling"] = before
     return choice, final, probs
+
+
+def write_refitted(
+    out: Path,
+    network: torch.nn.Module,
+    manifest: ModelManifest,
+    applicability: Applicability,
+    choice: ThresholdChoice,
+    metrics: dict[str, Any],
+    training_data: dict[str, Any],
+    **changes: Any,
+) -> None:
+    """Write ``out``: ``network`` under ``manifest`` with what was fitted anew (intended input,
+    temperatures, OOD statistics, thresholds, metrics, ``training_data``; ``changes`` over
+    that), stamped with this format and version; its model card beside it (``out`` with .md)."""
+    from desktop_app.infra.atomicio import atomic_write_text
+    from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
+    from desktop_app.model.modelfile import model_card_markdown, read_manifest, save_model_file
+
+    new = replace(
+        manifest,
+        thresholds=choice.thresholds,
+        threshold_rule=choice.rule,
+        metrics=metrics,
+        training_data=training_data,
+        intended_input=applicability.intended_input,
+        temperatures=applicability.temperatures,
+        ood=None,
+        tensor_sha256="",
+        model_card=None,
+        format_version=FORMAT_VERSION,
+        created=utc_now_iso(),
+        radassist_version=RADASSIST_VERSION,
+        **changes,
+    )
+    save_model_file(out, network, new, ood=applicability.ood)
+    atomic_write_text(out.with_suffix(".md"), model_card_markdown(read_manifest(out)))

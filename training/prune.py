@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from desktop_app.infra.cancel import Progress, StopFlag
+from desktop_app.infra.cancel import StopFlag
 from desktop_app.infra.cpus import available_cpus
-from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.infra.errors import ConfigError
 from desktop_app.model.preprocessing import PreprocessSpec
 from training.config import TrainConfig
 from training.loop import EpochCallback, ProgressFactory, Trainer, TrainHooks
@@ -214,7 +214,12 @@ def prune_model_file(
     read, ``layout`` keys over that), re-fit its thresholds, temperatures and OOD statistics
     and write ``out`` with its model card beside it (``out`` with ``.md``)."""
     from desktop_app.model.modelfile import load_model_file
-    from training.applicability import calibrated_metrics, fit_applicability, score_splits
+    from training.applicability import (
+        calibrated_metrics,
+        fit_applicability,
+        read_as_trained,
+        score_splits,
+    )
     from training.dataset import Stopped
     from training.evaluate import layout_for_model
     from training.runtime import setup_runtime
@@ -231,9 +236,11 @@ def prune_model_file(
         epochs=epochs, lr=lr, batch_size=batch_size,
     )  # fmt: skip
     options = layout_for_model(m.training_data, layout)
-    data, splits, units = _data_and_units(
-        data_path, m, options, config, progress_factory("decode + preprocess (once)")
-        if progress_factory else None, stop,
+    data, splits, units = read_as_trained(
+        data_path, m, options, needs="pruning",
+        workers=max(1, config.data.workers or min(4, available_cpus())),
+        progress=progress_factory("decode + preprocess (once)") if progress_factory else None,
+        stop=stop,
     )  # fmt: skip
     runtime = setup_runtime(config)
 
@@ -301,37 +308,6 @@ def prune_model_file(
     )
 
 
-def _data_and_units(
-    data_path: Path,
-    m: Any,
-    options: Any,
-    config: TrainConfig,
-    progress: Progress | None,
-    stop: StopFlag,
-) -> tuple[Any, Any, torch.Tensor]:
-    """The manifest read for the model's labels, split as its training split it, and the unit
-    images of every split (decoded once, as the model file's preprocessing says)."""
-    from training.dataset import load_units
-    from training.evaluate import _read_model_labels, _split_as_trained
-
-    data = _read_model_labels(data_path, list(m.labels), options)
-    splits = _split_as_trained(data, m.training_data)
-    for name in ("train", "val"):
-        if not getattr(splits, name):
-            raise DataError(
-                f"the {name} split is empty", data.source, "pruning needs train and val rows"
-            )
-    spec = m.preprocessing
-    needed = sorted(splits.train + splits.val + splits.test)
-    units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
-    units[needed] = load_units(
-        [data.records[i] for i in needed], spec,
-        workers=max(1, config.data.workers or min(4, available_cpus())),
-        source=data.source, progress=progress, stop=stop,
-    )  # fmt: skip
-    return data, splits, units
-
-
 def _write(
     out: Path,
     loaded: Any,
@@ -342,30 +318,14 @@ def _write(
     applicability: Any,
 ) -> None:
     """The pruned model file (version ``<source version>-pruned<percent>``) and its model card."""
-    from desktop_app.infra.atomicio import atomic_write_text
-    from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
-    from desktop_app.model.modelfile import model_card_markdown, read_manifest, save_model_file
+    from training.applicability import write_refitted
 
     m = loaded.manifest
     training_data = {k: v for k, v in m.training_data.items() if k != "calibration"}
     training_data["pruning"] = pruning
-    new = dataclasses.replace(
-        m,
+    write_refitted(
+        out, model, m, applicability, choice, final, training_data,
         arch_args={**m.arch_args, "pruned": True},
         version=f"{m.version}-pruned{round(100 * pruning['amount'])}",
-        thresholds=choice.thresholds,
-        threshold_rule=choice.rule,
-        metrics=final,
-        training_data=training_data,
-        intended_input=applicability.intended_input,
-        temperatures=applicability.temperatures,
         site_calibration=None,
-        ood=None,
-        tensor_sha256="",
-        model_card=None,
-        format_version=FORMAT_VERSION,
-        created=utc_now_iso(),
-        radassist_version=RADASSIST_VERSION,
-    )
-    save_model_file(out, model, new, ood=applicability.ood)
-    atomic_write_text(out.with_suffix(".md"), model_card_markdown(read_manifest(out)))
+    )  # fmt: skip

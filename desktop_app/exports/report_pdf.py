@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -224,9 +225,21 @@ def _findings_table(
     content: ReportContent, styles: dict[str, ParagraphStyle], width: float
 ) -> Table:
     fractions = (0.04, 0.13, 0.15, 0.22, 0.2, 0.26)
+    return _grid_table(content.columns, content.rows, fractions, styles, width)
+
+
+def _grid_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    fractions: Sequence[float],
+    styles: dict[str, ParagraphStyle],
+    width: float,
+) -> Table:
+    """A gridded table of ``rows`` under a shaded ``columns`` row (repeated on each page),
+    column widths the ``fractions`` of ``width``."""
     table = Table(
-        [[_p(c, styles["head"]) for c in content.columns]]
-        + [[_p(cell, styles["cell"]) for cell in row] for row in content.rows],
+        [[_p(c, styles["head"]) for c in columns]]
+        + [[_p(cell, styles["cell"]) for cell in row] for row in rows],
         colWidths=[f * width for f in fractions],
         repeatRows=1,
     )
@@ -260,22 +273,8 @@ def _annotations(
     if not content.annotation_rows:
         return []
     fractions = (0.05, 0.17, 0.18, 0.32, 0.28)
-    table = Table(
-        [[_p(c, styles["head"]) for c in content.annotation_columns]]
-        + [[_p(cell, styles["cell"]) for cell in row] for row in content.annotation_rows],
-        colWidths=[f * width for f in fractions],
-        repeatRows=1,
-    )
-    table.setStyle(
-        TableStyle(
-            [
-                ("GRID", (0, 0), (-1, -1), 0.3, GRID),
-                ("BACKGROUND", (0, 0), (-1, 0), SHADE),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LEFTPADDING", (0, 0), (-1, -1), 3),
-                ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-            ]
-        )
+    table = _grid_table(
+        content.annotation_columns, content.annotation_rows, fractions, styles, width
     )
     return [_p("Reader's measurements and annotations", styles["h2"]), table]
 

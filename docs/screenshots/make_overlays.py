@@ -11,15 +11,11 @@ overlay plane); the presentation state and the TID 1500 SR on it are made here
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from shots import Session, grab, parse_args, wait
 
 
 def make_study(folder: Path) -> Path:
@@ -49,55 +45,10 @@ def make_study(folder: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
-    parser.add_argument("--size", default="1600x1000")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    out = Path(args.out)
-    tmp = tempfile.TemporaryDirectory(prefix="radassist-docs-")
-    os.environ["RADASSIST_DATA_DIR"] = str(Path(tmp.name) / "data")
-    sys.path.insert(0, str(ROOT))
-
-    from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from desktop_app.infra.atomicio import atomic_write_bytes
-    from desktop_app.qt.main_window import MainWindow
-    from desktop_app.qt.theme import apply_dark_theme
-
-    app = QApplication(sys.argv[:1])
-    apply_dark_theme(app)
-    settings = QSettings(str(Path(tmp.name) / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings=settings, warm_up_ms=-1)
-    window.resize(width, height)
-    window.show()
-
-    def wait(predicate: Callable[[], bool], timeout_s: float = 60) -> bool:
-        loop, timer = QEventLoop(), QTimer()
-        left = [int(timeout_s * 50)]
-
-        def check() -> None:
-            left[0] -= 1
-            if predicate() or left[0] <= 0:
-                loop.quit()
-
-        timer.timeout.connect(check)
-        timer.start(20)
-        if not predicate():
-            loop.exec()
-        timer.stop()
-        return predicate()
-
-    def grab(name: str) -> None:
-        wait(lambda: False, 0.5)
-        buffer = QBuffer()
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        window.grab().toImage().save(buffer, "PNG")
-        atomic_write_bytes(out / name, bytes(buffer.data().data()))
-        print(f"wrote {out / name}")
-
-    folder = make_study(Path(tmp.name) / "study")
+    args = parse_args(__doc__)
+    session = Session()
+    window = session.window(args.width, args.height)
+    folder = make_study(session.folder / "study")
     window.studies.open_paths([folder])
     controller = window.presentation
     if not wait(
@@ -109,10 +60,10 @@ def main() -> int:
     ):
         print("error: the study did not open", file=sys.stderr)
         return 1
-    grab(f"overlays-{width}.png")
+    grab(window, args.out / f"overlays-{args.width}.png", settle_ms=500)
     sr = next(k for k, e in window.browser.objects.items() if e.kind == "SR")
     window.browser.objectActivated.emit(sr)
-    grab(f"sr-panel-{width}.png")
+    grab(window, args.out / f"sr-panel-{args.width}.png", settle_ms=500)
     window.close()
     return 0
 

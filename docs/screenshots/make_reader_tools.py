@@ -10,79 +10,17 @@ draws each annotation with the mouse (QTest) as a reader would, and grabs the wi
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "resources" / "sample"
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+from shots import SAMPLE, Session, grab, open_and_show, parse_args, settle, wait
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
-    parser.add_argument("--size", default="1600x1000")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    out = Path(args.out)
-    tmp = tempfile.TemporaryDirectory(prefix="radassist-docs-")
-    os.environ["RADASSIST_DATA_DIR"] = str(Path(tmp.name) / "data")
-    sys.path.insert(0, str(ROOT))
-
-    from PySide6.QtCore import (
-        QBuffer,
-        QEventLoop,
-        QIODevice,
-        QPoint,
-        QPointF,
-        QSettings,
-        Qt,
-        QTimer,
-    )
-    from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
-
-    from desktop_app.infra.atomicio import atomic_write_bytes
-    from desktop_app.qt.main_window import MainWindow
-    from desktop_app.qt.theme import apply_dark_theme
-
-    app = QApplication(sys.argv[:1])
-    app.setApplicationName("RadAssist")
-    apply_dark_theme(app)
-    settings = QSettings(str(Path(tmp.name) / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("review/reviewer", "Dr A. Reader")
-    window = MainWindow(settings=settings, warm_up_ms=-1)
-    window.resize(width, height)
-    window.show()
-
-    def wait(predicate: Callable[[], bool], timeout_s: float = 60) -> bool:
-        loop = QEventLoop()
-        timer = QTimer()
-        left = [int(timeout_s * 1000 / 20)]
-
-        def check() -> None:
-            left[0] -= 1
-            if predicate() or left[0] <= 0:
-                loop.quit()
-
-        timer.timeout.connect(check)
-        timer.start(20)
-        if not predicate():
-            loop.exec()
-        timer.stop()
-        return predicate()
-
-    def settle(ms: int = 400) -> None:
-        end = QTimer()
-        end.setSingleShot(True)
-        loop = QEventLoop()
-        end.timeout.connect(loop.quit)
-        end.start(ms)
-        loop.exec()
-
+    args = parse_args(__doc__)
+    session = Session()
+    window = session.window(args.width, args.height)
     canvas = window.canvas
     left = Qt.MouseButton.LeftButton
 
@@ -95,10 +33,7 @@ def main() -> int:
         QTest.mouseMove(canvas, at(*b))
         QTest.mouseRelease(canvas, left, Qt.KeyboardModifier.NoModifier, at(*b))
 
-    shown: list[str] = []
-    window.studies.seriesShown.connect(shown.append)
-    window.studies.open_paths([SAMPLE / "ct_phantom"])
-    if not wait(lambda: bool(shown) and window.viewer.frame is not None):
+    if not open_and_show(window, [SAMPLE / "ct_phantom"]):
         print("error: the CT phantom did not open", file=sys.stderr)
         return 1
     window.viewer.set_index(17)  # the lesion's largest slice
@@ -121,13 +56,7 @@ def main() -> int:
     ctl.toggle_key_image()
     ctl.selected = next(a.id for a in ctl.here() if a.kind == "ellipse")
     canvas.update()
-    settle()
-    buffer = QBuffer()
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    window.grab().toImage().save(buffer, "PNG")
-    path = out / f"reader-tools-{width}.png"
-    atomic_write_bytes(path, bytes(buffer.data().data()))
-    print(f"wrote {path}")
+    grab(window, args.out / f"reader-tools-{args.width}.png")
     window.close()
     return 0
 

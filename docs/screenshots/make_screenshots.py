@@ -13,109 +13,38 @@ scripts a few review actions and grabs the window after each step.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "resources" / "sample"
+from shots import SAMPLE, Session, grab, open_and_show, parse_args, wait
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model file (default: the bundled one)")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
-    parser.add_argument("--size", default="1600x1000")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    out = Path(args.out)
-    tmp = tempfile.TemporaryDirectory(prefix="radassist-docs-")
-    os.environ["RADASSIST_DATA_DIR"] = str(Path(tmp.name) / "data")
-    sys.path.insert(0, str(ROOT))
-
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from desktop_app.infra.atomicio import atomic_write_bytes
-    from desktop_app.qt.main_window import MainWindow
-    from desktop_app.qt.theme import apply_dark_theme
-
+    args = parse_args(__doc__, parser)
+    out = args.out
+    session = Session()
     sys.setswitchinterval(0.002)
-    app = QApplication(sys.argv[:1])
-    app.setApplicationName("RadAssist")
-    apply_dark_theme(app)
-    settings = QSettings(str(Path(tmp.name) / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("review/reviewer", "Dr A. Reader")
-    if args.model:
-        settings.setValue("inference/model_path", str(Path(args.model).resolve()))
-    window = MainWindow(settings=settings, warm_up_ms=-1)
-    window.resize(width, height)
-    window.show()
-
-    def wait(predicate: Callable[[], bool], timeout_s: float = 300) -> bool:
-        loop = QEventLoop()
-        timer = QTimer()
-        ok = [predicate()]
-        left = [int(timeout_s * 1000 / 20)]
-
-        def check() -> None:
-            left[0] -= 1
-            if predicate():
-                ok[0] = True
-                loop.quit()
-            elif left[0] <= 0:
-                loop.quit()
-
-        timer.timeout.connect(check)
-        timer.start(20)
-        if not ok[0]:
-            loop.exec()
-        timer.stop()
-        return ok[0]
-
-    def settle(ms: int = 400) -> None:
-        end = QTimer()
-        end.setSingleShot(True)
-        loop = QEventLoop()
-        end.timeout.connect(loop.quit)
-        end.start(ms)
-        loop.exec()
-
-    def grab(name: str) -> None:
-        settle()
-        from PySide6.QtCore import QBuffer, QIODevice
-
-        buffer = QBuffer()
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        window.grab().toImage().save(buffer, "PNG")
-        path = out / name
-        atomic_write_bytes(path, bytes(buffer.data().data()))
-        print(f"wrote {path}")
-
-    shown: list[str] = []
-    window.studies.seriesShown.connect(shown.append)
-    window.studies.open_paths([SAMPLE])
-    if not wait(lambda: bool(shown) and window.viewer.frame is not None):
+    window = session.window(args.width, args.height, model=args.model or "")
+    if not open_and_show(window, [SAMPLE], timeout_s=300):
         print("error: the samples did not open", file=sys.stderr)
         return 1
     xr = next(e for e in window.studies.entries if e.modality in ("DX", "CR"))
     ct = next(e for e in window.studies.entries if e.modality == "CT")
     window.studies.show_stack(ct.key)
-    wait(lambda: window.viewer.frame is not None)
+    wait(lambda: window.viewer.frame is not None, 300)
     wait(lambda: all(window.browser.has_thumbnail(e.key) for e in window.studies.entries), 60)
     window.acts["toggle_tags"].trigger()
     wait(lambda: len(window.tags.rows) > 0, 30)
-    grab("browser.png")
+    grab(window, out / "browser.png")
     window.tags.search.setText("0028,10")
     wait(lambda: "of" in window.tags.status.text(), 5)
-    grab("tags.png")
+    grab(window, out / "tags.png")
     window.tags.search.setText("")
     window.findings_dock.raise_()
 
     window.studies.show_stack(xr.key)
-    wait(lambda: window.viewer.frame is not None)
+    wait(lambda: window.viewer.frame is not None, 300)
     done: list[str] = []
     failed: list[str] = []
     window.runs.inferenceDone.connect(done.append)
@@ -124,7 +53,7 @@ def main() -> int:
     if not wait(lambda: bool(done or failed), 600) or failed:
         print(f"error: inference failed: {failed[0] if failed else 'timeout'}", file=sys.stderr)
         return 1
-    grab("viewer.png")
+    grab(window, out / "viewer.png")
 
     state = window.review.current_state()
     assert state is not None
@@ -139,7 +68,7 @@ def main() -> int:
     else:
         second = None
     window.review.select_finding(findings[0].finding_id)
-    grab("findings.png")
+    grab(window, out / "findings.png")
 
     # The review: accept the top finding with a note, reject another, edit the box.
     window.review.accept_finding(findings[0].finding_id)
@@ -151,7 +80,7 @@ def main() -> int:
     window.review.select_finding(findings[0].finding_id)
     window.findings.select(findings[0].finding_id)
     window.acts["tool_edit"].trigger()
-    grab("review.png")
+    grab(window, out / "review.png")
     window.review.writer.flush()
     window.close()
     return 0

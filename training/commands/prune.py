@@ -32,8 +32,9 @@ from desktop_app.commands._common import (
 )
 from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.settings.schema import DEVICES
+from training.commands.configflags import add_set_argument, config_from_args
 from training.commands.layoutflags import add_layout_arguments, layout_flags
-from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
+from training.config import TrainConfig
 
 PROG = "radassist-train prune"
 
@@ -88,14 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a training config: its seed, optim, augment, applicability, thresholds and "
         "evaluation sections apply",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="e.g. --set evaluation.bootstrap=200 (repeatable)",
-    )
+    add_set_argument(parser, "e.g. --set evaluation.bootstrap=200")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument(
         "--workers",
@@ -114,8 +108,7 @@ def _usage(message: str) -> int:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    config = load_config_file(args.config) if args.config is not None else TrainConfig()
-    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
+    config = config_from_args(args)
     config = replace(config, device=args.device)
     if args.workers:
         config = replace(config, data=replace(config.data, workers=args.workers))

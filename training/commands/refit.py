@@ -24,14 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from desktop_app.commands._common import EXIT_OK
-from desktop_app.infra.atomicio import atomic_write_text
-from desktop_app.infra.errors import ConfigError, DataError, ModelFileError
+from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.settings.schema import DEVICES
+from training.commands.configflags import add_set_argument, config_from_args
 from training.commands.layoutflags import add_layout_arguments, layout_flags
-from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
+from training.config import TrainConfig
 
 PROG = "radassist-train refit"
 
@@ -45,14 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="a training config; its applicability, thresholds and evaluation sections apply",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="e.g. --set applicability.ood_percentile=99 (repeatable)",
-    )
+    add_set_argument(parser, "e.g. --set applicability.ood_percentile=99")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--workers", type=int, default=0, help="decode threads (0 = up to 4)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
@@ -61,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    config = load_config_file(args.config) if args.config is not None else TrainConfig()
-    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
+    config = config_from_args(args)
     return config.validate()
 
 
@@ -95,16 +85,15 @@ def refit_model_file(
     """Write ``out``: ``model_path``'s weights with applicability, temperatures, thresholds and
     metrics re-fitted on ``data_path`` (a public layout read as training read it, ``layout``
     keys over that); its model card beside it. Returns what was measured."""
-    from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
-    from desktop_app.model.modelfile import (
-        load_model_file,
-        model_card_markdown,
-        read_manifest,
-        save_model_file,
+    from desktop_app.model.modelfile import load_model_file
+    from training.applicability import (
+        calibrated_metrics,
+        fit_applicability,
+        read_as_trained,
+        score_splits,
+        write_refitted,
     )
-    from training.applicability import calibrated_metrics, fit_applicability, score_splits
-    from training.dataset import load_units
-    from training.evaluate import _read_model_labels, _split_as_trained, layout_for_model
+    from training.evaluate import layout_for_model
     from training.runtime import select_device
 
     start = time.perf_counter()
@@ -112,19 +101,10 @@ def refit_model_file(
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
     options = layout_for_model(manifest.training_data, layout)
-    data = _read_model_labels(data_path, list(manifest.labels), options)
-    splits = _split_as_trained(data, manifest.training_data)
-    for name in ("train", "val"):
-        if not getattr(splits, name):
-            raise DataError(
-                f"the {name} split is empty", data.source, "re-fitting needs train and val rows"
-            )
-    spec = manifest.preprocessing
-    needed = sorted(splits.train + splits.val + splits.test)
-    units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
-    units[needed] = load_units(
-        [data.records[i] for i in needed], spec, workers=max(1, workers), source=data.source
+    data, splits, units = read_as_trained(
+        data_path, manifest, options, workers=max(1, workers), needs="re-fitting"
     )
+    spec = manifest.preprocessing
     scored = score_splits(
         loaded.network,
         data,
@@ -148,23 +128,7 @@ def refit_model_file(
         "splits": {name: len(getattr(splits, name)) for name in ("train", "val", "test")},
         "note": "re-fitted by radassist-train refit on these weights (no retraining)",
     }
-    new = dataclasses.replace(
-        manifest,
-        thresholds=choice.thresholds,
-        threshold_rule=choice.rule,
-        metrics=final,
-        training_data=training_data,
-        intended_input=applicability.intended_input,
-        temperatures=applicability.temperatures,
-        ood=None,
-        tensor_sha256="",
-        model_card=None,
-        format_version=FORMAT_VERSION,
-        created=utc_now_iso(),
-        radassist_version=RADASSIST_VERSION,
-    )
-    save_model_file(out, loaded.network, new, ood=applicability.ood)
-    atomic_write_text(out.with_suffix(".md"), model_card_markdown(read_manifest(out)))
+    write_refitted(out, loaded.network, manifest, applicability, choice, final, training_data)
     return {
         "out": out,
         "calibration": applicability.calibration,

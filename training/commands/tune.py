@@ -29,8 +29,9 @@ from desktop_app.commands._common import (
 )
 from desktop_app.infra.errors import ConfigError
 from desktop_app.settings.schema import DEVICES
+from training.commands.configflags import add_set_argument, config_from_args
 from training.commands.layoutflags import add_layout_arguments, layout_flags
-from training.config import TrainConfig, apply_overrides, load_config_file, parse_set_option
+from training.config import TrainConfig, apply_overrides
 
 if TYPE_CHECKING:
     from training.tune import TrialSummary, TuneHooks, TuneOutcome
@@ -95,14 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + " not above the images' median longer side)",
     )
     parser.add_argument("--config", metavar="FILE", type=Path, help="YAML base config")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a base config key, e.g. --set optim.weight_decay=0.05 (repeatable)",
-    )
+    add_set_argument(parser, "override a base config key, e.g. --set optim.weight_decay=0.05")
     parser.add_argument("--device", choices=DEVICES, help="auto (default), cpu, cuda or mps")
     parser.add_argument(
         "--labels", metavar="A,B", type=label_list, help="label columns (default: every one)"
@@ -116,8 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_base(args: argparse.Namespace) -> TrainConfig:
     """The base config: defaults < --config < --set < flags (as fit)."""
-    config = load_config_file(args.config) if args.config is not None else TrainConfig()
-    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
+    config = config_from_args(args)
     flags: list[tuple[list[str], Any]] = []
     if args.data is not None:
         flags.append((["data", "manifest"], str(args.data)))

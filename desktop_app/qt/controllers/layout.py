@@ -18,7 +18,6 @@ from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
 from desktop_app.dicom.limits import interactive_limits
-from desktop_app.dicom.orientation import image_axes_letters
 from desktop_app.infra.errors import describe
 from desktop_app.qt.canvas import CanvasShape
 from desktop_app.qt.controllers.feedback import Feedback
@@ -391,36 +390,7 @@ class LayoutController(QObject):
             viewer.set_feet_first(primary.feet_first)
         if canvas.smooth != primary.canvas.smooth:
             canvas.set_smooth(primary.canvas.smooth)
-        context, labels = viewer.context, viewer.labels
-        if context is None:
-            for corner in ("tl", "tr", "bl", "br"):
-                canvas.set_corner_text(corner, [])
-            canvas.set_orientation_letters({})
-            return
-        stack = context.stack
-        hide = bool(getattr(self.overlays.view, "hide_identifiers", False))
-        canvas.set_corner_text("tl", labels.patient_lines(hide_identifiers=hide) if labels else [])
-        series = labels.series_line(context.description) if labels else context.description
-        ai = ["AI overlay — research use only"] if canvas.shapes() else []
-        canvas.set_corner_text("tr", [*ai, series, f"{context.modality}  {stack.size_text}"])
-        w = viewer.window_level
-        index = min(viewer.index, len(stack) - 1)
-        wl = f"W {w.width:.0f}  L {w.center:.0f}" if w is not None else ""
-        canvas.set_corner_text("bl", [stack.slice_label(index), wl])
-        spacing = stack.pixel_spacing
-        canvas.set_corner_text(
-            "br",
-            [
-                f"{spacing[0]:.3g} × {spacing[1]:.3g} mm" if spacing else "no pixel spacing",
-                f"zoom {canvas.zoom:.2f}{'' if canvas.smooth else ' · nearest'}",
-            ],
-        )
-        axes: tuple[str, str] | None = None
-        if stack.orientation is not None:
-            axes = image_axes_letters(stack.orientation)
-        elif labels is not None:
-            axes = labels.patient_orientation
-        canvas.set_orientation_letters(canvas.view.edge_letters(*axes) if axes else {})
+        self.overlays.view.corners_for(viewer)
 
     def _draw_secondary(self, position: int) -> None:
         """The AI findings of the series in viewport ``position`` on its shown slice, drawn as

@@ -208,25 +208,31 @@ class ViewController(QObject):
         self.tags.show_slice(ctx.volume if ctx else None, self.viewer.index)
 
     def update_corners(self) -> None:
+        """The shown viewer's corner text and orientation letters, with the AI overlay's
+        warning (the run's) under its notice."""
+        self.corners_for(self.viewer, self.overlay_warning)
+
+    def corners_for(self, viewer: ViewerWidget, overlay_warning: str = "") -> None:
         """Patient and study top left, series and the AI notice top right, slice and W/L
-        bottom left, spacing and zoom bottom right; orientation letters on the edges."""
-        ctx = self.viewer.context
-        canvas = self.canvas
+        bottom left, spacing and zoom bottom right; orientation letters on the edges. The
+        same for every viewport, identifiers hidden in all of them with Hide identifiers."""
+        ctx = viewer.context
+        canvas = viewer.canvas
         if ctx is None:
             for corner in ("tl", "tr", "bl", "br"):
                 canvas.set_corner_text(corner, [])
             canvas.set_orientation_letters({})
             return
-        stack, labels = ctx.stack, self.viewer.labels
-        index = min(self.viewer.index, len(stack) - 1)
+        stack, labels = ctx.stack, viewer.labels
+        index = min(viewer.index, len(stack) - 1)
         patient = labels.patient_lines(hide_identifiers=self.hide_identifiers) if labels else []
         canvas.set_corner_text("tl", patient)
         series = labels.series_line(ctx.description) if labels else ctx.description
         ai = ["AI overlay — research use only"] if canvas.shapes() else []
-        if ai and self.overlay_warning:
-            ai.append(f"⚠ {self.overlay_warning}")
+        if ai and overlay_warning:
+            ai.append(f"⚠ {overlay_warning}")
         canvas.set_corner_text("tr", [*ai, series, f"{ctx.modality}  {stack.size_text}"])
-        w = self.viewer.window_level
+        w = viewer.window_level
         wl = f"W {w.width:.0f}  L {w.center:.0f}" if w is not None else ""
         canvas.set_corner_text("bl", [stack.slice_label(index), wl])
         spacing = stack.pixel_spacing
@@ -238,17 +244,18 @@ class ViewController(QObject):
                 f"zoom {canvas.zoom:.2f}{pixels}",
             ],
         )
-        canvas.set_orientation_letters(self._edge_letters())
+        canvas.set_orientation_letters(edge_letters(viewer))
 
-    def _edge_letters(self) -> dict[str, str]:
-        """From the stack's Image Orientation (Patient), else the shown image's Patient
-        Orientation (projection radiographs), through the view's rotation and flips."""
-        ctx = self.viewer.context
-        axes: tuple[str, str] | None = None
-        if ctx is not None and ctx.stack.orientation is not None:
-            axes = image_axes_letters(ctx.stack.orientation)
-        elif self.viewer.labels is not None:
-            axes = self.viewer.labels.patient_orientation
-        if axes is None:
-            return {}
-        return self.canvas.view.edge_letters(*axes)
+
+def edge_letters(viewer: ViewerWidget) -> dict[str, str]:
+    """From the stack's Image Orientation (Patient), else the shown image's Patient
+    Orientation (projection radiographs), through the view's rotation and flips."""
+    ctx = viewer.context
+    axes: tuple[str, str] | None = None
+    if ctx is not None and ctx.stack.orientation is not None:
+        axes = image_axes_letters(ctx.stack.orientation)
+    elif viewer.labels is not None:
+        axes = viewer.labels.patient_orientation
+    if axes is None:
+        return {}
+    return viewer.canvas.view.edge_letters(*axes)
