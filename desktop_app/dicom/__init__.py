@@ -22,4 +22,7 @@ Modules (one job each):
 - overlay_planes: overlay planes (60xx): checked, placed, unpacked one frame at a time.
 - gsps: presentation states: referenced images, graphic and text annotations (PIXEL/DISPLAY).
 - srcontent: SR content as a bounded tree of readable rows, and the regions it draws on images.
+- imageplane: ImagePlane, one image's place in patient space; patient mm mapped to its pixels.
+- segread: DICOM SEG (binary, fractional, label map): segments and per-frame masks mapped to images.
+- rtstruct: RT Structure Sets: ROIs, colours and contours mapped onto the images they lie on.
 """

@@ -1,5 +1,6 @@
 """DicomGraphicsLayer: paints what other tools wrote over the image — overlay-plane bitmaps,
-presentation-state graphics and text, SR regions — through the canvas's paint hook.
+presentation-state graphics and text, SR regions, segmentation masks (filled, with their pixel
+outline) and structure-set contours — through the canvas's paint hook.
 
 The layer only draws what it is given (bitmaps and :class:`~desktop_app.dicom.graphics.Graphic`
 objects in image pixel coordinates); which objects apply to the shown image is the
@@ -13,7 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPolygonF, QTransform
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPolygonF,
+    QTransform,
+)
 
 from desktop_app.dicom.graphics import Graphic
 from desktop_app.dicom.gsps import PlacedText
@@ -41,16 +52,28 @@ class TextItem:
 
 
 @dataclass
+class MaskItem:
+    """A segment's mask on the shown image: its fill (RGBA, drawn at 0, 0) and its outline
+    as pixel-edge segments (N, 4: x0, y0, x1, y1), in the segment's colour, with its label."""
+
+    fill: QImage
+    edges: np.ndarray
+    color: str
+    label: str = ""
+
+
+@dataclass
 class GraphicsScene:
     """What is drawn on the shown image: bitmaps (each with its top-left (x, y) in image
-    pixels), vector graphics and text boxes."""
+    pixels), vector graphics, text boxes and segmentation masks."""
 
     bitmaps: list[tuple[QImage, int, int]] = field(default_factory=list)
     vectors: list[VectorItem] = field(default_factory=list)
     texts: list[TextItem] = field(default_factory=list)
+    masks: list[MaskItem] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.bitmaps) + len(self.vectors) + len(self.texts)
+        return len(self.bitmaps) + len(self.vectors) + len(self.texts) + len(self.masks)
 
 
 def bitmap(rgba: np.ndarray) -> QImage:
@@ -97,12 +120,36 @@ class DicomGraphicsLayer:
             for image, x, y in self.scene.bitmaps:
                 painter.drawImage(QPointF(x, y), image)
             painter.restore()
+        for mask in self.scene.masks:
+            self._paint_mask(painter, t, mask)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         for item in self.scene.vectors:
             self._paint_vector(painter, t, item)
         for text in self.scene.texts:
             self._paint_text(painter, t, text)
         painter.restore()
+
+    def _paint_mask(self, painter: QPainter, t: QTransform, item: MaskItem) -> None:
+        painter.save()
+        painter.setTransform(t)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        painter.drawImage(QPointF(0, 0), item.fill)
+        color = QColor(item.color)
+        if len(item.edges):
+            path = QPainterPath()
+            for x0, y0, x1, y1 in item.edges.tolist():
+                path.moveTo(x0, y0)
+                path.lineTo(x1, y1)
+            pen = QPen(color, 1.5)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPath(path)
+        painter.restore()
+        if item.label and len(item.edges):
+            top = int(np.argmin(item.edges[:, 1] * 1e6 + item.edges[:, 0]))
+            x0, y0 = float(item.edges[top, 0]), float(item.edges[top, 1])
+            self._label(painter, t.map(QPointF(x0, y0)), shown(item.label, 80), color)
 
     def _paint_vector(self, painter: QPainter, t: QTransform, item: VectorItem) -> None:
         color = QColor(item.color)
@@ -181,6 +228,7 @@ __all__ = [
     "SR_COLOR",
     "DicomGraphicsLayer",
     "GraphicsScene",
+    "MaskItem",
     "TextItem",
     "VectorItem",
     "bitmap",

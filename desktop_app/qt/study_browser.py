@@ -18,6 +18,8 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from desktop_app.dicom.gsps import is_presentation_state
+from desktop_app.dicom.rtstruct import is_rt_structure_set
+from desktop_app.dicom.segread import is_segmentation
 from desktop_app.dicom.srcontent import is_structured_report
 from desktop_app.infra.errors import RadAssistError
 from desktop_app.qt.images import array_to_qimage
@@ -28,7 +30,7 @@ from desktop_app.studies.series import SeriesAssembly, SliceStack, assemble
 from desktop_app.studies.thumbnails import stack_thumbnail
 
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
-ROLE_OBJECT = Qt.ItemDataRole.UserRole + 2  # an SR or presentation state row
+ROLE_OBJECT = Qt.ItemDataRole.UserRole + 2  # an SR, presentation state, SEG or RTSTRUCT row
 THUMB_PX = 64  # readable at 1280×720 (44 px was ~36 px of image)
 STACK_MIME = "application/x-radassist-stack"  # a series dragged to a viewport: its key
 
@@ -59,8 +61,9 @@ class StackEntry:
 
 @dataclass
 class ObjectEntry:
-    """A non-image object in the tree: a structured report ("SR") or a presentation state
-    ("PR"), listed as a series row of its own; activating it opens the SR panel."""
+    """A non-image object in the tree: a structured report ("SR"), a presentation state
+    ("PR"), a segmentation ("SEG") or an RT structure set ("RTSTRUCT"), listed as a series row
+    of its own; activating it opens the SR panel (SR, PR) or the image it is drawn on."""
 
     key: str
     instance: InstanceInfo
@@ -69,10 +72,23 @@ class ObjectEntry:
     study_uid: str = ""
 
 
+OBJECT_WHAT = {
+    "SR": "structured report",
+    "PR": "presentation state",
+    "SEG": "segmentation, drawn over the images it references",
+    "RTSTRUCT": "RT structure set, drawn over the images it references",
+}
+
+
 def object_kind(inst: InstanceInfo) -> str | None:
-    """The kind, "SR" or "PR", of an instance without pixels of those SOP classes, else None."""
+    """The kind, "SR", "PR", "SEG" or "RTSTRUCT", of an instance of those SOP classes (a
+    SEG's frames are masks, not images), else None."""
+    if is_segmentation(inst.sop_class_uid):
+        return "SEG"
     if inst.has_pixels:
         return None
+    if is_rt_structure_set(inst.sop_class_uid):
+        return "RTSTRUCT"
     if is_structured_report(inst.sop_class_uid):
         return "SR"
     return "PR" if is_presentation_state(inst.sop_class_uid) else None
@@ -170,6 +186,9 @@ class StudyBrowserWidget(QTreeWidget):
                 p_item.addChild(s_item)
                 s_item.setFirstColumnSpanned(True)
                 for series in study.series:
+                    if series.instances and all(object_kind(i) for i in series.instances):
+                        self._add_objects(s_item, series, study.study_instance_uid)
+                        continue  # only non-image objects (a SEG's frames are not images)
                     assembly = assemblies.get(series.series_instance_uid) or assemble(series)
                     for part, stack in enumerate(assembly.stacks):
                         # 1-based part, as SliceStack.part and SeriesResult.part (and exports)
@@ -273,8 +292,9 @@ class StudyBrowserWidget(QTreeWidget):
             label = f"{kind}: {desc}"
             item = QTreeWidgetItem([label, shown(series.modality), ""])
             item.setData(0, ROLE_OBJECT, key)
-            what = "structured report" if kind == "SR" else "presentation state"
-            item.setToolTip(0, tooltip(label, what, "click to show its content"))
+            what = OBJECT_WHAT[kind]
+            action = "click to show it" if kind in ("SEG", "RTSTRUCT") else "click to show content"
+            item.setToolTip(0, tooltip(label, what, action))
             s_item.addChild(item)
             self.objects[key] = ObjectEntry(key, inst, kind, desc, study_uid)
             self._items[key] = item

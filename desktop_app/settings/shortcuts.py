@@ -69,7 +69,7 @@ DEFAULT_SHORTCUTS: tuple[ShortcutSpec, ...] = (
     ShortcutSpec("invert", "Invert", "I", "View"),
     ShortcutSpec("reset_view", "Reset view", "Ctrl+0", "View"),
     ShortcutSpec("toggle_tags", "DICOM tags panel", "Ctrl+T", "View"),
-    ShortcutSpec("toggle_dicom_graphics", "DICOM overlays, GSPS, SR regions", "Shift+O", "View"),
+    ShortcutSpec("toggle_dicom_graphics", "DICOM overlays, GSPS, SR, SEG, RT", "Shift+O", "View"),
     ShortcutSpec("smooth_zoom", "Smooth magnification (off: nearest neighbour)", "Shift+S", "View"),
     ShortcutSpec(
         "hide_identifiers", "Hide identifiers (name, ID, birth date, accession)", "Shift+I", "View"

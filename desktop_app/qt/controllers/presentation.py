@@ -1,6 +1,7 @@
 """PresentationController: what other tools wrote, shown — the shown image's overlay planes,
-presentation-state annotations and SR regions on the images they reference, and the SR panel
-for the structured report or presentation state chosen in the study browser."""
+presentation-state annotations, SR regions, segmentation masks and structure-set contours on
+the images they reference, and the SR panel for the structured report or presentation state
+chosen in the study browser (a SEG or RTSTRUCT chosen there shows the image it is drawn on)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,23 @@ import logging
 import threading
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDockWidget, QWidget
 
-from desktop_app.dicom.dicomfile import read_dataset
+from desktop_app.dicom.dicomfile import read_dataset, read_header
+from desktop_app.dicom.graphics import make_graphic
 from desktop_app.dicom.gsps import PresentationState, is_presentation_state, read_presentation_state
+from desktop_app.dicom.imageplane import ImagePlane
 from desktop_app.dicom.limits import ReadLimits, interactive_limits
 from desktop_app.dicom.overlay_planes import overlay_planes, overlay_rgba
+from desktop_app.dicom.rtstruct import StructureSet, is_rt_structure_set, read_structure_set
+from desktop_app.dicom.segread import (
+    SegmentationObject,
+    is_segmentation,
+    mask_edges,
+    read_segmentation,
+)
 from desktop_app.dicom.srcontent import SrDocument, is_structured_report, read_sr
 from desktop_app.infra.errors import FATAL, RadAssistError, describe
 from desktop_app.qt.app_settings import AppSettings
@@ -27,6 +38,7 @@ from desktop_app.qt.dicom_graphics import (
     SR_COLOR,
     DicomGraphicsLayer,
     GraphicsScene,
+    MaskItem,
     TextItem,
     VectorItem,
     bitmap,
@@ -34,12 +46,16 @@ from desktop_app.qt.dicom_graphics import (
 from desktop_app.qt.sr_panel import SrPanelWidget
 from desktop_app.qt.viewer import ViewerWidget
 from desktop_app.qt.workers import TaskChannel
+from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
 
 log = logging.getLogger(__name__)
 
-MAX_OBJECTS = 500  # SRs and presentation states read per opened set (the rest stay listed)
-Document = SrDocument | PresentationState
+MAX_OBJECTS = 500  # SR/PR/SEG/RTSTRUCT objects read per opened set (the rest stay listed)
+MASK_ALPHA = 90  # a segment's fill: the image stays readable under it
+MASK_CACHE = 64  # slices whose mask fills and outlines are kept
+Drawn = SegmentationObject | StructureSet
+Document = SrDocument | PresentationState | Drawn
 # (RGBA, x, y) per overlay plane of one frame, and the planes that can't be shown
 OverlayResult = tuple[tuple[str, int], list[tuple[object, int, int]], list[str]]
 
@@ -53,14 +69,20 @@ def read_objects(
         if stop.is_set():
             break
         try:
+            header = read_header(path, limits=limits)
+            if is_segmentation(str(header.get("SOPClassUID", ""))):
+                out[key] = read_segmentation(path, limits=limits, header=header)
+                continue
             ds = read_dataset(path, limits=limits)
             sop_class = str(ds.get("SOPClassUID", ""))
-            if is_structured_report(sop_class):
+            if is_rt_structure_set(sop_class):
+                out[key] = read_structure_set(ds)
+            elif is_structured_report(sop_class):
                 out[key] = read_sr(ds)
             elif is_presentation_state(sop_class):
                 out[key] = read_presentation_state(ds)
             else:
-                out[key] = f"{path.name}: not an SR or presentation state"
+                out[key] = f"{path.name}: not an SR, presentation state, SEG or RTSTRUCT"
         except FATAL:
             raise
         except RadAssistError as err:
@@ -92,6 +114,50 @@ def frame_overlays(
 
 def _hex(rgb: tuple[int, int, int] | None, default: str) -> str:
     return default if rgb is None else "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def plane_of(stack: SliceStack, index: int) -> ImagePlane:
+    """Slice ``index`` of ``stack`` as an ImagePlane (what SEG and RTSTRUCT are matched to)."""
+    ref = stack.slices[index]
+    inst = ref.instance
+    orientation = inst.image_orientation or stack.orientation
+    if inst.frame_orientations and ref.frame < len(inst.frame_orientations):
+        orientation = inst.frame_orientations[ref.frame] or orientation
+    return ImagePlane(
+        sop_instance_uid=inst.sop_instance_uid,
+        frame=ref.frame + 1,
+        rows=stack.rows,
+        columns=stack.columns,
+        position=ref.position or inst.image_position,
+        orientation=orientation,
+        pixel_spacing=stack.pixel_spacing or inst.pixel_spacing,
+        series_instance_uid=stack.series_instance_uid,
+        slice_spacing=stack.slice_spacing,
+    )
+
+
+def mask_items(document: SegmentationObject, plane: ImagePlane) -> list[MaskItem]:
+    """Each segment's mask on ``plane``: a translucent fill and its outline, in its colour."""
+    items = []
+    for segment, mask in document.masks_on(plane):
+        rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+        rgba[mask] = (*segment.color, MASK_ALPHA)
+        color = _hex(segment.color, SR_COLOR)
+        items.append(MaskItem(bitmap(rgba), mask_edges(mask), color, segment.label))
+    return items
+
+
+def contour_items(document: StructureSet, plane: ImagePlane) -> list[VectorItem]:
+    """Each contour on ``plane`` as a graphic (closed ones filled), with its ROI's name."""
+    items = []
+    for roi, contour, pixels in document.polygons_on(plane):
+        points = pixels if not contour.closed else np.vstack([pixels, pixels[:1]])
+        kind = "POINT" if contour.kind == "POINT" else "POLYLINE"
+        flat = (points[:1] if kind == "POINT" else points).ravel().tolist()
+        graphic = make_graphic(kind, flat, contour.closed)
+        if graphic is not None:
+            items.append(VectorItem(graphic, _hex(roi.color, SR_COLOR), roi.name))
+    return items
 
 
 class PresentationController(QObject):
@@ -126,6 +192,8 @@ class PresentationController(QObject):
         self._bitmaps: list[tuple[object, int, int]] = []
         self._bitmap_key: tuple[str, int] | None = None
         self._reported: set[str] = set()
+        self._plane: ImagePlane | None = None
+        self._mask_cache: dict[tuple[str, str, int], list[MaskItem]] = {}
         self.read_channel = TaskChannel("sr-gsps", self)
         self.read_channel.finished.connect(self._on_read)
         self.read_channel.failed.connect(feedback.show_error)
@@ -148,7 +216,9 @@ class PresentationController(QObject):
         self.documents = {k: v for k, v in self.documents.items() if k in self.browser.objects}
         jobs = [(k, p) for k, p in jobs if k not in self.documents]
         if len(objects) > MAX_OBJECTS:
-            self.feedback.message(f"Only the first {MAX_OBJECTS} SR/PR objects are read", 8000)
+            self.feedback.message(
+                f"Only the first {MAX_OBJECTS} SR/PR/SEG/RTSTRUCT objects are read", 8000
+            )
         if objects and not self.browser.entries:
             self._pending = objects[0].key
             self.show_object(objects[0].key)
@@ -164,26 +234,67 @@ class PresentationController(QObject):
                 self.errors[key] = value
             else:
                 self.documents[key] = value
-        log.info("read %d SR/PR objects (%d not readable)", len(result), len(self.errors))
+        log.info("read %d SR/PR/SEG objects (%d not readable)", len(result), len(self.errors))
+        self._mask_cache.clear()
         self._redraw()
         pending, self._pending = self._pending, None
         if pending is not None:
             self.show_object(pending)
 
     def show_object(self, key: str) -> None:
-        """Show the SR or presentation state ``key`` (an ObjectEntry key) in the panel."""
+        """Show the SR or presentation state ``key`` (an ObjectEntry key) in the panel; for a
+        SEG or RTSTRUCT, the first image it is drawn on."""
+        entry = self.browser.objects.get(key)
+        document = self.documents.get(key)
+        if isinstance(document, Drawn) or (entry is not None and entry.kind in ("SEG", "RTSTRUCT")):
+            self.browser.select(key)
+            self._show_drawn(key, document)
+            return
         self.dock.show()
         self.dock.raise_()
-        entry = self.browser.objects.get(key)
         self.browser.select(key)
-        document = self.documents.get(key)
-        if document is not None:
+        if isinstance(document, SrDocument | PresentationState):
             self.panel.show_document(document)
         elif key in self.errors:
             self.panel.show_document(None, f"Can't show this object: {self.errors[key]}")
         elif entry is not None:
             self._pending = key
             self.panel.show_document(None, "Reading…")
+
+    def _show_drawn(self, key: str, document: Document | None) -> None:
+        if not isinstance(document, Drawn):
+            if key in self.errors:
+                self.feedback.message(f"Can't show this object: {self.errors[key]}", 8000)
+            else:
+                self._pending = key
+                self.feedback.message("Reading…", 3000)
+            return
+        if not self.layer.visible:
+            self.feedback.message("DICOM objects are hidden (Shift+O shows them)", 6000)
+        found = self._first_drawn_image(document)
+        if found is None:
+            self.feedback.message(
+                f"{document.kind}: none of the images it references is open", 8000
+            )
+            return
+        stack_key, index = found
+        self.studies.show_stack(stack_key)
+        self.viewer.set_index(index)
+        problems = f" · ⚠ {'; '.join(document.problems)[:200]}" if document.problems else ""
+        self.feedback.message(f"{document.kind}: {document.summary()}{problems}", 10000)
+
+    def _first_drawn_image(self, document: Drawn) -> tuple[str, int] | None:
+        """(stack key, slice index) of the first open slice ``document`` draws on."""
+        for key, entry in self.browser.entries.items():
+            stack = entry.stack
+            for i in range(len(stack)):
+                plane = plane_of(stack, i)
+                if isinstance(document, SegmentationObject):
+                    if any(document.frame_applies(f, plane) for f in document.frames):
+                        return key, i
+                elif document.polygons_on(plane):
+                    return key, i
+        return None
 
     # ------------------------------------------------------------------ drawing
     def set_visible(self, on: bool) -> None:
@@ -193,10 +304,12 @@ class PresentationController(QObject):
         entry, volume = self.shown.entry, self.shown.volume
         if entry is None or volume is None or not 0 <= index < len(entry.stack):
             self._current = None
+            self._plane = None
             self.layer.set_scene(GraphicsScene())
             return
         ref = entry.stack.slices[index]
         self._current = (ref.instance.sop_instance_uid, ref.frame)
+        self._plane = plane_of(entry.stack, index)
         if self._bitmap_key != self._current:
             self._bitmaps = []
             self._bitmap_key = None
@@ -240,10 +353,29 @@ class PresentationController(QObject):
                 for text, layer in texts:
                     color = _hex(document.layer_colors.get(layer), GSPS_COLOR)
                     scene.texts.append(TextItem(text, color))
-            else:
+            elif isinstance(document, SrDocument):
                 for region in document.regions_on(sop, frame0 + 1):
                     scene.vectors.append(VectorItem(region.graphic, SR_COLOR, region.label))
+        self._add_drawn(scene)
         return scene
+
+    def _add_drawn(self, scene: GraphicsScene) -> None:
+        """The masks of the SEGs and the contours of the structure sets on the shown slice."""
+        plane = self._plane
+        if plane is None:
+            return
+        for key, document in self.documents.items():
+            if isinstance(document, StructureSet):
+                scene.vectors.extend(contour_items(document, plane))
+            elif isinstance(document, SegmentationObject):
+                cache_key = (key, plane.sop_instance_uid, plane.frame)
+                items = self._mask_cache.get(cache_key)
+                if items is None:
+                    items = mask_items(document, plane)
+                    if len(self._mask_cache) >= MASK_CACHE:
+                        self._mask_cache.pop(next(iter(self._mask_cache)))
+                    self._mask_cache[cache_key] = items
+                scene.masks.extend(items)
 
     # ------------------------------------------------------------------ navigation
     def go_to_image(self, sop_instance_uid: str, frame: int) -> None:
@@ -265,4 +397,11 @@ class PresentationController(QObject):
         self.overlay_channel.shutdown()
 
 
-__all__ = ["PresentationController", "frame_overlays", "read_objects"]
+__all__ = [
+    "PresentationController",
+    "contour_items",
+    "frame_overlays",
+    "mask_items",
+    "plane_of",
+    "read_objects",
+]
