@@ -96,6 +96,7 @@ METADATA_COLUMNS = frozenset(
         "split",
         *BOX_COLUMNS,
         "box_label",
+        "mask",  # a segmentation mask (PNG), training/segdata.py
         "frame",
         "study_id",
         "series_id",

@@ -9,6 +9,10 @@
   ``x,y,width,height`` with ``box_label``: one row per image; when several findings are
   present the box is the first positive one in label order and ``box_label`` names it;
 - ``boxes.csv``: every box (``path,label,x,y,width,height``), for localisation scoring;
+- ``masks/img_00001.png`` …: one 8-bit label mask per image, its size, 0 where no finding
+  is drawn and ``k`` where the ``k``-th finding (1-based, in ``--findings`` order) is, for the
+  findings with an outline (nodule, effusion; the earlier finding wins where two overlap); the
+  manifest's last column ``mask`` names it (an all-zero mask is a negative image);
 - ``dataset.json``: counts per split and label, the options, and the manifest's sha256.
 
 Findings are drawn per patient (independently, ``prevalence`` each), so a patient's
@@ -40,18 +44,26 @@ from desktop_app.infra.atomicio import atomic_path, atomic_write_json, atomic_wr
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.cpus import available_cpus
 from desktop_app.infra.errors import ConfigError, DataError
-from desktop_app.phantoms.chest_xr import make_chest_xr
+from desktop_app.phantoms.chest_xr import ChestAnnotations, make_chest_xr
 from desktop_app.phantoms.seeds import derive_rng
-from desktop_app.phantoms.studies import DEMO_FINDINGS, available_findings, write_chest_xr
+from desktop_app.phantoms.studies import (
+    DEMO_FINDINGS,
+    available_findings,
+    write_chest_xr,
+    write_mask_png,
+)
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IMAGE_DIR = "images"
+MASK_DIR = "masks"
 MANIFEST = "manifest.csv"
 BOXES = "boxes.csv"
 SUMMARY = "dataset.json"
 FORMAT_VERSION = 1
+#: Findings whose renderer draws an outline (``FindingLayer.mask``); others leave 0 in masks.
+MASKED_FINDINGS = frozenset({"nodule", "effusion", "faint_nodule"})
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,11 @@ class ImagePlan:
     @property
     def patient_id(self) -> str:
         return f"PH{self.patient_number:06d}"  # the DICOM PatientID written into the file
+
+    @property
+    def mask_path(self) -> str:
+        """The image's label mask, relative to the dataset root."""
+        return f"{MASK_DIR}/{Path(self.path).stem}.png"
 
 
 @dataclass(frozen=True)
@@ -224,8 +241,11 @@ def plan_demo_dataset(options: DemoDataOptions) -> list[ImagePlan]:
     return plans
 
 
-def render_image(root: str, plan: ImagePlan, image_format: str) -> ImageResult:
-    """Draw and write one planned image (runs in a worker process too)."""
+def render_image(
+    root: str, plan: ImagePlan, image_format: str, labels: tuple[str, ...] = DEMO_FINDINGS
+) -> ImageResult:
+    """Draw and write one planned image and its label mask (runs in a worker process too);
+    ``labels`` orders the mask values (the dataset's findings)."""
     target = Path(root) / plan.path
     if image_format == "dicom":
         _, ann = write_chest_xr(
@@ -248,7 +268,19 @@ def render_image(root: str, plan: ImagePlan, image_format: str) -> ImageResult:
             acquisition_seed=plan.acquisition_seed,
         )
         _write_png16(target, image)
+    write_mask_png(Path(root) / plan.mask_path, label_mask(ann, labels))
     return ImageResult(plan.index, {k: b.as_tuple() for k, b in ann.boxes.items()})
+
+
+def label_mask(ann: ChestAnnotations, labels: Sequence[str]) -> np.ndarray:
+    """The findings' masks as one label image: ``k`` for the ``k``-th of ``labels`` (1-based),
+    painted last to first so that the earlier label wins where two overlap."""
+    out = np.zeros((ann.rows, ann.cols), dtype=np.uint8)
+    for value, name in reversed(list(enumerate(labels, start=1))):
+        mask = ann.masks.get(name)
+        if mask is not None:
+            out[mask] = value
+    return out
 
 
 def _write_png16(target: Path, image: np.ndarray) -> None:
@@ -274,11 +306,11 @@ def _clear_previous(outdir: Path) -> None:
     """With --overwrite: remove only what an earlier run of this command wrote."""
     for name in (MANIFEST, BOXES, SUMMARY):
         (outdir / name).unlink(missing_ok=True)
-    images = outdir / IMAGE_DIR
-    if images.is_dir():
-        for p in images.iterdir():
-            if p.is_file() and p.name.startswith("img_") and p.suffix in (".dcm", ".png"):
-                p.unlink()
+    for folder in (outdir / IMAGE_DIR, outdir / MASK_DIR):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and p.name.startswith("img_") and p.suffix in (".dcm", ".png"):
+                    p.unlink()
 
 
 def make_demo_dataset(
@@ -300,6 +332,7 @@ def make_demo_dataset(
     if overwrite and root.is_dir():
         _clear_previous(root)
     (root / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    (root / MASK_DIR).mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, tuple[int, int, int, int]]] = {}
     total = len(plans)
     workers = min(options.workers, total)
@@ -309,7 +342,9 @@ def make_demo_dataset(
             if stop_requested(stop):
                 stopped = True
                 break
-            results[plan.index] = render_image(str(root), plan, options.image_format).boxes
+            results[plan.index] = render_image(
+                str(root), plan, options.image_format, options.findings
+            ).boxes
             if progress is not None:
                 progress(len(results), total)
     else:
@@ -339,7 +374,8 @@ def _render_parallel(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: list[Future[ImageResult]] = [
-            pool.submit(render_image, str(root), plan, options.image_format) for plan in plans
+            pool.submit(render_image, str(root), plan, options.image_format, options.findings)
+            for plan in plans
         ]
         for future in pending:
             if stop_requested(stop):
@@ -361,7 +397,7 @@ def _manifest_csv(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        ["path", *findings, "patient_id", "split", "x", "y", "width", "height", "box_label"]
+        ["path", *findings, "patient_id", "split", "x", "y", "width", "height", "box_label", "mask"]
     )
     for plan in plans:
         boxes = results[plan.index]
@@ -375,6 +411,7 @@ def _manifest_csv(
                 plan.split,
                 *box,
                 first or "",
+                plan.mask_path,
             ]
         )
     return buf.getvalue()
@@ -423,6 +460,12 @@ def _summary(
         "rle_images": sum(p.compression == "rle" for p in plans),
         "nonsquare_images": sum(p.rows != p.cols for p in plans),
         "boxes": sum(len(results[p.index]) for p in plans),
+        "masks": MASK_DIR,
+        "mask_values": {
+            name: value
+            for value, name in enumerate(options.findings, start=1)
+            if name in MASKED_FINDINGS
+        },
         "options": {
             k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()
         },

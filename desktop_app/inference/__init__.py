@@ -8,6 +8,7 @@ Modules (one job each):
 - gradcam: heatmaps (LayerCAM fused with CAM, the default; Grad-CAM/CAM) with hooks, leaving the network untouched.
 - devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
 - findings: Finding / SeriesResult dataclasses and the versioned findings JSON (to_json/from_json).
+- lesions: connected components of a mask as lesions (volume, longest diameter, HU, confidence) and their JSON.
 - overlays: peak region box and outline, burned-in overlay images.
 - colormaps: the one home of heatmap colours: matplotlib's colour maps, heatmap_rgba.
 - firststart: first start's device and measured time per image, cached per machine and model.

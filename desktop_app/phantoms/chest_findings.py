@@ -24,10 +24,12 @@ from desktop_app.phantoms.chest_body import (
 
 @dataclass(frozen=True)
 class FindingLayer:
-    """What a renderer returns: attenuation to add (or None) and the region for its box."""
+    """What a renderer returns: attenuation to add (or None), the region for its box, and for
+    a lesion with an outline (nodule, effusion) its mask: the pixels the finding occupies."""
 
     attenuation: FloatArray | None
     region: FloatArray
+    mask: np.ndarray | None = None
 
 
 Renderer = Callable[[ChestCanvas, np.random.Generator, Mapping[str, Any]], FindingLayer]
@@ -131,8 +133,16 @@ def _render_nodule(
         # A sphere's projected thickness grows with its diameter: small nodules are fainter.
         strength = 0.16 + 0.2 * (diameter_mm - 8.0) / 17.0
         region[win] = (sphere * np.float32(strength * contrast)).astype(np.float32)
-    cv.finding_info["nodule"] = {"diameter_mm": diameter_mm, "contrast": contrast, "side": s}
-    return FindingLayer(region, region)
+    # The mask is the drawn (lobulated) disc: every pixel whose centre lies inside its edge.
+    mask = region > 0
+    cv.finding_info["nodule"] = {
+        "diameter_mm": diameter_mm,
+        "contrast": contrast,
+        "side": s,
+        "center_px": tuple(float(v) for v in cv.to_pixel(x, y)),  # (column, row)
+        "radius_px": float(radius * cv.scale),
+    }
+    return FindingLayer(region, region, mask)
 
 
 @register_finding("effusion", description="meniscus-shaped fluid filling one costophrenic angle")
@@ -155,8 +165,10 @@ def _render_effusion(
     level = np.float32(cp_y - height) - np.float32(height * 0.9) * frac**2
     fill = np.clip((cv.Y - level) / np.float32(0.025 + height * 0.2), 0.0, 1.0)
     region = (lung * fill * np.float32(density)).astype(np.float32)
+    # Fluid where the lung field and the fluid level both reach half: the meniscus's outline.
+    mask = (lung >= 0.5) & (fill >= 0.5)
     cv.finding_info["effusion"] = {"side": side, "height": height}
-    return FindingLayer(region, region)
+    return FindingLayer(region, region, mask)
 
 
 def _adjust_cardiomegaly(

@@ -47,6 +47,8 @@ class ChestAnnotations:
     cardiothoracic_ratio: float
     boxes: dict[str, Box]
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per finding with an outline (nodule, effusion): the pixels it occupies (bool, rows x cols).
+    masks: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -100,6 +102,7 @@ def make_chest_xr(
 
     attenuation = draw_anatomy(cv, derive_rng(seed, "texture"), acq)
     boxes: dict[str, Box] = {}
+    masks: dict[str, np.ndarray] = {}
     for spec in specs:
         layer = spec.render(cv, finding_rngs[spec.name], params.get(spec.name, {}))
         if layer.attenuation is not None:
@@ -108,6 +111,8 @@ def make_chest_xr(
         if box is None:
             raise ConfigError(f"finding {spec.name!r} drew nothing inside the image")
         boxes[spec.name] = box
+        if layer.mask is not None:
+            masks[spec.name] = layer.mask
     image = expose(attenuation, acq, derive_rng(acq_seed, "noise"))
     notes = (
         {"cardiomegaly": {"ctr": anatomy.cardiothoracic_ratio}} if "cardiomegaly" in boxes else {}
@@ -122,5 +127,6 @@ def make_chest_xr(
         cardiothoracic_ratio=anatomy.cardiothoracic_ratio,
         boxes=boxes,
         details=details,
+        masks=masks,
     )
     return image, ann

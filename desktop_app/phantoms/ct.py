@@ -9,7 +9,8 @@ into a per-column and a per-row term: each slice costs a few small vector operat
 painting inside bounding boxes. 300 slices of 512x512 render in about a second.
 
 Slice ``i`` has Instance Number ``i + 1`` and lies ``i`` steps below the first (head
-first, top to bottom). Lesion ground truth names slices by that index.
+first, top to bottom). Lesion ground truth names slices by that index, and
+:meth:`CtPhantom.lesion_mask` gives each slice's lesion labels (the masks of the findings).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Lesion:
     center_mm: tuple[float, float, float]
     radius_mm: float
     hu: float = 45.0
+
+    @property
+    def volume_mm3(self) -> float:
+        """The sphere's analytic volume, 4/3 pi r^3."""
+        return 4.0 / 3.0 * math.pi * self.radius_mm**3
 
 
 @dataclass(frozen=True)
@@ -401,6 +407,24 @@ class CtPhantom:
                 LesionTruth(lesion, first, last, Box(c0, r0, c1 - c0 + 1, r1 - r0 + 1), largest)
             )
         return out
+
+    def lesion_mask(self, index: int) -> np.ndarray:
+        """Slice ``index``'s lesion labels (rows, cols): lesion ``k`` of :attr:`lesions` is
+        ``k + 1`` where a pixel centre lies inside it, 0 elsewhere (uint8; uint16 past 255
+        lesions). The same cut the painter uses, so the mask is the lesion's drawn extent."""
+        g = self.geometry
+        dtype = np.uint8 if len(self.lesions) < 256 else np.uint16
+        out = np.zeros((g.rows, g.cols), dtype=dtype)
+        for k, lesion in enumerate(self.lesions):
+            cut = self._mask(_sphere(lesion), index)
+            if cut is not None:
+                rs, cs, mask = cut
+                out[rs, cs][mask] = k + 1
+        return out
+
+    def mask_volume(self) -> np.ndarray:
+        """Every slice's :meth:`lesion_mask` stacked: (slices, rows, cols)."""
+        return np.stack([self.lesion_mask(i) for i in range(self.geometry.slices)])
 
     def volume(self) -> np.ndarray:
         """All slices stacked: (slices, rows, cols) int16 HU."""

@@ -11,13 +11,18 @@ Everything is a function of the seed: same seed, same pixels and UIDs.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from desktop_app.infra.atomicio import atomic_write_bytes
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
+from desktop_app.infra.errors import ConfigError
 from desktop_app.phantoms.boxes import Box
 from desktop_app.phantoms.chest_findings import available_findings, register_finding
 from desktop_app.phantoms.chest_xr import (
@@ -58,6 +63,7 @@ __all__ = [
     "register_finding",
     "write_chest_xr",
     "write_ct_series",
+    "write_mask_png",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +121,7 @@ class CtSeries:
     geometry: CtGeometry
     lesions: tuple[LesionTruth, ...]
     stopped: bool = False
+    mask_paths: tuple[Path, ...] = ()  # per slice, when asked for (``mask_folder``)
 
 
 def write_ct_series(
@@ -133,6 +140,7 @@ def write_ct_series(
     signed: bool = False,
     shuffle_names: bool = False,
     patient_number: int | None = None,
+    mask_folder: str | Path | None = None,
     progress: Progress | None = None,
     stop: StopFlag = None,
 ) -> CtSeries:
@@ -142,6 +150,8 @@ def write_ct_series(
     permutation that sorts differently from the slices (readers must order by position).
     ``progress(done, total)`` is called after each slice; ``stop`` is checked between
     slices, and a stopped series reports ``stopped=True`` with the files written so far.
+    With ``mask_folder``, each slice's lesion mask (``CtPhantom.lesion_mask``: lesion k is
+    k + 1) goes there as an 8-bit PNG named after its DICOM file (``CT0001.png``).
     """
     phantom = ct_phantom(
         seed,
@@ -179,9 +189,12 @@ def write_ct_series(
     ids = StudyIds.for_patient(seed if patient_number is None else patient_number, ("ct", seed))
     ids = replace(ids, series_uid=synthetic_uid("ct-series", *series_key))
     written: list[Path] = []
+    masks: list[Path] = []
+    if mask_folder is not None:
+        Path(mask_folder).mkdir(parents=True, exist_ok=True)
     for i in range(slices):
         if stop_requested(stop):
-            return CtSeries(out, tuple(written), geometry, truth, stopped=True)
+            return CtSeries(out, tuple(written), geometry, truth, True, tuple(masks))
         ds = ct_dataset(
             phantom.slice(i),
             ids=ids,
@@ -191,6 +204,22 @@ def write_ct_series(
             signed=signed,
         )
         written.append(save_dataset(ds, out / names[i], compression))
+        if mask_folder is not None:
+            target = Path(mask_folder) / (Path(names[i]).stem + ".png")
+            masks.append(write_mask_png(target, phantom.lesion_mask(i)))
         if progress is not None:
             progress(i + 1, slices)
-    return CtSeries(out, tuple(written), geometry, truth)
+    return CtSeries(out, tuple(written), geometry, truth, mask_paths=tuple(masks))
+
+
+def write_mask_png(target: str | Path, mask: np.ndarray) -> Path:
+    """A label mask as a lossless 8-bit grey PNG (0 background), written atomically."""
+    from PIL import Image
+
+    if mask.max(initial=0) > 255:
+        raise ConfigError(f"a PNG mask holds labels up to 255, not {int(mask.max())}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).save(buf, format="PNG")
+    target = Path(target)
+    atomic_write_bytes(target, buf.getvalue())
+    return target

@@ -128,6 +128,7 @@ class TestMakeDemoDataset:
             "width",
             "height",
             "box_label",
+            "mask",
         ]
         assert len(rows) == 8
         with open(out / "boxes.csv", encoding="utf-8", newline="") as fh:
