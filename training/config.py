@@ -26,6 +26,7 @@ import yaml
 
 from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.model.applicability import IMAGE_KINDS, IntendedInput
+from desktop_app.model.archs import TASKS
 from desktop_app.model.networks import INITS, get_arch
 from desktop_app.model.preprocessing import (
     INTERPOLATIONS,
@@ -40,7 +41,9 @@ CACHE_MODES = ("memory", "disk")
 CACHE_DTYPES = ("float32", "float16")
 CLASS_WEIGHTS = ("auto", "none", "prevalence")
 THRESHOLD_RULES = ("youden", "sensitivity")
-MONITORS = ("auroc", "loss")
+MONITORS = ("auroc", "dice", "loss")  # dice: segmentation only
+# What ``fit --task segmentation`` trains when the config keeps the classifier's default.
+DEFAULT_SEGMENTATION_ARCH = "unet-lite0"
 # What recipe.auto false (and a config written before the recipe section) trains with.
 STATIC_BATCH_SIZE = 8
 STATIC_LR = 1e-3
@@ -53,6 +56,8 @@ class DataConfig:
     """Where the images come from and how they are split and cached."""
 
     manifest: str | None = None
+    # classification: 0/1 label columns; segmentation: a ``mask`` column (training.segdata)
+    task: str = "classification"
     labels: list[str] | None = None  # None: every 0/1 column of the manifest
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -237,11 +242,30 @@ class TrainConfig:
         """Architecture-dependent defaults filled in (what DIR/config.yaml records). With
         ``recipe.auto`` the keys that fit chooses stay open (None / "auto") until it has seen
         the data; without it they get the static recipe (``static_recipe``)."""
+        if self.data.task == "segmentation":
+            return self._segmentation_resolved()
         spec = self.preprocess_spec()
         config = self if self.recipe.auto else self.static_recipe()
         return replace(
             config,
             model=replace(self.model, arch=get_arch(self.model.arch).name),
+            preprocessing=replace(config.preprocessing, output_scaling=spec.output_scaling),
+        )
+
+    def _segmentation_resolved(self) -> TrainConfig:
+        """Segmentation: the classifier defaults swapped for the task's (``unet-lite0``, Dice
+        as the monitor) and the static recipe for the open keys (fit's choices are tuned for
+        classifiers: there is no LR range test for a UNet yet)."""
+        config = self
+        if self.model.arch == ModelConfig().arch:
+            config = replace(config, model=replace(config.model, arch=DEFAULT_SEGMENTATION_ARCH))
+        if config.early_stopping.monitor == "auroc":
+            config = replace(config, early_stopping=replace(config.early_stopping, monitor="dice"))
+        config = config.static_recipe()
+        spec = config.preprocess_spec()
+        return replace(
+            config,
+            model=replace(config.model, arch=get_arch(config.model.arch).name),
             preprocessing=replace(config.preprocessing, output_scaling=spec.output_scaling),
         )
 
@@ -507,6 +531,7 @@ def _validate(c: TrainConfig) -> None:
     _check(c.threads is None or c.threads >= 1, f"config threads {c.threads} must be >= 1")
     _check_data(c.data)
     _check_model(c.model)
+    _check_task(c)
     _check_preprocessing(c)
     _check_augment(c.augment)
     _check_optim(c.optim)
@@ -554,6 +579,36 @@ def _check_applicability(a: ApplicabilityConfig) -> None:
                 f"config applicability.{key}: {err.reason.removeprefix('manifest ')}",
                 hint="use DICOM code strings: upper case letters, digits, _ (e.g. CR, CHEST, PA)",
             ) from None
+
+
+def _check_task(c: TrainConfig) -> None:
+    """The task, the architecture's task and the monitor agree."""
+    task = c.data.task
+    _choice(task, TASKS, "data.task")
+    arch = get_arch(c.model.arch)
+    _check(
+        arch.task == task,
+        f"config model.arch {arch.name} is a {arch.task} network, not a {task} one",
+        "use unet-lite0 for segmentation" if task == "segmentation" else
+        "use a classifier such as efficientnet-lite0",
+    )  # fmt: skip
+    if task == "segmentation":
+        _check(
+            c.data.folds == 1,
+            f"config data.folds {c.data.folds}: k-fold is not available for segmentation yet",
+            "use folds 1",
+        )
+        _check(
+            c.preprocess_spec().image_size % 32 == 0,
+            f"config preprocessing.image_size {c.preprocess_spec().image_size} must be a "
+            "multiple of 32 for segmentation",
+        )
+    _check(
+        (c.early_stopping.monitor == "dice") == (task == "segmentation")
+        or c.early_stopping.monitor == "loss",
+        f"config early_stopping.monitor {c.early_stopping.monitor!r} does not fit {task}",
+        "segmentation monitors dice or loss; classification auroc or loss",
+    )
 
 
 def _check_data(d: DataConfig) -> None:

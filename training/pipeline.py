@@ -145,7 +145,12 @@ def _fmt_auc(v: Any) -> str:
 def epoch_line(entry: dict[str, Any], epochs: int, prefix: str = "") -> str:
     """One human line per epoch: losses, val AUROC per label, learning rate, time."""
     parts = [f"{prefix}epoch {entry['epoch']}/{epochs}", f"train loss {entry['train_loss']:.4f}"]
-    if entry.get("val_loss") is not None:
+    if "val_dice" in entry:  # segmentation
+        if entry.get("val_loss") is not None:
+            parts.append(
+                f"val loss {entry['val_loss']:.4f}  val Dice {_fmt_auc(entry['val_dice'])}"
+            )
+    elif entry.get("val_loss") is not None:
         parts.append(f"val loss {entry['val_loss']:.4f}")
         aucs = " ".join(f"{k} {_fmt_auc(v)}" for k, v in entry.get("val_auroc", {}).items())
         parts.append(f"val AUROC {aucs} (mean {_fmt_auc(entry.get('val_auroc_mean'))})")
@@ -782,7 +787,13 @@ def run_fit(
     "fold k/K " or "final "); ``progress_factory(label)`` gives a ``(done, total)`` callback
     per long step; ``stop`` is checked between batches; ``on_info(line)`` gets the dataset
     fingerprint's summary and fit's choices (``training.autoconfig``), one line each.
+    ``data.task: segmentation`` is ``training.segmentation.run_segmentation_fit``.
     """
+    if config.data.task == "segmentation":
+        raise ConfigError(
+            "run_fit trains classifiers; data.task is segmentation",
+            hint="call training.segmentation.run_segmentation_fit",
+        )
     return Fit(
         config,
         Path(out_dir),

