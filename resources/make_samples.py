@@ -87,6 +87,7 @@ def make_ct(folder: Path) -> dict[str, object]:
             {
                 "center_mm": list(lesion.lesion.center_mm),
                 "radius_mm": lesion.lesion.radius_mm,
+                "volume_mm3": round(lesion.lesion.volume_mm3, 1),  # the sphere's, 4/3 pi r^3
                 "hu": lesion.lesion.hu,
                 "first_slice": lesion.first_slice,
                 "last_slice": lesion.last_slice,
