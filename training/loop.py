@@ -321,6 +321,40 @@ class Trainer:
             self.ddp_trainable = trainable_backbone
         return self.ddp
 
+    def _step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        module: nn.Module,
+        epoch: int,
+        trainable: list[torch.nn.Parameter],
+    ) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch: forward (autocast on CUDA), a finite-loss check,
+        backward through the grad scaler, clipping, the optimizer and scheduler steps. Returns
+        the loss, the logits and the targets on the device."""
+        x = x.to(self.runtime.device, non_blocking=True)
+        y = y.to(self.runtime.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", enabled=self.amp):
+            logits = module(x)
+        loss = self.criterion(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise ConfigError(
+                f"the training loss became {loss.item()} in epoch {epoch + 1}",
+                hint="lower --lr, or check the data",
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        clip = self.config.optim.grad_clip_norm
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(trainable, clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(loss.item()), logits, y
+
     def _train_epoch(self, epoch: int, frozen: bool) -> tuple[float, np.ndarray, np.ndarray]:
         set_backbone_trainable(self.model, not frozen)
         module = self._training_module(not frozen)
@@ -330,7 +364,6 @@ class Trainer:
         torch.manual_seed(derived_seed(self.config.seed, epoch, 0xD0))
         self.sampler.set_epoch(epoch)
         self.train_ds.set_epoch(epoch)
-        clip = self.config.optim.grad_clip_norm
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         progress = self._progress(f"epoch {epoch + 1}/{self.epochs} train")
         total_loss, count = 0.0, 0
@@ -339,27 +372,8 @@ class Trainer:
         for x, y, _ in self.train_loader:
             if stop_requested(self.stop):
                 raise Stopped
-            x = x.to(self.runtime.device, non_blocking=True)
-            y = y.to(self.runtime.device, non_blocking=True)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", enabled=self.amp):
-                logits = module(x)
-            loss = self.criterion(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise ConfigError(
-                    f"the training loss became {loss.item()} in epoch {epoch + 1}",
-                    hint="lower --lr, or check the data",
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(trainable, clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            total_loss += float(loss.item()) * len(x)
+            loss_value, logits, y = self._step(x, y, module, epoch, trainable)
+            total_loss += loss_value * len(x)
             count += len(x)
             probs.append(torch.sigmoid(logits.detach().float()).cpu())
             targets.append(y.detach().cpu())

@@ -116,30 +116,6 @@ class SegTrainer(Trainer):
         self.monitor = c.early_stopping.monitor
         self.writer: Any = None
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor, module: nn.Module, epoch: int) -> float:
-        x = x.to(self.runtime.device, non_blocking=True)
-        y = y.to(self.runtime.device, non_blocking=True)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", enabled=self.amp):
-            logits = module(x)
-        loss = self.criterion(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise ConfigError(
-                f"the training loss became {loss.item()} in epoch {epoch + 1}",
-                hint="lower --lr, or check the data",
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.config.optim.grad_clip_norm > 0:
-            self.scaler.unscale_(self.optimizer)
-            trainable = [p for p in self.model.parameters() if p.requires_grad]
-            torch.nn.utils.clip_grad_norm_(trainable, self.config.optim.grad_clip_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return float(loss.item())
-
     def _train_epoch(self, epoch: int, frozen: bool) -> tuple[float, np.ndarray, np.ndarray]:
         module = self._training_module(True)
         module.train()
@@ -147,11 +123,12 @@ class SegTrainer(Trainer):
         self.sampler.set_epoch(epoch)
         self.train_ds.set_epoch(epoch)
         progress = self._progress(f"epoch {epoch + 1}/{self.epochs} train")
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
         total, count = 0.0, 0
         for x, y, _ in self.train_loader:
             if stop_requested(self.stop):
                 raise Stopped
-            total += self._step(x, y, module, epoch) * len(x)
+            total += self._step(x, y, module, epoch, trainable)[0] * len(x)
             count += len(x)
             if progress is not None:
                 progress(count, self.steps_per_epoch * self.batch_size)
