@@ -12,6 +12,11 @@ series had to be split into N parts; never a tag value:
   probable finding's) with the heatmaps, outlines, boxes and label text of the positive
   findings on it; ``overlay_<k>_<label>.png`` for positive findings on other slices.
 
+A segmentation model (manifest ``task: "segmentation"``) writes no heatmaps or overlays:
+findings.json gains the lesion table (``lesions``), ``segmentation.dcm`` is a DICOM SEG of the
+lesions (one AUTOMATIC segment each, referencing every source image; none when nothing was
+found or the stack is not DICOM), and the summary prints one line per lesion.
+
 Before running, each stack is checked against the model file's intended input
 (``inference.inputcheck``): one outside it (a CT series for a chest-radiograph model) is not
 run, and is named on one line with the reason; ``--force`` runs it anyway and marks every
@@ -392,10 +397,67 @@ def _write_outputs(folder: Path, result: Any, labels: Sequence[str], render_sour
     from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_json
 
     folder.mkdir(parents=True, exist_ok=True)
+    if result.lesions is not None:  # a segmentation model: the SEG, no heatmaps or overlays
+        _write_segmentation(folder, result, render_source)
+        atomic_write_json(folder / "findings.json", result.to_json())
+        return
     files, overlays = _render_outputs(folder, result, labels, render_source)
     for path, overlay in overlays:
         atomic_write_bytes(path, _png_bytes(overlay))
     atomic_write_json(folder / "findings.json", result.to_json(files))
+
+
+SEG_FILE = "segmentation.dcm"
+
+
+def _write_segmentation(folder: Path, result: Any, render_source: Any) -> None:
+    """``segmentation.dcm``: the lesions as a DICOM SEG (one AUTOMATIC segment per lesion,
+    the model as the algorithm) over the series' instances; none for an empty mask or a
+    stack that is not a DICOM series (said on stderr)."""
+    from desktop_app.exports.content import ModelSummary
+    from desktop_app.exports.seg import SegmentSpec, SegRequest, series_segmentation
+    from desktop_app.exports.seg import write_segmentation as write_seg
+    from desktop_app.exports.sources import StudySources
+    from desktop_app.studies.volume import SeriesVolume
+
+    table, mask = result.lesions, result.mask
+    if len(table) == 0 or mask is None or not isinstance(render_source, SeriesVolume):
+        return
+    paths = [str(s.instance.path) for s in render_source.stack.slices]
+    model = result.model
+    summary = ModelSummary(
+        name=model.name, version=model.version, tensor_sha256=model.tensor_sha256,
+        architecture=model.architecture, labels=result.labels,
+        device=result.device, backend=result.backend,
+    )  # fmt: skip
+    try:
+        sources = StudySources(paths, study_uid=result.study_instance_uid or None)
+        masks = {
+            ref.sop_instance_uid: mask[k].astype(np.uint16)
+            for k, ref in enumerate(result.slices)
+            if ref.sop_instance_uid and mask[k].any()
+        }
+        segments = [
+            SegmentSpec(label=f"Lesion {lesion.id}", description=_lesion_text(lesion))
+            for lesion in table.lesions
+        ]
+        request = SegRequest(labels=np.zeros((0, 1, 1), np.uint16), segments=segments,
+                             model=summary)  # fmt: skip
+        seg = series_segmentation(sources, result.series_instance_uid, masks, request)
+        write_seg(seg, folder / SEG_FILE)
+    except RadAssistError as err:
+        text = escape_control(err.one_line(), limit=1000)
+        print(f"radassist predict: warning: no DICOM SEG written: {text}", file=sys.stderr)
+
+
+def _lesion_text(lesion: Any) -> str:
+    """``12.3 mm, 456 mm³, slices 3-7``: a lesion's size in one line."""
+    size = (f"{lesion.volume_mm3:.0f} mm³" if lesion.volume_mm3 is not None
+            else f"{lesion.area_mm2:.0f} mm²")  # fmt: skip
+    return (
+        f"{lesion.longest_diameter_mm:.1f} mm, {size}, slices "
+        f"{lesion.first_slice}-{lesion.last_slice}"
+    )
 
 
 def _render_outputs(
@@ -463,6 +525,12 @@ def _print_table(results: Sequence[tuple[str, Any]], stream: TextIO) -> None:
                  f"{f.probability:.3f}", f"{f.threshold:.3f}",
                  "yes" if f.positive else "no", "unreliable" if f.unreliable else "")
             )  # fmt: skip
+    lesion_lines = [
+        f"{escape_control(name, limit=60)}  lesion {lesion.id}: {_lesion_text(lesion)}"
+        for name, result in results
+        if result.lesions is not None
+        for lesion in result.lesions.lesions
+    ]
     noted = any(r[5] for r in rows[1:])  # the note column only when some finding has one
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
@@ -470,3 +538,5 @@ def _print_table(results: Sequence[tuple[str, Any]], stream: TextIO) -> None:
         cells += [r[i].rjust(widths[i]) for i in (2, 3)]
         cells += [r[4].ljust(widths[4]), r[5]] if noted else [r[4]]
         stream.write("  ".join(cells).rstrip() + "\n")
+    for line in lesion_lines:
+        stream.write(line + "\n")

@@ -9,6 +9,7 @@ Modules (one job each):
 - devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
 - findings: Finding / SeriesResult dataclasses and the versioned findings JSON (to_json/from_json).
 - lesions: connected components of a mask as lesions (volume, longest diameter, HU, confidence) and their JSON.
+- segrun: a segmentation model's run, slice by slice: per-pixel probabilities on the original grid, then the lesion table.
 - overlays: peak region box and outline, burned-in overlay images.
 - colormaps: the one home of heatmap colours: matplotlib's colour maps, heatmap_rgba.
 - firststart: first start's device and measured time per image, cached per machine and model.

@@ -438,7 +438,8 @@ class InferenceEngine:
                 self._warn(message)
             self._first_notes.append(message)
             return None
-        if self.heatmaps != "none" and self.heatmap_method == "layercam":
+        segmentation = data.manifest.task == "segmentation"  # per-pixel logits: no heatmaps
+        if self.heatmaps != "none" and self.heatmap_method == "layercam" and not segmentation:
             backend.prepare_heatmaps()  # overlaps the first run's decoding and forward pass
         return backend
 
@@ -644,9 +645,17 @@ class InferenceEngine:
             raise Cancelled("stopped before the run began")
         plan = plan_slices(source)
         plan_seconds = time.perf_counter() - started
-        scores = self._score(plan, progress, stop)
-        decisions = self._decide(scores.probabilities)
-        located = self._locate(decisions, scores.key_slices, policy, stop)
+        seg = None
+        if self.manifest.task == "segmentation":  # per-pixel masks and lesions (segrun)
+            seg = self._segment(source, plan, progress, stop)
+            scores = _Scores(seg.probabilities, {}, seg.unreadable, seg.preprocess_seconds,
+                             seg.network_seconds)  # fmt: skip
+            decisions = self._decide(scores.probabilities)
+            located = _Locations({}, 0.0, seg.postprocess_seconds)
+        else:
+            scores = self._score(plan, progress, stop)
+            decisions = self._decide(scores.probabilities)
+            located = self._locate(decisions, scores.key_slices, policy, stop)
         timings = Timings(
             preprocess=plan_seconds + scores.preprocess_seconds,
             network=scores.network_seconds,
@@ -690,6 +699,10 @@ class InferenceEngine:
             input_check=flags.check,
             ood_scores=flags.scores,
         )
+        if seg is not None:
+            labels = seg.table.labels
+            mask = None if labels is None else (labels[None] if labels.ndim == 2 else labels)
+            result = replace(result, lesions=seg.table, mask=mask)
         log.info(
             "series %s: %d slices, %d positive, %.2f s (network %.2f, Grad-CAM %.2f) on %s",
             uid_hash(plan.series_uid) if plan.series_uid else "-",
@@ -744,6 +757,17 @@ class InferenceEngine:
             assert first_error is not None
             raise first_error
         return _Scores(probs, kept, unreadable, t_pre, t_net, ood)
+
+    def _segment(
+        self, source: Source, plan: SlicePlan, progress: Progress | None, stop: StopFlag
+    ) -> Any:
+        from desktop_app.inference.segrun import segment
+
+        return segment(
+            source, plan, preprocess=self._preprocess, forward=self._forward,
+            batch_size=self.batch_size, thresholds=self._thresholds, labels=self.labels,
+            progress=progress, stop=stop,
+        )  # fmt: skip
 
     def _preprocess(self, images: Sequence[ImageForModel]) -> tuple[np.ndarray, list[Geometry]]:
         try:

@@ -295,7 +295,9 @@ class SeriesResult:
     ``unreadable``: ``(path, reason)`` of slices that could not be decoded; the run used the
     others. ``input_check``: the input check and the run's out-of-distribution verdict
     (``inputcheck.InputCheck``); ``ood_scores``: float (slices,), each image's OOD score (NaN
-    where not read), or None when the model has no OOD statistics.
+    where not read), or None when the model has no OOD statistics. A segmentation model's run
+    also has ``lesions`` (``lesions.LesionTable``, written to findings.json as ``lesions``) and
+    ``mask``: the lesion ids (slices, rows, cols) on the original grid, 0 outside, in slice order.
     """
 
     findings: list[Finding]
@@ -314,6 +316,8 @@ class SeriesResult:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     input_check: InputCheck = field(default_factory=InputCheck)
     ood_scores: np.ndarray | None = field(default=None, repr=False)
+    lesions: Any = None  # a segmentation run's lesions.LesionTable (lesions imports this module)
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
     created: str = field(
         default_factory=lambda: datetime.now(UTC).replace(microsecond=0).isoformat()
     )
@@ -401,6 +405,7 @@ class SeriesResult:
             "timings_s": self.timings.to_json(),
             "warnings": list(self.warnings),
             "unreadable": [{"path": p, "reason": r} for p, r in self.unreadable],
+            **({} if self.lesions is None else {"lesions": self.lesions.to_json()}),
         }
 
     @classmethod

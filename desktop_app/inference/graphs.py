@@ -341,6 +341,23 @@ def forward_graph(network: nn.Module, arch: str, image_size: int, channels: int)
     return graph
 
 
+def segmentation_graph(network: nn.Module, image_size: int, channels: int) -> bytes:
+    """A segmentation network's forward graph: per-pixel logits (N, labels, S, S) under the
+    output name ``logits`` (so ``ortrun.OrtRunner`` runs it as it is), dynamic batch; checked
+    against eager PyTorch on the probe."""
+    graph = export_onnx(network, image_size, channels)
+    probe = probe_input(image_size, channels)
+    got = OrtRunner(graph, 1).outputs(probe).logits
+    with torch.no_grad():
+        ref = network.cpu().eval()(torch.from_numpy(probe)).numpy()
+    diff = max_difference(got, ref)
+    if not diff <= 1.0:
+        raise InferenceError(
+            f"the ONNX segmentation graph differs from PyTorch ({diff:.1f}x the tolerance)"
+        )
+    return graph
+
+
 def layercam_graph(
     network: nn.Module, arch: str, image_size: int, channels: int, labels: int
 ) -> bytes:
@@ -368,10 +385,21 @@ def layercam_graph(
 
 
 def build_graph(
-    kind: str, network: nn.Module, arch: str, image_size: int, channels: int, labels: int
+    kind: str,
+    network: nn.Module,
+    arch: str,
+    image_size: int,
+    channels: int,
+    labels: int,
+    task: str = "classification",
 ) -> bytes:
-    """One graph of ``kind`` ("forward" or "layercam") for ``network``."""
+    """One graph of ``kind`` ("forward" or "layercam") for ``network``; a segmentation
+    network has only its forward graph (per-pixel logits: no heatmaps)."""
     network.eval()
+    if task == "segmentation":
+        if kind == "forward":
+            return segmentation_graph(network, image_size, channels)
+        raise Unsupported(f"a segmentation model has no {kind} graph")
     if kind == "forward":
         return forward_graph(network, arch, image_size, channels)
     if kind == "layercam":
@@ -392,6 +420,7 @@ def build_for_file(kind: str, path: Any) -> bytes:
         spec.image_size,
         spec.channels,
         len(loaded.manifest.labels),
+        loaded.manifest.task,
     )
 
 
@@ -404,4 +433,5 @@ __all__ = [
     "build_for_file",
     "build_graph",
     "exporter_version",
+    "segmentation_graph",
 ]
