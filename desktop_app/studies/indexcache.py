@@ -136,30 +136,32 @@ def _own_to_json(inst: InstanceInfo) -> list[Any]:
     ]
 
 
+_LAYOUT_FIELDS = (
+    "sop_class_uid", "modality", "has_pixels", "rows", "columns", "number_of_frames",
+    "samples_per_pixel", "bits_allocated", "bits_stored", "pixel_representation",
+    "planar_configuration", "photometric", "transfer_syntax_uid", "image_orientation",
+    "pixel_spacing", "slice_thickness", "frame_positions", "frame_orientations", "pixel_data",
+)  # fmt: skip
+"""The InstanceInfo fields the files of a series share (a layout), in the cache file's order."""
+
+_TO_JSON: dict[str, Any] = {
+    "image_orientation": _list,
+    "pixel_spacing": _list,
+    "frame_positions": _per_frame_list,
+    "frame_orientations": _per_frame_list,
+    "pixel_data": _pixel_to_json,
+}
+
+
 def _layout_to_json(inst: InstanceInfo) -> list[Any]:
     """The rest of the InstanceInfo, which the files of a series share, less the path and
     the file size (they come from the file itself)."""
-    return [
-        inst.sop_class_uid,
-        inst.modality,
-        inst.has_pixels,
-        inst.rows,
-        inst.columns,
-        inst.number_of_frames,
-        inst.samples_per_pixel,
-        inst.bits_allocated,
-        inst.bits_stored,
-        inst.pixel_representation,
-        inst.planar_configuration,
-        inst.photometric,
-        inst.transfer_syntax_uid,
-        _list(inst.image_orientation),
-        _list(inst.pixel_spacing),
-        inst.slice_thickness,
-        _per_frame_list(inst.frame_positions),
-        _per_frame_list(inst.frame_orientations),
-        _pixel_to_json(inst.pixel_data),
-    ]
+    out = []
+    for name in _LAYOUT_FIELDS:
+        value = getattr(inst, name)
+        convert = _TO_JSON.get(name)
+        out.append(value if convert is None else convert(value))
+    return out
 
 
 class _Corrupt(Exception):
@@ -527,27 +529,7 @@ class IndexCache:
 
 def _layout_key(inst: InstanceInfo) -> tuple[Any, ...]:
     """What a layout holds, hashable: the files of a series share one _Layout."""
-    return (
-        inst.sop_class_uid,
-        inst.modality,
-        inst.has_pixels,
-        inst.rows,
-        inst.columns,
-        inst.number_of_frames,
-        inst.samples_per_pixel,
-        inst.bits_allocated,
-        inst.bits_stored,
-        inst.pixel_representation,
-        inst.planar_configuration,
-        inst.photometric,
-        inst.transfer_syntax_uid,
-        inst.image_orientation,
-        inst.pixel_spacing,
-        inst.slice_thickness,
-        inst.frame_positions,
-        inst.frame_orientations,
-        inst.pixel_data,
-    )
+    return tuple(getattr(inst, name) for name in _LAYOUT_FIELDS)
 
 
 def _read_cache_file(file: Path, salt: str) -> dict[str, _Entry]:
