@@ -106,12 +106,7 @@ class OnnxBackend:
         return runner
 
     def forward(self, x: np.ndarray) -> ForwardOutputs:
-        out = self._runner.outputs(x)
-        return ForwardOutputs(
-            out.logits,
-            out.features if self.features else None,
-            out.penultimate if self.penultimate else None,
-        )
+        return self._runner.outputs(x, features=self.features, penultimate=self.penultimate)
 
     def prepare_heatmaps(self) -> None:
         """Open the heatmap session now, in a background thread, so that a run's first

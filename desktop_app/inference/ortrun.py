@@ -123,10 +123,14 @@ class OrtRunner:
         logits, features = self.session.run([OUTPUT_NAME, FEATURES_NAME], {INPUT_NAME: x})
         return np.asarray(logits, dtype=np.float32), np.asarray(features, dtype=np.float32)
 
-    def outputs(self, x: np.ndarray) -> ForwardOutputs:
+    def outputs(
+        self, x: np.ndarray, *, features: bool = True, penultimate: bool = True
+    ) -> ForwardOutputs:
+        """The logits, and the graph's other outputs unless left out (``features=False``: the
+        (N, K, h, w) feature map is not copied out of the session)."""
         names = [OUTPUT_NAME]
-        names += [FEATURES_NAME] if self.has_features else []
-        names += [PENULTIMATE_NAME] if self.has_penultimate else []
+        names += [FEATURES_NAME] if features and self.has_features else []
+        names += [PENULTIMATE_NAME] if penultimate and self.has_penultimate else []
         x = np.ascontiguousarray(x, dtype=np.float32)
         values = dict(zip(names, self.session.run(names, {INPUT_NAME: x}), strict=True))
         found = {k: np.asarray(v, dtype=np.float32) for k, v in values.items()}

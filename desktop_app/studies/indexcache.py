@@ -256,7 +256,7 @@ def _pixel_from_json(v: Any, file_size: int) -> PixelDataInfo | None:
 def _layout_from_json(v: Any, file_size: int, limits: ReadLimits) -> dict[str, Any]:
     """A layout's InstanceInfo fields, every one type-checked and the frames bounded as a
     fresh read bounds them; _Corrupt if not."""
-    if type(v) is not list or len(v) != 19:
+    if type(v) is not list or len(v) != len(_LAYOUT_FIELDS):
         raise _Corrupt
     fields: dict[str, Any] = {
         "sop_class_uid": _str(v[0]),
