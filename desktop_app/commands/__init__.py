@@ -5,7 +5,7 @@
 - deidentify: `radassist deidentify` — "Export study for sharing" (PS3.15 Annex E).
 - pacs: `radassist pacs echo|find|get|send|node` — PACS networking and node settings.
 - audit: `radassist audit verify|show` — check or print the audit trail.
-- predict: `radassist predict` — headless inference: findings JSON, heatmaps, overlays.
+- predict: `radassist predict` — headless inference (the model chosen per series, or --model): findings JSON, heatmaps, overlays, SEG.
 - export: `radassist export` — SR, secondary captures, PDF and JSON of a reviewed study.
-- info: `radassist info` — version, device, time per image, model file, data folder.
+- info: `radassist info` — version, device, time per image, model file, the models catalog, data folder.
 """

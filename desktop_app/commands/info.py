@@ -3,8 +3,8 @@
 Reports the version (and, in an installed bundle, its flavour and folder), the device that
 ``auto`` (or ``--device``) chose and why, the estimated time per image on this computer
 (``inference.firststart``: measured once, in a second or two, then cached in the data folder), the
-model file, the CPU and the data folder. IT staff run it right after installing; support asks
-for its ``--json``.
+model file, the bundled and installed models (the catalog), the CPU and the data folder. IT staff
+run it right after installing; support asks for its ``--json``.
 
 stdout: the report (text, or with --json the document below). stderr: one line if the model
 can't be loaded (the rest is still printed). Exit status: 0 ok; 1 the model could not be
@@ -15,7 +15,10 @@ outside a bundle, else ``{path, flavour}``), ``device`` (``{requested, chosen, w
 ``estimate`` (null if the model could not be loaded, else ``{ms_per_image, device, backend,
 threads, passes, measured_at, from_cache, text}``), ``model`` (null, or ``{path, name, version,
 tensor_sha256}``), ``cpu`` (``{model, count, threads}``), ``data_dir``, ``python``, ``torch``,
-``error`` (null or the one-line reason).
+``error`` (null or the one-line reason), ``models`` (the model catalog, ``model.catalog``:
+``{bundled_dir, installed_dir, models: [{path, origin, file_name, name, version, task, labels,
+intended_input, tensor_sha256, usable, problem}]}``; without ``--model`` each series runs the
+first usable one whose intended input fits it).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": version_of("torch") or "not installed",
         "error": None,
+        "models": _catalog(),
     }
     try:
         estimate = None if args.refresh else _cached(args.model, chosen, physical_cores())
@@ -139,6 +143,35 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "text": estimate.describe(),
     }
     return report
+
+
+def _catalog() -> dict[str, Any]:
+    """The bundled and installed models (manifests only: no weights are loaded)."""
+    from desktop_app.model.catalog import load_catalog
+
+    return load_catalog().to_json()
+
+
+def _catalog_lines(catalog: dict[str, Any] | None) -> list[str]:
+    """``models: 2 usable of 3 (bundled: DIR; installed: DIR)`` and one line per file."""
+    if catalog is None:
+        return []
+    models = catalog["models"]
+    usable = sum(1 for m in models if m["usable"])
+    lines = [
+        f"models:      {usable} usable of {len(models)} (bundled: {catalog['bundled_dir']}; "
+        f"installed: {catalog['installed_dir']})"
+    ]
+    for m in models:
+        if m["usable"]:
+            text = (
+                f"{m['file_name']} — {m['name']} {m['version']}, {m['task']}, for "
+                f"{m['intended_input']} ({m['origin']})"
+            )
+        else:
+            text = f"{m['file_name']} — unusable: {m['problem']} ({m['origin']})"
+        lines.append(f"             {escape_control(text, limit=300)}")
+    return lines
 
 
 def _model_path(model: str | None) -> Path:
@@ -190,6 +223,7 @@ def render_text(report: dict[str, Any]) -> str:
     )
     cpu = report["cpu"]
     lines.append(f"cpu:         {cpu['model']} ({cpu['count']} CPUs, {cpu['threads']} threads)")
+    lines += _catalog_lines(report.get("models"))
     lines.append(f"data folder: {report['data_dir']}")
     lines.append(f"python:      {report['python']}, torch {report['torch']}")
     return "\n".join(lines)

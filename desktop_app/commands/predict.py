@@ -17,6 +17,14 @@ findings.json gains the lesion table (``lesions``), ``segmentation.dcm`` is a DI
 lesions (one AUTOMATIC segment each, referencing every source image; none when nothing was
 found or the stack is not DICOM), and the summary prints one line per lesion.
 
+Which model: ``--model FILE`` runs that model on every stack. Without it, each series runs the
+first model of the catalog (``model.catalog``: the bundled models, then the installed ones in
+``$RADASSIST_MODELS_DIR`` or the data folder's ``models``) whose intended input fits its headers
+(``inference.modelchoice``: a CT series gets the CT model, a chest CR/DX the chest classifier);
+stderr names it per stack (``<h>: model <file> (<name> <version>, <task>), for <input>``), and
+findings.json's ``model`` block says which ran. A series that no model fits is not run and is
+named on one line; ``--force`` runs the bundled default model on it, every output marked.
+
 Before running, each stack is checked against the model file's intended input
 (``inference.inputcheck``): one outside it (a CT series for a chest-radiograph model) is not
 run, and is named on one line with the reason; ``--force`` runs it anyway and marks every
@@ -39,7 +47,8 @@ import argparse
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -75,7 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     parser.add_argument(
-        "--model", metavar="FILE", help="model file (.safetensors; default: the bundled model)"
+        "--model",
+        metavar="FILE",
+        help="model file (.safetensors) for every input (default: per series, the first "
+        "bundled or installed model whose intended input fits it)",
     )
     parser.add_argument(
         "--device", default="auto", type=device_arg, metavar="{auto,cpu,cuda,mps}",
@@ -177,20 +189,23 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_SOME_FAILED
-    engine = _engine(args, thresholds)
-    if engine is None:
+    picker = _ModelPicker(args, thresholds)
+    if not picker.ready():
         return EXIT_USAGE
-    printed = set(engine.warnings)
-    for message in engine.warnings:
-        print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
     results: list[Any] = []
     audit_problem: str | None = None
     refused = 0
     for name, source, study_uid, render_source in jobs:
+        picked = picker.pick(name, source)
+        if isinstance(picked, _Skipped):  # no model fits the series, or its model can't load
+            refused += picked.refused
+            problems.append(picked.line)
+            continue
+        engine, check, force = picked
         bar = ProgressBar(f"predict {name}", enabled=not args.quiet)
         try:
             result = engine.run(
-                source, progress=bar, study_instance_uid=study_uid, force=args.force
+                source, progress=bar, study_instance_uid=study_uid, force=force, input_check=check
             )
         except InputNotApplicable as err:
             refused += 1
@@ -200,10 +215,7 @@ def run(args: argparse.Namespace) -> int:
             problems.append(err.one_line())
             continue
         _warn_applicability(name, result)
-        for message in result.warnings:  # e.g. only some images of a huge stack were run
-            if message not in printed:
-                printed.add(message)
-                print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
+        picker.say_warnings(result.warnings)  # e.g. only some images of a huge stack were run
         for path, reason in result.unreadable:
             problems.append(reason if reason.startswith(path) else f"{path}: {reason}")
         try:
@@ -216,9 +228,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_SOME_FAILED
         results.append((name, result))
         audit_problem = _audit(result, study_uid, audit_problem)
-    for message in engine.warnings:
-        if message not in printed:  # e.g. a CUDA failure during a run: said once
-            print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
+    picker.say_engine_warnings()  # e.g. a CUDA failure during a run: said once
     _print_table(results, sys.stdout)
     sys.stdout.flush()
     for line in problems:
@@ -226,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         unread = len(problems) - refused
         parts = [f"{unread} input(s) could not be read"] if unread else []
-        parts += [f"{refused} outside the model's intended input"] if refused else []
+        parts += [f"{refused} outside {picker.whose_input}"] if refused else []
         print(
             f"radassist predict: {'; '.join(parts)}; {len(results)} stack(s) written to {out}",
             file=sys.stderr,
@@ -241,13 +251,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _engine(args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    """The inference engine of the command's options; None (said in one line) on a bad one."""
+def _engine(args: argparse.Namespace, thresholds: Mapping[str, float], model: Any) -> Any:
+    """The inference engine of ``model`` (a path, or None for the bundled default) with the
+    command's options; None (said in one line) on a bad option."""
     from desktop_app.inference.engine import InferenceEngine
 
     try:
         return InferenceEngine(
-            args.model,
+            model,
             device=args.device,
             batch_size=args.batch_size,
             backend=args.backend,
@@ -262,21 +273,138 @@ def _engine(args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class _Skipped:
+    """A stack that is not run: its one problem line, and whether it is outside the intended
+    input of every model (``refused``) rather than failing to load one."""
+
+    line: str
+    refused: bool
+
+
+class _ModelPicker:
+    """The engine for each stack. With ``--model``: that model on every stack (today's
+    behaviour: one engine, made before the first stack; a stack outside its intended input is
+    refused by the engine unless ``--force``). Without: per series, the first catalog model
+    whose intended input fits the series' headers (``inference.modelchoice``), each engine
+    loaded once, when a series first needs it; one stderr line per stack names the model. A
+    series that no model fits is not run, said in one line; with ``--force`` it runs the
+    bundled default model, every output marked.
+
+    ``--threshold LABEL=VALUE`` applies to every chosen model that has the label; a label that
+    no usable model has is a usage error."""
+
+    def __init__(self, args: argparse.Namespace, thresholds: dict[str, float]) -> None:
+        self.args = args
+        self.thresholds = thresholds
+        self.forced_model = args.model is not None
+        self.catalog: Any = None
+        self._engines: dict[str, Any] = {}
+        self._printed: set[str] = set()
+
+    @property
+    def whose_input(self) -> str:
+        return "the model's intended input" if self.forced_model else "every model's intended input"
+
+    def ready(self) -> bool:
+        """Load ``--model`` now, or list the catalog and check the thresholds' labels; False
+        (said in one line) on a usage error."""
+        if self.forced_model:
+            engine = _engine(self.args, self.thresholds, self.args.model)
+            if engine is None:
+                return False
+            self._engines[""] = engine
+            self.say_warnings(engine.warnings)
+            return True
+        from desktop_app.model.catalog import load_catalog
+
+        self.catalog = load_catalog()
+        known = {label for e in self.catalog.usable for label in e.labels}
+        unknown = sorted(set(self.thresholds) - known)
+        if unknown:
+            print(
+                f"radassist predict: error: --threshold names {unknown[0]!r}, a label of no "
+                f"model here (labels: {', '.join(sorted(known)) or 'none'}; or pass --model FILE)",
+                file=sys.stderr,
+            )
+            return False
+        return True
+
+    def pick(self, name: str, source: Any) -> tuple[Any, Any, bool] | _Skipped:
+        """(engine, input check or None, force) for ``source``, or why it is skipped."""
+        if self.forced_model:
+            return self._engines[""], None, bool(self.args.force)
+        from desktop_app.inference.inputcheck import headers_of
+        from desktop_app.inference.modelchoice import choose_model
+        from desktop_app.model.paths import default_model_path
+
+        choice = choose_model(headers_of(source), self.catalog)
+        if choice.entry is None:
+            if not self.args.force:
+                return _Skipped(
+                    f"{_where(source)}: not run: {choice.reason} (choose one with --model FILE, "
+                    "or run the default model anyway with --force)",
+                    refused=True,
+                )
+            try:
+                path = default_model_path(self.catalog.bundled_dir)
+            except RadAssistError as err:
+                return _Skipped(f"{_where(source)}: not run: {err.one_line()}", refused=True)
+            return self._load(name, source, path, f"{path.name} (forced)", None, True)
+        text = choice.describe()
+        return self._load(name, source, choice.entry.path, text, choice.check, False)
+
+    def _load(
+        self, name: str, source: Any, path: Path, text: str, check: Any, force: bool
+    ) -> tuple[Any, Any, bool] | _Skipped:
+        key = str(path)
+        if key not in self._engines:
+            try:
+                from desktop_app.model.modeldata import read_manifest
+
+                labels = set(read_manifest(path).labels)
+                own = {k: v for k, v in self.thresholds.items() if k in labels}
+                engine = _engine(self.args, own, path)
+            except RadAssistError as err:
+                return _Skipped(f"{_where(source)}: not run: {err.one_line()}", refused=False)
+            if engine is None:
+                return _Skipped(f"{_where(source)}: not run: its model was refused", refused=False)
+            self._engines[key] = engine
+            self.say_warnings(engine.warnings)
+        print(f"radassist predict: {name}: model {escape_control(text)}", file=sys.stderr)
+        return self._engines[key], check, force
+
+    def say_warnings(self, messages: Sequence[str]) -> None:
+        """Each warning once on stderr, whichever engine or stack said it."""
+        for message in messages:
+            if message not in self._printed:
+                self._printed.add(message)
+                print(f"radassist predict: warning: {escape_control(message)}", file=sys.stderr)
+
+    def say_engine_warnings(self) -> None:
+        for engine in self._engines.values():
+            self.say_warnings(engine.warnings)
+
+
+def _where(source: Any) -> str:
+    """The input path, or the first file of a series (with its image count)."""
+    from desktop_app.studies.volume import SeriesVolume
+
+    if not isinstance(source, SeriesVolume):
+        return str(source)
+    stack = source.stack
+    where = f"{stack.slices[0].instance.path}"
+    if len(stack) > 1:
+        where += f" (and {len(stack) - 1} more image(s) of its series)"
+    return where
+
+
 def _refusal_line(source: Any, err: InputNotApplicable) -> str:
     """``<file>: not run: <reason> (run it anyway with --force; ...)``: the file is the input
     path, or the first file of a series (with its image count)."""
-    from desktop_app.studies.volume import SeriesVolume
-
-    if isinstance(source, SeriesVolume):
-        stack = source.stack
-        where = f"{stack.slices[0].instance.path}"
-        if len(stack) > 1:
-            where += f" (and {len(stack) - 1} more image(s) of its series)"
-    else:
-        where = str(source)
     return (
-        f"{where}: not run: {err.check.refusal} (run it anyway with --force; every output is "
-        "then marked as outside the model's intended input)"
+        f"{_where(source)}: not run: {err.check.refusal} (run it anyway with --force; every "
+        "output is then marked as outside the model's intended input)"
     )
 
 

@@ -3,6 +3,7 @@
 Modules (one job each):
 - engine: InferenceEngine, the model runner shared by the GUI and `radassist predict` (plan -> batches -> findings).
 - inputcheck: the check before running (a series' headers against the model's intended input) and InputCheck, the verdict every output carries.
+- modelchoice: which model runs on a series with none forced: the first catalog model whose intended input fits its headers.
 - sources: what a run iterates over (a volume, stack, file or images) as a SlicePlan.
 - fastpath: the CPU forward pass by the fastest exact path (ONNX Runtime, checked vs PyTorch), int8.
 - gradcam: heatmaps (LayerCAM fused with CAM, the default; Grad-CAM/CAM) with hooks, leaving the network untouched.

@@ -10,4 +10,5 @@ Modules (one job each):
 - imageio: images for a model (DICOM or PNG) -> float arrays, with their kind.
 - networks: the architecture registry (build by name and arguments), heads and their layers, the UNet.
 - paths: where the bundled default model lives (resources/models/), without torch.
+- catalog: the bundled and installed model files, listed from their manifests (unusable ones with their reason).
 """

@@ -1,12 +1,14 @@
-"""Dialogs: settings (with shortcut rebinding), the shortcut cheat-sheet, the model card."""
+"""Dialogs: settings (with shortcut rebinding and the models list), the shortcut cheat-sheet,
+the model card."""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,15 +32,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.model.catalog import ModelCatalog, load_catalog
 from desktop_app.settings import schema, shortcuts
 from desktop_app.settings.schema import COLORMAPS, DEVICES
 
 
 class SettingsDialog(QDialog):
-    """Edits a copy of the settings; ``values()`` and ``shortcut_table()`` after accept."""
+    """Edits a copy of the settings; ``values()`` and ``shortcut_table()`` after accept. The
+    Models tab lists ``catalog`` (default: the bundled and installed models, read now)."""
 
     def __init__(
-        self, values: dict[str, Any], shortcut_table: dict[str, str], parent: QWidget | None = None
+        self,
+        values: dict[str, Any],
+        shortcut_table: dict[str, str],
+        parent: QWidget | None = None,
+        *,
+        catalog: ModelCatalog | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("settingsDialog")
@@ -47,6 +56,8 @@ class SettingsDialog(QDialog):
         tabs = QTabWidget(self)
         tabs.addTab(self._build_general_tab(values), "General")
         tabs.addTab(self._build_keys_tab(shortcut_table), "Keyboard shortcuts")
+        tabs.addTab(self._build_models_tab(catalog or load_catalog()), "Models")
+        self.tabs = tabs
 
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
@@ -80,7 +91,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.auto_run)
         model_row = QHBoxLayout()
         self.model_path = QLineEdit(str(values.get("inference/model_path", "")), general)
-        self.model_path.setPlaceholderText("Bundled demo model")
+        self.model_path.setPlaceholderText("Chosen per series (see the Models tab)")
         browse = QPushButton("Browse…", general)
         browse.clicked.connect(self._browse_model)
         model_row.addWidget(self.model_path, 1)
@@ -153,6 +164,68 @@ class SettingsDialog(QDialog):
         keys_layout.addWidget(self.conflict_label)
         keys_layout.addWidget(restore, 0, Qt.AlignmentFlag.AlignLeft)
         return keys
+
+    MODEL_COLUMNS = ("Model", "Task", "Intended input", "Where", "File", "Status")
+
+    def _build_models_tab(self, catalog: ModelCatalog) -> QWidget:
+        """The catalog, read-only: one row per model file (unusable ones with their reason),
+        the installed-models folder and a button to open it."""
+        page = QWidget(self)
+        layout = QVBoxLayout(page)
+        intro = QLabel(
+            "With no model file chosen on the General tab, each series runs the first model "
+            "below whose intended input fits it. Install a model by copying its .safetensors "
+            "file into the installed-models folder.",
+            page,
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.models_table = QTableWidget(0, len(self.MODEL_COLUMNS), page)
+        self.models_table.setObjectName("modelsTable")
+        self.models_table.setHorizontalHeaderLabels(list(self.MODEL_COLUMNS))
+        self.models_table.verticalHeader().setVisible(False)
+        self.models_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.models_table.setWordWrap(True)  # an unusable file's reason wraps in Status
+        for entry in catalog.entries:
+            row = self.models_table.rowCount()
+            self.models_table.insertRow(row)
+            name = f"{entry.name} {entry.version}" if entry.usable else "—"
+            status = "usable" if entry.usable else f"unusable: {entry.problem}"
+            cells = (name, entry.task, entry.input_text, entry.origin, entry.file_name, status)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(str(entry.path) if col == 4 else text)
+                self.models_table.setItem(row, col, item)
+        header = self.models_table.horizontalHeader()
+        for col in range(len(self.MODEL_COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(self.MODEL_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        rows = self.models_table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # follows the wrap
+        layout.addWidget(self.models_table, 1)
+        if not catalog.entries:
+            layout.addWidget(QLabel("No model files found in either folder.", page))
+        folder_row = QHBoxLayout()
+        self.models_folder = QLabel(f"Installed models: {catalog.installed_dir}", page)
+        self.models_folder.setObjectName("modelsFolderLabel")
+        self.models_folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.models_folder.setToolTip(f"Bundled models: {catalog.bundled_dir}")
+        open_folder = QPushButton("Open folder", page)
+        open_folder.setObjectName("openModelsFolder")
+        open_folder.clicked.connect(lambda: self._open_models_folder(catalog.installed_dir))
+        folder_row.addWidget(self.models_folder, 1)
+        folder_row.addWidget(open_folder)
+        layout.addLayout(folder_row)
+        return page
+
+    def _open_models_folder(self, folder: Path) -> bool:
+        """Create the installed-models folder if needed and show it in the file manager."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            self.models_folder.setText(f"Can't create {folder}: {err.strerror or err}")
+            return False
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))))
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -262,15 +262,17 @@ class TestIntendedInput:
     def test_the_bundled_model_refuses_the_ct_sample_and_force_marks_it(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:
-        bundled_model_or_skip()
+        # the chest classifier named: without --model the CT sample gets the CT model
+        demo = str(bundled_model_or_skip())
         ct = resources_dir() / "sample" / "ct_phantom"
-        code, out, err = predict(capsys, str(ct), "--out", str(tmp_path / "o"))
+        code, out, err = predict(capsys, str(ct), "--out", str(tmp_path / "o"), "--model", demo)
         assert code == 1 and out.splitlines()[1:] == []
         (line,) = [line for line in err.splitlines() if "not run:" in line]
         assert "this series is CT" in line and not (tmp_path / "o").exists()
         code, out, err = predict(
-            capsys, str(ct), "--out", str(tmp_path / "o"), "--force", "--heatmap-method", "cam"
-        )
+            capsys, str(ct), "--out", str(tmp_path / "o"), "--model", demo, "--force",
+            "--heatmap-method", "cam",
+        )  # fmt: skip
         assert code == 0, err
         doc = json.loads(next((tmp_path / "o").glob("*/findings.json")).read_text())
         assert doc["series"]["input_check"]["forced"] is True
