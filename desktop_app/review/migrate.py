@@ -13,7 +13,9 @@ stands for it, which is what the reader saw when the file was last written:
 
 Schema 3 adds the reader's annotations (``annotations``: ROIs, angles, arrows, key-image
 flags); a schema-2 file has none. An older RadAssist refuses a schema-3 file rather than
-saving it again without them.
+saving it again without them. Schema 4 adds a segmentation's lesions (``lesions``: verdicts
+and measurements per series; the label volume in a ``.npz`` beside the file); older files have
+none.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CURRENT = 3
+CURRENT = 4
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
@@ -33,9 +35,11 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if version == CURRENT:
         return data
     if version == 1:
-        return _from_v2(_from_v1(data))
+        return _from_v3(_from_v2(_from_v1(data)))
     if version == 2:
-        return _from_v2(data)
+        return _from_v3(_from_v2(data))
+    if version == 3:
+        return _from_v3(data)
     raise ValueError(
         f"review schema version {version!r} is not supported (this RadAssist reads 1 to "
         f"{CURRENT}); open it with the RadAssist that wrote it"
@@ -43,7 +47,11 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
-    return dict(data, schema_version=CURRENT, annotations=[])
+    return dict(data, schema_version=3, annotations=[])
+
+
+def _from_v3(data: dict[str, Any]) -> dict[str, Any]:
+    return dict(data, schema_version=CURRENT, lesions={})
 
 
 def _from_v1(data: dict[str, Any]) -> dict[str, Any]:

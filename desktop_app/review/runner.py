@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from desktop_app.infra.cancel import Progress
+from desktop_app.review.lesionreview import SeriesLesions, ValueSource, lesions_from_result
 from desktop_app.review.state import FindingReview, findings_from_result
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
@@ -53,7 +54,8 @@ class RunOutput:
     ``input_check``: the check against the model's intended input and the run's
     out-of-distribution verdict (``inference.inputcheck.InputCheck``; None from a runner that
     does not check); when it is ``flagged`` every finding of the run is shown greyed, and
-    ``input_check.warnings()`` gives the banner's lines."""
+    ``input_check.warnings()`` gives the banner's lines. ``lesions``: a segmentation run's
+    lesions to review (pending model lesions over a copy of its mask), else None."""
 
     findings: list[FindingReview]
     heatmaps: dict[str, np.ndarray]
@@ -61,6 +63,28 @@ class RunOutput:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     input_check: InputCheck | None = None
+    lesions: SeriesLesions | None = None
+
+
+def stack_lesions_inputs(stack: SliceStack, volume: SeriesVolume) -> tuple[Any, ValueSource]:
+    """The stack's mask geometry (None without pixel spacing) and where its slices' modality
+    values come from, for measuring a lesion again after the reader edits it."""
+    from desktop_app.inference.lesions import MaskGeometry
+    from desktop_app.infra.errors import RadAssistError
+
+    try:
+        geometry: MaskGeometry | None = MaskGeometry.from_stack(stack)
+    except RadAssistError:
+        geometry = None
+
+    def values(index: int) -> np.ndarray | None:
+        try:
+            frame = volume.frame(index)
+        except RadAssistError:
+            return None
+        return None if frame.is_color else frame.values
+
+    return geometry, values
 
 
 class SeriesRunner(Protocol):
@@ -155,6 +179,10 @@ class EngineRunner:
         assert self.engine is not None, "load() first"
         result = self.engine.run(volume, progress=progress, stop=stop, force=force)
         findings, heatmaps = findings_from_result(result, series_key)
+        lesions = None
+        if result.mask is not None:
+            geometry, values = stack_lesions_inputs(stack, volume)
+            lesions = lesions_from_result(result, series_key, geometry, values)
         return RunOutput(
             findings=findings,
             heatmaps=heatmaps,
@@ -162,4 +190,5 @@ class EngineRunner:
             warnings=list(result.warnings),
             timings=result.timings.to_json(),
             input_check=result.input_check,
+            lesions=lesions,
         )

@@ -26,6 +26,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from desktop_app.review.annotations import Annotation, check_text
+from desktop_app.review.lesionfiles import series_from_dict, series_to_dict, unpack_labels
+from desktop_app.review.lesionreview import LesionReviewMixin, SeriesLesions
+from desktop_app.review.lesionreview import (  # re-exported: a run's lesions, like its findings
+    lesions_from_result as lesions_from_result,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA = "radassist-review"
-SCHEMA_VERSION = 3  # 3: reader annotations (``annotations``)
+SCHEMA_VERSION = 4  # 3: reader annotations (``annotations``); 4: lesions (``lesions``)
 MAX_NOTE_CHARS = 10_000
 
 # The reader's truth per label (PENDING: no verdict yet).
@@ -307,9 +312,15 @@ class LabelTruth:
     updated: str | None
 
 
+LabelsReader = Callable[[str, dict[str, Any]], bytes]
+"""(series key, that series' saved lesion entry) -> its packed label volume (``store``)."""
+LABELS_NPZ = "labels_npz"  # a saved lesion entry's packed label volume, before the store files it
+
+
 @dataclass
-class ReviewState:
-    """Everything a reader decided about one study's findings."""
+class ReviewState(LesionReviewMixin):
+    """Everything a reader decided about one study's findings (and, for a segmentation, its
+    lesions: ``lesion_sets``, one ``lesionreview.SeriesLesions`` per series key)."""
 
     study_uid: str
     model: ModelRef | None = None
@@ -325,6 +336,11 @@ class ReviewState:
     # the reader's own ROIs, angles, arrows and key-image flags (``annotations``), kept
     # whatever model ran: they are the reader's, not the model's
     annotations: list[Annotation] = field(default_factory=list)
+    lesion_sets: dict[str, SeriesLesions] = field(default_factory=dict)
+    # saved lesion entries whose label volume could not be read: kept as they were (saved
+    # again unchanged, so nothing is lost) and reported once in ``lesion_problems``
+    unreadable_lesions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lesion_problems: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ lookups
     def find(self, finding_id: str) -> FindingReview:
@@ -559,6 +575,8 @@ class ReviewState:
             self.findings = []
             self.thresholds = {}
             self.input_checks = {}
+            self.lesion_sets = {}
+            self.unreadable_lesions = {}
         self.model = model
         old = {f.finding_id: f for f in self.findings}
         series = {f.series_key for f in new}
@@ -641,12 +659,26 @@ class ReviewState:
             "findings": [f.to_dict() for f in self.findings],
             "input_checks": {k: dict(v) for k, v in self.input_checks.items()},
             "annotations": [a.to_dict() for a in self.annotations],
+            "lesions": self._lesions_to_dict(),
         }
 
+    def _lesions_to_dict(self) -> dict[str, Any]:
+        """Each series' lesions, its label volume packed (bytes) under ``labels_npz``: the
+        store writes those beside the JSON (``ReviewStore.save_data``)."""
+        from desktop_app.review.lesionfiles import pack_labels
+
+        out: dict[str, Any] = {k: dict(v) for k, v in self.unreadable_lesions.items()}
+        for key, series in self.lesion_sets.items():
+            out[key] = {**series_to_dict(series), LABELS_NPZ: pack_labels(series)}
+        return out
+
     @classmethod
-    def from_dict(cls, data: Any) -> ReviewState:
+    def from_dict(cls, data: Any, read_labels: LabelsReader | None = None) -> ReviewState:
         """Parse a saved state (schema 1 is upgraded first, ``migrate.upgrade``); raises
-        ValueError (or KeyError/TypeError) on anything off."""
+        ValueError (or KeyError/TypeError) on anything off. Lesion label volumes come from
+        the entry itself (``to_dict``) or from ``read_labels`` (the store's files); one that
+        can't be read is kept aside in ``unreadable_lesions`` and named in
+        ``lesion_problems`` (without ``read_labels``, saved entries are kept there unread)."""
         from desktop_app.review.migrate import upgrade
 
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -672,7 +704,35 @@ class ReviewState:
                 if isinstance(v, dict)
             },
             annotations=[Annotation.from_dict(a) for a in data.get("annotations", [])],
-        )
+        )._read_lesions(data.get("lesions") or {}, read_labels)
+
+    def _read_lesions(self, saved: Any, read_labels: LabelsReader | None) -> ReviewState:
+        from desktop_app.infra.errors import ReviewStateError
+
+        if not isinstance(saved, dict):
+            raise ValueError("`lesions` should be an object of series keys")
+        for key, entry in saved.items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"lesions of {key!r} should be an object")
+            ids = [int(item["lesion_id"]) for item in entry.get("lesions", [])]
+            try:
+                packed = entry.get(LABELS_NPZ)
+                if packed is None and read_labels is None:  # verdicts only: kept as saved
+                    self.unreadable_lesions[str(key)] = dict(entry)
+                    continue
+                if packed is None:
+                    assert read_labels is not None
+                    packed = read_labels(str(key), entry)
+                labels = unpack_labels(packed, entry.get("shape", ()), ids)
+            except ReviewStateError as err:
+                self.unreadable_lesions[str(key)] = {
+                    k: v for k, v in entry.items() if k != LABELS_NPZ
+                }
+                self.lesion_problems.append(err.one_line())
+                log.warning("lesions of one series not read: %s", err.reason)
+                continue
+            self.lesion_sets[str(key)] = series_from_dict(str(key), entry, labels)
+        return self
 
 
 # What a re-run of the same model keeps of a finding: everything the reader gave.

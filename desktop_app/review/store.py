@@ -13,6 +13,13 @@ dropped), then replaces the study's file by an atomic rename.
 A kill at any point leaves the study's file holding the new review or the previous one,
 never neither. Opening a store removes the temporary files that killed saves left behind,
 under the same lock, so a live writer's file is never among them.
+
+A segmentation's edited lesion masks are saved beside the study's file, one ``.npz`` per series
+named by its content (``<hash>.<sha256[:16]>.labels.npz``, no pickle), written before the JSON
+that names them (with their SHA-256); files no review of the study names any more are removed
+after the JSON is written. A mask that can't be read back (damaged, wrong shape, unknown ids)
+loses only that series' lesions, reported in one line (``ReviewState.lesion_problems``); the
+entry is kept so that the next save does not drop it.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_json, re
 from desktop_app.infra.errors import ReviewStateError
 from desktop_app.infra.filelock import locked
 from desktop_app.infra.hashedpaths import uid_hash
-from desktop_app.review.state import ReviewState
+from desktop_app.review.lesionfiles import labels_digest
+from desktop_app.review.state import LABELS_NPZ, ReviewState
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,13 @@ MAX_KEPT_PER_STUDY = 20
 LOCK_NAME = ".reviews.lock"
 # A study's file, or one kept aside for an earlier model (``<hash>.<sha[:12]>[.<n>].json``).
 _REVIEW_NAME = re.compile(r"(?P<stem>[0-9a-f]{16})(?:\.[0-9a-z]{1,12}(?:\.(?P<n>\d+))?)?\.json")
+# A series' lesion mask (``<hash>.<sha256 of the file, 16 hex>.labels.npz``).
+_LABELS_NAME = re.compile(r"(?P<stem>[0-9a-f]{16})\.(?P<sha>[0-9a-f]{16})\.labels\.npz")
+MAX_LABELS_BYTES = 256 * 1024 * 1024
+
+
+def _owned(name: str) -> bool:
+    return bool(_REVIEW_NAME.fullmatch(name) or _LABELS_NAME.fullmatch(name))
 
 
 class ReviewStore:
@@ -60,7 +75,7 @@ class ReviewStore:
             return 0
         try:
             with locked(self.lock_path):
-                removed = remove_temp_files(self.root, _REVIEW_NAME.fullmatch)
+                removed = remove_temp_files(self.root, _owned)
         except OSError as err:
             log.warning("couldn't clean the review folder: %s", err.strerror or type(err).__name__)
             return 0
@@ -90,7 +105,7 @@ class ReviewStore:
             raise ReviewStateError(f"is {size} bytes, over {MAX_FILE_BYTES}", path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            state = ReviewState.from_dict(data)
+            state = ReviewState.from_dict(data, self._labels_reader(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ReviewStateError(
                 f"is not readable JSON ({type(err).__name__})",
@@ -116,8 +131,11 @@ class ReviewStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with locked(self.lock_path):
+                wrote_masks = self._write_masks(path, data)
                 self._keep_previous_model(path, (data.get("model") or {}).get("sha256"))
                 atomic_write_json(path, data, mode=FILE_MODE)
+                if wrote_masks:
+                    self._drop_unused_masks(path)
         except OSError as err:
             raise ReviewStateError(
                 f"can't be saved: {err.strerror or err}",
@@ -125,6 +143,63 @@ class ReviewStore:
                 "check free disk space and the data folder's permissions",
             ) from None
         return path
+
+    # ------------------------------------------------------------------ lesion masks
+    def _write_masks(self, path: Path, data: dict[str, Any]) -> bool:
+        """Move each series' packed label volume out of ``data`` into its own file (lock
+        held); True when a new file was written."""
+        wrote = False
+        for entry in (data.get("lesions") or {}).values():
+            packed = entry.pop(LABELS_NPZ, None)
+            if packed is None:
+                continue
+            digest = labels_digest(packed)
+            target = path.with_name(f"{path.stem}.{digest[:16]}.labels.npz")
+            if not _same_bytes(target, packed):
+                atomic_write_bytes(target, packed, mode=FILE_MODE)
+                wrote = True
+            entry["labels_file"], entry["labels_sha256"] = target.name, digest
+        return wrote
+
+    def _labels_reader(self, path: Path) -> Any:
+        def read(series_key: str, entry: dict[str, Any]) -> bytes:
+            name = str(entry.get("labels_file", ""))
+            match = _LABELS_NAME.fullmatch(name)
+            if match is None or match["stem"] != path.stem:
+                raise ReviewStateError(f"names no lesion mask file ({name!r})", path)
+            target = path.with_name(name)
+            try:
+                if target.stat().st_size > MAX_LABELS_BYTES:
+                    raise ReviewStateError(f"is over {MAX_LABELS_BYTES} bytes", target)
+                packed = target.read_bytes()
+            except OSError as err:
+                raise ReviewStateError(
+                    f"lesion mask can't be read: {err.strerror or type(err).__name__}",
+                    target,
+                    "the lesions of that series start over",
+                ) from None
+            if labels_digest(packed) != entry.get("labels_sha256"):
+                raise ReviewStateError(
+                    "lesion mask does not match its checksum (damaged or replaced)",
+                    target,
+                    "the lesions of that series start over",
+                )
+            return packed
+
+        return read
+
+    def _drop_unused_masks(self, path: Path) -> None:
+        """Remove the study's mask files that neither its file nor a kept one names."""
+        named: set[str] = set()
+        for review in [path, *(k for _, k in self._kept(path.stem))]:
+            try:
+                saved = json.loads(review.read_bytes()).get("lesions") or {}
+                named.update(str(e.get("labels_file", "")) for e in saved.values())
+            except (OSError, ValueError, AttributeError):
+                return  # unsure what is still named: keep every file
+        for mask in self.root.glob(f"{path.stem}.*.labels.npz"):
+            if _LABELS_NAME.fullmatch(mask.name) and mask.name not in named:
+                mask.unlink(missing_ok=True)
 
     def history(self, study_uid: str) -> list[Path]:
         """The files kept aside for ``study_uid`` when the model changed, oldest first."""
@@ -197,7 +272,8 @@ class ReviewStore:
             if path.stem.count(".") or len(path.stem) != 16:
                 continue  # kept-aside files of earlier models
             try:
-                yield ReviewState.from_dict(json.loads(path.read_text(encoding="utf-8")))
+                data = json.loads(path.read_text(encoding="utf-8"))
+                yield ReviewState.from_dict(data, self._labels_reader(path))
             except (OSError, ValueError, KeyError, TypeError) as err:
                 log.warning("skipping unreadable review file %s: %s", path.name, type(err).__name__)
 

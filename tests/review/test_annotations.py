@@ -182,7 +182,7 @@ class TestReviewFile:
         state = self._state()
         store.save(state)
         data = json.loads(store.path_for(STUDY).read_text())
-        assert data["schema_version"] == SCHEMA_VERSION == 3
+        assert data["schema_version"] == SCHEMA_VERSION == 4
         assert [a["kind"] for a in data["annotations"]] == [ELLIPSE, ARROW, ANGLE, KEY_IMAGE]
         back = store.load(STUDY)
         assert back is not None

@@ -219,7 +219,7 @@ class TestSchema1Files:
         )
         assert s.find("s#0:cardiomegaly").verdict_threshold is None
         store.save(s)  # written back in the current schema (3: with annotations)
-        assert json.loads(store.path_for(STUDY).read_text())["schema_version"] == 3
+        assert json.loads(store.path_for(STUDY).read_text())["schema_version"] == 4
 
     def test_the_reader_threshold_in_the_file_decides_the_old_call(self) -> None:
         s = ReviewState.from_dict(schema1_file({"nodule": 0.95}))
@@ -227,8 +227,8 @@ class TestSchema1Files:
         assert (nodule.truth, nodule.verdict_threshold) == (ABSENT, 0.95)
 
     def test_a_newer_schema_is_refused_with_what_to_do(self) -> None:
-        with pytest.raises(ValueError, match=r"version 4 is not supported.*RadAssist that wrote"):
-            upgrade({"schema": "radassist-review", "schema_version": 4})
+        with pytest.raises(ValueError, match=r"version 5 is not supported.*RadAssist that wrote"):
+            upgrade({"schema": "radassist-review", "schema_version": 5})
 
     def test_an_unknown_old_verdict_is_refused(self) -> None:
         data = schema1_file({})

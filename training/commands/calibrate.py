@@ -20,6 +20,12 @@ card (``M2`` with ``.md``) shows them under "At this site". ``--json F`` writes 
 report. M2's tensors are M's, so reviews made with M2 are this model's reviews again (of the
 new version).
 
+Lesion reviews of a segmentation model (accept / reject per lesion, lesions drawn by the
+reader) are counted at lesion level, not calibrated: an accepted lesion is a true positive, a
+rejected one a false positive, a drawn one a false negative (the report's ``lesions`` and one
+stdout line). A segmentation model's operating threshold is per pixel, which a lesion's verdict
+does not measure.
+
 A label with fewer than ``--min-positives`` (default 10) positive or negative cases is refused
 in one line on stderr and keeps its threshold and temperature; the others are calibrated.
 Exit status: 0 every label calibrated; 1 some label refused (M2 written when any label was
@@ -163,6 +169,7 @@ def calibrate_model_file(args: argparse.Namespace) -> dict[str, Any]:
             tensor_sha256=m.tensor_sha256,
             version=m.version,
         )
+    lesions = None if args.data is not None else lesion_counts(_reviews_folder(args.reviews), m)
     version = next_site_version(m.version)
     site = calibrate_site(
         cases.arrays(),
@@ -217,8 +224,32 @@ def calibrate_model_file(args: argparse.Namespace) -> dict[str, Any]:
         "thresholds": site.thresholds,
         "temperatures": site.temperatures,
         "refused_lines": list(site.refused.values()),
+        "lesions": lesions,
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def lesion_counts(folder: Path, manifest: Any) -> dict[str, int] | None:
+    """Lesion-level TP / FP / FN / pending over this model's reviews in ``folder`` (the
+    ``lesions`` entries of the review files; their masks are not read); None without any."""
+    from desktop_app.review.lesionreview import LesionReview
+
+    counts = dict.fromkeys(("TP", "FP", "FN", "pending"), 0)
+    seen = False
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if (data.get("model") or {}).get("sha256") != manifest.tensor_sha256:
+                continue
+            entries = (data.get("lesions") or {}).items()
+            for key, entry in entries:
+                for item in entry.get("lesions", []):
+                    lesion = LesionReview.from_dict(item, str(key))
+                    seen = True
+                    counts[lesion.agreement or lesion.verdict] += 1
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # sitecases counts unreadable files
+    return counts if seen else None
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -274,6 +305,13 @@ def _print_report(report: dict[str, Any]) -> None:
         print(line)
     if report["skipped_models"]:
         print(report["skipped_models"])
+    lesions = report.get("lesions")
+    if lesions:
+        print(
+            f"lesion reviews, counted at lesion level (not calibrated): {lesions['TP']} TP "
+            f"(accepted), {lesions['FP']} FP (rejected), {lesions['FN']} FN (drawn by readers), "
+            f"{lesions['pending']} pending"
+        )
     refit = "; temperatures re-fitted" if block["temperatures_refitted"] else ""
     print(f"rule: {block['rule']}{refit}; {block['n_cases']} cases")
     for label, entry in block["labels"].items():

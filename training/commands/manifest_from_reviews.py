@@ -40,6 +40,15 @@ hashed UIDs, never tag values) so that the folder can be moved or shared as a wh
 so training splits stay per patient, and it can't be reversed or recomputed elsewhere. The
 real ID never enters the manifest or the logs.
 
+``--task segmentation`` writes a segmentation manifest (``training.segdata``) from the
+reviews' lesions instead: one row per image of every series whose lesions are all decided
+(none pending), with ``path``, ``mask`` (an 8-bit PNG beside the CSV under
+``masks/<h(study)>/<h(series)>/<h(sop)>.png``: 255 inside the reader's truth, i.e. accepted and
+reader-drawn lesions, 0 elsewhere, including rejected lesions), ``patient_id``, ``split``
+(``--splits``: train / val / test 70/15/15 by a keyed hash of the patient, else none), and
+``study_id`` / ``series_id``. Slices without a lesion are negative images, which training
+stratifies on; ``--lesion-slices-only`` keeps only slices with foreground.
+
 Exit status: 0 written; 1 no usable verdict, or some reviewed images were not found (the
 manifest holds the others); 2 usage error.
 """
@@ -67,6 +76,9 @@ PROG = "radassist-train manifest-from-reviews"
 
 BOX_COLUMNS = ("x", "y", "width", "height")
 COPY_FOLDER = "images"
+MASK_FOLDER = "masks"
+SEG_COLUMNS = ("path", "mask", "patient_id", "split", "study_id", "series_id")
+SPLIT_SHARES = (("train", 0.70), ("val", 0.15), ("test", 0.15))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +108,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pending-negatives-as-0",
         action="store_true",
         help="count negative findings the reader left unreviewed as 0",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("classification", "segmentation"),
+        default="classification",
+        help="segmentation: a manifest of per-image lesion masks from the reviewed lesions",
+    )
+    parser.add_argument(
+        "--splits",
+        action="store_true",
+        help="segmentation: write a split column (train/val/test 70/15/15, per patient)",
+    )
+    parser.add_argument(
+        "--lesion-slices-only",
+        action="store_true",
+        help="segmentation: only the images with a reviewed lesion (no negative images)",
     )
     parser.add_argument(
         "--model-boxes",
@@ -349,6 +377,8 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         print(f"{PROG}: error: {out}: is a folder (give the CSV file to write)", file=sys.stderr)
         return EXIT_USAGE
+    if args.task == "segmentation":
+        return run_segmentation(args, list(ReviewStore(review_dir).iter_states()))
     found = harvest(
         ReviewStore(review_dir).iter_states(), args.pending_negatives_as_0, args.model_boxes
     )
@@ -430,3 +460,183 @@ def _report(
             "--images); the manifest holds the others",
             file=sys.stderr,
         )
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+@dataclass
+class SegSlice:
+    """One image of a reviewed series and its mask (the reader's truth on that slice)."""
+
+    entry: ImageEntry
+    mask: Any  # bool (rows, cols)
+
+
+@dataclass
+class SegHarvest:
+    """The reviewed series' slices, and what was left out (series and images, by reason)."""
+
+    slices: list[SegSlice] = field(default_factory=list)
+    left_out: Counter[str] = field(default_factory=Counter)
+    series: int = 0
+    lesions: Counter[str] = field(default_factory=Counter)
+    reviews: int = 0
+
+
+def harvest_lesions(states: Iterable[Any], lesion_slices_only: bool = False) -> SegHarvest:
+    """Per-image masks from the reviews' lesions (``ReviewState.reviewed_labels``): only series
+    whose model lesions all have a verdict, so that an undecided lesion never trains as
+    background."""
+    out = SegHarvest()
+    for state in states:
+        out.reviews += 1
+        for problem in getattr(state, "lesion_problems", []):
+            out.left_out[f"a series' lesion mask could not be read ({problem})"] += 1
+        for key, series in state.lesion_sets.items():
+            lesions = list(series.lesions.values())
+            if not lesions:
+                out.left_out["series with no lesion at all (not known to be reviewed)"] += 1
+                continue
+            if any(x.verdict == "pending" for x in lesions):
+                out.left_out["series with lesions still pending"] += 1
+                continue
+            if len(series.slice_refs) != series.shape[0]:
+                out.left_out["series whose images the review does not name"] += 1
+                continue
+            reviewed = state.reviewed_labels(key)
+            out.series += 1
+            for x in lesions:
+                out.lesions[x.agreement or x.verdict] += 1
+            for index, (sop, frame) in enumerate(series.slice_refs):
+                mask = reviewed[index] != 0
+                if lesion_slices_only and not mask.any():
+                    continue
+                if frame != 0 or not sop:
+                    out.left_out["images on a later frame or without a SOP Instance UID"] += 1
+                    continue
+                entry = ImageEntry(state.study_uid, series.series_uid, sop, key)
+                out.slices.append(SegSlice(entry, mask))
+    return out
+
+
+def split_of(patient: str, keys: Any) -> str:
+    """train / val / test for a patient (``SPLIT_SHARES``), from a keyed hash: stable for one
+    site, never the same cut as another site's."""
+    digest = keys.derive("manifest-split", patient)
+    share = int.from_bytes(digest[:8], "big") / 2**64
+    for name, part in SPLIT_SHARES:
+        if share < part:
+            return name
+        share -= part
+    return SPLIT_SHARES[-1][0]
+
+
+def segmentation_rows(
+    found: SegHarvest,
+    finder: ImageFinder,
+    out_csv: Path,
+    keys: Any,
+    copy_images: bool = False,
+    splits: bool = False,
+) -> tuple[list[dict[str, str]], list[str]]:
+    """(rows, missing images as one-line messages); writes each row's mask PNG."""
+    import numpy as np
+
+    from desktop_app.infra.hashedpaths import instance_relpath, uid_hash
+    from desktop_app.phantoms.studies import write_mask_png
+
+    rows: list[dict[str, str]] = []
+    missing: list[str] = []
+    base = out_csv.parent
+    for item in found.slices:
+        entry = item.entry
+        path = finder.find(entry)
+        if path is None:
+            missing.append(
+                f"image {uid_hash(entry.sop_uid)} of study {uid_hash(entry.study_uid)} "
+                "(hashed UIDs) was not found"
+            )
+            continue
+        rel = instance_relpath(entry.study_uid, entry.series_uid, entry.sop_uid)
+        mask_rel = Path(MASK_FOLDER, *rel.parts).with_suffix(".png")
+        write_mask_png(base / mask_rel, np.where(item.mask, 255, 0).astype(np.uint8))
+        patient = patient_hash(path, entry.sop_uid, keys)
+        rows.append(
+            {
+                "path": _copy(path, entry, base) if copy_images else _relative(path, base),
+                "mask": mask_rel.as_posix(),
+                "patient_id": patient,
+                "split": split_of(patient, keys) if splits else "",
+                "study_id": uid_hash(entry.study_uid),
+                "series_id": uid_hash(entry.series_uid),
+                "_positive": "1" if item.mask.any() else "0",  # counted, not written
+            }
+        )
+    rows.sort(key=lambda r: (r["patient_id"], r["study_id"], r["series_id"], r["path"]))
+    return rows, missing
+
+
+def write_segmentation_manifest(path: Path, rows: Sequence[dict[str, str]], splits: bool) -> None:
+    from desktop_app.infra.atomicio import atomic_write_text
+
+    columns = [c for c in SEG_COLUMNS if splits or c != "split"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def run_segmentation(args: argparse.Namespace, states: list[Any]) -> int:
+    """``--task segmentation``: the reviewed lesions as a segmentation manifest."""
+    out: Path = args.out
+    if not states:
+        print(f"{PROG}: error: {args.review_dir}: holds no readable review file", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    found = harvest_lesions(states, args.lesion_slices_only)
+    if not found.slices:
+        _print_left_out(found.left_out)
+        print(
+            f"{PROG}: error: no series with every lesion decided in {found.reviews} review(s) "
+            "(accept or reject each lesion, or draw the missed ones, first)",
+            file=sys.stderr,
+        )
+        return EXIT_SOME_FAILED
+    try:
+        from desktop_app.infra.userdirs import store_dir
+        from desktop_app.privacy.deid_keys import DeidKeyStore
+
+        finder = ImageFinder(args.images, None if args.images else store_dir())
+        rows, missing = segmentation_rows(
+            found, finder, out, DeidKeyStore(), args.copy_images, args.splits
+        )
+        if not rows:
+            _print_left_out(found.left_out)
+            for line in [*finder.problems, *missing]:
+                print(line, file=sys.stderr)
+            print(f"{PROG}: error: no reviewed image was found; nothing written", file=sys.stderr)
+            return EXIT_SOME_FAILED
+        write_segmentation_manifest(out, rows, args.splits)
+    except RadAssistError as err:
+        print(f"{PROG}: error: {err.one_line()}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except OSError as err:
+        print(f"{PROG}: error: {out}: can't be written: {err.strerror or err}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    positive = sum(r["_positive"] == "1" for r in rows)
+    lesions = ", ".join(f"{k} {n}" for k, n in sorted(found.lesions.items()))
+    print(
+        f"wrote {len(rows)} image(s) with masks ({positive} with a lesion, "
+        f"{len(rows) - positive} without) from {found.series} reviewed series to {out}; "
+        f"lesions at lesion level: {lesions} (TP accepted, FP rejected, FN drawn by the reader)"
+    )
+    _print_left_out(found.left_out)
+    for line in [*finder.problems, *missing]:
+        print(line, file=sys.stderr)
+    return EXIT_SOME_FAILED if missing else EXIT_OK
+
+
+def _print_left_out(left_out: Counter[str]) -> None:
+    for why, n in sorted(left_out.items()):
+        print(f"left out {n}: {why}", file=sys.stderr)
