@@ -4,7 +4,9 @@ For every study found in the inputs (files, folders or DICOMDIRs), writes ``DIR/
 = 16 hex digits of the SHA-256 of the exported Study Instance UID) with the formats asked for:
 ``--sr`` (DICOM SR, TID 1500), ``--sc`` (Secondary Capture images with the overlay burned in),
 ``--pdf`` (report.pdf), ``--json`` (findings.json); none of them means all four. See
-docs/exports.md.
+docs/exports.md. With ``--sr``, a series with reviewed lesions (a segmentation the reader
+reviewed) also gets ``seg/<h>.dcm``, a DICOM SEG of its accepted and reader-drawn lesions, and a
+second SR of their measurements referencing it; the PDF lists every lesion with its verdict.
 
 Findings come from the study's saved review (the reader's verdicts, notes and edited boxes, in
 the data folder's ``reviews/``, or ``--reviews DIR``). A study without one is run through the
@@ -47,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the exports")
     formats = parser.add_argument_group("formats (none given: all four)")
-    formats.add_argument("--sr", action="store_true", help="DICOM Structured Report (TID 1500)")
+    formats.add_argument(
+        "--sr",
+        action="store_true",
+        help="DICOM Structured Report (TID 1500); reviewed lesions also as DICOM SEG + SR",
+    )
     formats.add_argument(
         "--sc", action="store_true", help="Secondary Capture images with the overlay burned in"
     )
@@ -136,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
         exported.append(result)
         for warning in result.warnings:
             _say(f"warning: study {_h(study.study_instance_uid)}: {escape_control(warning)}")
+        if result.lesions:
+            _say(
+                f"study {_h(study.study_instance_uid)}: {result.lesions} reviewed lesion(s) in "
+                f"{len(result.seg)} DICOM SEG(s) with their measurements in an SR"
+            )
         print(f"{result.folder}")
         for path in result.files:
             print(f"  {path.relative_to(result.folder).as_posix()}")
@@ -277,8 +288,11 @@ def _manifest_for(model: str | None, sha: str) -> Any:
     from desktop_app.model.paths import default_model_path
 
     try:
-        path = Path(model) if model else default_model_path()
+        from desktop_app.model.catalog import load_catalog
         from desktop_app.model.modeldata import read_manifest
+
+        entry = None if model else load_catalog().by_sha(sha)  # the model chosen per series
+        path = Path(model) if model else entry.path if entry is not None else default_model_path()
 
         manifest = read_manifest(path)
     except ModelFileError as err:

@@ -8,6 +8,7 @@ Modules (one job each):
 - sources: the source study indexed; headers as exported (de-identified, consistent UIDs); key-image rendering.
 - sr: the TID 1500 Comprehensive SR built through highdicom's templates.
 - seg: DICOM SEG (BINARY, highdicom) of lesion masks on a series' grid, written atomically.
+- lesion_sr: reviewed lesions as DICOM: the SEG of the kept lesions (one segment each) and the TID 1500 Comprehensive 3D SR of their measurements referencing it.
 - sr_annotations: the reader's annotations (ROIs with area/mean/SD/min/max, angles, arrows, key images) as TID 1500 measurement groups.
 - secondary_capture: key images with the overlay and notice burned in, as RGB Secondary Capture images.
 - report_model: what the PDF says (header, key images, findings table with model and reader columns, missed findings, the reader's measurements and annotations, model card summary, disclaimer).

@@ -6,7 +6,9 @@ summary, key images with their overlays and captions, the findings table (the mo
 decision and the reader's verdict in two columns, the decision being the one the verdict was
 given on), the findings the reader added because the model missed them, and the model card
 summary (name,
-version, tensor hash, device, intended use, thresholds, metrics, training data). The notice
+version, tensor hash, device, intended use, thresholds, metrics, training data). A segmentation
+review adds a lesion table: every lesion with the reader's verdict, volume, longest diameter,
+mean/max value and the slices it spans. The notice
 and the disclaimer are part of the content so that the layout puts them on every page.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +32,9 @@ from desktop_app.exports.content import (
 from desktop_app.exports.sources import StudyHeader
 from desktop_app.review.annotations import ANGLE, ARROW, KEY_IMAGE, Annotation
 
+if TYPE_CHECKING:
+    from desktop_app.exports.lesion_sr import LesionRecord
+
 _SOURCE_NOTE = {"reader": " (reader)", "user": " (set for the run)"}
 FINDING_COLUMNS = (
     "#",
@@ -39,6 +45,17 @@ FINDING_COLUMNS = (
     "Note",
 )
 ANNOTATION_COLUMNS = ("#", "Reader's annotation", "Image", "Measurements", "Text")
+LESION_COLUMNS = (
+    "Lesion",
+    "Label",
+    "Series",
+    "Reader's verdict",
+    "Volume",
+    "Longest diameter",
+    "Mean / max",
+    "Slices",
+)
+_VERDICT_TEXT = {"accepted": "accepted", "rejected": "rejected", "pending": "not reviewed"}
 _KIND_TEXT = {
     "ellipse": "Ellipse ROI",
     "rectangle": "Rectangle ROI",
@@ -83,6 +100,18 @@ class ReportContent:
     # the reader's annotations: one row each (ANNOTATION_COLUMNS)
     annotation_columns: tuple[str, ...] = ()
     annotation_rows: tuple[tuple[str, ...], ...] = ()
+    # the reviewed lesions: one row each (LESION_COLUMNS)
+    lesion_columns: tuple[str, ...] = ()
+    lesion_rows: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportLesion:
+    """A lesion of a series for the lesion table; ``unit``: of its mean/max value (HU on CT)."""
+
+    series_uid: str
+    record: LesionRecord
+    unit: str = "HU"
 
 
 def dicom_date(value: str) -> str:
@@ -123,6 +152,7 @@ def build_report(
     warnings: Sequence[str] = (),
     created: datetime | None = None,
     annotations: Sequence[Annotation] = (),
+    lesions: Sequence[ReportLesion] = (),
 ) -> ReportContent:
     """The report's content for ``findings`` on the study described by ``header``;
     ``reviewers``: the readers who gave the verdicts ("Reviewed by")."""
@@ -130,6 +160,8 @@ def build_report(
     numbers = _series_numbers(findings)
     for a in annotations:  # series with annotations only are numbered after the findings'
         numbers.setdefault(a.series_uid, len(numbers) + 1)
+    for lesion in lesions:
+        numbers.setdefault(lesion.series_uid, len(numbers) + 1)
     return ReportContent(
         title="RadAssist AI findings report",
         notice=RESEARCH_USE_NOTICE,
@@ -149,7 +181,45 @@ def build_report(
         deidentified=deidentified,
         annotation_columns=ANNOTATION_COLUMNS if annotations else (),
         annotation_rows=annotation_rows(annotations, numbers, include_notes),
+        lesion_columns=LESION_COLUMNS if lesions else (),
+        lesion_rows=lesion_rows(lesions, numbers),
     )
+
+
+def lesion_rows(
+    lesions: Sequence[ReportLesion], numbers: dict[str, int]
+) -> tuple[tuple[str, ...], ...]:
+    """One row per lesion (LESION_COLUMNS), by series and lesion id: ``"L1", "nodule",
+    "series 1", "accepted", "523 mm³", "11.2 mm", "34 / 120 HU", "18-22"`` (slices 1-based)."""
+    ordered = sorted(lesions, key=lambda x: (numbers.get(x.series_uid, 0), x.record.lesion_id))
+    rows = []
+    for item in ordered:
+        r = item.record
+        verdict = _VERDICT_TEXT.get(r.verdict, r.verdict)
+        if r.source == "reader" and r.verdict != "rejected":
+            verdict = "drawn by the reader"
+        elif r.verdict == "rejected" and r.reason:
+            verdict += f" ({r.reason.replace('_', ' ')})"
+        if r.edited and r.source != "reader" and r.verdict == "accepted":
+            verdict += ", outline edited"
+        values = "—"
+        if r.mean_value is not None or r.max_value is not None:
+            mean = "—" if r.mean_value is None else f"{r.mean_value:.0f}"
+            peak = "—" if r.max_value is None else f"{r.max_value:.0f}"
+            values = f"{mean} / {peak} {item.unit}".strip()
+        rows.append(
+            (
+                f"L{r.lesion_id}",
+                r.label,
+                f"series {numbers.get(item.series_uid, 0)}",
+                verdict,
+                "—" if r.volume_mm3 is None else f"{r.volume_mm3:.0f} mm³",
+                "—" if r.longest_diameter_mm is None else f"{r.longest_diameter_mm:.1f} mm",
+                values,
+                _span(r.slices),
+            )
+        )
+    return tuple(rows)
 
 
 def _header_rows(
@@ -296,6 +366,12 @@ def annotation_rows(
         where = f"series {numbers.get(a.series_uid, 0)}, slice {a.slice_index + 1}"
         rows.append((str(n), _KIND_TEXT.get(a.kind, a.kind), where, "\n".join(measures), text))
     return tuple(rows)
+
+
+def _span(slices: tuple[int, int]) -> str:
+    """0-based (first, last) as 1-based slice numbers: ``"18-22"``, or ``"6"`` for one."""
+    first, last = slices[0] + 1, slices[1] + 1
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def _model_rows(model: ModelSummary) -> tuple[tuple[str, str], ...]:

@@ -168,6 +168,7 @@ def render_pdf(content: ReportContent) -> bytes:
         story += [Spacer(1, 1.5 * mm), _p(f"⚠ {warning}", styles["warn"])]
     story += _key_images(content, styles, width)
     story += [_p("Findings", styles["h2"]), _findings_table(content, styles, width)]
+    story += _lesions(content, styles, width)
     story += _missed(content, styles)
     story += _annotations(content, styles, width)
     story += _model_card(content, styles, width)
@@ -255,6 +256,15 @@ def _grid_table(
         )
     )
     return table
+
+
+def _lesions(content: ReportContent, styles: dict[str, ParagraphStyle], width: float) -> list[Any]:
+    """The reviewed lesions (segmentation), when there are any."""
+    if not content.lesion_rows:
+        return []
+    fractions = (0.08, 0.12, 0.1, 0.22, 0.12, 0.12, 0.14, 0.1)
+    table = _grid_table(content.lesion_columns, content.lesion_rows, fractions, styles, width)
+    return [_p("Lesions", styles["h2"]), table]
 
 
 def _missed(content: ReportContent, styles: dict[str, ParagraphStyle]) -> list[Any]:

@@ -85,6 +85,7 @@ class SegRequest:
     series_instance_uid: str = ""
     sop_instance_uid: str = ""
     series_number: int = SEG_SERIES_NUMBER
+    series_description: str = SEG_SERIES_DESCRIPTION
 
 
 def _coded(triple: tuple[str, str, str]) -> Any:
@@ -210,7 +211,7 @@ def build_segmentation(headers: Sequence[Dataset], request: SegRequest) -> Datas
     except (ValueError, TypeError, AttributeError, KeyError) as err:
         raise build_failed("segmentation", err) from None
     restore_names(seg, names)  # type: ignore[arg-type]
-    seg.SeriesDescription = SEG_SERIES_DESCRIPTION
+    seg.SeriesDescription = request.series_description[:64]
     copy_deidentification(seg, headers[0])
     log.info(
         "segmentation built: %d segments, %d frames", len(request.segments), seg.NumberOfFrames
@@ -271,6 +272,7 @@ def series_segmentation(
         series_instance_uid=request.series_instance_uid or generate_uid(),
         sop_instance_uid=request.sop_instance_uid,
         series_number=request.series_number,
+        series_description=request.series_description,
     )
     return build_segmentation(headers, built)
 

@@ -11,7 +11,12 @@ SHA-256 of the exported Study Instance UID (the de-identified one when de-identi
 - ``sr/<h(SOP Instance UID)>.dcm``: the TID 1500 Comprehensive SR (``sr``);
 - ``sc/<h(SOP Instance UID)>.dcm``: one Secondary Capture per key image (``secondary_capture``);
 - ``report.pdf``: the PDF report (``report_model`` + ``report_pdf``);
-- ``findings.json``: findings and verdicts (``json_export``).
+- ``findings.json``: findings and verdicts (``json_export``);
+- with the SR, for each stack with reviewed lesions (the review's ``lesions_for``, or
+  ``ExportRequest.lesions``) that kept any (accepted or drawn by the reader):
+  ``seg/<h(SOP Instance UID)>.dcm``, the DICOM SEG of the kept lesions (one segment each), and a
+  second ``sr/<h>.dcm``, the Comprehensive 3D SR of their measurements referencing the SEG
+  (``lesion_sr``); the PDF has a lesion table (every lesion, with the reader's verdict).
 
 No name comes from a tag value. Atomic: everything is written into a hidden temporary folder
 beside the target, which is renamed into place only when every file is written; an earlier
@@ -60,6 +65,7 @@ from desktop_app.infra.errors import Cancelled, ExportError
 from desktop_app.infra.hashedpaths import uid_hash
 
 if TYPE_CHECKING:
+    from desktop_app.exports.lesion_sr import ReviewedLesions
     from desktop_app.exports.secondary_capture import KeyImage
     from desktop_app.exports.sources import StudySources
     from desktop_app.inference.findings import SeriesResult
@@ -75,6 +81,7 @@ log = logging.getLogger(__name__)
 FORMATS: tuple[str, ...] = ("sr", "sc", "pdf", "json")
 
 SR_FOLDER = "sr"
+SEG_FOLDER = "seg"
 SC_FOLDER = "sc"
 PDF_NAME = "report.pdf"
 JSON_NAME = "findings.json"
@@ -109,6 +116,7 @@ class ExportRequest:
     backend: str = ""
     index: StudyIndex | None = None
     audit: AuditLog | None = None
+    lesions: Sequence[ReviewedLesions] = ()  # reviewed lesions besides the review's own
 
 
 @dataclass
@@ -131,11 +139,19 @@ class ExportResult:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     uid_replacements: int = 0
+    seg: list[Path] = field(default_factory=list)  # the reviewed lesions' SEGs, one per stack
+    lesion_sr: list[Path] = field(default_factory=list)  # their measurement SRs (same order)
+    lesions: int = 0  # lesions written (accepted or drawn by the reader)
 
     @property
     def files(self) -> list[Path]:
         out = [p for p in (self.sr, *self.sc, self.pdf, self.json) if p is not None]
-        return out
+        return [*out, *self.seg, *self.lesion_sr]
+
+    @property
+    def dicom(self) -> list[Path]:
+        """The DICOM objects written (what a PACS can store): SRs, SEGs, secondary captures."""
+        return [p for p in (self.sr, *self.lesion_sr, *self.seg, *self.sc) if p is not None]
 
 
 def check_formats(formats: Collection[str]) -> tuple[str, ...]:
@@ -243,6 +259,8 @@ class _Plan:
     warnings: list[str]
     reviewers: tuple[str, ...]
     annotations: list[Annotation] = field(default_factory=list)  # the reader's, located
+    lesions: list[ReviewedLesions] = field(default_factory=list)  # every stack's, for the PDF
+    lesion_stacks: list[tuple[ReviewedLesions, list[str]]] = field(default_factory=list)
 
     @property
     def renders_keys(self) -> bool:
@@ -250,8 +268,9 @@ class _Plan:
 
     @property
     def units(self) -> int:
-        """Units of progress: the headers, each format, each key image, the final rename."""
-        return 2 + len(self.formats) + len(self.keys)
+        """Units of progress: the headers, each format, each key image, each lesion SEG + SR,
+        the final rename."""
+        return 2 + len(self.formats) + len(self.keys) + len(self.lesion_stacks)
 
 
 @dataclass(frozen=True)
@@ -360,7 +379,47 @@ def _plan(request: ExportRequest, formats: tuple[str, ...], sources: StudySource
         )
     names = () if sources.deidentified else reviewers(findings, review.reviewer if review else "")
     annotations = _locate_annotations(review, sources, warnings)
-    return _Plan(formats, findings, model, keys, warnings, names, annotations)
+    plan = _Plan(formats, findings, model, keys, warnings, names, annotations)
+    _plan_lesions(plan, request, results, sources)
+    return plan
+
+
+def _plan_lesions(
+    plan: _Plan, request: ExportRequest, results: Sequence[SeriesResult], sources: StudySources
+) -> None:
+    """The reviewed lesions (the request's, then the review's), and the stacks whose SEG and
+    SR will be written with each one's SOP Instance UIDs in stack order; a stack that can't
+    be segmented (not in the inputs, other slice count, multi-frame) is left out with a
+    warning."""
+    from desktop_app.exports.lesion_sr import review_lesions
+    from desktop_app.studies.series import assemble
+
+    given = list(request.lesions)
+    keys = {s.series_key for s in given}
+    given += [s for s in review_lesions(request.review, results) if s.series_key not in keys]
+    plan.lesions = given
+    if not sources.deidentified:
+        extra = [r.reviewer for s in given for r in s.kept if r.reviewer]
+        plan.reviewers = tuple(dict.fromkeys([*plan.reviewers, *extra]))
+    if "sr" not in plan.formats:
+        return
+    for item in given:
+        if not item.kept:
+            continue
+        node = sources.study.find_series(item.series_uid)
+        stacks = assemble(node).stacks if node is not None else []
+        stack = stacks[item.part - 1] if 1 <= item.part <= len(stacks) else None
+        problem = ""
+        if stack is None:
+            problem = "its series is not in the inputs"
+        elif len(stack.slices) != item.labels.shape[0]:
+            problem = f"{item.labels.shape[0]} mask slices for {len(stack.slices)} images"
+        elif any(ref.instance.number_of_frames > 1 for ref in stack.slices):
+            problem = "multi-frame series are not supported for SEG export yet"
+        if problem or stack is None:
+            plan.warnings.append(f"reviewed lesions of a series left out of the SEG: {problem}")
+            continue
+        plan.lesion_stacks.append((item, [ref.instance.sop_instance_uid for ref in stack.slices]))
 
 
 def _locate_annotations(
@@ -413,6 +472,13 @@ def _write(
         result.sr = _write_sr(folders, plan, sources, evidence)
         written["sr"] = [folders.relative(result.sr)]
         steps.advance()
+        for item, sops in plan.lesion_stacks:
+            steps.check()
+            _write_lesions(folders, plan, sources, item, sops, result)
+            steps.advance()
+        if result.seg:
+            written["seg"] = [folders.relative(p) for p in result.seg]
+            written["lesion_sr"] = [folders.relative(p) for p in result.lesion_sr]
     rendered = _write_key_images(plan, sources, folders, steps, result)
     if "sc" in plan.formats:
         written["sc"] = [folders.relative(p) for p in result.sc]
@@ -508,6 +574,35 @@ def _write_sr(
     return folders.save_dicom(SR_FOLDER, sr)
 
 
+def _write_lesions(
+    folders: _Folders,
+    plan: _Plan,
+    sources: StudySources,
+    item: ReviewedLesions,
+    sops: Sequence[str],
+    result: ExportResult,
+) -> None:
+    """The SEG of one stack's kept lesions and the SR of their measurements."""
+    from desktop_app.exports.lesion_sr import build_lesion_seg, build_lesion_sr
+
+    headers = [sources.header(sop) for sop in sops]
+    seg = build_lesion_seg(headers, item.labels, item.lesions, plan.model)
+    if seg.empty:
+        result.warnings.append(
+            f"{len(seg.empty)} kept lesion(s) have no voxel left and are not in the SEG"
+        )
+    sr = build_lesion_sr(
+        headers,
+        seg,
+        plan.model,
+        modality=sources.series_modality(item.series_uid),
+        reviewers=plan.reviewers,
+    )
+    result.seg.append(folders.save_dicom(SEG_FOLDER, seg.dataset))
+    result.lesion_sr.append(folders.save_dicom(SR_FOLDER, sr))
+    result.lesions += len(seg.lesions)
+
+
 def _write_key_images(
     plan: _Plan, sources: StudySources, folders: _Folders, steps: _Steps, result: ExportResult
 ) -> list[np.ndarray]:
@@ -560,7 +655,7 @@ def _write_sc(
 def _write_pdf(
     path: Path, plan: _Plan, sources: StudySources, rendered: Sequence[np.ndarray]
 ) -> None:
-    from desktop_app.exports.report_model import ReportImage, build_report
+    from desktop_app.exports.report_model import ReportImage, ReportLesion, build_report
     from desktop_app.exports.report_pdf import render_pdf
 
     content = build_report(
@@ -574,6 +669,12 @@ def _write_pdf(
         warnings=[w for w in plan.warnings if not w.startswith("no positive finding")]
         + ([sources.uid_repairs.summary()] if len(sources.uid_repairs) else []),
         annotations=plan.annotations,
+        lesions=[
+            ReportLesion(item.series_uid, r, item.unit or ("HU" if modality == "CT" else ""))
+            for item in plan.lesions
+            for modality in [sources.series_modality(item.series_uid).upper()]
+            for r in item.lesions
+        ],
     )
     atomic_write_bytes(path, render_pdf(content))
 

@@ -121,8 +121,12 @@ class ExportDialog(QDialog):
         nodes: list[str],
         study_text: str = "",
         parent: QWidget | None = None,
+        lesions_text: str = "",
     ) -> None:
+        """``lesions_text``: the reviewed lesions the export writes with the SR (a SEG and an
+        SR of their measurements; ``exports.lesion_sr.lesions_line``), "" for none."""
         super().__init__(parent)
+        self.lesions_text = lesions_text
         self.setObjectName("exportDialog")
         self.setWindowTitle("Export")
         layout = QVBoxLayout(self)
@@ -159,6 +163,13 @@ class ExportDialog(QDialog):
             check.toggled.connect(self._update)
             col.addWidget(check)
             self.format_boxes[name] = check
+            if name == "sr":  # the lesions' SEG and SR go with the DICOM SR
+                self.lesions_note = QLabel(self.lesions_text, box)
+                self.lesions_note.setObjectName("exportLesions")
+                self.lesions_note.setWordWrap(True)
+                self.lesions_note.setContentsMargins(24, 0, 0, 4)
+                self.lesions_note.setVisible(bool(self.lesions_text))
+                col.addWidget(self.lesions_note)
         return box
 
     def _privacy_box(self, initial: ExportChoice) -> QGroupBox:
@@ -203,7 +214,8 @@ class ExportDialog(QDialog):
         self.node.setObjectName("pacsNode")
         self.node.addItem("Don't send", NO_NODE)
         for name in nodes:
-            self.node.addItem(f"Send SR and images to {name}", name)
+            what = "SR, SEG and images" if self.lesions_text else "SR and images"
+            self.node.addItem(f"Send {what} to {name}", name)
         if not nodes:
             self.node.setItemText(0, "No PACS nodes configured (File ▸ Query/Retrieve)")
             self.node.setEnabled(False)
@@ -226,6 +238,13 @@ class ExportDialog(QDialog):
     def _update(self) -> None:
         self.dates.setEnabled(self.deidentify.isChecked())
         chosen = [n for n, b in self.format_boxes.items() if b.isChecked()]
+        self.lesions_note.setEnabled("sr" in chosen)
+        if self.lesions_text:
+            self.lesions_note.setText(
+                self.lesions_text
+                if "sr" in chosen
+                else "Reviewed lesions: tick DICOM SR to write their DICOM SEG and SR."
+            )
         sendable = any(n in SENDABLE for n in chosen)
         self.node.setEnabled(self.node.count() > 1 and sendable)
         if not sendable:

@@ -41,13 +41,24 @@ def export_job(request: ExportRequest, model_path: str | None) -> WorkFunction:
 
     def work(progress: Callable[[int, int], None], stop: threading.Event) -> object:
         from desktop_app.exports import export_study
+        from desktop_app.model.catalog import load_catalog
         from desktop_app.model.modeldata import read_manifest
         from desktop_app.model.paths import default_model_path
 
+        review = request.review
+        sha = review.model.sha256 if review is not None and review.model is not None else ""
         try:
-            request.model_manifest = read_manifest(model_path or default_model_path())
+            if model_path:
+                request.model_manifest = read_manifest(model_path)
+            else:  # the model chosen for the series: the catalog's file with the review's hash
+                entry = load_catalog().by_sha(sha)
+                path = entry.path if entry is not None else default_model_path()
+                request.model_manifest = read_manifest(path)
         except RadAssistError:
             request.model_manifest = None
+        manifest = request.model_manifest
+        if sha and manifest is not None and manifest.tensor_sha256 != sha:
+            request.model_manifest = None  # not the reviewed model: its card is not attached
         return export_study(request, progress, stop)
 
     return work
@@ -122,7 +133,7 @@ class ExportController(QObject):
         if choice is None and out_dir is not None:
             choice = ExportChoice(Path(out_dir), open_folder=False, add_to_browser=False)
         if choice is None:
-            choice = self.ask_choice(entry.description)
+            choice = self.ask_choice(entry.description, state)
             if choice is None:
                 return False
         self.review.panel.flush_note()
@@ -151,10 +162,20 @@ class ExportController(QObject):
         self.channel.submit(export_job(request, self.runs.inference.model_path))
         return True
 
-    def ask_choice(self, study_text: str = "") -> ExportChoice | None:
-        """The export dialog on the last export's choices; None when cancelled."""
+    def ask_choice(
+        self, study_text: str = "", state: ReviewState | None = None
+    ) -> ExportChoice | None:
+        """The export dialog on the last export's choices (with a line on the reviewed lesions
+        of ``state`` that go out as a SEG + SR); None when cancelled."""
+        from desktop_app.exports.lesion_sr import lesions_line, review_lesions
+
+        lesions_text = "" if state is None else lesions_line(review_lesions(state))
         dialog = ExportDialog(
-            load_choice(self.settings), configured_nodes(), f"Export “{study_text}”", self.host
+            load_choice(self.settings),
+            configured_nodes(),
+            f"Export “{study_text}”",
+            self.host,
+            lesions_text=lesions_text,
         )
         try:
             if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -171,7 +192,7 @@ class ExportController(QObject):
         choice, self.choice = self.choice, None
         if choice is None:
             return
-        dicom = ([result.sr] if result.sr is not None else []) + list(result.sc)
+        dicom = list(result.dicom)  # the SR, the lesions' SEG + SR, the captures
         if choice.node and dicom:
             self.feedback.begin(f"Sending to {choice.node}…", "Send %v/%m")
             self.send_channel.submit(send_job(choice.node, dicom))
