@@ -11,12 +11,16 @@ Modules:
 - study_browser: StudyBrowserWidget — patient → study → series tree with worker thumbnails.
 - sr_panel: SrPanelWidget — an SR's content (or a presentation state's annotations) as a readable tree.
 - dicom_graphics: DicomGraphicsLayer — overlay planes, GSPS graphics/text and SR regions painted on the canvas.
+- lesion_overlay: LesionLayer — a segmentation's lesion masks (fill, contour, "L1" label per lesion) through the SEG mask drawing; where each lesion lies.
+- lesion_strip: LesionStripWidget — per-slice lesion marks along the slice slider; a click goes to the slice.
+- lesion_rows: LesionListWidget — one findings-panel row per lesion (measurements, Accept / Reject, verdict).
 - tag_viewer: TagViewerWidget — the shown image's DICOM header as a searchable tree.
 - findings_panel: FindingsPanelWidget — per-label cards with live thresholds, the reader's verdict and its agreement, site calibration; the review box.
 - inference: InferenceController — the model in a worker (supersede, cancel, warm-up), behind review.runner's seam.
 - reader_dialog: ReaderNameDialog — asks once for the reader's name that verdicts and audit records carry.
 - dialogs: settings (with shortcut rebinding), shortcut cheat-sheet, model card.
 - annotation_tools: the reader's ROI, angle, arrow and key-image tools on the canvas (drawing, editing, undo), saved with the review.
+- mask_tools: MaskToolController — the lesion brush, eraser and Add lesion on the shown slice (one undoable step per stroke), painted into the review's lesion masks.
 - export_dialog: ExportDialog — File ▸ Export…: formats, de-identification, PACS destination, folder (default the data folder's exports/).
 - pacs_dialog: PacsDialog — File ▸ Query/Retrieve: node picker, study search, retrieve.
 - pacs_nodes: NodeEditor — add or edit a PACS node.

@@ -70,6 +70,12 @@ def _draw(action_id: str, kind: str, toolbar: str) -> ActionSpec:
                       toolbar_text=toolbar)  # fmt: skip
 
 
+def _mask(action_id: str, kind: str, toolbar: str) -> ActionSpec:
+    """A lesion-mask tool (``masks.set_tool``: brush, eraser), exclusive with the mouse tools."""
+    return ActionSpec(action_id, "masks.set_tool", (kind,), checkable=True, group="tools",
+                      toolbar_text=toolbar)  # fmt: skip
+
+
 ACTIONS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("open_file", "studies.open_file_dialog"),
@@ -121,8 +127,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("key_image", "annotations.toggle_key_image", toolbar_text="★ Key"),
     ActionSpec("annotation_text", "annotations.edit_text"),
     ActionSpec("delete_annotation", "annotations.delete_selected"),
-    ActionSpec("undo_annotation", "annotations.undo"),
-    ActionSpec("redo_annotation", "annotations.redo"),
+    ActionSpec("undo_annotation", "masks.undo"),  # a stroke while a mask tool is in hand,
+    ActionSpec("redo_annotation", "masks.redo"),  # else the annotations' undo
+    _mask("tool_brush", "brush", "Brush"),
+    _mask("tool_eraser", "eraser", "Eraser"),
+    ActionSpec("brush_bigger", "masks.grow", (1,)),
+    ActionSpec("brush_smaller", "masks.grow", (-1,)),
     # Inference
     ActionSpec("run_inference", "runs.run_inference", toolbar_text="▶ Run model"),
     ActionSpec("cancel_inference", "runs.cancel_inference", enabled=False, toolbar_text="■ Cancel"),
@@ -136,12 +146,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # Review
     ActionSpec("next_finding", "review.step_finding", (1,)),
     ActionSpec("prev_finding", "review.step_finding", (-1,)),
+    ActionSpec("next_lesion", "lesions.step_lesion", (1,)),
+    ActionSpec("prev_lesion", "lesions.step_lesion", (-1,)),
     ActionSpec("accept", "review.accept_selected"),
     ActionSpec("reject", "review.reject_selected"),
     ActionSpec("uncertain", "review.uncertain_selected"),
     ActionSpec("clear_verdict", "review.clear_selected"),
     ActionSpec("add_finding", "review.start_add_finding", text="&Add finding…"),
     ActionSpec("all_absent", "review.mark_remaining_absent"),
+    ActionSpec("add_lesion", "masks.start_add_lesion"),
     _toggle("negative_heatmap", "overlays.set_negative_heatmap"),
     ActionSpec("note", "findings.focus_note"),
     ActionSpec("go_to_finding", "runs.go_to_finding"),
@@ -163,20 +176,23 @@ MENUS: tuple[MenuSpec, ...] = (
     MenuSpec("&Window/Level", filler="view.fill_window_menu"),
     MenuSpec("&Tools", ("tool_pan", "tool_ruler", "tool_edit", "clear_rulers", "-",
                         "tool_ellipse", "tool_rectangle", "tool_angle", "tool_arrow", "key_image",
-                        "annotation_text", "delete_annotation", "-", "undo_annotation",
+                        "annotation_text", "delete_annotation", "-", "tool_brush", "tool_eraser",
+                        "brush_bigger", "brush_smaller", "-", "undo_annotation",
                         "redo_annotation")),
     MenuSpec("&Inference", ("run_inference", "cancel_inference", "model_info")),
     MenuSpec("&Overlays", ("toggle_heatmap", "toggle_outline", "toggle_box", "toggle_labels",
                            "-", "hide_overlays")),
-    MenuSpec("&Review", ("next_finding", "prev_finding", "go_to_finding", "-", "accept", "reject",
-                         "uncertain", "clear_verdict", "-", "add_finding", "all_absent", "-",
+    MenuSpec("&Review", ("next_finding", "prev_finding", "go_to_finding", "next_lesion",
+                         "prev_lesion", "-", "accept", "reject",
+                         "uncertain", "clear_verdict", "-", "add_finding", "all_absent",
+                         "add_lesion", "-",
                          "negative_heatmap", "note", "tool_edit")),
     MenuSpec("&Help", ("shortcuts", "about")),
 )  # fmt: skip
 
 TOOLBAR: tuple[str, ...] = (
     "open_folder", "-", "tool_pan", "tool_ruler", "tool_edit", "tool_ellipse", "tool_rectangle",
-    "tool_angle", "tool_arrow", "key_image", "-", "fit", "zoom_in",
+    "tool_angle", "tool_arrow", "key_image", "tool_brush", "tool_eraser", "-", "fit", "zoom_in",
     "zoom_out", "rotate_left", "rotate_right", "flip_h", "invert", "reset_view", "@layout", "-",
     "@presets", "-", "cine_play", "@fps", "-", "run_inference", "cancel_inference", "-",
     "toggle_heatmap", "toggle_outline", "toggle_box", "toggle_labels", "@opacity",

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app import RESEARCH_USE_NOTICE
 from desktop_app.inference.overlays import label_colour
+from desktop_app.qt.lesion_rows import LesionListWidget
 from desktop_app.qt.plaintext import plain_label, shown
 from desktop_app.qt.theme import ACCENT, NEGATIVE, POSITIVE, WARNING
 from desktop_app.review.sitecal import site_calibration_text
@@ -342,6 +343,9 @@ class FindingsPanelWidget(QWidget):
         self.cards_layout = QVBoxLayout(self.cards_host)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)
         self.cards_layout.setSpacing(6)
+        # a segmentation's lesions, one row each, above the label cards (LesionController)
+        self.lesions = LesionListWidget(self.cards_host)
+        self.cards_layout.addWidget(self.lesions)
         self.cards_layout.addStretch(1)
         self.cards_scroll = QScrollArea(self)
         self.cards_scroll.setWidgetResizable(True)
@@ -554,8 +558,8 @@ class FindingsPanelWidget(QWidget):
                 f"{by[ABSENT]} absent, {by[UNCERTAIN]} uncertain, {pending} pending"
                 + (f"  ·  {missed} missed by the model" if missed else "")
             )
-        elif self._refusal:
-            self.summary.setText("")  # the banner says why there are none
+        elif self._refusal or not self.lesions.isHidden():
+            self.summary.setText("")  # the banner, or the lesion rows, say what there is
         else:
             self.summary.setText("No findings for this series yet — run the model (Ctrl+Enter)")
         self.summary.setVisible(bool(self.summary.text()))

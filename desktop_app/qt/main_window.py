@@ -40,6 +40,7 @@ from desktop_app.qt.canvas import ImageCanvas
 from desktop_app.qt.controllers.exports import ExportController
 from desktop_app.qt.controllers.feedback import Feedback
 from desktop_app.qt.controllers.layout import LayoutController
+from desktop_app.qt.controllers.lesions import LesionController
 from desktop_app.qt.controllers.overlays import OverlayController
 from desktop_app.qt.controllers.preferences import PreferencesController
 from desktop_app.qt.controllers.presentation import PresentationController
@@ -50,6 +51,7 @@ from desktop_app.qt.controllers.studies import StudyController
 from desktop_app.qt.controllers.view import ViewController
 from desktop_app.qt.findings_panel import FindingsPanelWidget
 from desktop_app.qt.inference import Colorizer, InferenceController
+from desktop_app.qt.mask_tools import MaskToolController
 from desktop_app.qt.sr_panel import SrPanelWidget
 from desktop_app.qt.study_browser import StudyBrowserWidget
 from desktop_app.qt.tag_viewer import TagViewerWidget
@@ -213,6 +215,13 @@ class MainWindow(QMainWindow):
         self.runs = RunController(
             self, shown, prefs, self.acts, panel, self.inference, self.studies, self.review,
             self.overlays, feedback,
+        )  # fmt: skip
+        self.lesions = LesionController(
+            self, shown, self.viewer, self.review, self.inference, panel, feedback
+        )  # after runs: a run's outcome reaches the review first
+        self.masks = MaskToolController(
+            self, shown, self.viewer, self.review, self.lesions, feedback,
+            self.annotations.undo, self.annotations.redo, self.acts,
         )  # fmt: skip
         self.layouts = LayoutController(
             self, self.viewports, self.studies, self.review, self.overlays, self.acts, feedback

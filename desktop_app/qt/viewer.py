@@ -35,6 +35,7 @@ from desktop_app.dicom.viewing import (
 )
 from desktop_app.dicom.voi import Window, auto_window
 from desktop_app.qt.canvas import ImageCanvas, Ruler
+from desktop_app.qt.lesion_strip import LesionStripWidget
 from desktop_app.qt.workers import TaskChannel
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import BackgroundLoad, SeriesVolume
@@ -92,9 +93,16 @@ class ViewerWidget(QWidget):
         self.slice_label.setObjectName("sliceLabel")
         self.slice_label.setMinimumWidth(90)
         self.slice_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # a segmentation's lesions, slice by slice, along the slider (the lesion controller)
+        self.lesion_strip = LesionStripWidget(self.slider, self)
+        track = QVBoxLayout()
+        track.setContentsMargins(0, 0, 0, 0)
+        track.setSpacing(0)
+        track.addWidget(self.lesion_strip)
+        track.addWidget(self.slider)
         bottom = QHBoxLayout()
         bottom.setContentsMargins(6, 2, 6, 4)
-        bottom.addWidget(self.slider, 1)
+        bottom.addLayout(track, 1)
         bottom.addWidget(self.slice_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -10,6 +10,7 @@ Modules (each imports only those listed above it):
 - studies: StudyController — opening paths (index in a worker), recent files, showing a series.
 - runs: RunController — running the model on the shown series and taking in its findings.
 - presentation: PresentationController — overlay planes, GSPS and SR regions on the shown slice; the SR panel.
+- lesions: LesionController — a segmentation's lesions: masks on the slice, the slider's marker strip, next/previous lesion, lesion rows and verdicts.
 - layout: LayoutController — viewport layouts, series into viewports, scroll/zoom/W/L sync, compare with prior, AI flicker.
 - exports: ExportController — File ▸ Export… and the PACS query/retrieve dialog.
 - preferences: PreferencesController — settings, shortcut rebinding, the cheat-sheet, About.

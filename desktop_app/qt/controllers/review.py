@@ -180,6 +180,8 @@ class ReviewController(QObject):
                 describe(err) + (f" — kept as {moved.name}" if moved is not None else "")
             )
             state = None
+        if state is not None and state.lesion_problems:  # the rest of the review is there
+            self.feedback.show_error(state.lesion_problems[0])
         if state is None and create:
             state = ReviewState(study_uid, reviewer=self.reviewer())
         if state is not None:

@@ -230,6 +230,7 @@ class RunController(QObject):
         state.merge_findings(
             outcome.findings, outcome.model, check.to_json() if check is not None else None
         )
+        state.merge_lesions(outcome.series_key, getattr(outcome, "lesions", None))
         self.overlays.add(outcome.overlays)
         self.review.save(state)
         self.review.writer.audit(
