@@ -96,7 +96,8 @@ METADATA_COLUMNS = frozenset(
         "split",
         *BOX_COLUMNS,
         "box_label",
-        "mask",  # a segmentation mask (PNG), training/segdata.py
+        "mask",  # a segmentation mask (PNG, NIfTI, SEG, RTSTRUCT), training/segmasks.py
+        "slice",  # the axial slice of a NIfTI volume in path/mask, training/segmasks.py
         "frame",
         "study_id",
         "series_id",

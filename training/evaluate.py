@@ -220,6 +220,12 @@ def evaluate_model_file(
     dev = select_device(device)
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
+    if manifest.task == "segmentation":
+        return evaluate_segmentation(
+            loaded, model_path, data_path, split=split, device=dev, batch_size=batch_size,
+            workers=workers, n_boot=n_boot, ci_level=ci_level, seed=seed, progress=progress,
+            stop=stop, start=start,
+        )  # fmt: skip
     labels = list(manifest.labels)
     options = layout_for_model(manifest.training_data, layout)
     data = _read_model_labels(data_path, labels, options)
@@ -287,6 +293,88 @@ def evaluate_model_file(
     }
 
 
+def predict_masks(
+    model: torch.nn.Module, ds: Any, device: torch.device, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (N, L, S, S) float32 and truths (N, L, S, S) uint8 for ``ds``."""
+    model.eval()
+    probs, truths = [], []
+    with torch.no_grad():
+        for x, y, _ in torch.utils.data.DataLoader(ds, batch_size=batch_size):
+            probs.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy())
+            truths.append(y.numpy().astype(np.uint8))
+    if not probs:
+        return np.zeros((0,)), np.zeros((0,))
+    return np.concatenate(probs), np.concatenate(truths)
+
+
+def evaluate_segmentation(
+    loaded: Any, model_path: str | Path, data_path: str | Path, *, split: str | None,
+    device: torch.device, batch_size: int, workers: int, n_boot: int, ci_level: float,
+    seed: int, progress: Progress | None, stop: StopFlag, start: float,
+) -> dict[str, Any]:  # fmt: skip
+    """``evaluate_model_file`` for a segmentation model: the masks read as its training read
+    them (``training.segdata``, the model's class as ``--labels`` unless it is a default
+    name), the same split rules, then Dice, HD95, lesion sensitivity and false positives per
+    image with CIs (``training.segmetrics``) on the network grid."""
+    from training.segdata import PairDataset, load_pairs, read_segmentation_data
+    from training.segmasks import DEFAULT_CLASS, SegDataset
+    from training.segmetrics import seg_split_metrics
+
+    manifest = loaded.manifest
+    labels = list(manifest.labels)
+    picked = None if labels in ([DEFAULT_CLASS], ["foreground"]) else labels
+    seg = read_segmentation_data(data_path, picked)
+    data = seg.data
+    split, external, note = _default_split(data, manifest.training_data, split)
+    if external:
+        indices = list(range(len(data.records)))
+        method = "none: an external set without a split column, every row scored"
+    else:
+        splits = _split_as_trained(data, manifest.training_data)
+        indices = split_indices(splits, split, len(data.records))
+        method = splits.method
+    if not indices:
+        raise DataError(
+            f"the {split} split is empty",
+            data.source,
+            "choose another --split, or mark rows with that split",
+        )
+    subset = SegDataset(
+        replace(data, records=[data.records[i] for i in indices]),
+        [seg.masks[i] for i in indices],
+        [seg.images[i] for i in indices] if seg.images else [],
+    )
+    spec = manifest.preprocessing
+    units, masks, spacing = load_pairs(
+        subset, spec, workers=max(1, workers), progress=progress, stop=stop
+    )
+    ds = PairDataset(units, masks, range(len(indices)), spec)
+    probs, truth = predict_masks(loaded.network, ds, device, batch_size)
+    metrics = seg_split_metrics(
+        probs, truth, labels, dict(manifest.thresholds), n_boot=n_boot, level=ci_level,
+        seed=seed, spacing=spacing,
+    )  # fmt: skip
+    return {
+        "task": "segmentation",
+        "model": {
+            "path": str(model_path), "name": manifest.name, "version": manifest.version,
+            "architecture": manifest.architecture, "tensor_sha256": manifest.tensor_sha256,
+            "threshold_rule": manifest.threshold_rule,
+        },
+        "data": {
+            "manifest": str(data.source), "manifest_sha256": data.sha256, "kind": data.kind,
+            "split": split, "split_method": method, "external": external,
+            "images": len(indices), "patients": len({data.records[i].patient for i in indices}),
+            **({"note": note} if note else {}),
+        },
+        "device": str(device), "bootstrap": n_boot, "ci_level": ci_level,
+        "labels": {label: metrics[label] for label in labels},
+        "mean_dice": metrics["mean_dice"], "mean_auroc": None, "calibrated": False, "ood": None,
+        "seconds": round(time.perf_counter() - start, 3),
+    }  # fmt: skip
+
+
 def _default_split(
     data: Dataset, training_data: Mapping[str, Any], split: str | None
 ) -> tuple[str, bool, str | None]:
@@ -333,8 +421,37 @@ def _with_ci(entry: Mapping[str, Any]) -> str:
     return value
 
 
+def format_seg_table(label_metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """A segmentation model's table: one row per class, then the mean Dice."""
+    header = ("label", "images", "pos", "Dice (95% CI)", "Dice pos. (95% CI)", "HD95 px",
+              "HD95 mm", "lesions", "lesion sens. (95% CI)", "FP/image (95% CI)")  # fmt: skip
+    rows = [header]
+    for label, m in label_metrics.items():
+        mm = m.get("hd95_mm")
+        rows.append(
+            (label, str(m["images"]), str(m["positive_images"]), _with_ci(m["dice"]),
+             _with_ci(m["dice_positive"]), _num(m["hd95_px"].get("value"), 1),
+             _num(mm.get("value"), 1) if mm else "n/a", str(m["lesions"]),
+             _with_ci(m["lesion_sensitivity"]), _with_ci(m["fp_per_image"]))
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    dices = [m["dice"]["value"] for m in label_metrics.values() if m["dice"]["value"] is not None]
+    lines.append(f"mean Dice {_num(float(np.mean(dices)) if dices else None)}")
+    return "\n".join(lines)
+
+
 def format_table(label_metrics: Mapping[str, Mapping[str, Any]], mean_auroc: float | None) -> str:
-    """A fixed-width human table: one row per label, then the mean AUROC."""
+    """A fixed-width human table: one row per label, then the mean AUROC (a segmentation
+    model's metrics: :func:`format_seg_table`)."""
+    if label_metrics and all("dice" in m for m in label_metrics.values()):
+        return format_seg_table(label_metrics)
     header = (
         "label", "n", "pos", "AUROC (95% CI)", "sensitivity (95% CI)", "specificity (95% CI)",
         "threshold", "ECE", "TP", "FP", "TN", "FN",

@@ -1,8 +1,9 @@
 """``fit --task segmentation``: 2-D segmentation training on the classification run's loop and
 run folder, writing a segmentation model file.
 
-- Data: ``training.segdata`` (a manifest's ``mask`` column, or SIIM-ACR's RLE), split per
-  patient and stratified on "has foreground" like classification;
+- Data: ``training.segdata`` (a manifest's ``mask`` column of PNG, NIfTI, SEG or RTSTRUCT
+  masks, an MSD / nnU-Net or images + masks folder, or SIIM-ACR's RLE), split per patient
+  (case) and stratified on "has foreground" like classification;
 - network: ``unet-lite0`` (MONAI's FlexibleUNet over the ImageNet EfficientNet-Lite0 encoder,
   ``desktop_app.model.segnetworks``), or the same network from scratch (``--no-pretrained``);
 - loss: MONAI's ``DiceCELoss`` (sigmoid; Dice over the batch, so empty masks are no problem,
@@ -38,6 +39,7 @@ from training.batches import EpochShuffleSampler, make_loader
 from training.config import TrainConfig
 from training.data import split_dataset
 from training.dataset import Stopped
+from training.evaluate import predict_masks
 from training.loop import ProgressFactory, Trainer, TrainHooks, TrainResult
 from training.optim import make_optimizer, make_scheduler
 from training.pipeline import (
@@ -189,21 +191,6 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def predict_masks(
-    model: nn.Module, ds: PairDataset, device: torch.device, batch_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (N, L, S, S) float32 and truths (N, L, S, S) uint8 for ``ds``."""
-    model.eval()
-    probs, truths = [], []
-    with torch.no_grad():
-        for x, y, _ in torch.utils.data.DataLoader(ds, batch_size=batch_size):
-            probs.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy())
-            truths.append(y.numpy().astype(np.uint8))
-    if not probs:
-        return np.zeros((0,)), np.zeros((0,))
-    return np.concatenate(probs), np.concatenate(truths)
-
-
 class SegmentationFit(Fit):
     """``Fit`` for ``data.task: segmentation`` (see the module docstring)."""
 
@@ -225,7 +212,7 @@ class SegmentationFit(Fit):
             "data": self._data_summary(data, splits), "notes": self.notes,
         }  # fmt: skip
         try:
-            units, masks = load_pairs(
+            units, masks, spacing = load_pairs(
                 seg, c.preprocess_spec(), workers=max(1, c.data.workers or 2),
                 progress=self._progress("decode + preprocess (once)"), stop=self.stop,
             )  # fmt: skip
@@ -245,7 +232,7 @@ class SegmentationFit(Fit):
             return self._stopped(result.history)
         if not self.main:
             return FitOutcome(out, None, self.metrics, result.history, notes=self.notes)
-        return self._finish_seg(seg, splits, units, masks, result, start)
+        return self._finish_seg(seg, splits, units, masks, spacing, result, start)
 
     def _load_seg(self) -> tuple[SegDataset, Any]:
         from training.segdata import read_segmentation_data
@@ -272,7 +259,7 @@ class SegmentationFit(Fit):
 
     def _finish_seg(
         self, seg: SegDataset, splits: Any, units: torch.Tensor, masks: torch.Tensor,
-        result: TrainResult, start: float,
+        spacing: np.ndarray, result: TrainResult, start: float,
     ) -> FitOutcome:  # fmt: skip
         c, data = self.config, seg.data
         ev, spec = c.evaluation, c.preprocess_spec()
@@ -286,7 +273,7 @@ class SegmentationFit(Fit):
             probs, truth = predict_masks(result.model, ds, self.runtime.device, 16)
             final[name] = seg_split_metrics(
                 probs, truth, data.labels, thresholds, n_boot=ev.bootstrap, level=ev.ci_level,
-                seed=c.seed,
+                seed=c.seed, spacing=spacing[list(idx)],
             )  # fmt: skip
         self.metrics.update(
             history=result.history, thresholds=thresholds, threshold_rule=THRESHOLD_RULE,
@@ -362,9 +349,10 @@ def segmentation_card_section(labels: Sequence[str], size: int) -> str:
         "where its probability reaches the class threshold)\n"
         f"- Output: per-pixel logits (N, {len(labels)}, {size}, {size}) over the padded "
         "network input; map them back with the preprocessing's geometry\n"
-        "- Metrics: per-image Dice (empty-empty counts as 1), HD95 in network pixels, lesion "
-        "sensitivity and false positives per image (8-connected components), 95 % bootstrap "
-        "CIs over images\n"
+        "- Metrics: per-image Dice (empty-empty counts as 1), HD95 in network pixels (and mm "
+        "where the images give their pixel spacing), lesion sensitivity (a true lesion is "
+        "found when any predicted pixel overlaps it) and false positive lesions per image "
+        "(8-connected components), 95 % bootstrap CIs over images (Wilson for sensitivity)\n"
     )
 
 
@@ -383,9 +371,10 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                 lo, hi = (("n/a" if x is None else f"{x:.{digits}f}") for x in ci)
                 return f"{v:.{digits}f} [{lo}, {hi}]"
 
+            mm = f" ({fmt(m['hd95_mm'], 1)} mm)" if "hd95_mm" in m else ""
             lines.append(
                 f"{split} {label}: Dice {fmt(m['dice'])}; Dice (positive images) "
-                f"{fmt(m['dice_positive'])}; HD95 {fmt(m['hd95_px'], 1)} px; lesion sensitivity "
+                f"{fmt(m['dice_positive'])}; HD95 {fmt(m['hd95_px'], 1)} px{mm}; lesion sensitivity "
                 f"{fmt(m['lesion_sensitivity'])} of {m['lesions']}; FP/image "
                 f"{fmt(m['fp_per_image'], 2)} ({m['images']} images)"
             )

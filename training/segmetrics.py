@@ -9,10 +9,13 @@ lesion sensitivity, a proportion of lesions):
   one with predicted foreground but none true scores 0 (empty images count, as in SIIM-ACR);
   ``dice_positive`` is the mean over the images with true foreground only;
 - ``hd95_px``: MONAI's 95th-percentile Hausdorff distance in network-input pixels, over the
-  images where both masks have foreground (it is undefined otherwise);
-- lesions are 8-connected components (``scipy.ndimage.label``): a true lesion is found when a
-  predicted pixel touches it; a predicted component that touches no true lesion is a false
-  positive.
+  images where both masks have foreground (it is undefined otherwise); ``hd95_mm`` too when
+  every image of the split knows its pixel spacing (DICOM Pixel Spacing, NIfTI zooms), in mm
+  on the network grid (the original spacing scaled by the resize);
+- lesions are 8-connected components (``scipy.ndimage.label``) of one image: a true lesion is
+  found when at least one predicted pixel overlaps it (any overlap, not a Dice cut); a
+  predicted component that overlaps no true lesion is a false positive. A 3-D case trained as
+  slices is scored slice by slice, so a lesion counts once per slice it crosses.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ def dice_per_image(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.where(total == 0, 1.0, 2.0 * inter / np.maximum(total, 1))
 
 
-def hd95_per_image(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(N,) 95th-percentile Hausdorff distances in pixels; NaN where either mask is empty."""
+def hd95_per_image(
+    pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) 95th-percentile Hausdorff distances in pixels, or in mm with ``spacing`` (N, 2)
+    (row, column mm per pixel); NaN where either mask is empty."""
     import torch
     from monai.metrics import compute_hausdorff_distance
 
@@ -51,7 +57,10 @@ def hd95_per_image(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(truth[both][:, None].astype(np.float32))
         with warnings.catch_warnings():  # MONAI 1.6 warns about its own internal argument
             warnings.filterwarnings("ignore", "monai.metrics.utils get_mask_edges", FutureWarning)
-            d = compute_hausdorff_distance(p, t, include_background=True, percentile=95.0)
+            mm = None if spacing is None else [[float(v) for v in spacing[i]] for i in both]
+            d = compute_hausdorff_distance(
+                p, t, include_background=True, percentile=95.0, spacing=mm
+            )
         out[both] = d.reshape(-1).cpu().numpy()
     return out
 
@@ -89,9 +98,11 @@ def _mean(values: np.ndarray) -> float:
 
 
 def label_seg_metrics(
-    pred: np.ndarray, truth: np.ndarray, *, n_boot: int, level: float, seed: int
-) -> dict[str, Any]:
-    """One label's metrics over a split: bool (N, H, W) predictions and truths."""
+    pred: np.ndarray, truth: np.ndarray, *, n_boot: int, level: float, seed: int,
+    spacing: np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One label's metrics over a split: bool (N, H, W) predictions and truths; ``spacing``
+    (N, 2) mm per network pixel (NaN: unknown) adds ``hd95_mm`` when every image has one."""
 
     def with_ci(values: np.ndarray) -> dict[str, Any]:
         ci = bootstrap_mean_ci(values, n_boot=n_boot, level=level, seed=seed)
@@ -102,7 +113,7 @@ def label_seg_metrics(
     lesions, found, false = lesion_counts(pred, truth)
     n_lesions, n_found = int(lesions.sum()), int(found.sum())
     sensitivity = n_found / n_lesions if n_lesions else math.nan
-    return {
+    out = {
         "images": len(pred),
         "positive_images": int(positive.sum()),
         "lesions": n_lesions,
@@ -112,6 +123,9 @@ def label_seg_metrics(
         "lesion_sensitivity": _value(sensitivity, wilson_interval(n_found, n_lesions, level)),
         "fp_per_image": with_ci(false.astype(np.float64)),
     }
+    if spacing is not None and len(spacing) == len(pred) and np.isfinite(spacing).all():
+        out["hd95_mm"] = with_ci(hd95_per_image(pred, truth, spacing))
+    return out
 
 
 def seg_split_metrics(
@@ -123,13 +137,15 @@ def seg_split_metrics(
     n_boot: int,
     level: float,
     seed: int,
+    spacing: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """(N, L, H, W) probabilities and 0/1 truths -> ``{label: {...}, "mean_dice": x}``."""
+    """(N, L, H, W) probabilities and 0/1 truths -> ``{label: {...}, "mean_dice": x}``;
+    ``spacing`` (N, 2): mm per network pixel (see ``label_seg_metrics``)."""
     out: dict[str, Any] = {}
     for j, label in enumerate(labels):
         pred = probs[:, j] >= thresholds[label]
         out[label] = label_seg_metrics(
-            pred, truth[:, j] > 0, n_boot=n_boot, level=level, seed=seed + j
+            pred, truth[:, j] > 0, n_boot=n_boot, level=level, seed=seed + j, spacing=spacing
         )
     dices = [out[label]["dice"]["value"] for label in labels]
     out["mean_dice"] = float(np.mean([d for d in dices if d is not None])) if dices else None

@@ -15,6 +15,7 @@ from desktop_app.model.modelfile import load_model_file
 from training.cli import main as cli_main
 from training.config import TrainConfig, config_from_dict
 from training.segdata import read_segmentation_data
+from training.segmasks import LabelImage
 
 SIZE = 80
 
@@ -135,8 +136,8 @@ class TestSegmentationData:
         assert seg.data.labels == ("nodule",)
         y = seg.data.label_matrix()[:, 0]
         for record, mask in zip(seg.data.records, seg.masks, strict=True):
-            assert isinstance(mask, Path)
-            has = (np.asarray(Image.open(mask)) > 0).any()
+            assert isinstance(mask, LabelImage)
+            has = (np.asarray(Image.open(mask.path)) > 0).any()
             assert y[seg.data.records.index(record)] == float(has)
 
     def test_two_labels_are_refused(self, tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ READERS: dict[str, Reader] = {
 }
 LABELS_FILES = (
     "Data_Entry_2017*.csv (NIH ChestX-ray14), train.csv (CheXpert, VinBigData), "
-    f"train-rle.csv (SIIM-ACR), annotations/annotations_train.csv (VinDr-CXR), {FILES_NOTE}"
+    f"train-rle.csv (SIIM-ACR), annotations/annotations_train.csv (VinDr-CXR), {FILES_NOTE}; "
+    "for --task segmentation also imagesTr/ + labelsTr/ (MSD, nnU-Net) or images/ + masks/"
 )
 
 

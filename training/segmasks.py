@@ -1,0 +1,438 @@
+"""Segmentation data's types (SegDataset, the one class's name) and its masks and images read
+from their sources: PNG/JPEG label images, NIfTI (2-D,
+or a slice of a volume seen as the viewer sees an axial DICOM slice), DICOM SEG and RTSTRUCT
+matched to the image they reference.
+
+Which pixels are foreground:
+
+- a label image (PNG, TIFF, GIF, JPEG): nonzero pixels (JPEG, being lossy: values >= 128);
+  ``values`` pick label values instead (an nnU-Net 2-D ``labelsTr`` PNG holds 0..n);
+- NIfTI: nonzero voxels, or those equal to one of ``values``. A NIfTI *volume* that is the
+  mask of a NIfTI image is reoriented like its image (:func:`read_volume`); a NIfTI mask of a
+  PNG/JPEG/DICOM image is taken as stored: array axes (rows, columns[, slice]);
+- DICOM SEG (PS3.3 A.51): the frames whose source image is the row's image (by SOP Instance
+  UID, else by plane position; ``desktop_app.dicom.segread``), any segment, or the segments
+  whose label is one of ``names``;
+- DICOM RTSTRUCT (PS3.3 A.19): the CLOSED_PLANAR contours on the row's image's plane
+  (``desktop_app.dicom.rtstruct``), rasterised with ``skimage.draw.polygon`` (a pixel is inside
+  when its centre is); contours of one ROI combine even-odd, so an inner contour is a hole;
+  any ROI, or those named in ``names``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop_app.dicom.imageplane import ImagePlane
+from desktop_app.infra.errors import DataError, RadAssistError
+from training.records import LABEL_PATTERN, Dataset
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+SEG_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")
+RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+DEFAULT_CLASS = "lesion"
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: Path) -> str:
+    """``case_001.nii.gz`` -> ``case_001``."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+@dataclass(frozen=True)
+class VolumeSlice:
+    """Axial slice ``index`` of a NIfTI file (0-based, inferior to superior after
+    :func:`read_volume`), channel ``channel`` of a 4-D image; ``values``: the label values that
+    are foreground when it is a mask (empty: any nonzero)."""
+
+    path: Path
+    index: int
+    channel: int = 0
+    values: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelImage:
+    """A 2-D mask file: PNG/TIFF/GIF/JPEG, or a NIfTI taken as stored (``index``: its slice
+    along the last axis when it is 3-D); ``values`` as for VolumeSlice."""
+
+    path: Path
+    index: int | None = None
+    values: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class DicomMask:
+    """A DICOM SEG or RTSTRUCT that references the row's (DICOM) image; ``names``: the segment
+    labels or ROI names that are foreground (empty: all), matched case-insensitively."""
+
+    path: Path
+    kind: str  # "seg" or "rtstruct"
+    names: tuple[str, ...] = ()
+
+
+# A mask source: one of the above, or SIIM-ACR run-length strings (training.layouts.siim).
+MaskSource = VolumeSlice | LabelImage | DicomMask | tuple[str, ...]
+
+
+@dataclass
+class SegDataset:
+    """A classification ``Dataset`` (records, labels = segment classes, label 1 where the mask
+    has foreground), each record's mask source (``training.segmasks``) and, for a record that
+    is a slice of a NIfTI volume, that slice (``images``; empty or None: ``record.path`` is a
+    2-D image)."""
+
+    data: Dataset
+    masks: list[MaskSource]
+    images: list[VolumeSlice | None] = field(default_factory=list)
+
+    def image_of(self, i: int) -> VolumeSlice | None:
+        return self.images[i] if self.images else None
+
+
+def class_name(labels: Sequence[str] | None, source: Path, default: str = DEFAULT_CLASS) -> str:
+    """The one segment class: ``--labels NAME``, else ``default``."""
+    if labels is None:
+        return default
+    if len(labels) != 1 or not LABEL_PATTERN.match(labels[0]):
+        raise DataError(
+            f"--labels {','.join(labels)}: a segmentation manifest has one mask per image, so "
+            "one class",
+            source,
+            "name the class with one --labels NAME, or leave it out (lesion)",
+        )
+    return labels[0]
+
+
+def _fail(path: Path, reason: str, hint: str) -> DataError:
+    return DataError(reason, path, hint)
+
+
+# --------------------------------------------------------------------------- NIfTI
+
+
+def read_volume(path: Path, channel: int = 0) -> tuple[np.ndarray, tuple[float, float]]:
+    """A NIfTI file as (slices, rows, columns) in its stored dtype, and (row, column) spacing
+    in mm.
+
+    The image is brought to the closest canonical (RAS+) orientation with nibabel, then each
+    axial slice is laid out as the viewer shows an axial DICOM slice (PS3.3 C.7.6.2.1.1: columns
+    toward the patient's left, rows toward posterior): ``data[::-1, ::-1, k].T``. An image and
+    its label read here line up whatever their stored orientations, as long as they share
+    world space. A 2-D file is one slice; a 4-D file gives channel ``channel``.
+    """
+    import nibabel as nib
+
+    try:
+        image = nib.as_closest_canonical(nib.load(str(path)))
+        data = np.asanyarray(image.dataobj)
+        zooms = tuple(float(z) for z in image.header.get_zooms()[:2])
+    except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
+        raise _fail(path, f"NIfTI can't be read: {err}", "give a .nii or .nii.gz file") from None
+    if data.ndim == 4:
+        if not 0 <= channel < data.shape[3]:
+            raise _fail(
+                path,
+                f"channel {channel} asked of a NIfTI with {data.shape[3]} channels",
+                "pick a channel the file has",
+            )
+        data = data[..., channel]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        raise _fail(
+            path, f"NIfTI of shape {data.shape} is not 2-D or 3-D", "give a 2-D or 3-D mask"
+        )
+    spacing = (zooms[1], zooms[0]) if len(zooms) == 2 else (1.0, 1.0)
+    return np.ascontiguousarray(data[::-1, ::-1, :].transpose(2, 1, 0)), spacing
+
+
+def foreground(values: np.ndarray, picked: Sequence[int]) -> np.ndarray:
+    """Bool mask: nonzero, or equal to one of ``picked``."""
+    if picked:
+        return np.isin(values, np.asarray(picked))
+    return np.asarray(values) != 0
+
+
+def read_label_image(source: LabelImage) -> np.ndarray:
+    """A 2-D mask file's foreground (LabelImage's rules), at the size it has."""
+    if is_nifti(source.path):
+        import nibabel as nib
+
+        try:
+            loaded: Any = nib.load(str(source.path))
+            data = np.asanyarray(loaded.dataobj)
+        except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
+            raise _fail(
+                source.path, f"NIfTI can't be read: {err}", "give a .nii(.gz) mask"
+            ) from None
+        if source.index is not None:
+            if data.ndim != 3 or not 0 <= source.index < data.shape[2]:
+                raise _fail(
+                    source.path,
+                    f"slice {source.index} asked of a NIfTI mask of shape {data.shape}",
+                    "the slice column counts from 0 along the mask's last axis",
+                )
+            data = data[:, :, source.index]
+        data = np.squeeze(data)
+        if data.ndim != 2:
+            raise _fail(
+                source.path,
+                f"NIfTI mask of shape {data.shape} is not 2-D",
+                "give a 2-D mask, or a 3-D one with a slice column",
+            )
+        return foreground(data, source.values)
+    from PIL import Image
+
+    try:
+        with Image.open(source.path) as im:
+            values = np.asarray(im if im.mode in ("L", "P", "I", "I;16", "1") else im.convert("L"))
+    except (OSError, ValueError) as err:
+        raise _fail(source.path, f"mask can't be read: {err}", "give a PNG mask") from None
+    if values.ndim == 3:
+        values = values.max(axis=2)
+    if source.path.suffix.lower() in JPEG_SUFFIXES and not source.values:
+        return values >= 128
+    return foreground(values, source.values)
+
+
+# --------------------------------------------------------------------------- DICOM SEG / RTSTRUCT
+
+
+class _ObjectCache:
+    """The last few parsed SEG/RTSTRUCT objects, by path (one SEG usually serves a series)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size, self.items, self.lock = size, OrderedDict[Path, Any](), threading.Lock()
+
+    def get(self, path: Path, load: Callable[[Path], Any]) -> Any:
+        with self.lock:
+            if path in self.items:
+                self.items.move_to_end(path)
+                return self.items[path]
+        value = load(path)
+        with self.lock:
+            self.items[path] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+_OBJECTS = _ObjectCache()
+
+
+def dicom_mask_kind(path: Path) -> str | None:
+    """ "seg" or "rtstruct" for a DICOM SEG/RTSTRUCT file, None for anything else."""
+    from desktop_app.dicom.dicomfile import read_header
+
+    if is_nifti(path) or path.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif"):
+        return None
+    try:
+        sop_class = str(read_header(path).get("SOPClassUID", ""))
+    except RadAssistError:
+        return None
+    if sop_class in SEG_CLASSES:
+        return "seg"
+    return "rtstruct" if sop_class == RTSTRUCT_CLASS else None
+
+
+def image_plane(image: Path) -> ImagePlane:
+    """The DICOM image's plane, from its header (what SEG frames and contours are matched to)."""
+    from desktop_app.dicom import dsvalues
+    from desktop_app.dicom.dicomfile import read_header
+
+    try:
+        ds = read_header(image)
+    except RadAssistError as err:
+        raise _fail(
+            image,
+            f"the image of a SEG/RTSTRUCT mask must be DICOM: {err.reason}",
+            "give DICOM images",
+        ) from None
+
+    def triple(keyword: str, n: int) -> Any:
+        values = dsvalues.floats(ds, keyword)
+        known = [float(v) for v in values if v is not None]
+        return tuple(known) if len(known) == n == len(values) else None
+
+    spacing = triple("PixelSpacing", 2)
+    thickness = dsvalues.first_float(ds, "SpacingBetweenSlices") or dsvalues.first_float(
+        ds, "SliceThickness"
+    )
+    return ImagePlane(
+        sop_instance_uid=dsvalues.text(ds, "SOPInstanceUID"),
+        rows=dsvalues.first_int(ds, "Rows") or 0,
+        columns=dsvalues.first_int(ds, "Columns") or 0,
+        position=triple("ImagePositionPatient", 3),
+        orientation=triple("ImageOrientationPatient", 6),
+        pixel_spacing=spacing,
+        series_instance_uid=dsvalues.text(ds, "SeriesInstanceUID"),
+        slice_spacing=thickness,
+    )
+
+
+def _names_filter(source: DicomMask, available: Sequence[str], what: str) -> set[str] | None:
+    if not source.names:
+        return None
+    wanted = {n.casefold() for n in source.names}
+    have = {a.casefold() for a in available}
+    if not wanted & have:
+        raise _fail(
+            source.path,
+            f"no {what} named {', '.join(source.names)}; it has: {', '.join(available) or 'none'}",
+            f"pick one of its {what} names with --labels, or leave --labels out (any {what})",
+        )
+    return wanted
+
+
+def _seg_mask(source: DicomMask, plane: ImagePlane, image: Path) -> np.ndarray:
+    from desktop_app.dicom.segread import read_segmentation
+
+    try:
+        seg = _OBJECTS.get(source.path, read_segmentation)
+    except RadAssistError as err:
+        raise _fail(source.path, f"SEG can't be read: {err.reason}", "give a DICOM SEG") from None
+    wanted = _names_filter(source, [s.label for s in seg.segments.values()], "segment")
+    referenced = (
+        plane.sop_instance_uid in seg.referenced_images
+        or plane.series_instance_uid in seg.referenced_series
+        or any(f.source_sop_instance_uid == plane.sop_instance_uid for f in seg.frames)
+    )
+    if not referenced:
+        raise _fail(
+            source.path,
+            f"the SEG does not reference image {image.name}",
+            "give the SEG made on this image's series, or fix the row's path",
+        )
+    if (seg.rows, seg.columns) != (plane.rows, plane.columns):
+        raise _fail(
+            source.path,
+            f"SEG frames are {seg.columns}x{seg.rows} but image {image.name} is "
+            f"{plane.columns}x{plane.rows}",
+            "give the SEG made on this image",
+        )
+    out = np.zeros((plane.rows, plane.columns), dtype=bool)
+    for segment, mask in seg.masks_on(plane):
+        if wanted is None or segment.label.casefold() in wanted:
+            out |= mask
+    return out
+
+
+def _rtstruct_mask(source: DicomMask, plane: ImagePlane, image: Path) -> np.ndarray:
+    from skimage.draw import polygon
+
+    from desktop_app.dicom.dicomfile import read_header
+    from desktop_app.dicom.rtstruct import read_structure_set
+
+    def load(path: Path) -> Any:
+        return read_structure_set(read_header(path))
+
+    try:
+        structure = _OBJECTS.get(source.path, load)
+    except RadAssistError as err:
+        raise _fail(
+            source.path, f"RTSTRUCT can't be read: {err.reason}", "give an RTSTRUCT"
+        ) from None
+    wanted = _names_filter(source, [r.name for r in structure.rois.values()], "ROI")
+    referenced = plane.series_instance_uid in structure.referenced_series or any(
+        sop == plane.sop_instance_uid for c in structure.contours for sop, _ in c.images
+    )
+    if not referenced:
+        raise _fail(
+            source.path,
+            f"the RTSTRUCT does not reference image {image.name}",
+            "give the RTSTRUCT drawn on this image's series, or fix the row's path",
+        )
+    if not plane.has_geometry:
+        raise _fail(
+            image,
+            "image has no Image Position/Orientation (Patient) or Pixel Spacing",
+            "RTSTRUCT contours are in patient mm: give images with their plane geometry",
+        )
+    shape = (plane.rows, plane.columns)
+    per_roi: dict[int, np.ndarray] = {}
+    for roi, contour, pixels in structure.polygons_on(plane):
+        if not contour.closed or (wanted is not None and roi.name.casefold() not in wanted):
+            continue
+        inside = np.zeros(shape, dtype=bool)
+        rr, cc = polygon(pixels[:, 1] - 0.5, pixels[:, 0] - 0.5, shape=shape)
+        inside[rr, cc] = True
+        have = per_roi.get(roi.number)
+        per_roi[roi.number] = inside if have is None else have ^ inside
+    out = np.zeros(shape, dtype=bool)
+    for mask in per_roi.values():
+        out |= mask
+    return out
+
+
+# --------------------------------------------------------------------------- one entry point
+
+
+def read_mask(
+    source: MaskSource,
+    image: Path,
+    shape: tuple[int, int],
+    volume: Callable[[Path], np.ndarray] | None = None,
+) -> np.ndarray:
+    """``source``'s bool mask for ``image`` (its pixels ``shape``) on the image's grid.
+
+    ``volume(path)`` returns a NIfTI volume already read (:func:`read_volume`); without it the
+    file is read here. Raises DataError naming the file when the mask can't be read, does not
+    reference the image, or is not the image's size."""
+    if isinstance(source, tuple):
+        from training.layouts.siim import union_mask
+
+        return union_mask(source, width=shape[1], height=shape[0])
+    if isinstance(source, VolumeSlice):
+        data = volume(source.path) if volume is not None else read_volume(source.path)[0]
+        if not 0 <= source.index < data.shape[0]:
+            raise _fail(
+                source.path,
+                f"slice {source.index} asked of a volume of {data.shape[0]} slices",
+                "the slice column counts axial slices from 0 (inferior to superior)",
+            )
+        mask = foreground(data[source.index], source.values)
+    elif isinstance(source, DicomMask):
+        plane = image_plane(image)
+        reader = _seg_mask if source.kind == "seg" else _rtstruct_mask
+        mask = reader(source, plane, image)
+    else:
+        mask = read_label_image(source)
+    if mask.shape != shape:
+        raise _fail(
+            source.path,
+            f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {image.name} is "
+            f"{shape[1]}x{shape[0]}",
+            "give a mask of the image's size (a NIfTI volume: the image volume's shape)",
+        )
+    return mask
+
+
+def mask_source(
+    path: Path, *, index: int | None, values: Sequence[int], names: Sequence[str],
+    image_is_volume: bool,
+) -> MaskSource:  # fmt: skip
+    """What the manifest's ``mask`` value ``path`` is (see the module docstring)."""
+    if is_nifti(path):
+        if image_is_volume:
+            return VolumeSlice(path, index or 0, values=tuple(values))
+        return LabelImage(path, index, tuple(values))
+    kind = dicom_mask_kind(path)
+    if kind is not None:
+        return DicomMask(path, kind, tuple(names))
+    return LabelImage(path, None, tuple(values))
