@@ -89,7 +89,9 @@ class OnnxBackend:
         spec = self.model.manifest.preprocessing
         try:
             runner = OrtRunner(
-                quantize_int8(graph, calibration_inputs(spec)), self.threads, "onnxruntime-int8"
+                quantize_int8(graph, calibration_inputs(spec, modalities=self._modalities())),
+                self.threads,
+                "onnxruntime-int8",
             )
             probe = probe_input(spec.image_size, spec.channels)
             q_out, ref = runner(probe), self._runner(probe)
@@ -105,6 +107,9 @@ class OnnxBackend:
         self.notes.append(f"int8 (static QDQ), largest logit change on the probe {change:.3f}")
         return runner
 
+    def _modalities(self) -> tuple[str, ...]:
+        return tuple(self.model.manifest.intended_input.modalities)
+
     def forward(self, x: np.ndarray) -> ForwardOutputs:
         return self._runner.outputs(x, features=self.features, penultimate=self.penultimate)
 
@@ -113,13 +118,19 @@ class OnnxBackend:
         heatmap does not wait for it: ONNX Runtime builds a session with the GIL released
         (measured: 0.16 s for a session build beside 0.10 s of Python, against 0.24 s one
         after the other), so it overlaps the run's decoding and forward pass. A failure here
-        is raised again, in the run, by :meth:`heatmaps`."""
+        is raised again, in the run, by :meth:`heatmaps`.
+
+        Only a graph stored in the model file or cached is opened ahead: making one traces the
+        network with ``torch.fx``, which patches ``nn.Module.__call__`` for the whole process
+        while it runs, so eager PyTorch in another thread (another engine, training) would
+        fail with "module is not installed as a submodule". The first heatmap makes it, in the
+        run's thread."""
 
         def open_now() -> None:
             with self._cam_lock:
                 if self._cam is None:
                     try:
-                        self._cam = self._open_cam()
+                        self._cam = self._open_cam(make=False)
                     except Exception:
                         log.debug("opening the heatmap session ahead failed", exc_info=True)
 
@@ -135,7 +146,11 @@ class OnnxBackend:
             cam = self._cam
         return cam(x, label_indices)
 
-    def _open_cam(self) -> Callable[[np.ndarray, Sequence[int]], dict[int, np.ndarray]]:
+    def _open_cam(
+        self, *, make: bool = True
+    ) -> Callable[[np.ndarray, Sequence[int]], dict[int, np.ndarray]]:
+        """The heatmap function; ``make=False``: only from a stored or cached graph (raises
+        GraphUnavailable otherwise, choosing nothing)."""
         from desktop_app.inference.onnxcache import (
             GraphUnavailable,
             UnsupportedLayers,
@@ -143,8 +158,10 @@ class OnnxBackend:
         )
 
         try:
-            graph = obtain(self.model, "layercam")
+            graph = obtain(self.model, "layercam", make=make)
         except (GraphUnavailable, UnsupportedLayers) as err:
+            if not make:
+                raise
             reason = err.reason if isinstance(err, RadAssistError) else str(err)
             if torch_installed() and not isinstance(err, GraphUnavailable):
                 self.notes.append(f"heatmaps: PyTorch LayerCAM ({reason})")

@@ -186,11 +186,22 @@ def probe_input(image_size: int, channels: int, n: int = 2, seed: int = 1234) ->
     return rng.normal(0.0, 1.0, size=(n, channels, image_size, image_size)).astype(np.float32)
 
 
-def calibration_inputs(spec: Any, n: int = CALIBRATION_IMAGES, seed: int = 20240601) -> np.ndarray:
-    """``n`` seeded synthetic chest radiographs (with and without findings), preprocessed by
-    ``spec`` (a ``desktop_app.model.preprocessing.PreprocessSpec``): int8 calibration data that needs no
-    patient images and is the same on every machine."""
+def calibration_inputs(
+    spec: Any,
+    n: int = CALIBRATION_IMAGES,
+    seed: int = 20240601,
+    modalities: Sequence[str] = (),
+) -> np.ndarray:
+    """``n`` seeded synthetic images preprocessed by ``spec`` (a
+    ``desktop_app.model.preprocessing.PreprocessSpec``): int8 calibration data that needs no
+    patient images and is the same on every machine. Chest radiographs (with and without
+    findings), or, for a model whose intended input is CT only (``modalities``), the slices of
+    a chest CT phantom with lung nodules in HU: a CT model calibrated on radiographs clips
+    the activation ranges that CT slices reach."""
     from desktop_app.model.preprocessing import preprocess_batch
+
+    if modalities and all(m.upper() == "CT" for m in modalities):
+        return preprocess_batch(_ct_calibration_slices(n, seed), spec)[0]
     from desktop_app.phantoms.chest_xr import DEMO_FINDINGS, make_chest_xr
 
     images = []
@@ -202,6 +213,19 @@ def calibration_inputs(spec: Any, n: int = CALIBRATION_IMAGES, seed: int = 20240
         images.append(image.astype(np.float32))
     x, _ = preprocess_batch(images, spec)
     return x
+
+
+def _ct_calibration_slices(n: int, seed: int) -> list[np.ndarray]:
+    """``n`` slices (HU, float32) spread over a seeded 256² chest CT phantom with three
+    nodules, every other one through a nodule where the phantom has enough."""
+    from desktop_app.phantoms.ct import make_ct_volume
+
+    hu, _geometry, truth = make_ct_volume(seed, slices=max(n, 8), rows=256, lesions=3)
+    with_lesion = sorted({i for t in truth for i in range(t.first_slice, t.last_slice + 1)})
+    picked = list(np.linspace(0, len(hu) - 1, n).round().astype(int))
+    for k, i in enumerate(with_lesion[: n // 2]):
+        picked[2 * k] = i
+    return [hu[i].astype(np.float32) for i in picked]
 
 
 def first_conv(onnx_model: bytes) -> list[str]:

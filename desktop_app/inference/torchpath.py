@@ -5,7 +5,9 @@ be written out. Imported only when one of those is needed: the CPU path is ``onn
 A CUDA/MPS failure at start or during a run (out of memory, a driver error) moves the network
 to the CPU, where the fastest exact path of ``fastpath`` runs it; the warning goes to ``warn``
 once. Heatmaps: ``gradcam.fine_cam`` (LayerCAM fused with CAM) or Grad-CAM with hooks, on the
-backend's device, with one PyTorch thread on the CPU (``HEATMAP_CPU_THREADS``).
+backend's device, with one PyTorch thread on the CPU (``HEATMAP_CPU_THREADS``). A segmentation
+model's forward pass is its per-pixel logits (N, labels, S, S), handed whole to ``segrun``: no
+Grad-CAM layer, feature map or OOD head input is captured, and it has no heatmaps.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from desktop_app.inference.fastpath import (
     build_cpu_path,
 )
 from desktop_app.inference.gradcam import fine_cam, fine_layers, grad_cam, head_weight
+from desktop_app.infra.errors import InferenceError
 from desktop_app.model.archs import gradcam_target_layer
 from desktop_app.model.modelfile import LoadedModel, load_model_file
 
@@ -88,10 +91,17 @@ class TorchBackend:
         self.penultimate = penultimate
         self._warn = warn
         arch = loaded.manifest.architecture
+        self.segmentation = loaded.manifest.task == "segmentation"
         self.layer = gradcam_target_layer(arch)
-        self.fine_layers = fine_layers(arch)
-        self.features_layer = self.layer if features else None
-        self.head_weight: np.ndarray | None = head_weight(loaded.network)
+        self.head_weight: np.ndarray | None = None
+        if self.segmentation:  # per-pixel logits: no heatmaps, no CAM features, no OOD head
+            self.fine_layers: tuple[str, ...] = ()
+            self.features_layer: str | None = None
+            self.penultimate = False
+        else:
+            self.fine_layers = fine_layers(arch)
+            self.features_layer = self.layer if features else None
+            self.head_weight = head_weight(loaded.network)
         self.threads = configure_cpu_threads(threads)
         self.notes: list[str] = []
         self._runner: ForwardRunner
@@ -133,11 +143,12 @@ class TorchBackend:
 
     def _setup_cpu(self) -> None:
         spec = self.loaded.manifest.preprocessing
+        modalities = tuple(self.loaded.manifest.intended_input.modalities)
 
         def calibration() -> np.ndarray:
             from desktop_app.inference.ortrun import calibration_inputs
 
-            return calibration_inputs(spec)
+            return calibration_inputs(spec, modalities=modalities)
 
         path = build_cpu_path(
             self.loaded.network,
@@ -189,6 +200,11 @@ class TorchBackend:
 
     def heatmaps(self, x: np.ndarray, label_indices: Sequence[int]) -> dict[int, np.ndarray]:
         """The heatmap method's maps of one network input (C, S, S) for ``label_indices``."""
+
+        if self.segmentation:
+            raise InferenceError(
+                "a segmentation model has no heatmaps: its output is the per-pixel mask"
+            )
 
         def once() -> dict[int, np.ndarray]:
             t = torch.from_numpy(np.ascontiguousarray(x[None])).to(self._device)
