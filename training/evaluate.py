@@ -23,6 +23,7 @@ import torch
 from desktop_app.infra.cancel import Progress, StopFlag
 from desktop_app.infra.errors import ConfigError, DataError
 from desktop_app.model.applicability import OodModel
+from desktop_app.model.archs import is_volume
 from desktop_app.model.preprocessing import PreprocessSpec
 from training.batches import predict_logits_and_features
 from training.calibration import calibrated_probs
@@ -220,6 +221,11 @@ def evaluate_model_file(
     dev = select_device(device)
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
+    if manifest.task == "segmentation" and is_volume(manifest.architecture):
+        return evaluate_volume_model(
+            loaded, model_path, data_path, split=split, device=dev, n_boot=n_boot,
+            ci_level=ci_level, seed=seed, progress=progress, stop=stop, start=start,
+        )  # fmt: skip
     if manifest.task == "segmentation":
         return evaluate_segmentation(
             loaded, model_path, data_path, split=split, device=dev, batch_size=batch_size,
@@ -367,6 +373,58 @@ def evaluate_segmentation(
             "split": split, "split_method": method, "external": external,
             "images": len(indices), "patients": len({data.records[i].patient for i in indices}),
             **({"note": note} if note else {}),
+        },
+        "device": str(device), "bootstrap": n_boot, "ci_level": ci_level,
+        "labels": {label: metrics[label] for label in labels},
+        "mean_dice": metrics["mean_dice"], "mean_auroc": None, "calibrated": False, "ood": None,
+        "seconds": round(time.perf_counter() - start, 3),
+    }  # fmt: skip
+
+
+def evaluate_volume_model(
+    loaded: Any, model_path: str | Path, data_path: str | Path, *, split: str | None,
+    device: torch.device, n_boot: int, ci_level: float, seed: int, progress: Progress | None,
+    stop: StopFlag, start: float,
+) -> dict[str, Any]:  # fmt: skip
+    """``evaluate_model_file`` for a 3-D model (``training.seg3ddata``): the volumes resampled to the
+    model's spacing, normalised by its window (or z-score), scored by sliding window with the
+    split rules of 2-D segmentation."""
+    from training.seg3ddata import load_volume_data, normalize, predict_volumes, split_metrics_3d
+    from training.segmasks import DEFAULT_CLASS
+
+    manifest = loaded.manifest
+    args = manifest.arch_args
+    labels = list(manifest.labels)
+    picked = None if labels in ([DEFAULT_CLASS], ["foreground"]) else labels
+    vols = load_volume_data(data_path, picked, spacing=args["spacing"], progress=progress,
+                            stop=stop)  # fmt: skip
+    data = vols.data
+    split, external, note = _default_split(data, manifest.training_data, split)
+    if external:
+        indices, method = list(range(len(data.records))), "none: an external set, every case scored"
+    else:
+        splits = _split_as_trained(data, manifest.training_data)
+        indices, method = split_indices(splits, split, len(data.records)), splits.method
+    if not indices:
+        raise DataError(f"the {split} split is empty", data.source, "choose another --split")
+    images = [normalize(vols.images[i], args["window"]) for i in indices]
+    probs = predict_volumes(loaded.network, images, args["image_size"], device, stop)
+    metrics = split_metrics_3d(
+        probs, [vols.masks[i] for i in indices], labels, vols.spacing, n_boot=n_boot,
+        level=ci_level, seed=seed,
+    )  # fmt: skip
+    return {
+        "task": "segmentation", "dims": 3,
+        "model": {
+            "path": str(model_path), "name": manifest.name, "version": manifest.version,
+            "architecture": manifest.architecture, "tensor_sha256": manifest.tensor_sha256,
+            "threshold_rule": manifest.threshold_rule,
+        },
+        "data": {
+            "manifest": str(data.source), "manifest_sha256": data.sha256, "kind": data.kind,
+            "split": split, "split_method": method, "external": external,
+            "images": len(indices), "patients": len({data.records[i].patient for i in indices}),
+            "spacing_mm": list(vols.spacing), **({"note": note} if note else {}),
         },
         "device": str(device), "bootstrap": n_boot, "ci_level": ci_level,
         "labels": {label: metrics[label] for label in labels},

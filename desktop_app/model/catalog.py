@@ -24,6 +24,7 @@ from desktop_app.infra.errors import RadAssistError
 from desktop_app.infra.userdirs import data_dir
 from desktop_app.model import paths
 from desktop_app.model.applicability import IntendedInput
+from desktop_app.model.archs import refuse_volume_model
 from desktop_app.model.modeldata import read_manifest
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def read_entry(path: Path, origin: Origin) -> CatalogEntry:
     hash, or (any refusal or OS error) an unusable entry with the one-line reason."""
     try:
         manifest = read_manifest(path)
+        refuse_volume_model(manifest.architecture, path)
     except RadAssistError as err:
         return CatalogEntry(path, origin, problem=err.reason)
     except (OSError, ValueError) as err:  # e.g. a folder vanished while listed

@@ -10,6 +10,8 @@ logits). Nothing is ever downloaded:
   must agree in shape and in name (module and parameter), or the load fails loudly.
 - ``unet-lite0``: a segmentation network, MONAI's FlexibleUNet over the Lite0 encoder
   (the "segmentation" section below): per-pixel logits, one map per label.
+- ``segresnet3d``: MONAI's 3-D SegResNet (``init_filters`` wide) from scratch, per-voxel logits;
+  trained and scored on patches by ``training.seg3d`` (the app runs 2-D networks only).
 - ``densenet121``, ``resnet18/34/50``: torchvision implementations, from a random init or from a
   local torchvision state-dict file the user names (``weights_path``). No weights are bundled.
 
@@ -30,6 +32,7 @@ from typing import Any
 
 import torch
 from monai.networks.blocks import BaseEncoder
+from monai.networks.nets import SegResNet
 from monai.networks.nets.efficientnet import EfficientNet, _round_filters, _round_repeats
 from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE, FlexibleUNet
 from torch import nn
@@ -256,9 +259,15 @@ def _check_resized(network: nn.Module, in_channels: int, num_classes: int, image
 
 
 def _construct(
-    spec: ArchSpec, *, num_classes: int, in_channels: int, image_size: int, dropout: float
-) -> nn.Module:
+    spec: ArchSpec, *, num_classes: int, in_channels: int, image_size: int, dropout: float,
+    **volume: Any,
+) -> nn.Module:  # fmt: skip
     model: nn.Module
+    if spec.family == "segresnet":  # 3-D; ``volume``: init_filters, spacing, window
+        return SegResNet(
+            spatial_dims=3, init_filters=volume["init_filters"], in_channels=in_channels,
+            out_channels=num_classes, dropout_prob=dropout or None,
+        )  # fmt: skip
     if spec.family == "unet-lite":
         return build_lite_unet(
             spec, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
@@ -599,6 +608,8 @@ def head_name(model: nn.Module) -> str:
     model = unwrap(model)
     if isinstance(model, FlexibleUNet):
         return "segmentation_head"
+    if isinstance(model, SegResNet):
+        return "conv_final"
     if isinstance(model, EfficientNet):
         return "_fc"
     if isinstance(model, ResNet):

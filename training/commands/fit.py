@@ -39,7 +39,7 @@ from desktop_app.commands._common import (
     positive_int,
 )
 from desktop_app.infra.errors import ConfigError
-from desktop_app.model.archs import TASKS
+from desktop_app.model.archs import TASKS, is_volume
 from desktop_app.model.networks import ARCHITECTURES
 from desktop_app.settings.schema import DEVICES
 from training.commands.configflags import add_set_argument, config_from_args
@@ -53,6 +53,7 @@ from training.config import (
 
 log = logging.getLogger(__name__)
 PROG = "radassist-train fit"
+VOLUME_BATCH_SIZE = 2  # patches per step of a 3-D network unless --batch-size says otherwise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +175,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         optim["lr"] = args.lr
     if args.arch is not None:
         model["arch"] = args.arch
+    if args.arch is not None and is_volume(args.arch):  # no 3-D weights exist; CPU-sized batches
+        model["pretrained"] = False
+        model["weights"] = None
+        if args.batch_size is None and args.config is None:
+            optim["batch_size"] = VOLUME_BATCH_SIZE
     if args.no_pretrained:
         model["pretrained"] = False
         model["weights"] = None
@@ -245,6 +251,10 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     fit = run_segmentation_fit if config.data.task == "segmentation" else run_fit
+    if config.data.task == "segmentation" and is_volume(config.model.arch):
+        from training.seg3d import run_volume_fit
+
+        fit = run_volume_fit
     outcome = fit(
         config,
         Path(str(config.output.dir)),
