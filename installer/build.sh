@@ -55,8 +55,9 @@ free_gb=$(df -Pk "$DIST" | awk 'NR==2 {print int($4 / 1048576)}')
 log "building radassist $version ($platform${CPU_ONLY:+, CPU only}) with $("$PYTHON" -m PyInstaller --version 2>/dev/null | tail -1)"
 rm -rf "$DIST/radassist" "$WORK" "$tarball" "$MODELS"
 
-# The bundled models, each with its forward and LayerCAM graphs stored in it (checked against
-# PyTorch by export-onnx; the build venv has the training tools).
+# Every bundled model (the chest classifier and the CT nodule segmentation model), each with its
+# forward and LayerCAM graphs stored in it (a segmentation model: its forward graph only; checked
+# against PyTorch by export-onnx; the build venv has the training tools).
 t0=$(date +%s)
 mkdir -p "$MODELS"
 for model in resources/models/*.safetensors; do

@@ -128,7 +128,9 @@ def model_problems(bundled: Path, original: Path) -> list[str]:
         out.append(
             f"{bundled}: tensor_sha256 {data.sha256[:12]} is not the repository's {want[:12]}"
         )
-    missing = [kind for kind in GRAPH_KINDS if kind not in data.graphs]
+    # A segmentation model has only its forward graph (per-pixel logits, no heatmaps).
+    kinds = ("forward",) if data.manifest.task == "segmentation" else GRAPH_KINDS
+    missing = [kind for kind in kinds if kind not in data.graphs]
     if missing:
         out.append(
             f"{bundled}: no stored {', '.join(missing)} graph (build.sh stores them with "

@@ -135,7 +135,8 @@ def export(model: Path, *, int8: bool = False, opset: int = 17) -> tuple[bytes, 
 
 def embed(model: Path, out: Path | None) -> tuple[Path, list[str]]:
     """Store the forward and LayerCAM graphs in ``model`` (or its copy ``out``); the kinds
-    stored. A network whose heatmap graph can't be written out gets the forward graph only."""
+    stored. A network whose heatmap graph can't be written out, and a segmentation model
+    (per-pixel logits, no heatmaps), get the forward graph only."""
     from desktop_app.inference.graphs import Unsupported, build_graph, exporter_version
     from desktop_app.inference.ortrun import ONNX_OPSET
     from desktop_app.model.modeldata import embed_graphs
@@ -148,7 +149,7 @@ def embed(model: Path, out: Path | None) -> tuple[Path, list[str]]:
         try:
             made[kind] = build_graph(
                 kind, loaded.network, manifest.architecture, spec.image_size, spec.channels,
-                len(manifest.labels),
+                len(manifest.labels), manifest.task,
             )  # fmt: skip
         except Unsupported as err:
             print(f"no {kind} graph: {err.reason}; the app makes its heatmaps with PyTorch or CAM")
