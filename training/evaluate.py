@@ -235,20 +235,7 @@ def evaluate_model_file(
     labels = list(manifest.labels)
     options = layout_for_model(manifest.training_data, layout)
     data = _read_model_labels(data_path, labels, options)
-    split, external, note = _default_split(data, manifest.training_data, split)
-    if external:
-        indices = list(range(len(data.records)))
-        method = "none: an external set without a split column, every row scored"
-    else:
-        splits = _split_as_trained(data, manifest.training_data)
-        indices = split_indices(splits, split, len(data.records))
-        method = splits.method
-    if not indices:
-        raise DataError(
-            f"the {split} split is empty",
-            data.source,
-            "choose another --split, or mark rows with that split",
-        )
+    split, external, note, indices, method = _scored_rows(data, manifest.training_data, split)
     spec = manifest.preprocessing
     units = torch.zeros((len(data.records), spec.image_size, spec.image_size), dtype=torch.float32)
     units[indices] = load_units(
@@ -332,20 +319,7 @@ def evaluate_segmentation(
     picked = None if labels in ([DEFAULT_CLASS], ["foreground"]) else labels
     seg = read_segmentation_data(data_path, picked)
     data = seg.data
-    split, external, note = _default_split(data, manifest.training_data, split)
-    if external:
-        indices = list(range(len(data.records)))
-        method = "none: an external set without a split column, every row scored"
-    else:
-        splits = _split_as_trained(data, manifest.training_data)
-        indices = split_indices(splits, split, len(data.records))
-        method = splits.method
-    if not indices:
-        raise DataError(
-            f"the {split} split is empty",
-            data.source,
-            "choose another --split, or mark rows with that split",
-        )
+    split, external, note, indices, method = _scored_rows(data, manifest.training_data, split)
     subset = SegDataset(
         replace(data, records=[data.records[i] for i in indices]),
         [seg.masks[i] for i in indices],
@@ -399,14 +373,7 @@ def evaluate_volume_model(
     vols = load_volume_data(data_path, picked, spacing=args["spacing"], progress=progress,
                             stop=stop)  # fmt: skip
     data = vols.data
-    split, external, note = _default_split(data, manifest.training_data, split)
-    if external:
-        indices, method = list(range(len(data.records))), "none: an external set, every case scored"
-    else:
-        splits = _split_as_trained(data, manifest.training_data)
-        indices, method = split_indices(splits, split, len(data.records)), splits.method
-    if not indices:
-        raise DataError(f"the {split} split is empty", data.source, "choose another --split")
+    split, external, note, indices, method = _scored_rows(data, manifest.training_data, split)
     images = [normalize(vols.images[i], args["window"]) for i in indices]
     probs = predict_volumes(loaded.network, images, args["image_size"], device, stop)
     metrics = split_metrics_3d(
@@ -431,6 +398,28 @@ def evaluate_volume_model(
         "mean_dice": metrics["mean_dice"], "mean_auroc": None, "calibrated": False, "ood": None,
         "seconds": round(time.perf_counter() - start, 3),
     }  # fmt: skip
+
+
+def _scored_rows(
+    data: Dataset, training_data: Mapping[str, Any], split: str | None
+) -> tuple[str, bool, str | None, list[int], str]:
+    """(split, external, note, row indices, split method) of the rows to score: the split as
+    training made it, or every row of an external set; DataError for an empty split."""
+    split, external, note = _default_split(data, training_data, split)
+    if external:
+        indices = list(range(len(data.records)))
+        method = "none: an external set without a split column, every row scored"
+    else:
+        splits = _split_as_trained(data, dict(training_data))
+        indices = split_indices(splits, split, len(data.records))
+        method = splits.method
+    if not indices:
+        raise DataError(
+            f"the {split} split is empty",
+            data.source,
+            "choose another --split, or mark rows with that split",
+        )
+    return split, external, note, indices, method
 
 
 def _default_split(
