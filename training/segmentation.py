@@ -59,6 +59,16 @@ from training.segmetrics import dice_per_image, seg_split_metrics
 log = logging.getLogger(__name__)
 
 PIXEL_THRESHOLD = 0.5
+
+
+def network_dropout(arch: str, dropout: float) -> float:
+    """The dropout a segmentation network is built with: none in a 2-D UNet's decoder
+    (``model.dropout`` is the classification head's, before it; a UNet has no such head)."""
+    from desktop_app.model.archs import is_volume
+
+    return dropout if is_volume(arch) else 0.0
+
+
 THRESHOLD_RULE = "0.5 per pixel (sigmoid): not tuned on validation data"
 
 
@@ -75,7 +85,8 @@ class SegTrainer(Trainer):
         c, m, rt = self.config, self.config.model, self.runtime
         seed_everything(c.seed)
         model = build_network(
-            m.arch, len(self.labels), pretrained=m.pretrained, dropout=m.dropout, init=m.init,
+            m.arch, len(self.labels), pretrained=m.pretrained, init=m.init,
+            dropout=network_dropout(m.arch, m.dropout),
             in_channels=self.spec.channels, image_size=self.spec.image_size,
         )  # fmt: skip
         if m.bn_momentum is not None:
@@ -322,7 +333,8 @@ class SegmentationFit(Fit):
             name=c.output.name or self.out_dir.resolve().name or "radassist-segmentation",
             architecture=c.model.arch,
             arch_args=arch_args(c.model.arch, len(data.labels), in_channels=spec.channels,
-                                image_size=spec.image_size, dropout=c.model.dropout),
+                                image_size=spec.image_size,
+                                dropout=network_dropout(c.model.arch, c.model.dropout)),
             labels=tuple(data.labels), preprocessing=spec, thresholds=thresholds,
             threshold_rule=THRESHOLD_RULE, version=c.output.version, metrics=final,
             training_data=summary, intended_use=intended,

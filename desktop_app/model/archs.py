@@ -105,7 +105,12 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 ARCH_ARG_KEYS = ("num_classes", "in_channels", "image_size", "dropout")
 # Optional: ``pruned: true`` (``radassist-train prune``): the layers' widths are not the
 # architecture's own but the model file's tensor shapes (``networks.resize_to_shapes``).
-OPTIONAL_ARCH_ARG_KEYS = ("pruned",)
+# ``decoder_act`` (a 2-D UNet's decoder activation): "leakyrelu" in files written since the CT
+# nodule model; absent means "relu", as the first unet-lite0 files were built. With ReLU the
+# decoder learnt to mark a nodule by switching every last feature off, so the nodule's logit
+# was the head's bias and its probability stopped at 0.51 however long it trained.
+OPTIONAL_ARCH_ARG_KEYS = ("pruned", "decoder_act")
+DECODER_ACTS = ("relu", "leakyrelu")
 # A 3-D network's extra keys: its first layer's width, the grid it was trained on (mm per voxel,
 # (slice, row, column)) and its intensity window ([low, high] in the volume's values, e.g. CT
 # HU; null: per-volume percentile z-score). ``image_size`` is its cubic patch's side.
@@ -142,12 +147,14 @@ def arch_args(
     build time for that input size; it defaults to the architecture's native size.
     """
     spec = get_arch(arch)
-    args = {
+    args: dict[str, Any] = {
         "num_classes": num_classes,
         "in_channels": in_channels,
         "image_size": spec.default_image_size if image_size is None else image_size,
         "dropout": dropout,
     }
+    if spec.family == "unet-lite":
+        args["decoder_act"] = "leakyrelu"
     validate_arch_args(spec.name, args)
     return args
 
@@ -190,6 +197,13 @@ def validate_arch_args(arch: str, args: Mapping[str, Any]) -> dict[str, Any]:
     if "pruned" in args and not isinstance(args["pruned"], bool):
         raise ConfigError(
             f"architecture argument pruned must be true or false, not {args['pruned']!r}"
+        )
+    if "decoder_act" in args and (
+        get_arch(arch).family != "unet-lite" or args["decoder_act"] not in DECODER_ACTS
+    ):
+        raise ConfigError(
+            f"architecture argument decoder_act {args['decoder_act']!r} is not one of "
+            f"{', '.join(DECODER_ACTS)} for a 2-D UNet"
         )
     return dict(args)
 

@@ -271,7 +271,7 @@ def _construct(
     if spec.family == "unet-lite":
         return build_lite_unet(
             spec, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-            dropout=dropout,
+            dropout=dropout, decoder_act=volume.get("decoder_act", "relu"),
         )  # fmt: skip
     if spec.family == "lite":
         model = EfficientNetLite(
@@ -765,8 +765,19 @@ class LiteUNet(FlexibleUNet):
     """FlexibleUNet over the Lite0 encoder; ``segmentation_head`` is its head."""
 
     def __init__(
-        self, *, num_classes: int, in_channels: int, dropout: float, pretrained: bool
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        dropout: float,
+        pretrained: bool,
+        decoder_act: str = "relu",
     ) -> None:
+        act: tuple[str, dict[str, Any]] = (
+            ("leakyrelu", {"negative_slope": 0.1, "inplace": True})
+            if decoder_act == "leakyrelu"
+            else ("relu", {"inplace": True})
+        )
         super().__init__(
             in_channels=in_channels,
             out_channels=num_classes,
@@ -775,6 +786,7 @@ class LiteUNet(FlexibleUNet):
             decoder_channels=DECODER_CHANNELS,
             spatial_dims=2,
             dropout=dropout,
+            act=act,
         )
 
 
@@ -786,9 +798,15 @@ def build_lite_unet(
     image_size: int,
     dropout: float,
     pretrained: bool = False,
+    decoder_act: str = "relu",
 ) -> LiteUNet:
-    """The ``unet-lite0`` network (``image_size`` is checked by the arch args, not needed)."""
+    """The ``unet-lite0`` network (``image_size`` is checked by the arch args, not needed;
+    ``decoder_act``: see ``archs.OPTIONAL_ARCH_ARG_KEYS``)."""
     del spec, image_size
     return LiteUNet(
-        num_classes=num_classes, in_channels=in_channels, dropout=dropout, pretrained=pretrained
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        pretrained=pretrained,
+        decoder_act=decoder_act,
     )

@@ -130,6 +130,26 @@ class TestArchArgs:
     def test_defaults_to_the_native_resolution(self) -> None:
         assert N.arch_args("efficientnet-lite2", 1)["image_size"] == 260
 
+    def test_a_unet_decoder_activation_is_recorded_and_old_files_keep_relu(self) -> None:
+        args = N.arch_args("unet-lite0", 1, image_size=64)
+        assert args["decoder_act"] == "leakyrelu"
+        new = N.build_from_arch_args("unet-lite0", args)
+        old = N.build_from_arch_args(
+            "unet-lite0", {k: v for k, v in args.items() if k != "decoder_act"}
+        )
+        acts_new = {type(m) for m in new.decoder.modules()} & {torch.nn.ReLU, torch.nn.LeakyReLU}
+        acts_old = {type(m) for m in old.decoder.modules()} & {torch.nn.ReLU, torch.nn.LeakyReLU}
+        assert acts_new == {torch.nn.LeakyReLU}
+        assert acts_old == {torch.nn.ReLU}
+        # the same tensors load into both: only the activation differs
+        old.load_state_dict(new.state_dict())
+
+    @pytest.mark.parametrize("arch", ["resnet18", "unet-lite0"])
+    def test_a_bad_decoder_activation_is_refused(self, arch: str) -> None:
+        args = {**N.arch_args(arch, 1), "decoder_act": "gelu"}
+        with pytest.raises(ConfigError, match=r"decoder_act 'gelu' is not one of relu, leakyrelu"):
+            N.build_from_arch_args(arch, args)
+
 
 class TestLiteScaling:
     """The Lite rules (stem/head fixed, first/last stage not repeated more) give exactly the
