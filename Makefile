@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.stamp-app
 TEST_STAMP := $(VENV)/.stamp-test
 INSTALLER_STAMP := $(VENV)/.stamp-installer
-SAMPLE := resources/sample/chest_xr
+SAMPLE := resources/sample
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint bench model model-demo model-ct installer installer-test sample clean-venv fuzz
