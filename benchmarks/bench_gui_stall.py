@@ -337,7 +337,10 @@ def main() -> int:
         return 1
 
     # The baseline a worker thread is for: the same engine run called on the GUI thread.
-    runner = window.inference._runner
+    # the runner the worker used (the most recently used one; the model choice keeps two)
+    runner = (
+        next(reversed(window.inference._runners.values()))[0] if window.inference._runners else None
+    )
     entry = window.shown.entry
     assert runner is not None and entry is not None
     ran = [False]
