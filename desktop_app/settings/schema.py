@@ -38,7 +38,12 @@ class SettingSpec:
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("inference/device", "auto", "choice", "Device", DEVICES),
     SettingSpec("inference/auto_run", False, "bool", "Run the model when a series opens"),
-    SettingSpec("inference/model_path", "", "str", "Model file (empty: chosen per series from the installed models)"),
+    SettingSpec(
+        "inference/model_path",
+        "",
+        "str",
+        "Model file (empty: chosen per series from the installed models)",
+    ),
     SettingSpec("review/reviewer", "", "str", "Reviewer name"),
     SettingSpec("overlay/colormap", "turbo", "choice", "Heatmap colormap", COLORMAPS),
     SettingSpec("overlay/opacity", 0.45, "float", "Heatmap opacity", (), 0.0, 1.0),
