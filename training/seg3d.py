@@ -76,7 +76,7 @@ from training.seg3ddata import (
     sliding_window_logits,
     split_metrics_3d,
 )
-from training.segmentation import PIXEL_THRESHOLD, THRESHOLD_RULE, SegTrainer, _clean
+from training.segmentation import PIXEL_THRESHOLD, THRESHOLD_RULE, SegTrainer, finish_fit
 from training.segmetrics import dice_per_image
 
 log = logging.getLogger(__name__)
@@ -245,20 +245,8 @@ class VolumeSegmentationFit(Fit):
                 n_boot=ev.bootstrap, level=ev.ci_level, seed=c.seed,
             )  # fmt: skip
         thresholds = dict.fromkeys(data.labels, PIXEL_THRESHOLD)
-        self.metrics.update(
-            history=[{k: _clean(v) for k, v in e.items()} for e in result.history],
-            thresholds=thresholds, threshold_rule=THRESHOLD_RULE, final=final,
-            seconds=round(time.perf_counter() - start, 1),
-            training={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-                      "monitor": result.monitor, "early_stopped": result.early_stopped,
-                      "train_seconds": round(result.seconds, 1)},
-        )  # fmt: skip
-        path = self._write_volume_model(vols, splits, unwrap(result.model), net_args, final)
-        self.metrics["model_file"] = path.name
-        self._plots(self.out_dir, result.history, {}, {})
-        self._write_metrics(self.out_dir, self.metrics)
-        return FitOutcome(self.out_dir, path, self.metrics, result.history,
-                          seconds=self.metrics["seconds"], notes=self.notes)  # fmt: skip
+        return finish_fit(self, result, thresholds, final, start, lambda: self._write_volume_model(
+            vols, splits, unwrap(result.model), net_args, final))  # fmt: skip
 
     def _write_volume_model(
         self, vols: VolumeData, splits: Any, model: nn.Module, net_args: dict[str, Any],

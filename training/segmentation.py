@@ -202,6 +202,32 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def finish_fit(
+    fit: Fit,
+    result: TrainResult,
+    thresholds: dict[str, float],
+    final: dict[str, Any],
+    start: float,
+    write_model: Callable[[], Path],
+) -> FitOutcome:
+    """A segmentation fit's last steps (2-D and 3-D): the metrics, the model file
+    (``write_model``), the loss curves and metrics.json."""
+    fit.metrics.update(
+        history=[{k: _clean(v) for k, v in e.items()} for e in result.history],
+        thresholds=thresholds, threshold_rule=THRESHOLD_RULE, final=final,
+        seconds=round(time.perf_counter() - start, 1),
+        training={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                  "monitor": result.monitor, "early_stopped": result.early_stopped,
+                  "train_seconds": round(result.seconds, 1)},
+    )  # fmt: skip
+    model_path = write_model()
+    fit.metrics["model_file"] = model_path.name
+    fit._plots(fit.out_dir, result.history, {}, {})
+    fit._write_metrics(fit.out_dir, fit.metrics)
+    return FitOutcome(fit.out_dir, model_path, fit.metrics, result.history,
+                      seconds=fit.metrics["seconds"], notes=fit.notes)  # fmt: skip
+
+
 class SegmentationFit(Fit):
     """``Fit`` for ``data.task: segmentation`` (see the module docstring)."""
 
@@ -286,19 +312,8 @@ class SegmentationFit(Fit):
                 probs, truth, data.labels, thresholds, n_boot=ev.bootstrap, level=ev.ci_level,
                 seed=c.seed, spacing=spacing[list(idx)],
             )  # fmt: skip
-        self.metrics.update(
-            history=result.history, thresholds=thresholds, threshold_rule=THRESHOLD_RULE,
-            final=final, seconds=round(time.perf_counter() - start, 1),
-            training={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-                      "monitor": result.monitor, "early_stopped": result.early_stopped,
-                      "train_seconds": round(result.seconds, 1)},
-        )  # fmt: skip
-        model_path = self._write_seg_model(data, splits, unwrap(result.model), thresholds, final)
-        self.metrics["model_file"] = model_path.name
-        self._plots(self.out_dir, result.history, {}, {})
-        self._write_metrics(self.out_dir, self.metrics)
-        return FitOutcome(self.out_dir, model_path, self.metrics, result.history,
-                          seconds=self.metrics["seconds"], notes=self.notes)  # fmt: skip
+        return finish_fit(self, result, thresholds, final, start, lambda: self._write_seg_model(
+            data, splits, unwrap(result.model), thresholds, final))  # fmt: skip
 
     def _write_seg_model(
         self, data: Any, splits: Any, model: nn.Module, thresholds: dict[str, float],
