@@ -234,6 +234,30 @@ cuda_lines=$(grep -ci cuda "$tmp/out/predict-cuda.err" || true)
 grep -q '"device": "cpu"' "$tmp/out/predict-gpu"/*/findings.json || fail "predict --device cuda did not run on the CPU"
 ok "predict --device cuda: $(grep -i cuda "$tmp/out/predict-cuda.err")"
 
+if [ "$expect_nodule" = 1 ] && [ -f "$app/_internal/resources/models/radassist-ct-nodule-lite0.safetensors" ]; then
+  step "predict on the CT sample: the CT nodule model chosen for it, a lesion and a SEG"
+  run "$app/radassist" predict "$sample/ct_phantom" --out "$tmp/out/predict-ct" --quiet \
+    > "$tmp/out/predict-ct.txt" 2>&1 || { cat "$tmp/out/predict-ct.txt"; fail "predict on the CT exited non-zero"; }
+  "$PYTHON" - "$tmp/out/predict-ct" "$tmp/out/predict-ct.txt" <<'EOF' || { cat "$tmp/out/predict-ct.txt"; fail "the CT sample's segmentation is wrong"; }
+import json, sys
+from pathlib import Path
+import highdicom as hd
+found = sorted(Path(sys.argv[1]).glob("*/findings.json"))
+assert len(found) == 1, f"expected one findings.json, found {found}"
+doc = json.loads(found[0].read_text())
+assert doc["model"]["name"] == "radassist-ct-nodule-lite0", doc["model"]
+lesions = doc["lesions"]["lesions"]
+assert len(lesions) == 1 and 16 <= lesions[0]["first_slice"] <= lesions[0]["last_slice"] <= 19, lesions
+volume = lesions[0]["volume_mm3"]
+assert 0.75 * 7238 < volume < 1.25 * 7238, volume  # the sample's 12 mm sphere
+seg = hd.seg.segread(found[0].parent / "segmentation.dcm")
+assert len(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == 40
+assert "radassist-ct-nodule-lite0" in Path(sys.argv[2]).read_text()
+print(f"installer-test: predict CT: 1 lesion, {volume:.0f} mm³, slices {lesions[0]['first_slice']}-{lesions[0]['last_slice']}, SEG over 40 images")
+EOF
+  ok "predict CT: the CT model chosen, the nodule found and measured, a SEG referencing every image"
+fi
+
 step "GUI screenshot, offscreen, with the model run"
 run_env QT_QPA_PLATFORM=offscreen -- "$app/radassist" "$sample/chest_xr" --screenshot "$tmp/out/shot.png" \
   --run-inference ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} > "$tmp/out/shot.txt" 2>&1 \
