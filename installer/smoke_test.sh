@@ -124,7 +124,7 @@ if [ ${#shipped[@]} -gt 0 ]; then
       || fail "resources/models/$(basename "$m") is not in the bundle: rebuild it (make installer)"
   done
   expect_nodule=1
-  echo "installer-test: using the bundled model ($(basename "${shipped[0]}"))"
+  echo "installer-test: using the bundled models ($(for m in "${shipped[@]}"; do basename "$m"; done | paste -sd, -))"
 else
   mkdir -p "$tmp/model"
   "$PYTHON" - "$tmp/model/smoke-test.safetensors" <<'EOF'
