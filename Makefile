@@ -98,7 +98,7 @@ model-demo: $(APP_STAMP)
 # The bundled CT nodule segmentation model: resources/models/$(CT_MODEL_NAME).safetensors and
 # its card, trained on seeded CT phantom series (make-demo-data --ct) with
 # training/configs/ct_nodule.yaml. No ONNX graph in it (38 MB with one, 19 MB without): the
-# installer stores it in the bundle's copy. About 15-25 minutes on a 2-core CPU; data, run folder
+# installer stores it in the bundle's copy. About 10 minutes on a 2-core CPU (613 s); data, run folder
 # and metrics (fit's own test split: metrics.json) stay in build/model-ct/.
 CT_MODEL_NAME := radassist-ct-nodule-lite0
 CT_MODEL_BUILD := build/model-ct

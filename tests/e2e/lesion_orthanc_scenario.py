@@ -10,9 +10,7 @@ step records what it saw (or its error as one line), the test asserts.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -129,29 +127,9 @@ def run_scenario(workdir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from tests.e2e.orthanc import (
-        bring_loopback_up,
-        only_loopback,
-        running_orthanc,
-        wait_until_ready,
-    )
+    from tests.e2e.orthanc import serve_scenario
 
-    workdir = Path(argv[0]).resolve()
-    results: dict[str, Any] = {"steps": {}}
-    started = time.monotonic()
-    try:
-        bring_loopback_up()
-        results["interfaces"] = only_loopback()
-        if results["interfaces"] != ["lo"]:
-            raise RuntimeError(f"not a private namespace: interfaces {results['interfaces']}")
-        with running_orthanc(workdir) as proc:
-            results["orthanc_ready_s"] = round(wait_until_ready(proc), 3)
-            results["steps"] = run_scenario(workdir)
-    except Exception as err:  # reported to the test, which fails with it
-        results["fatal"] = f"{type(err).__name__}: {err}"
-    results["wall_s"] = round(time.monotonic() - started, 3)
-    (workdir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    return 0 if "fatal" not in results else 1
+    return serve_scenario(argv, run_scenario)
 
 
 if __name__ == "__main__":

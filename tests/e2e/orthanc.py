@@ -27,7 +27,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,14 @@ def wait_until_ready(proc: subprocess.Popen[bytes], timeout_s: float = READY_TIM
 
 
 def main(argv: list[str]) -> int:
+    from tests.e2e.pacs_scenario import run_scenario
+
+    return serve_scenario(argv, run_scenario)
+
+
+def serve_scenario(argv: list[str], scenario: Callable[[Path], dict[str, Any]]) -> int:
+    """In the private network namespace: loopback up, Orthanc started, ``scenario(workdir)``
+    run; its steps (or the fatal error) written to ``workdir/results.json`` for the test."""
     workdir = Path(argv[0]).resolve()
     results: dict[str, Any] = {"steps": {}}
     started = time.monotonic()
@@ -214,9 +222,7 @@ def main(argv: list[str]) -> int:
             raise RuntimeError(f"not a private namespace: interfaces {results['interfaces']}")
         with running_orthanc(workdir) as proc:
             results["orthanc_ready_s"] = round(wait_until_ready(proc), 3)
-            from tests.e2e.pacs_scenario import run_scenario
-
-            results["steps"] = run_scenario(workdir)
+            results["steps"] = scenario(workdir)
     except Exception as err:  # reported to the test, which fails with it
         results["fatal"] = f"{type(err).__name__}: {err}"
     results["wall_s"] = round(time.monotonic() - started, 3)
