@@ -303,7 +303,9 @@ def run_scenario(workdir: Path) -> dict[str, Any]:
 
     def rejected() -> dict[str, Any]:
         unknown = PacsNode("wrong-aet", "NOT_ORTHANC", "127.0.0.1", ORTHANC_DICOM_PORT)
-        return _failure(PacsClient(unknown, local, SHORT), limit)
+        # Orthanc answers with a rejection: SHORT's 2 s ACSE bound could read a loaded
+        # machine's slow answer as silence ("did not answer") instead.
+        return _failure(PacsClient(unknown, local, TIMEOUTS), limit)
 
     _step(results, "fail_rejected", rejected)
 

@@ -42,7 +42,7 @@ def test_inference_runs_in_the_worker_and_shows_findings(qtbot, make_window, dat
     # the strongest positive finding is selected: its slice is shown with outline and heatmap
     assert window.review.selected == f"{window.shown.key}:nodule"
     assert window.viewer.index == 20
-    qtbot.waitUntil(lambda: window.canvas.has_overlay())
+    qtbot.waitUntil(lambda: window.canvas.has_overlay(), timeout=20_000)
     assert [s.key for s in window.canvas.shapes()] == [f"{window.shown.key}:nodule"]
     assert window.feedback.device_badge.text() == "CPU"
     assert window.feedback.progress.isHidden() and window.feedback.cancel_button.isHidden()

@@ -222,7 +222,9 @@ def test_ai_flicker_hides_overlays_in_every_viewport_while_held(qtbot, pair_wind
     key_slice = len(first.context.stack) // 2
     first.set_index(key_slice)
     wait_shown(qtbot, second)
-    qtbot.waitUntil(lambda: bool(second.canvas.shapes()) and second.index == key_slice)
+    qtbot.waitUntil(
+        lambda: bool(second.canvas.shapes()) and second.index == key_slice, timeout=20_000
+    )
     assert second.canvas.has_overlay()
     assert second.canvas.corner_text("tr")[0] == "AI overlay — research use only"
     second.canvas.setFocus()
@@ -243,6 +245,6 @@ def test_closing_a_study_empties_the_viewport_that_showed_it(qtbot, pair_window)
     wait_shown(qtbot, second)
     prior_uid = window.browser.entries[second.context.key].study_uid
     window.studies.close_study(prior_uid)
-    qtbot.waitUntil(lambda: second.context is None)
+    qtbot.waitUntil(lambda: second.context is None, timeout=20_000)
     assert second.canvas.corner_text("tl") == []
     assert window.viewer.context is not None

@@ -53,7 +53,7 @@ def test_a_ct_series_runs_the_ct_model_and_the_panel_says_so(
     with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
         window.acts["run_inference"].trigger()
     assert made == [str(bundled / SEGMENTER)]
-    qtbot.waitUntil(lambda: "chosen for CT slices" in _model_line(window), timeout=5_000)
+    qtbot.waitUntil(lambda: "chosen for CT slices" in _model_line(window), timeout=20_000)
     assert _model_line(window).startswith("Model: fake-model 0.1")
     # the same series again: the runner is kept, not loaded twice
     with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):

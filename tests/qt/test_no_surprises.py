@@ -34,7 +34,7 @@ class TestRunsDoNotMoveATouchedView:
         window, gate = _gated_window(make_window)
         open_and_wait(qtbot, window, [SAMPLE_CT])
         window.acts["run_inference"].trigger()
-        qtbot.waitUntil(lambda: window.inference.running)
+        qtbot.waitUntil(lambda: window.inference.running, timeout=20_000)
         qtbot.keyClick(window.viewer, Qt.Key.Key_Home)  # the reader goes on reading
         assert window.viewer.index == 0
         with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
@@ -52,7 +52,7 @@ class TestRunsDoNotMoveATouchedView:
         window, gate = _gated_window(make_window)
         open_and_wait(qtbot, window, [SAMPLE_CT])
         window.acts["run_inference"].trigger()
-        qtbot.waitUntil(lambda: window.inference.running)
+        qtbot.waitUntil(lambda: window.inference.running, timeout=20_000)
         window.acts["zoom_in"].trigger()  # any view action counts as reading
         with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
             gate.set()
@@ -74,7 +74,7 @@ class TestRunsDoNotMoveATouchedView:
         window, gate = _gated_window(make_window)
         open_and_wait(qtbot, window, [SAMPLE_CT])
         window.acts["run_inference"].trigger()
-        qtbot.waitUntil(lambda: window.inference.running)
+        qtbot.waitUntil(lambda: window.inference.running, timeout=20_000)
         qtbot.keyClick(window.viewer, Qt.Key.Key_End)
         with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
             gate.set()

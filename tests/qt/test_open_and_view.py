@@ -38,9 +38,12 @@ def test_open_two_studies_and_switch(qtbot, make_window) -> None:
     open_and_wait(qtbot, window, [SAMPLE_CT, SAMPLE_XR])
     assert len(window.studies.entries) == 2
     xr = next(e for e in window.studies.entries if e.modality == "DX")
-    with qtbot.waitSignal(window.studies.seriesShown):
+    with qtbot.waitSignal(window.studies.seriesShown, timeout=20_000):
         window.browser.stackActivated.emit(xr.key)
-    qtbot.waitUntil(lambda: window.viewer.frame is not None and window.viewer.slice_count == 1)
+    qtbot.waitUntil(
+        lambda: window.viewer.frame is not None and window.viewer.slice_count == 1,
+        timeout=20_000,
+    )
     assert window.view.preset_combo.count() == 1  # DX: file / auto only
     assert window.prefs.recent_paths()[:2] == [str(SAMPLE_XR.resolve()), str(SAMPLE_CT.resolve())]
 
@@ -67,7 +70,8 @@ def test_scrolling_by_wheel_keys_and_slider(qtbot, make_window) -> None:
     viewer.slider.setValue(5)
     assert viewer.index == 5
     qtbot.waitUntil(
-        lambda: viewer.frame is not None and viewer.frame.index == 0 and viewer._frame_index == 5
+        lambda: viewer.frame is not None and viewer.frame.index == 0 and viewer._frame_index == 5,
+        timeout=20_000,
     )
     assert canvas._corners["bl"][0] == "Im 6 (of 40) · +72.5 mm"  # Instance Number 6
 
@@ -130,7 +134,9 @@ def test_cursor_readout_in_hu(qtbot, make_window) -> None:
     canvas = window.canvas
     centre = canvas.image_to_widget(QPointF(128.5, 128.5)).toPoint()
     qtbot.mouseMove(canvas, centre)
-    qtbot.waitUntil(lambda: window.feedback.readout.text().startswith("x 128  y 128"))
+    qtbot.waitUntil(
+        lambda: window.feedback.readout.text().startswith("x 128  y 128"), timeout=20_000
+    )
     assert window.feedback.readout.text().endswith(" HU")
 
 
@@ -242,7 +248,7 @@ def test_multiframe_colour_cine(qtbot, make_window) -> None:
     viewer.stop_cine()
     canvas = window.canvas
     qtbot.mouseMove(canvas, canvas.image_to_widget(QPointF(10.5, 10.5)).toPoint())
-    qtbot.waitUntil(lambda: "RGB" in window.feedback.readout.text())
+    qtbot.waitUntil(lambda: "RGB" in window.feedback.readout.text(), timeout=20_000)
 
 
 def test_first_image_shows_while_the_index_runs(qtbot, make_window) -> None:

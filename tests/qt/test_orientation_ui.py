@@ -63,7 +63,9 @@ def test_findings_name_slices_like_the_viewer(qtbot, make_window) -> None:
     assert card.where.text() == "Im 21"
     assert "maximum on Im 21" in card.toolTip()
     assert window.findings.review_title.text().endswith("· Im 21")
-    qtbot.waitUntil(lambda: window.canvas.corner_text("bl")[:1] == ["Im 21 (of 40) · -2.5 mm"])
+    qtbot.waitUntil(
+        lambda: window.canvas.corner_text("bl")[:1] == ["Im 21 (of 40) · -2.5 mm"], timeout=20_000
+    )
 
 
 def test_ct_letters_follow_rotate_and_screen_space_flips(qtbot, make_window) -> None:
@@ -124,7 +126,7 @@ def test_ai_notice_stays_in_the_corner(qtbot, make_window) -> None:
     window = make_window()
     open_and_wait(qtbot, window, [SAMPLE_CT])
     run_and_wait(qtbot, window)
-    qtbot.waitUntil(lambda: bool(window.canvas.shapes()))
+    qtbot.waitUntil(lambda: bool(window.canvas.shapes()), timeout=20_000)
     window.view.update_corners()
     assert window.canvas.corner_text("tr")[0] == "AI overlay — research use only"
 

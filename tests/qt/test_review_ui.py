@@ -56,7 +56,7 @@ def test_keyboard_review_persists_across_a_restart(qtbot, make_window, qsettings
     qtbot.keyClick(canvas, Qt.Key.Key_C)  # note
     assert window.findings.note.hasFocus()
     qtbot.keyClicks(window.findings.note, "compare with prior")
-    qtbot.waitUntil(lambda: state.find(nodule).note == "compare with prior", timeout=5_000)
+    qtbot.waitUntil(lambda: state.find(nodule).note == "compare with prior", timeout=20_000)
     card = window.findings.cards[nodule]
     assert card.verdict.text() == "Reader: ✓ Present · agrees (TP)"
     assert window.findings.cards[effusion].verdict.text() == (

@@ -46,7 +46,7 @@ def _go(qtbot, window, index: int) -> None:
     sop = stack.slices[index].instance.sop_instance_uid
     window.viewer.set_index(index)
     plane = lambda: window.presentation._plane  # noqa: E731
-    qtbot.waitUntil(lambda: plane() is not None and plane().sop_instance_uid == sop)
+    qtbot.waitUntil(lambda: plane() is not None and plane().sop_instance_uid == sop, timeout=20_000)
 
 
 def test_seg_and_rtstruct_rows_and_drawing(qtbot, make_window, tmp_path: Path) -> None:

@@ -21,7 +21,9 @@ from tests.qt.conftest import open_and_wait
 def _ready(qtbot, window) -> None:
     """Wait until the SR/PR objects are read and the shown slice's overlays are in."""
     controller = window.presentation
-    qtbot.waitUntil(lambda: len(controller.documents) == len(window.browser.objects))
+    qtbot.waitUntil(
+        lambda: len(controller.documents) == len(window.browser.objects), timeout=20_000
+    )
     qtbot.waitUntil(lambda: controller._bitmap_key == controller._current, timeout=10_000)
 
 
@@ -140,11 +142,13 @@ def test_double_clicking_an_image_reference_shows_that_image(
     slices = window.shown.entry.stack.slices
     other = next(i for i, ref in enumerate(slices) if ref.instance.sop_instance_uid != sop)
     window.viewer.set_index(other)
-    qtbot.waitUntil(lambda: window.presentation._current == (str(first.SOPInstanceUID), 0))
+    qtbot.waitUntil(
+        lambda: window.presentation._current == (str(first.SOPInstanceUID), 0), timeout=20_000
+    )
     assert window.presentation.layer.scene.vectors == []  # the region is not on this image
     window.browser.objectActivated.emit(next(iter(window.browser.objects)))
     window.sr_panel.imageRequested.emit(sop, 0)
-    qtbot.waitUntil(lambda: window.presentation._current == (sop, 0))
+    qtbot.waitUntil(lambda: window.presentation._current == (sop, 0), timeout=20_000)
     assert slices[window.viewer.index].instance.sop_instance_uid == sop
     assert [v.label for v in window.presentation.layer.scene.vectors] == ["Nodule"]
 

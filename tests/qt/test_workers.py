@@ -17,7 +17,7 @@ def test_work_runs_off_the_main_thread_and_delivers(qtbot) -> None:
         progress(1, 2)
         return 42
 
-    with qtbot.waitSignal(channel.finished) as got:
+    with qtbot.waitSignal(channel.finished, timeout=20_000) as got:
         channel.submit(work)
     assert got.args == [42]
     assert seen and seen[0] != threading.get_ident()
@@ -38,7 +38,7 @@ def test_a_newer_request_drops_the_older_result(qtbot) -> None:
         return "old"
 
     channel.submit(slow)
-    with qtbot.waitSignal(channel.finished):
+    with qtbot.waitSignal(channel.finished, timeout=20_000):
         channel.submit(lambda progress, stop: "new")
     release.set()
     assert channel.wait_idle()
@@ -59,7 +59,7 @@ def test_cancel_is_cooperative(qtbot) -> None:
 
     channel.submit(work)
     started.wait(5)
-    with qtbot.waitSignal(channel.cancelled):
+    with qtbot.waitSignal(channel.cancelled, timeout=20_000):
         channel.cancel()
     assert channel.shutdown()
 
@@ -70,14 +70,14 @@ def test_errors_arrive_as_one_line(qtbot) -> None:
     def bad(progress, stop):
         raise DicomReadError("pixel data is cut off", "/x/y.dcm", "re-export it")
 
-    with qtbot.waitSignal(channel.failed) as got:
+    with qtbot.waitSignal(channel.failed, timeout=20_000) as got:
         channel.submit(bad)
     assert got.args == ["/x/y.dcm: pixel data is cut off (re-export it)"]
 
     def bug(progress, stop):
         raise KeyError("k")
 
-    with qtbot.waitSignal(channel.failed) as got:
+    with qtbot.waitSignal(channel.failed, timeout=20_000) as got:
         channel.submit(bug)
     assert got.args == ["unexpected error: KeyError: 'k'"]
 
@@ -98,7 +98,7 @@ def test_streaming_items_of_a_stale_request_are_dropped(qtbot) -> None:
         return None
 
     channel.submit_streaming(stale)
-    with qtbot.waitSignal(channel.finished):
+    with qtbot.waitSignal(channel.finished, timeout=20_000):
         channel.submit_streaming(fresh)
     go.set()
     channel.wait_idle()

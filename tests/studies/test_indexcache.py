@@ -51,6 +51,17 @@ def new_cache(folder: Path, **kw: Any) -> IndexCache:
     return IndexCache(folder, racy_seconds=0.0, **kw)
 
 
+def after_the_clock_passes(stat: os.stat_result, folder: Path) -> None:
+    """Return once the file system stamps a change later than ``stat``'s ctime. A kernel with
+    coarse timestamps (one tick: 1-10 ms; Linux before 6.13) gives a rewrite in the same tick
+    the same size, mtime and ctime as the cached file: the racy case that ``racy_seconds=0``
+    switches off here, and a stale hit by chance (the files are written ~4 ms before)."""
+    probe = folder / "clock-probe"
+    probe.touch()
+    while probe.stat().st_ctime_ns <= stat.st_ctime_ns:
+        os.utime(probe)  # a new ctime: the clock as the file system reads it
+
+
 def summary(index: StudyIndex) -> list[Any]:
     """Everything the index gives, compared between cached and fresh runs."""
     tree = [
@@ -113,6 +124,7 @@ class TestHits:
 class TestStale:
     def test_a_rewritten_file_is_read_again(self, series: Path, tmp_path: Path) -> None:
         index_paths([series], cache=new_cache(tmp_path / "c"))
+        after_the_clock_passes((series / "Jane_3.dcm").stat(), tmp_path)
         slice_file(series / "Jane_3.dcm", 30.0)
         cache = new_cache(tmp_path / "c")
         result = index_paths([series], cache=cache)
@@ -127,6 +139,7 @@ class TestStale:
         target = series / "Jane_2.dcm"
         before = target.stat()
         index_paths([series], cache=new_cache(tmp_path / "c"))
+        after_the_clock_passes(before, tmp_path)
         data = bytearray(target.read_bytes())
         # Same length, other value: Instance Number "3 " -> "9 ".
         i = data.index(b"\x20\x00\x13\x00IS\x02\x003 ")
