@@ -1,6 +1,6 @@
 """Public segmentation folder layouts read as a ``SegDataset``: the Medical Segmentation
-Decathlon / nnU-Net raw layout (imagesTr + labelsTr [+ dataset.json]) and a pair of folders
-(images/ + masks/ or labels/) matched by file stem.
+Decathlon / nnU-Net raw layout (imagesTr + labelsTr [+ dataset.json]) and image and mask
+folders matched by file stem.
 
 MSD / nnU-Net (``DIR/imagesTr``, ``DIR/labelsTr``, optional ``DIR/dataset.json``; ``imagesTs``
 has no labels and is not read): each ``labelsTr`` file is a case; its image is
@@ -20,12 +20,22 @@ when the cases would hold more than :data:`MAX_FOREGROUND_TOTAL`; evenly spaced)
 empty slice for every :data:`EMPTY_PER_FOREGROUND` of them (evenly spaced, at least one).
 The case is the split unit (``patient_id``), so a case's slices never straddle splits.
 
-Folders (``DIR/images`` with ``DIR/masks``, ``mask``, ``labels`` or ``label``; or the same
-under ``DIR/train``, ``DIR/val`` (``valid``, ``validation``) and ``DIR/test``, which then
-give the split): an image ``x.png`` (PNG, JPEG, TIFF, BMP or DICOM) pairs with the mask file
-whose stem is ``x`` or ``x`` plus ``_mask``, ``_seg``, ``_segmentation``, ``_label`` or ``_gt``
-(PNG, GIF, TIFF, BMP or JPEG; nonzero is foreground, JPEG >= 128). Images without a mask are
-left out, and counted in the dataset's notes.
+Image and mask folders (Kvasir-SEG's ``images/`` + ``masks/``, ISIC's ``..._Input/`` +
+``..._GroundTruth/x_segmentation.png``, Montgomery's ``CXR_png/`` + ``ManualMask/leftMask/`` and
+``rightMask/``, BUSI's ``x.png`` + ``x_mask.png`` in one folder, CVC's ``Original/`` +
+``Ground Truth/``), searched :data:`MAX_DEPTH` folders down: an image ``x`` (PNG, JPEG, TIFF,
+BMP or DICOM) pairs with every mask file (PNG, GIF, TIFF, BMP or JPEG) named ``x`` plus a mask
+tail (``_mask``, ``-mask``, ``_seg``, ``_segmentation``, ``_label``, ``_gt``, each maybe
+followed by ``_1``...) in any folder, or named ``x`` in a folder whose name says it holds masks
+(mask, label, seg, truth, annotation, manual, gt) where the image's folder's does not. Of
+several candidates the ones in the nearest folder are kept (``images/train`` pairs with
+``masks/train``, not ``masks/test``). An image's mask files are united (``segmasks``: which
+pixels are foreground); when an image has masks in several folders, ``--labels NAME`` keeps
+the folders whose name holds NAME (SCR's ``left lung`` + ``right lung`` for ``--labels lung``).
+The image's folders give the split when every image is under a train / val / test folder
+(``training``, ``valid``, ``validation``, ``testing``: ``train/images``, ``images/test``,
+``ISIC2018_Task1-2_Validation_Input``) and one is test; else it is made by image. Images
+without a mask in folders where others have one are left out, and counted in the notes.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,13 +72,19 @@ log = logging.getLogger(__name__)
 MAX_FOREGROUND_SLICES = 48
 MAX_FOREGROUND_TOTAL = 4800  # over all cases: ~6400 slices, 1.3 GB of 224 px unit images
 EMPTY_PER_FOREGROUND = 3
-IMAGE_DIRS = ("images", "image", "imgs", "img")
-MASK_DIRS = ("masks", "mask", "labels", "label")
-SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+MAX_DEPTH = 5  # folders below --data searched for images and masks
+MAX_FOLDERS = 5000
+SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+              "validation": "val", "test": "test", "testing": "test"}  # fmt: skip
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", "")
 MASK_SUFFIXES = (".png", ".gif", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
-MASK_TAILS = ("", "_mask", "-mask", "_seg", "_segmentation", "_label", "_gt")
-LAYOUT_NAMES = "imagesTr/ + labelsTr/ (MSD, nnU-Net) or images/ + masks/ (or labels/)"
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+RAW_SUFFIXES = (".img", ".raw")
+# x_mask, x-mask, x_seg, x_segmentation, x_label, x_gt, each maybe + _1, _2 (BUSI's 2nd lesion)
+MASK_TAIL = re.compile(r"[_-](?:mask|seg|segmentation|label|gt)(?:[_-]?\d+)?$", re.IGNORECASE)
+# a folder of masks: masks/, labels/, ManualMask/leftMask, ..._GroundTruth, Ground Truth, gt/
+MASK_WORDS = re.compile(r"mask|label|seg|truth|annot|manual|(?:^|[^a-z])gt(?:[^a-z]|$)", re.I)
+LAYOUT_NAMES = "imagesTr/ + labelsTr/ (MSD, nnU-Net) or image and mask folders"
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -80,27 +97,16 @@ def _visible(folder: Path) -> list[Path]:
         return []
 
 
-def _pair_dirs(folder: Path) -> tuple[Path, Path] | None:
-    images = next((folder / n for n in IMAGE_DIRS if (folder / n).is_dir()), None)
-    masks = next((folder / n for n in MASK_DIRS if (folder / n).is_dir()), None)
-    return (images, masks) if images is not None and masks is not None else None
-
-
-def _kind_of(folder: Path) -> str | None:
-    if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir():
-        return "msd"
-    if _pair_dirs(folder) is not None:
-        return "folders"
-    if any(_pair_dirs(folder / name) is not None for name in SPLIT_DIRS):
-        return "folders"
-    return None
+def _is_msd(folder: Path) -> bool:
+    return (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir()
 
 
 def find_seg_layout(folder: Path) -> tuple[Path, str] | None:
-    """(the layout's root, "msd" or "folders") of ``folder`` or of one folder below it."""
-    kind = _kind_of(folder)
-    if kind is not None:
-        return folder, kind
+    """(the layout's root, "msd" or "folders"): an MSD / nnU-Net folder at ``folder`` or one
+    folder below it, else ``folder`` when images with masks (or a folder of masks) are found
+    in it or below."""
+    if _is_msd(folder):
+        return folder, "msd"
     try:
         below = sorted(
             Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")
@@ -108,9 +114,14 @@ def find_seg_layout(folder: Path) -> tuple[Path, str] | None:
     except OSError:
         return None
     for sub in below:
-        kind = _kind_of(sub)
-        if kind is not None:
-            return sub, kind
+        if _is_msd(sub):
+            return sub, "msd"
+    if _folder_pairs(folder)[0]:
+        return folder, "folders"
+    tree = _walk(folder)
+    has_csv = any(f.suffix.lower() == ".csv" for f in tree.get(folder, []))  # SIIM, manifests
+    if not has_csv and any(_names_masks(d.relative_to(folder).parts) for d in tree):
+        return folder, "folders"  # masks that pair with nothing: the folders reader says so
     return None
 
 
@@ -319,68 +330,224 @@ def _label_foreground(mask: LabelImage) -> np.ndarray:
     return read_label_image(mask)
 
 
-# --------------------------------------------------------------------------- images/ + masks/
+# --------------------------------------------------------------------------- image + mask folders
 
 
-def _mask_for(stem: str, masks: dict[str, Path]) -> Path | None:
-    for tail in MASK_TAILS:
-        found = masks.get((stem + tail).casefold())
-        if found is not None:
-            return found
-    return None
+def _walk(root: Path) -> dict[Path, list[Path]]:
+    """Visible files of ``root`` and its folders (breadth first, at most MAX_DEPTH down and
+    MAX_FOLDERS folders), by folder."""
+    out: dict[Path, list[Path]] = {}
+    level = [root]
+    for _ in range(MAX_DEPTH + 1):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            out[folder] = [Path(e.path) for e in entries
+                           if not e.name.startswith(".") and e.is_file()]  # fmt: skip
+            below += [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()]
+            if len(out) + len(below) > MAX_FOLDERS:
+                return out
+        level = below
+    return out
 
 
-def _pairs(folder: Path) -> tuple[list[tuple[Path, Path]], int]:
-    dirs = _pair_dirs(folder)
-    assert dirs is not None
-    image_dir, mask_dir = dirs
-    masks = {p.stem.casefold(): p for p in _visible(mask_dir) if p.suffix.lower() in MASK_SUFFIXES}
-    pairs, unmatched = [], 0
-    for image in _visible(image_dir):
-        if image.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        mask = _mask_for(image.stem, masks)
-        if mask is None:
-            unmatched += 1
+def _base_stem(stem: str) -> str | None:
+    """``x`` for a mask named ``x`` + a mask tail (+ ``_1``...), else None."""
+    found = MASK_TAIL.search(stem)
+    return stem[: found.start()] if found and found.start() > 0 else None
+
+
+def _names_masks(parts: Sequence[str]) -> bool:
+    return any(MASK_WORDS.search(part) for part in parts)
+
+
+def _beyond(a: Path, b: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parts of ``a`` and of ``b`` below their common folder."""
+    n = 0
+    while n < min(len(a.parts), len(b.parts)) and a.parts[n] == b.parts[n]:
+        n += 1
+    return a.parts[n:], b.parts[n:]
+
+
+def _split_of_folder(parts: Sequence[str]) -> str | None:
+    """train / val / test named by the image's folders (``train/images``, ``images/val``,
+    ``ISIC2018_Task1-2_Validation_Input``), None when none or several are."""
+    named = {SPLIT_DIRS[w] for part in parts for w in re.split(r"[^a-z]+", part.casefold())
+             if w in SPLIT_DIRS}  # fmt: skip
+    return named.pop() if len(named) == 1 else None
+
+
+def _folder_pairs(root: Path) -> tuple[list[tuple[Path, list[Path]]], list[Path]]:
+    """(image, its mask files) for every image that has a mask, and the images left without
+    one in the folders where others have one.
+
+    A mask file pairs with an image by file stem: ``x`` + a mask tail (``x_mask``,
+    ``x_mask_1``, ``x_segmentation``...) in any folder, or ``x`` itself in a folder named as
+    holding masks (mask, label, seg, truth, annotation, gt) that the image's folder is not."""
+    tree = _walk(root)
+    tailed: dict[str, list[Path]] = {}
+    plain: dict[str, list[Path]] = {}
+    images: list[Path] = []
+    for files in tree.values():
+        for f in files:
+            suffix = f.suffix.lower()
+            base = _base_stem(f.stem)
+            if base is not None and suffix in MASK_SUFFIXES:
+                tailed.setdefault(base.casefold(), []).append(f)
+                continue
+            if suffix in MASK_SUFFIXES:
+                plain.setdefault(f.stem.casefold(), []).append(f)
+            if suffix in IMAGE_SUFFIXES:
+                images.append(f)
+    pairs: list[tuple[Path, list[Path]]] = []
+    unpaired: dict[Path, list[Path]] = {}
+    for image in images:
+        key = image.stem.casefold()
+        masks = list(tailed.get(key, []))
+        for mask in plain.get(key, []):
+            if mask.parent == image.parent:
+                continue
+            mask_parts, image_parts = _beyond(mask.parent, image.parent)
+            if _names_masks(mask_parts) and not _names_masks(image_parts):
+                masks.append(mask)
+        if masks:
+            pairs.append((image, _nearest(image, masks)))
         else:
-            pairs.append((image, mask))
-    return pairs, unmatched
+            unpaired.setdefault(image.parent, []).append(image)
+    used = {m for _, masks in pairs for m in masks}
+    beside: dict[Path, list[Path]] = {}
+    for folder in tree:
+        beside.setdefault(folder.parent, []).append(folder)
+    cases = [(found[0], masks) for folder, found in unpaired.items()
+             if (masks := _case_masks(folder, found, tree, beside, used))]  # fmt: skip
+    if not pairs and len(cases) >= 2:  # one such folder may be a misnamed images/ + masks/
+        pairs = cases
+    paired_in = {image.parent for image, _ in pairs}
+    mask_files = {m for _, masks in pairs for m in masks}
+    pairs = [(image, masks) for image, masks in pairs if image not in mask_files]
+    taken = mask_files | {image for image, _ in pairs}
+    left = [i for d, found in unpaired.items() if d in paired_in for i in found
+            if i not in taken]  # fmt: skip
+    return pairs, left
+
+
+def _case_masks(
+    folder: Path, found: list[Path], tree: dict[Path, list[Path]],
+    beside: dict[Path, list[Path]], used: set[Path],
+) -> list[Path]:  # fmt: skip
+    """Case folders (Data Science Bowl 2018's ``<id>/images/<id>.png`` with one mask per
+    nucleus, of other names, in ``<id>/masks/``): every mask file of the folders named for
+    masks beside a folder that holds one image (used when no file pairs by name, and at
+    least two such case folders are found)."""
+    if len(found) != 1 or _names_masks((folder.name,)):
+        return []
+    out = []
+    for sibling in beside.get(folder.parent, []):
+        if sibling != folder and _names_masks((sibling.name,)):
+            out += [f for f in tree[sibling] if f.suffix.lower() in MASK_SUFFIXES and f not in used]
+    return sorted(out)
+
+
+def _nearest(image: Path, masks: list[Path]) -> list[Path]:
+    """The masks whose folder is nearest the image's: most folder names in common below their
+    common folder (``images/train`` and ``masks/train``), then fewest steps apart; ties stay
+    (``ManualMask/leftMask`` and ``ManualMask/rightMask``)."""
+
+    def distance(mask: Path) -> tuple[int, int]:
+        a, b = _beyond(mask.parent, image.parent)
+        return -len(set(a) & set(b)), len(a) + len(b)
+
+    best = min(distance(m) for m in masks)
+    return sorted(m for m in masks if distance(m) == best)
+
+
+def _mask_group(image: Path, mask: Path) -> str:
+    """What a mask file's folder is called, seen from its image ("" for the image's own)."""
+    parts, _ = _beyond(mask.parent, image.parent)
+    return "/".join(parts)
+
+
+def _pick_groups(
+    pairs: list[tuple[Path, list[Path]]], labels: Sequence[str] | None, root: Path
+) -> tuple[list[tuple[Path, list[Path]]], list[str]]:
+    """The masks kept when an image has masks in several folders (Montgomery's leftMask and
+    rightMask; SCR's lungs, heart and clavicles): all of them united, or those whose folder
+    names ``--labels NAME``; and the notes that say so."""
+    groups = sorted({_mask_group(i, m) for i, masks in pairs for m in masks})
+    several = any(len({_mask_group(i, m) for m in masks}) > 1 for i, masks in pairs)
+    if not several:
+        return pairs, []
+    if labels is None:
+        return pairs, [f"each image's masks in {', '.join(groups)} are united (--labels NAME "
+                       "keeps the mask folders whose name holds NAME)"]  # fmt: skip
+    wanted = re.sub(r"[^a-z0-9]", "", labels[0].casefold())
+    kept_groups = [g for g in groups if wanted in re.sub(r"[^a-z0-9]", "", g.casefold())]
+    if not kept_groups:
+        raise DataError(
+            f"--labels {labels[0]}: no mask folder is named so; they are: {', '.join(groups)}",
+            root,
+            "pick a word of a mask folder's name, or leave --labels out to unite them all",
+        )
+    kept = [(i, [m for m in masks if _mask_group(i, m) in kept_groups]) for i, masks in pairs]
+    note = f"masks of {', '.join(kept_groups)} are used (--labels {labels[0]})"
+    return [(i, masks) for i, masks in kept if masks], [note]
+
+
+def _no_pairs(root: Path) -> DataError:
+    tree = _walk(root)
+    suffixes = sorted({f.suffix.lower() for files in tree.values() for f in files} - {""})
+    raw = [x for x in suffixes if x in RAW_SUFFIXES]
+    if raw:
+        return DataError(
+            f"no image has a mask; {', '.join(raw)} files are headerless raw images, which "
+            "are not read",
+            root,
+            "convert them to PNG (e.g. JSRT's 2048x2048 12-bit .IMG), named as their masks",
+        )
+    return DataError(
+        "no image has a mask of the same file stem",
+        root,
+        "name each mask after its image: images/x.png with masks/x.png (or x_mask.png beside "
+        "it, or in any folder)",
+    )
 
 
 def _read_folders(root: Path, labels: Sequence[str] | None) -> SegDataset:
     name = class_name(labels, root)
-    parts: list[tuple[str | None, Path]] = []
-    if _pair_dirs(root) is not None:
-        parts.append((None, root))
-    else:
-        parts += [(split, root / d) for d, split in SPLIT_DIRS.items() if _pair_dirs(root / d)]
-        if not any(split == "test" for split, _ in parts):  # then split by image, with a test
-            parts = [(None, folder) for _, folder in parts]
+    pairs, left = _folder_pairs(root)
+    if not pairs:
+        raise _no_pairs(root)
+    pairs, notes = _pick_groups(pairs, labels, root)
+    named = [_split_of_folder(image.parent.relative_to(root).parts) for image, _ in pairs]
+    order = sorted(
+        range(len(pairs)), key=lambda i: (SPLIT_ORDER.get(named[i] or "", 3), pairs[i][0])
+    )
+    pairs, splits = [pairs[i] for i in order], [named[i] for i in order]
+    if None in splits or "test" not in splits:  # then split by image, with a test
+        splits = [None] * len(pairs)
+    stems = [image.stem for image, _ in pairs]
+    unique = len(set(stems)) == len(stems)
     records: list[Record] = []
     masks: list[MaskSource] = []
-    unmatched = 0
-    for split, folder in parts:
-        pairs, left = _pairs(folder)
-        unmatched += left
-        for image, mask_path in pairs:
-            mask = LabelImage(mask_path)
-            positive = float(_label_foreground(mask).any())
-            patient = f"{split}/{image.stem}" if split else image.stem
-            records.append(Record(len(records) + 1, image, (positive,), patient, split))
-            masks.append(mask)
-    if not records:
-        raise DataError(
-            "no image has a mask of the same file stem",
-            root,
-            "name each mask after its image: images/x.png with masks/x.png (or x_mask.png)",
-        )
-    text = "\n".join(f"{r.path},{m.path}" for r, m in zip(records, masks, strict=True)
+    for (image, files), split in zip(pairs, splits, strict=True):
+        mask = LabelImage(files[0], more=tuple(files[1:]))
+        positive = float(_label_foreground(mask).any())
+        patient = image.stem if unique else image.relative_to(root).with_suffix("").as_posix()
+        records.append(Record(len(records) + 1, image, (positive,), patient, split))
+        masks.append(mask)
+    text = "\n".join(f"{r.path},{','.join(str(p) for p in (m.path, *m.more))}"
+                     for r, m in zip(records, masks, strict=True)
                      if isinstance(m, LabelImage))  # fmt: skip
     data = Dataset(
         source=root, kind="folders", labels=(name,), records=records,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        has_patient_ids=False, has_split=parts[0][0] is not None,
+        has_patient_ids=False, has_split=splits[0] is not None,
     )  # fmt: skip
-    if unmatched:
-        data.notes.append(f"{unmatched} image(s) without a mask of the same stem were left out")
+    data.notes += notes
+    if left:
+        data.notes.append(f"{len(left)} image(s) without a mask of the same stem were left out")
+    log.info("image + mask folders: %d images, class %s", len(records), name)
     return SegDataset(data, masks)

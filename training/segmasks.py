@@ -5,8 +5,14 @@ matched to the image they reference.
 
 Which pixels are foreground:
 
-- a label image (PNG, TIFF, GIF, JPEG): nonzero pixels (JPEG, being lossy: values >= 128);
-  ``values`` pick label values instead (an nnU-Net 2-D ``labelsTr`` PNG holds 0..n);
+- a label image (PNG, TIFF, GIF, BMP, JPEG): nonzero pixels (0/1, 0/255 and label values
+  alike, and an instance map's ids); ``values`` pick label values instead (an nnU-Net 2-D
+  ``labelsTr`` PNG holds 0..n). A lossy mask (JPEG; or one with more than
+  :data:`LOSSY_LEVELS` grey levels and its brightest in the top half of its range: a JPEG mask
+  saved again as PNG, an antialiased one) is thresholded at half its brightest value; a JPEG
+  one is empty when that value is under a quarter of its range (compression noise). Several
+  files of one image (BUSI's ``x_mask.png`` + ``x_mask_1.png``, Montgomery's left and right
+  lung) are united;
 - NIfTI: nonzero voxels, or those equal to one of ``values``. A NIfTI *volume* that is the
   mask of a NIfTI image is reoriented like its image (:func:`read_volume`); a NIfTI mask of a
   PNG/JPEG/DICOM image is taken as stored: array axes (rows, columns[, slice]);
@@ -39,6 +45,7 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 SEG_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DEFAULT_CLASS = "lesion"
+LOSSY_LEVELS = 16  # more grey levels than a label image holds: JPEG noise or antialiasing
 
 
 def is_nifti(path: Path) -> bool:
@@ -69,11 +76,13 @@ class VolumeSlice:
 @dataclass(frozen=True)
 class LabelImage:
     """A 2-D mask file: PNG/TIFF/GIF/JPEG, or a NIfTI taken as stored (``index``: its slice
-    along the last axis when it is 3-D); ``values`` as for VolumeSlice."""
+    along the last axis when it is 3-D); ``values`` as for VolumeSlice; ``more``: further mask
+    files of the same image whose foreground is added (of the same size)."""
 
     path: Path
     index: int | None = None
     values: tuple[int, ...] = ()
+    more: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,52 @@ def foreground(values: np.ndarray, picked: Sequence[int]) -> np.ndarray:
 
 
 def read_label_image(source: LabelImage) -> np.ndarray:
-    """A 2-D mask file's foreground (LabelImage's rules), at the size it has."""
+    """A 2-D mask file's foreground (LabelImage's rules, ``more`` united), at the size it has."""
+    out = _one_label_image(source)
+    for path in source.more:
+        extra = _one_label_image(LabelImage(path, source.index, source.values))
+        if extra.shape != out.shape:
+            raise _fail(
+                path,
+                f"mask is {extra.shape[1]}x{extra.shape[0]} but {source.path.name}, a mask of "
+                f"the same image, is {out.shape[1]}x{out.shape[0]}",
+                "give every mask of an image at the image's size",
+            )
+        out |= extra
+    return out
+
+
+def _full_scale(peak: float) -> float:
+    return next((f for f in (1.0, 255.0, 65535.0) if peak <= f), peak)
+
+
+def lossy_foreground(values: np.ndarray) -> np.ndarray:
+    """A JPEG mask's foreground: at least half its brightest value, none when that value is
+    under a quarter of the range it is stored in (1, 255 or 65535: an empty mask's
+    compression noise)."""
+    peak = float(values.max()) if values.size else 0.0
+    if peak <= 0 or peak < _full_scale(peak) / 4:
+        return np.zeros(values.shape, dtype=bool)
+    return np.asarray(values >= peak / 2)
+
+
+def looks_lossy(values: np.ndarray) -> bool:
+    """A 0/255 (or 0/65535) mask gone lossy, not a label image: more than LOSSY_LEVELS grey
+    levels and a brightest value in the top half of its range. An instance map (ids 1..n) is
+    a label image: its ids are kept as nonzero foreground."""
+    if values.size == 0:
+        return False
+    peak = float(values.max())
+    if peak < _full_scale(peak) / 2:
+        return False
+    if values.dtype.kind in "ui" and float(values.min()) >= 0 and peak <= 65535:
+        levels = int(np.count_nonzero(np.bincount(values.ravel().astype(np.int64))))
+    else:
+        levels = len(np.unique(values))
+    return levels > LOSSY_LEVELS
+
+
+def _one_label_image(source: LabelImage) -> np.ndarray:
     if is_nifti(source.path):
         import nibabel as nib
 
@@ -206,8 +260,8 @@ def read_label_image(source: LabelImage) -> np.ndarray:
         raise _fail(source.path, f"mask can't be read: {err}", "give a PNG mask") from None
     if values.ndim == 3:
         values = values.max(axis=2)
-    if source.path.suffix.lower() in JPEG_SUFFIXES and not source.values:
-        return values >= 128
+    if not source.values and (source.path.suffix.lower() in JPEG_SUFFIXES or looks_lossy(values)):
+        return lossy_foreground(values)
     return foreground(values, source.values)
 
 
