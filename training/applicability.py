@@ -6,7 +6,8 @@ weights) and ``radassist-train prune`` (on its pruned, fine-tuned weights) go th
 forward pass per split gives logits and penultimate features; temperatures are fitted on the
 validation logits, the Gaussian on the train features with its threshold on the validation
 scores, and the intended input comes from the train split's headers. The last two write their
-model file with ``write_refitted``.
+model file with ``write_refitted``. A 2-D segmentation model gets the OOD statistics only, per
+slice, of its pooled encoder features (``fit_seg_ood``, from ``fit`` and ``refit``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from training.evaluate import (
 )
 from training.intended import intended_input_for
 from training.metrics import split_metrics
-from training.ood import fit_ood
+from training.ood import MIN_TRAIN_IMAGES, fit_ood
 from training.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -244,3 +245,78 @@ def write_refitted(
     )
     save_model_file(out, network, new, ood=applicability.ood)
     atomic_write_text(out.with_suffix(".md"), model_card_markdown(read_manifest(out)))
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def seg_features(
+    model: torch.nn.Module,
+    units: torch.Tensor,
+    indices: Sequence[int],
+    spec: PreprocessSpec,
+    device: torch.device,
+    batch_size: int = 32,
+    stop: StopFlag = None,
+) -> np.ndarray:
+    """(n, C) pooled encoder features of a segmentation UNet for the unit images ``indices``
+    (``fastpath.EncoderFeatures.pool``: what the engine scores per slice), float32, in order.
+    The encoder alone runs, unaugmented: the decoder does not change them."""
+    from desktop_app.inference.fastpath import EncoderFeatures
+    from desktop_app.infra.cancel import stop_requested
+    from desktop_app.model.networks import unwrap
+    from training.dataset import Stopped, network_input
+
+    encoder = unwrap(model).encoder
+    assert isinstance(encoder, torch.nn.Module)
+    was_training = model.training
+    model.eval()
+    rows: list[np.ndarray] = []
+    idx = list(indices)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(idx), batch_size):
+                if stop_requested(stop):
+                    raise Stopped
+                x = torch.stack(
+                    [
+                        network_input(units[k].to(torch.float32), spec)
+                        for k in idx[start : start + batch_size]
+                    ]
+                ).to(device)
+                rows.append(EncoderFeatures.pool(encoder(x)).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    width = rows[0].shape[1] if rows else 0
+    return np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.float32)
+
+
+def fit_seg_ood(
+    config: ApplicabilityConfig,
+    model: torch.nn.Module,
+    units: torch.Tensor,
+    train: Sequence[int],
+    val: Sequence[int],
+    spec: PreprocessSpec,
+    device: torch.device,
+    stop: StopFlag = None,
+) -> tuple[OodModel | None, dict[str, float]]:
+    """A 2-D segmentation model's OOD statistics, per slice (the engine scores each slice): the
+    Gaussian of the train slices' pooled encoder features, thresholded on the validation
+    slices' scores (``fit_ood``), with each split's flag rate in its stats; (None, {}) when
+    ``applicability.ood`` is off or the train split has fewer than ``MIN_TRAIN_IMAGES`` slices
+    (a segmentation set can be that small; the fit says so in its notes)."""
+    if not config.ood or len(train) < MIN_TRAIN_IMAGES:
+        return None, {}
+    feats = {
+        name: seg_features(model, units, idx, spec, device, stop=stop)
+        for name, idx in (("train", train), ("val", val))
+    }
+    ood = fit_ood(feats["train"], feats["val"], config.ood_percentile)
+    rates = {
+        name: round(float(ood.flags(ood.score(f)).mean()), 4) for name, f in feats.items() if len(f)
+    }
+    stats = dict(ood.spec.stats)
+    stats["features"] = "the encoder's deepest feature map, global-average-pooled"
+    stats.update({f"{name}_flag_rate": rate for name, rate in rates.items()})
+    return replace(ood, spec=replace(ood.spec, stats=stats)), rates

@@ -15,7 +15,8 @@ run folder, writing a segmentation model file.
   the architecture's 224 px, augmentation strength 1;
 - after training: Dice, HD95, lesion sensitivity and false positives per image on val and
   test with bootstrap CIs (``training.segmetrics``), the model file (manifest ``task:
-  segmentation``, thresholds 0.5 per pixel), model card, metrics.json and loss curves.
+  segmentation``, thresholds 0.5 per pixel, per-slice OOD statistics of the pooled encoder
+  features: ``training.applicability.fit_seg_ood``), model card, metrics.json and loss curves.
 """
 
 from __future__ import annotations
@@ -312,17 +313,40 @@ class SegmentationFit(Fit):
                 probs, truth, data.labels, thresholds, n_boot=ev.bootstrap, level=ev.ci_level,
                 seed=c.seed, spacing=spacing[list(idx)],
             )  # fmt: skip
+        try:
+            ood = self._fit_ood(unwrap(result.model), units, splits)
+        except Stopped:
+            return self._stopped(result.history)
         return finish_fit(self, result, thresholds, final, start, lambda: self._write_seg_model(
-            data, splits, unwrap(result.model), thresholds, final))  # fmt: skip
+            data, splits, unwrap(result.model), thresholds, final, ood))  # fmt: skip
+
+    def _fit_ood(self, model: nn.Module, units: torch.Tensor, splits: Any) -> Any:
+        """The per-slice OOD statistics (``training.applicability.fit_seg_ood``); their flag
+        rates go into metrics.json."""
+        from training.applicability import fit_seg_ood
+        from training.ood import MIN_TRAIN_IMAGES
+
+        t0 = time.perf_counter()
+        ood, rates = fit_seg_ood(
+            self.config.applicability, model, units, splits.train, splits.val,
+            self.config.preprocess_spec(), self.runtime.device, stop=self.stop,
+        )  # fmt: skip
+        if ood is not None:
+            self.metrics["ood"] = {"threshold": ood.threshold, "flag_rate": rates,
+                                   "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        elif self.config.applicability.ood:
+            self.notes.append(
+                f"no OOD statistics: the train split has {len(splits.train)} slices, fewer "
+                f"than the {MIN_TRAIN_IMAGES} they need; images unlike them are not flagged"
+            )
+        return ood
 
     def _write_seg_model(
         self, data: Any, splits: Any, model: nn.Module, thresholds: dict[str, float],
-        final: dict[str, Any],
+        final: dict[str, Any], ood: Any = None,
     ) -> Path:  # fmt: skip
         from desktop_app.model.modelfile import (
             ModelManifest,
-            model_card_markdown,
-            read_manifest,
             save_model_file,
         )
         from desktop_app.model.networks import arch_args
@@ -359,18 +383,32 @@ class SegmentationFit(Fit):
             task="segmentation",
         )  # fmt: skip
         path = self.out_dir / MODEL_FILE
-        save_model_file(path, model, manifest)
-        card = model_card_markdown(read_manifest(path)).replace(
-            "\n## Model\n",
-            "\n" + segmentation_card_section(data.labels, spec.image_size) + "\n## Model\n",
-            1,
-        )
-        atomic_write_text(self.out_dir / MODEL_CARD, card)
+        save_model_file(path, model, manifest, ood=ood)
+        atomic_write_text(self.out_dir / MODEL_CARD, segmentation_card(path))
         return path
 
 
-def segmentation_card_section(labels: Sequence[str], size: int) -> str:
+def segmentation_card(path: Path) -> str:
+    """The model card of the segmentation model file at ``path``: the generic card with the
+    "What it segments" section before "Model"."""
+    from desktop_app.model.modelfile import model_card_markdown, read_manifest
+
+    manifest = read_manifest(path)
+    section = segmentation_card_section(
+        manifest.labels, manifest.preprocessing.image_size, manifest.ood is not None
+    )
+    return model_card_markdown(manifest).replace("\n## Model\n", "\n" + section + "\n## Model\n", 1)
+
+
+def segmentation_card_section(labels: Sequence[str], size: int, ood: bool = False) -> str:
     """The model card's "What it segments" section."""
+    scored = (
+        "- Out-of-distribution score: per slice, of the encoder's deepest feature map "
+        'global-average-pooled (the "penultimate features" below); a series with any '
+        "slice over the threshold is shown as unlike the training data\n"
+        if ood
+        else ""
+    )
     return (
         "## What it segments\n\n"
         f"- Classes: {', '.join(labels)} (one sigmoid map per class; a pixel is foreground "
@@ -381,6 +419,7 @@ def segmentation_card_section(labels: Sequence[str], size: int) -> str:
         "where the images give their pixel spacing), lesion sensitivity (a true lesion is "
         "found when any predicted pixel overlaps it) and false positive lesions per image "
         "(8-connected components), 95 % bootstrap CIs over images (Wilson for sensitivity)\n"
+        + scored
     )
 
 

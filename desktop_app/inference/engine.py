@@ -652,7 +652,7 @@ class InferenceEngine:
         if self.manifest.task == "segmentation":  # per-pixel masks and lesions (segrun)
             seg = self._segment(source, plan, progress, stop)
             scores = _Scores(seg.probabilities, {}, seg.unreadable, seg.preprocess_seconds,
-                             seg.network_seconds)  # fmt: skip
+                             seg.network_seconds, seg.ood_scores)  # fmt: skip
             decisions = self._decide(scores.probabilities)
             located = _Locations({}, 0.0, seg.postprocess_seconds)
         else:
@@ -769,7 +769,7 @@ class InferenceEngine:
         return segment(
             source, plan, preprocess=self._preprocess, forward=self._forward,
             batch_size=self.batch_size, thresholds=self._thresholds, labels=self.labels,
-            progress=progress, stop=stop,
+            progress=progress, stop=stop, ood=None if self._ood is None else self._ood.score,
         )  # fmt: skip
 
     def _preprocess(self, images: Sequence[ImageForModel]) -> tuple[np.ndarray, list[Geometry]]:

@@ -20,7 +20,10 @@ engine keeps eager PyTorch and says why. The exported graph also outputs the Gra
 feature map (``features``), so heatmaps need no second pass (``gradcam.cam_from_features``),
 and, for the out-of-distribution score, the classifier head's input (``penultimate``: the pooled
 penultimate features, ``networks.PenultimateFeatures``), so that score needs no second pass
-either (benchmarks/bench_ood_cost.py).
+either (benchmarks/bench_ood_cost.py). A segmentation UNet has no such head: its ``penultimate``
+is the encoder's deepest feature map (stride 32; 320 channels for the Lite0 encoder),
+global-average-pooled (:class:`EncoderFeatures`), the same summary of the image that Lite0's
+classifier pools before its head convolution.
 int8 (``quantize_int8``: ONNX Runtime static QDQ quantization, per-channel weights, the stem
 convolution kept in fp32, calibrated on seeded synthetic radiographs preprocessed as the model
 file says) is never chosen automatically: it changes the outputs (see the AUC change in
@@ -33,8 +36,9 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +67,57 @@ from desktop_app.inference.ortrun import (  # noqa: F401  (the CPU runners' name
 from desktop_app.infra.errors import InferenceError
 
 log = logging.getLogger(__name__)
+
+
+class EncoderFeatures:
+    """A segmentation UNet's pooled encoder features, captured during a forward pass (the
+    out-of-distribution score of a segmentation model; ``penultimate`` of its outputs)::
+
+        with EncoderFeatures(unet) as feats:
+            logits = unet(x)
+        features = feats.value  # (n, 320) for unet-lite0, detached
+
+    The encoder's last (deepest, stride-32) feature map averaged over its pixels: what the
+    image looks like to the network, whatever the decoder then draws. ``pool(unet.encoder(x))``
+    gives the same numbers without the decoder (training fits the statistics that way).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        from desktop_app.model.networks import unwrap
+
+        encoder = unwrap(model).encoder
+        assert isinstance(encoder, nn.Module)
+        self._encoder = encoder
+        self._handle: Any = None
+        self.value: torch.Tensor | None = None
+
+    @staticmethod
+    def pool(maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(N, C) from the encoder's feature maps: the last one's mean over its pixels."""
+        return maps[-1].mean(dim=(2, 3))
+
+    def _hook(self, _module: nn.Module, _args: Any, out: Sequence[torch.Tensor]) -> None:
+        self.value = self.pool(out).detach()
+
+    def __enter__(self) -> EncoderFeatures:
+        self._handle = self._encoder.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+
+def pooled_features(model: nn.Module) -> Any:
+    """The capture of ``model``'s out-of-distribution features: the pooled encoder features of
+    a segmentation UNet (:class:`EncoderFeatures`), else the classifier head's input
+    (``networks.PenultimateFeatures``)."""
+    from desktop_app.model.networks import PenultimateFeatures, head_name
+
+    if head_name(model) == "segmentation_head":  # networks' FlexibleUNet
+        return EncoderFeatures(model)
+    return PenultimateFeatures(model)
 
 
 class TorchRunner:
@@ -95,14 +150,12 @@ class TorchRunner:
         return out.logits, out.features
 
     def outputs(self, x: np.ndarray) -> ForwardOutputs:
-        from desktop_app.model.networks import PenultimateFeatures
-
         captured: list[torch.Tensor] = []
         handle = None
         if self.features_layer is not None:
             layer = dict(self.network.named_modules())[self.features_layer]
             handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
-        pooled = PenultimateFeatures(self.network) if self.penultimate else None
+        pooled = pooled_features(self.network) if self.penultimate else None
         try:
             if pooled is None:
                 logits = self(x)
@@ -130,13 +183,11 @@ class _WithFeatures(nn.Module):
         self.penultimate = penultimate
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from desktop_app.model.networks import PenultimateFeatures
-
         captured: list[torch.Tensor] = []
         handle = None
         if self.layer is not None:
             handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
-        pooled = PenultimateFeatures(self.network)
+        pooled = pooled_features(self.network)
         try:
             with pooled:
                 logits = self.network(x)
@@ -163,7 +214,8 @@ def export_onnx(
 
     Output ``logits``; with ``features_layer`` also ``features``, that layer's output (what
     Grad-CAM needs, so the heatmaps cost no second pass); with ``penultimate`` also
-    ``penultimate``, the head's input (the out-of-distribution score's features). Uses the TorchScript-based exporter
+    ``penultimate``, the head's input (the out-of-distribution score's features; a
+    segmentation UNet's pooled encoder features). Uses the TorchScript-based exporter
     (``dynamo=False``), which matches eager to ~1e-6 on EfficientNet-Lite; its constant-folding
     notes are silenced here (they are about slices the exporter leaves for ONNX Runtime to
     fold). The network must be on the CPU.

@@ -343,14 +343,20 @@ def forward_graph(network: nn.Module, arch: str, image_size: int, channels: int)
 
 def segmentation_graph(network: nn.Module, image_size: int, channels: int) -> bytes:
     """A segmentation network's forward graph: per-pixel logits (N, labels, S, S) under the
-    output name ``logits`` (so ``ortrun.OrtRunner`` runs it as it is), dynamic batch; checked
-    against eager PyTorch on the probe."""
-    graph = export_onnx(network, image_size, channels)
+    output name ``logits`` (so ``ortrun.OrtRunner`` runs it as it is) and its pooled encoder
+    features (N, C) as ``penultimate`` (the OOD score; ``fastpath.EncoderFeatures``), dynamic
+    batch; both checked against eager PyTorch on the probe."""
+    from desktop_app.inference.fastpath import TorchRunner
+
+    graph = export_onnx(network, image_size, channels, penultimate=True)
     probe = probe_input(image_size, channels)
-    got = OrtRunner(graph, 1).outputs(probe).logits
-    with torch.no_grad():
-        ref = network.cpu().eval()(torch.from_numpy(probe)).numpy()
-    diff = max_difference(got, ref)
+    got = OrtRunner(graph, 1).outputs(probe)
+    ref = TorchRunner(network.cpu().eval(), "cpu", None, True).outputs(probe)
+    diff = max_difference(got.logits, ref.logits)
+    if got.penultimate is not None and ref.penultimate is not None:
+        diff = max(diff, max_difference(got.penultimate, ref.penultimate))
+    else:
+        diff = math.inf
     if not diff <= 1.0:
         raise InferenceError(
             f"the ONNX segmentation graph differs from PyTorch ({diff:.1f}x the tolerance)"

@@ -12,6 +12,12 @@ Memory is bounded by the plan (``sources.MAX_RUN_IMAGES`` slices at most): the p
 volume is float16 (probabilities need no more) beside a float32 volume of the modality values
 (HU on CT) for each lesion's mean and maximum; both are dropped once the lesion table (and its
 uint16 label volume, the mask for the SEG) is made.
+
+The out-of-distribution score comes from the same forward pass: with ``ood`` (the model file's
+statistics), each slice's pooled encoder features (the forward outputs' ``penultimate``) give
+its score (``SegOutcome.ood_scores``), which the engine turns into flags exactly as for a
+classifier (``inputcheck.RunMarks``). A model file without statistics, or a stored graph without
+that output, gives none.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Preprocess = Callable[[Sequence[ImageForModel]], tuple[np.ndarray, list[Geometry]]]
 Forward = Callable[[np.ndarray], ForwardOutputs]
+OodScore = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class SegOutcome:
     """A segmentation run's outcome: ``probabilities`` (slices, labels), each slice's highest
     pixel probability per label (NaN where the slice could not be read), the lesion table (its
     ``labels`` is the lesion-id volume on the original grid, in plan order), the unreadable
-    slices and the seconds spent."""
+    slices, the seconds spent, and each slice's out-of-distribution score (slices,) (NaN where
+    unread; None without OOD statistics or features)."""
 
     probabilities: np.ndarray
     table: LesionTable
@@ -52,6 +60,7 @@ class SegOutcome:
     preprocess_seconds: float
     network_seconds: float
     postprocess_seconds: float
+    ood_scores: np.ndarray | None = None
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -124,8 +133,10 @@ def segment(
     labels: Sequence[str],
     progress: Progress | None,
     stop: StopFlag,
+    ood: OodScore | None = None,
 ) -> SegOutcome:
-    """Run a segmentation network over ``plan`` and measure the lesions of its mask.
+    """Run a segmentation network over ``plan`` and measure the lesions of its mask; with
+    ``ood`` (features (N, C) -> scores (N,)), score each slice's pooled encoder features.
 
     Progress: one unit per slice out of slices + 1 (the last is the lesion table's). Raises
     Cancelled when ``stop`` is set before a batch, the first slice's error when none could be
@@ -134,6 +145,8 @@ def segment(
     n, total = len(plan), len(plan) + 1
     probs = np.full((n, len(labels)), np.nan, dtype=np.float32)
     volumes = _Volumes(n)
+    ood_scores = None if ood is None else np.full(n, np.nan, dtype=np.float64)
+    scored = False  # the forward pass gave features (a graph made before them gives none)
     unreadable: list[tuple[str, str]] = []
     first_error: RadAssistError | None = None
     t_pre = t_net = t_post = 0.0
@@ -156,7 +169,12 @@ def segment(
             x, geometries = preprocess(images)
             t1 = time.perf_counter()
             t_pre += t1 - t0
-            logits = forward(x).logits
+            out = forward(x)
+            logits = out.logits
+            if ood_scores is not None and ood is not None and out.penultimate is not None:
+                with np.errstate(all="ignore"):  # non-finite features score NaN: flagged
+                    ood_scores[ok] = ood(out.penultimate)
+                scored = True
             t2 = time.perf_counter()
             t_net += t2 - t1
             if logits.ndim != 4 or logits.shape[:2] != (len(images), len(labels)):
@@ -180,7 +198,9 @@ def segment(
     t0 = time.perf_counter()
     table = _lesions(source, plan, volumes, min(thresholds[label] for label in labels))
     t_post += time.perf_counter() - t0
-    return SegOutcome(probs, table, unreadable, t_pre, t_net, t_post)
+    return SegOutcome(
+        probs, table, unreadable, t_pre, t_net, t_post, ood_scores if scored else None
+    )
 
 
 def _lesions(source: Source, plan: SlicePlan, volumes: _Volumes, threshold: float) -> LesionTable:

@@ -6,8 +6,9 @@ A CUDA/MPS failure at start or during a run (out of memory, a driver error) move
 to the CPU, where the fastest exact path of ``fastpath`` runs it; the warning goes to ``warn``
 once. Heatmaps: ``gradcam.fine_cam`` (LayerCAM fused with CAM) or Grad-CAM with hooks, on the
 backend's device, with one PyTorch thread on the CPU (``HEATMAP_CPU_THREADS``). A segmentation
-model's forward pass is its per-pixel logits (N, labels, S, S), handed whole to ``segrun``: no
-Grad-CAM layer, feature map or OOD head input is captured, and it has no heatmaps.
+model's forward pass is its per-pixel logits (N, labels, S, S), handed whole to ``segrun``, with
+its pooled encoder features when it has OOD statistics (``fastpath.EncoderFeatures``): no
+Grad-CAM layer or feature map is captured, and it has no heatmaps.
 """
 
 from __future__ import annotations
@@ -94,10 +95,9 @@ class TorchBackend:
         self.segmentation = loaded.manifest.task == "segmentation"
         self.layer = gradcam_target_layer(arch)
         self.head_weight: np.ndarray | None = None
-        if self.segmentation:  # per-pixel logits: no heatmaps, no CAM features, no OOD head
+        if self.segmentation:  # per-pixel logits: no heatmaps, no CAM features
             self.fine_layers: tuple[str, ...] = ()
             self.features_layer: str | None = None
-            self.penultimate = False
         else:
             self.fine_layers = fine_layers(arch)
             self.features_layer = self.layer if features else None

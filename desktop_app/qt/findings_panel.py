@@ -534,6 +534,7 @@ class FindingsPanelWidget(QWidget):
         self._show_banner()
         check = state.input_check(self.series_key) if state else None
         unreliable = check is not None and check.flagged
+        self.lesions.set_unreliable(unreliable)
         if state is not None:
             for fid, card in self.cards.items():
                 card.set_unreliable(unreliable)

@@ -196,7 +196,20 @@ class LesionListWidget(QWidget):
         self.views: list[LesionView] = []
         self.selected: int | None = None
         self.namer: Callable[[int], str] = lambda index: f"#{index + 1}"
+        self.unreliable = False
+        self._summary_text = ""
         self.hide()
+
+    def set_unreliable(self, unreliable: bool) -> None:
+        """Mark the summary when the series' run is flagged (out of its model's intended input,
+        or slices unlike its training data): the findings panel's warning says which."""
+        if unreliable != self.unreliable:
+            self.unreliable = unreliable
+            self._show_summary()
+
+    def _show_summary(self) -> None:
+        mark = "⚠ Unreliable (see the warning above) · " if self.unreliable else ""
+        self.summary.setText(shown(mark + self._summary_text, 340))
 
     def set_lesions(
         self,
@@ -226,19 +239,17 @@ class LesionListWidget(QWidget):
             self.rows[view.lesion_id].update_from(view, self.namer, reviewable)
         model = f" · {model_text}" if model_text else ""
         if not views:
-            self.summary.setText(shown(f"No lesion found{model}", 300))
+            self._summary_text = f"No lesion found{model}"
         else:
             accepted = sum(v.verdict == ACCEPTED for v in views)
             rejected = sum(v.verdict == REJECTED for v in views)
             pending = len(views) - accepted - rejected
             noun = "lesion" if len(views) == 1 else "lesions"
-            self.summary.setText(
-                shown(
-                    f"{len(views)} {noun}: {accepted} accepted, {rejected} rejected, "
-                    f"{pending} pending{model}",
-                    300,
-                )
+            self._summary_text = (
+                f"{len(views)} {noun}: {accepted} accepted, {rejected} rejected, "
+                f"{pending} pending{model}"
             )
+        self._show_summary()
         if self.selected not in self.rows:
             self.selected = None
         self.select(self.selected)

@@ -13,6 +13,10 @@ model card is written beside the output (``OUT`` with ``.md``).
 
 A public layout is read as the model's training read it (its recorded layout options); the layout
 flags change that.
+
+A 2-D segmentation model (``unet-lite0``) has its OOD statistics re-fitted only, per slice on
+its pooled encoder features (``training.applicability.fit_seg_ood``): its pixel thresholds,
+metrics and intended input stay as trained. A 3-D model (``segresnet3d``) has none to re-fit.
 """
 
 from __future__ import annotations
@@ -100,6 +104,8 @@ def refit_model_file(
     dev = select_device(device)
     loaded = load_model_file(model_path, map_location=dev)
     manifest = loaded.manifest
+    if manifest.task == "segmentation":
+        return _refit_segmentation(loaded, data_path, out, config, dev, workers, start)
     options = layout_for_model(manifest.training_data, layout)
     data, splits, units = read_as_trained(
         data_path, manifest, options, workers=max(1, workers), needs="re-fitting"
@@ -139,6 +145,92 @@ def refit_model_file(
     }
 
 
+def _refit_segmentation(
+    loaded: Any,
+    data_path: Path,
+    out: Path,
+    config: TrainConfig,
+    dev: Any,
+    workers: int,
+    start: float,
+) -> dict[str, Any]:
+    """``refit_model_file`` for a 2-D segmentation model: its OOD statistics fitted anew on the
+    train and validation slices of ``data_path`` (split as its training split them), all else
+    kept; the model card with its segmentation section beside ``out``."""
+    from desktop_app.infra.atomicio import atomic_write_text
+    from desktop_app.model.archs import is_volume
+    from desktop_app.model.manifest import FORMAT_VERSION, RADASSIST_VERSION, utc_now_iso
+    from desktop_app.model.modelfile import save_model_file
+    from training.applicability import fit_seg_ood
+    from training.evaluate import _split_as_trained
+    from training.segdata import load_pairs, read_segmentation_data
+    from training.segmasks import DEFAULT_CLASS, SegDataset
+    from training.segmentation import segmentation_card
+
+    manifest = loaded.manifest
+    if is_volume(manifest.architecture):
+        raise ConfigError(
+            f"a 3-D {manifest.architecture} model has no OOD statistics to re-fit",
+            loaded.path,
+            "refit re-fits 2-D models (unet-lite0 and the classifiers)",
+        )
+    if not config.applicability.ood:
+        raise ConfigError(
+            "applicability.ood is off: a segmentation refit fits only the OOD statistics",
+            hint="leave applicability.ood on",
+        )
+    labels = list(manifest.labels)
+    picked = None if labels in ([DEFAULT_CLASS], ["foreground"]) else labels
+    seg = read_segmentation_data(data_path, picked)
+    data = seg.data
+    splits = _split_as_trained(data, manifest.training_data)
+    for name in ("train", "val"):
+        if not getattr(splits, name):
+            raise ConfigError(
+                f"the {name} split is empty", data.source, "re-fitting needs train and val rows"
+            )
+    needed = sorted(splits.train + splits.val)
+    subset = SegDataset(
+        dataclasses.replace(data, records=[data.records[i] for i in needed]),
+        [seg.masks[i] for i in needed],
+        [seg.images[i] for i in needed] if seg.images else [],
+    )
+    units, _, _ = load_pairs(subset, manifest.preprocessing, workers=max(1, workers))
+    where = {k: i for i, k in enumerate(needed)}
+    ood, rates = fit_seg_ood(
+        config.applicability, loaded.network, units, [where[i] for i in splits.train],
+        [where[i] for i in splits.val], manifest.preprocessing, dev,
+    )  # fmt: skip
+    if ood is None:
+        raise ConfigError(
+            f"the train split has {len(splits.train)} slices: the OOD statistics need at least 10",
+            data.source,
+            "re-fit on a manifest with more training slices",
+        )
+    training_data = dict(manifest.training_data)
+    training_data["ood_refit"] = {
+        "manifest": data.source.name,
+        "manifest_sha256": data.sha256,
+        "splits": {name: len(getattr(splits, name)) for name in ("train", "val")},
+        "note": "OOD statistics re-fitted by radassist-train refit on these weights (no retraining)",
+    }
+    new = dataclasses.replace(
+        manifest, training_data=training_data, ood=None, tensor_sha256="", model_card=None,
+        format_version=FORMAT_VERSION, created=utc_now_iso(), radassist_version=RADASSIST_VERSION,
+    )  # fmt: skip
+    save_model_file(out, loaded.network, new, ood=ood)
+    atomic_write_text(out.with_suffix(".md"), segmentation_card(out))
+    return {
+        "out": out,
+        "calibration": {},
+        "ood_flag_rate": rates,
+        "ood_threshold": None if ood is None else ood.threshold,
+        "thresholds": dict(manifest.thresholds),
+        "intended_input": manifest.intended_input,
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def _print_summary(result: dict[str, Any]) -> None:
     print(f"wrote {result['out']} and {result['out'].with_suffix('.md').name}")
     print(f"intended input: {result['intended_input'].describe()}")
@@ -152,6 +244,8 @@ def _print_summary(result: dict[str, Any]) -> None:
             f"  {label}: T {row['temperature']:.3f}, threshold {result['thresholds'][label]:.3f}; "
             + "; ".join(eces)
         )
+    if result.get("ood_threshold") is not None:
+        print(f"out-of-distribution threshold: {result['ood_threshold']:.3f}")
     if result["ood_flag_rate"]:
         rates = ", ".join(f"{k} {100 * v:.1f} %" for k, v in result["ood_flag_rate"].items())
         print(f"out-of-distribution flags: {rates}")

@@ -1,0 +1,56 @@
+"""A segmentation run whose slices are unlike its model's training data: the lesion rows'
+summary says the run is unreliable, under the findings panel's out-of-distribution warning."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from desktop_app.inference.inputcheck import InputCheck
+from desktop_app.phantoms.studies import write_ct_series
+from desktop_app.review.runner import RunOutput
+from desktop_app.studies.series import SliceStack
+from desktop_app.studies.volume import SeriesVolume
+from tests.qt.test_lesion_display import LesionRunner, run_window
+
+FLAGGED = InputCheck(in_distribution=False, ood_score=82.14, ood_threshold=18.12)
+
+
+class UnlikeTrainingRunner(LesionRunner):
+    """The fake segmentation model, with the run's out-of-distribution verdict."""
+
+    def run(
+        self,
+        stack: SliceStack,
+        volume: SeriesVolume,
+        series_key: str,
+        progress: Callable[[int, int], None],
+        stop: threading.Event,
+        force: bool = False,
+    ) -> RunOutput:
+        out = super().run(stack, volume, series_key, progress, stop, force)
+        return dataclasses.replace(out, input_check=FLAGGED)
+
+
+@pytest.fixture(scope="module")
+def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ct")
+    write_ct_series(folder, 5, slices=12, rows=64)
+    return folder
+
+
+def test_flagged_run_marks_the_lesion_summary(qtbot, make_window, ct_folder: Path) -> None:
+    window = run_window(qtbot, make_window, ct_folder, UnlikeTrainingRunner)
+    rows = window.findings.lesions
+    assert rows.isVisible() and list(rows.rows) == [1, 2]
+    assert rows.summary.text().startswith("⚠ Unreliable (see the warning above) · 2 lesions: ")
+    assert "Out of distribution" in window.findings.scope_banner.text()
+
+
+def test_unflagged_run_leaves_the_summary_plain(qtbot, make_window, ct_folder: Path) -> None:
+    window = run_window(qtbot, make_window, ct_folder, LesionRunner)
+    assert window.findings.lesions.summary.text().startswith("2 lesions: ")
