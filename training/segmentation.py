@@ -404,8 +404,9 @@ def segmentation_card_section(labels: Sequence[str], size: int, ood: bool = Fals
     """The model card's "What it segments" section."""
     scored = (
         "- Out-of-distribution score: per slice, of the encoder's deepest feature map "
-        'global-average-pooled (the "penultimate features" below); a series with any '
-        "slice over the threshold is shown as unlike the training data\n"
+        'global-average-pooled (the "penultimate features" below); a series whose median '
+        "slice is over the threshold is shown as unlike the training data, and each slice over "
+        "it is marked\n"
         if ood
         else ""
     )

@@ -668,7 +668,7 @@ class InferenceEngine:
         )
         model, device = self.model_info, self.device
         read = np.isfinite(scores.probabilities).any(axis=1)
-        flags = RunMarks.of(check, self._ood, scores.ood_scores, read)
+        flags = RunMarks.of(check, self._ood, scores.ood_scores, read, seg is not None)
         findings = [
             _finding(
                 d, plan.refs[d.slice_index], located.by_label.get(j), model, device, timings, flags

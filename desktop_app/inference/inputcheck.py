@@ -211,9 +211,10 @@ class InputCheck:
     inapplicable). ``reasons``: one human line per mismatch (first) and per tag that could not
     be checked. ``forced``: the run went ahead although the series is not applicable ("Run
     anyway", ``predict --force``): every output of it is marked out of scope.
-    ``in_distribution``: no image of the run is over the out-of-distribution threshold (None
-    when the model has no OOD statistics, or before the run); ``ood_score``: the highest score
-    of the run's images; ``ood_threshold``: the model's threshold."""
+    ``in_distribution``: no image of the run is over the out-of-distribution threshold (a
+    segmentation's run: its median image is not; None when the model has no OOD statistics, or
+    before the run); ``ood_score``: the highest score of the run's images (a segmentation's:
+    the median); ``ood_threshold``: the model's threshold."""
 
     applicable: bool = True
     reasons: tuple[str, ...] = ()
@@ -293,19 +294,27 @@ class InputCheck:
             ood_threshold=number("ood_threshold"),
         )
 
-    def with_ood(self, scores: np.ndarray, flags: np.ndarray, threshold: float) -> InputCheck:
+    def with_ood(
+        self, scores: np.ndarray, flags: np.ndarray, threshold: float, per_slice: bool = False
+    ) -> InputCheck:
         """This check with the run's out-of-distribution verdict: ``scores``/``flags`` of the
-        images that were read."""
+        images that were read. A classifier's run is out when any image is (its findings rest
+        on every image: the maximum, and a negative verdict); with ``per_slice`` (a
+        segmentation: each lesion rests on its own slices) the series is out when its median
+        slice is, and a flagged slice marks only itself. The threshold is the 95th percentile
+        of single validation slices, so "any of 40" would flag most in-distribution series."""
         s = np.asarray(scores, dtype=np.float64)
         if s.size == 0:
             return self
-        finite = s[np.isfinite(s)]
-        top = float(finite.max()) if finite.size else math.inf
+        if per_slice:
+            score = float(np.median(np.where(np.isfinite(s), s, math.inf)))
+            inside = math.isfinite(score) and score <= threshold
+        else:
+            finite = s[np.isfinite(s)]
+            score = float(finite.max()) if finite.size else math.inf
+            inside = not bool(np.asarray(flags).any())
         return replace(
-            self,
-            in_distribution=not bool(np.asarray(flags).any()),
-            ood_score=top,
-            ood_threshold=float(threshold),
+            self, in_distribution=inside, ood_score=score, ood_threshold=float(threshold)
         )
 
 
@@ -333,14 +342,20 @@ class RunMarks:
 
     @classmethod
     def of(
-        cls, check: InputCheck, ood: OodModel | None, scores: np.ndarray | None, read: np.ndarray
+        cls,
+        check: InputCheck,
+        ood: OodModel | None,
+        scores: np.ndarray | None,
+        read: np.ndarray,
+        segmentation: bool = False,
     ) -> RunMarks:
         """``scores`` (slices,) of the images ``read`` (bool mask) against ``ood``: an image
-        over the threshold (or not finite) is flagged; any flagged image flags the run."""
+        over the threshold (or not finite) is flagged; any flagged image flags a classifier's
+        run, the median slice a segmentation's (InputCheck.with_ood)."""
         if ood is None or scores is None:
             return cls(check)
         per_slice = ood.flags(scores) & read
-        verdict = check.with_ood(scores[read], per_slice[read], ood.threshold)
+        verdict = check.with_ood(scores[read], per_slice[read], ood.threshold, segmentation)
         if verdict.in_distribution is False:
             log.info("out of distribution: score %s > %.2f", verdict.ood_score, ood.threshold)
         return cls(verdict, scores, per_slice)

@@ -207,3 +207,36 @@ def test_predict_writes_the_verdict_into_findings_json(
     text = json.dumps(doc)
     assert '"in_distribution": false' in text
     assert "slice_ood_scores" in text
+
+
+class TestSeriesVerdict:
+    """A segmentation series is out when its median slice is (each lesion rests on its own
+    slices, and 5 % of single in-distribution slices pass the threshold); a classifier's run
+    is out when any image is (its findings rest on every image)."""
+
+    def _ood(self) -> Any:
+        train = np.random.default_rng(0).normal(size=(40, 3))
+        return fit_ood(train, train)
+
+    def _marks(self, scores: list[float], segmentation: bool) -> Any:
+        from desktop_app.inference.inputcheck import InputCheck, RunMarks
+
+        s = np.asarray(scores, dtype=np.float64)
+        return RunMarks.of(InputCheck(), self._ood(), s, np.ones(len(s), bool), segmentation)
+
+    def test_one_slice_over_marks_that_slice_not_the_series(self) -> None:
+        t = self._ood().threshold
+        marks = self._marks([t / 2, t / 3, t * 5, t / 2, t / 4], segmentation=True)
+        assert marks.check.in_distribution is True and not marks.check.flagged
+        assert [marks.flagged(i) for i in range(5)] == [False, False, True, False, False]
+        assert marks.check.ood_score == pytest.approx(t / 2)
+        classifier = self._marks([t / 2, t / 3, t * 5, t / 2, t / 4], segmentation=False)
+        assert classifier.check.in_distribution is False
+        assert classifier.check.ood_score == pytest.approx(t * 5)
+
+    def test_most_slices_over_flags_the_series(self) -> None:
+        t = self._ood().threshold
+        marks = self._marks([t * 2, t * 3, t / 2, float("nan"), t * 4], segmentation=True)
+        assert marks.check.in_distribution is False and marks.check.flagged
+        assert marks.check.ood_score == pytest.approx(t * 3)
+        assert "Out of distribution" in marks.check.warnings()[0]
