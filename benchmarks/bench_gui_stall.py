@@ -23,8 +23,9 @@ The machine is shared, so a single maximum is noisy: each inference scenario run
 The series is synthetic (``synthetic.write_ct_series``, seed 0, 300 slices of 512x512); the
 model is ``--model`` or the bundled one, else a random-init EfficientNet-Lite0 at 224 px
 written to a temporary file (same architecture and input size as the demo model, so the same
-work). Prints max and 99th-percentile stall per scenario and their ratio to idle. Goal: max
-stall <= 33 ms (two frames at 60 Hz) during inference. Asserts nothing.
+work). Prints max and 99th-percentile stall per scenario and their ratio to idle, and each
+scenario's garbage collections (a full one holds the GIL). Goal: max stall <= 33 ms (two
+frames at 60 Hz) during inference. Asserts nothing.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_stall.py [--slices 300] [--size 512]
         [--model FILE] [--keep DIR] [--sync-seconds 5]
@@ -33,6 +34,7 @@ stall <= 33 ms (two frames at 60 Hz) during inference. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -99,6 +101,27 @@ def model_file(arg: str | None, tmp: Path) -> Path:
     save_model_file(path, build_from_arch_args(manifest.architecture, manifest.arch_args), manifest)
     print("no bundled model: using a random-init efficientnet-lite0 at 224 px")
     return path
+
+
+class GcWatch:
+    """Records every garbage collection (generation, on the GUI thread or not, ms): a full
+    collection holds the GIL, so it stalls the GUI thread from whichever thread runs it."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, bool, float]] = []
+        self._t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            gui = threading.current_thread() is threading.main_thread()
+            self.pauses.append((info["generation"], gui, (time.perf_counter() - self._t0) * 1e3))
+
+    def take(self) -> list[tuple[int, bool, float]]:
+        out, self.pauses = self.pauses, []
+        return out
 
 
 class Probe:
@@ -269,7 +292,11 @@ def main() -> int:
     results: list[tuple[str, float, np.ndarray]] = []
     load_before = os.getloadavg()[0]
 
+    gcs = GcWatch()
+    gc_pauses: dict[str, list[tuple[int, bool, float]]] = {}
+
     def measure(name: str, action: object, done: object, timeout_s: float) -> None:
+        gcs.take()
         probe.start()
         t0 = time.perf_counter()
         action()  # type: ignore[operator]
@@ -279,6 +306,7 @@ def main() -> int:
         if not ok:
             print(f"warning: {name} did not finish in {timeout_s:.0f} s", file=sys.stderr)
         results.append((name, seconds, stalls))
+        gc_pauses.setdefault(name, []).extend(gcs.take())
 
     idle_end = [0.0]
     measure(
@@ -383,6 +411,11 @@ def main() -> int:
         f"1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
         f"(this run adds about 1; the rest is other work sharing the {available_cpus()} CPUs)"
     )
+    for name, pauses in gc_pauses.items():
+        if pauses and name != "baseline: run on GUI thread":
+            gen, gui, ms = max(pauses, key=lambda p: p[2])
+            print(f"garbage collections, {name}: {len(pauses)}, longest {ms:.1f} ms "
+                  f"(generation {gen}, {'GUI thread' if gui else 'a worker'})")  # fmt: skip
     base = summary["baseline: run on GUI thread"]
     print(
         f"worker vs GUI thread: max stall {summary['inference']:.0f} ms vs {base:.0f} ms "

@@ -30,6 +30,7 @@ from desktop_app.inference.colormaps import heatmap_rgba
 from desktop_app.infra.cancel import Progress
 from desktop_app.model.catalog import ModelCatalog, load_catalog
 from desktop_app.qt.workers import Cancelled, TaskChannel, lower_thread_priority, make_pool
+from desktop_app.review.lesionfiles import pack_labels
 from desktop_app.review.runner import EngineRunner, LoadedModelInfo, RunnerFactory, SeriesRunner
 from desktop_app.review.state import FindingReview, ModelRef
 from desktop_app.studies.series import SliceStack
@@ -244,6 +245,11 @@ class InferenceController(QObject):
             if stop.is_set():
                 raise Cancelled()
             overlays = {fid: colorize(h, colormap) for fid, h in out.heatmaps.items()}
+            found = getattr(out, "lesions", None)
+            if found is not None:
+                # saving the review packs the label volume (compressed, cached per edit
+                # count): 10-50 ms that would stall the GUI thread at the run's end
+                pack_labels(found)
             warnings = list(out.warnings)
             if info.warning and info.warning not in warnings:
                 warnings.append(info.warning)

@@ -136,6 +136,31 @@ def views_from_reviews(reviews: Iterable[Any], where: LesionSlices | None) -> li
     return sorted(out, key=lambda v: v.lesion_id)
 
 
+Extent = tuple[int, int, int, int, int, int]  # (z0, z1, r0, r1, c0, c1), ends exclusive
+
+
+def lesion_extents(lesions: Iterable[Any], shape: tuple[int, ...]) -> dict[int, Extent]:
+    """Where each lesion's voxels are, from its measurements (a review's ``LesionReview``:
+    ``slices`` and ``box``; an engine ``Lesion``: ``first_slice``, ``last_slice``, ``box``),
+    as ``SeriesLesions`` crops its volume for saving; the whole volume when its box is
+    unknown."""
+    n, rows, cols = (int(v) for v in shape[-3:]) if len(shape) >= 3 else (1, *shape[-2:])
+    out: dict[int, Extent] = {}
+    for lesion in lesions:
+        lesion_id = int(getattr(lesion, "lesion_id", getattr(lesion, "id", 0)))
+        box = getattr(lesion, "box", None)
+        span = getattr(lesion, "slices", None)
+        if span is None and hasattr(lesion, "first_slice"):
+            span = (lesion.first_slice, lesion.last_slice)
+        if box is None or span is None:
+            out[lesion_id] = (0, n, 0, rows, 0, cols)
+            continue
+        x, y, w, h = (int(v) for v in box)
+        first, last = (int(v) for v in span)
+        out[lesion_id] = (max(first, 0), last + 1, max(y, 0), y + h, max(x, 0), x + w)
+    return out
+
+
 @dataclass
 class LesionSlices:
     """Where each lesion of a label volume (slices, rows, cols) lies: voxels per slice."""
@@ -144,15 +169,27 @@ class LesionSlices:
     counts: dict[int, np.ndarray] = field(default_factory=dict)  # id -> voxels per slice
 
     @classmethod
-    def of(cls, labels: np.ndarray) -> LesionSlices:
-        """Counted slice by slice, only on slices with a lesion (a per-slice maximum finds
-        them): a few ms on 300 x 512 x 512, so every brush stroke can recount."""
+    def of(cls, labels: np.ndarray, extents: Mapping[int, Extent] | None = None) -> LesionSlices:
+        """Counted slice by slice. With ``extents`` (each lesion's box, :func:`lesion_extents`)
+        only inside each box: microseconds, where a pass over 300 x 512 x 512 takes ~25 ms of
+        the GUI thread at the end of every run and after every brush stroke. Without (or when
+        a lesion's box is unknown), only on slices with a lesion (a per-slice maximum finds
+        them)."""
         arr = np.asarray(labels)
         if arr.ndim == 2:
             arr = arr[None]
         n_slices = arr.shape[0]
         where = cls(n_slices)
         if not arr.size:
+            return where
+        whole = (0, n_slices, 0, arr.shape[1], 0, arr.shape[2])
+        if extents is not None and whole not in extents.values():  # else one pass serves all
+            for boxed, (z0, z1, r0, r1, c0, c1) in sorted(extents.items()):
+                counts = np.zeros(n_slices, dtype=np.int64)
+                crop = arr[z0:z1, r0:r1, c0:c1]
+                counts[z0 : z0 + len(crop)] = (crop == boxed).sum(axis=(1, 2))
+                if counts.any():
+                    where.counts[int(boxed)] = counts
             return where
         tops = arr.reshape(n_slices, -1).max(axis=1)
         top = int(tops.max())
@@ -284,6 +321,7 @@ __all__ = [
     "LesionSlices",
     "LesionView",
     "lesion_color",
+    "lesion_extents",
     "lesion_mask_items",
     "lesion_name",
     "views_from_reviews",

@@ -8,7 +8,7 @@ handle line up at any width.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent
@@ -57,6 +57,11 @@ class LesionStripWidget(QWidget):
     # ------------------------------------------------------------------ geometry
     def x_of(self, index: int) -> int:
         """The strip's x for slice ``index``: under the slider handle's centre."""
+        return self._mapper()(index)
+
+    def _mapper(self) -> Callable[[int], int]:
+        """Slice index -> strip x, with the slider's style geometry looked up once (a paint
+        places every tick: looking it up per tick cost ~1 ms per scroll step)."""
         slider = self.slider
         opt = QStyleOptionSlider()
         slider.initStyleOption(opt)
@@ -68,17 +73,21 @@ class LesionStripWidget(QWidget):
             QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, slider
         )
         span = max(groove.width() - handle.width(), 1)
-        pos = QStyle.sliderPositionFromValue(
-            slider.minimum(), slider.maximum(), index, span, slider.invertedAppearance()
-        )
-        x = groove.x() + handle.width() // 2 + pos
-        return self.mapFromGlobal(slider.mapToGlobal(QPoint(x, 0))).x()
+        low, high, inverted = slider.minimum(), slider.maximum(), slider.invertedAppearance()
+        left = groove.x() + handle.width() // 2
+        shift = self.mapFromGlobal(slider.mapToGlobal(QPoint(0, 0))).x()
+
+        def x_of(index: int) -> int:
+            return left + QStyle.sliderPositionFromValue(low, high, index, span, inverted) + shift
+
+        return x_of
 
     def slice_at(self, x: int) -> int | None:
         """The marked slice nearest ``x`` (within HIT_PX), or None."""
         best: tuple[int, int] | None = None
+        x_of = self._mapper()
         for index in self.tick_slices():
-            d = abs(self.x_of(index) - x)
+            d = abs(x_of(index) - x)
             if d <= HIT_PX and (best is None or d < best[0]):
                 best = (d, index)
         return None if best is None else best[1]
@@ -87,14 +96,15 @@ class LesionStripWidget(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         h = self.height()
-        left, right = self.x_of(self.slider.minimum()), self.x_of(self.slider.maximum())
+        x_of = self._mapper()
+        left, right = x_of(self.slider.minimum()), x_of(self.slider.maximum())
         p.fillRect(QRect(min(left, right), h // 2 - 1, abs(right - left) + 1, 2), QColor(BAR_COLOR))
         for index, color in self.ticks:
-            x = self.x_of(index)
+            x = x_of(index)
             tall = index in self.selected_slices
             top = 0 if tall else 2
             p.fillRect(QRect(x - TICK_PX // 2, top, TICK_PX, h - 2 * top), QColor(color))
-        x = self.x_of(self.slider.value())
+        x = x_of(self.slider.value())
         p.fillRect(QRect(x, 0, 1, h), QColor(CURRENT_COLOR))
         p.end()
 

@@ -32,6 +32,7 @@ from desktop_app.qt.lesion_overlay import (
     LesionSlices,
     LesionView,
     lesion_color,
+    lesion_extents,
     lesion_mask_items,
     views_from_reviews,
     views_from_table,
@@ -52,6 +53,7 @@ class RunLesions:
     labels: np.ndarray
     views: list[LesionView]
     model_text: str = ""
+    extents: dict[int, tuple[int, int, int, int, int, int]] | None = None  # lesion_extents
 
 
 class LesionController(QObject):
@@ -115,8 +117,12 @@ class LesionController(QObject):
             self.runs.pop(outcome.series_key, None)
         else:
             model = f"Model: {outcome.model.name} {outcome.model.version}"
+            ordered = found.ordered()
             self.runs[outcome.series_key] = RunLesions(
-                found.labels, views_from_reviews(found.ordered(), None), model
+                found.labels,
+                views_from_reviews(ordered, None),
+                model,
+                lesion_extents(ordered, found.labels.shape),
             )
         if outcome.series_key == self.shown.key:
             self.refresh()
@@ -125,7 +131,10 @@ class LesionController(QObject):
                    model_text: str = "") -> None:  # fmt: skip
         """Show an engine lesion table (``inference.lesions.LesionTable``) and its label volume
         for ``series_key``, unreviewed (a saved findings.json, a script)."""
-        self.runs[series_key] = RunLesions(mask, views_from_table(table, label), model_text)
+        extents = lesion_extents(getattr(table, "lesions", ()), np.shape(mask))
+        self.runs[series_key] = RunLesions(
+            mask, views_from_table(table, label), model_text, extents
+        )
         if series_key == self.shown.key:
             self.refresh()
 
@@ -156,16 +165,18 @@ class LesionController(QObject):
         run = self.runs.get(key) if key is not None else None
         labels: np.ndarray | None = None
         model_text = ""
+        extents = None  # each lesion's box: counting inside them spares a pass over the volume
         if reviewed is not None:
             labels, reviews, version, model_text = reviewed
             stamp: tuple[object, ...] = (key, id(labels), version)
+            extents = lesion_extents(reviews, labels.shape)
         elif run is not None:
-            labels, model_text = run.labels, run.model_text
+            labels, model_text, extents = run.labels, run.model_text, run.extents
             stamp = (key, id(labels), -1)
         else:
             stamp = (key,)
         if labels is not None and (masks_changed or stamp != self._stamp or self.where is None):
-            self.where = LesionSlices.of(labels)
+            self.where = LesionSlices.of(labels, extents)
         self._stamp = stamp
         if reviewed is not None:
             self.views = views_from_reviews(reviews, self.where)
