@@ -81,7 +81,10 @@ class ViewController(QObject):
         viewer.windowChanged.connect(lambda _w: self.update_corners())
         viewer.cineChanged.connect(self._on_cine_changed)
         self.canvas.viewChanged.connect(self.update_corners)
-        tags_dock.visibilityChanged.connect(lambda _v: self.refresh_tags())
+        # A tab behind Findings stays isVisible() (Qt 6): only this signal says whether its
+        # tab is the one on top, so scrolling behind it costs no header rows (~8 ms a step).
+        self.tags_seen = False
+        tags_dock.visibilityChanged.connect(self._on_tags_visibility)
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: str) -> None:
@@ -201,8 +204,12 @@ class ViewController(QObject):
             self.tags_dock.raise_()
         self.refresh_tags()
 
+    def _on_tags_visibility(self, visible: bool) -> None:
+        self.tags_seen = visible
+        self.refresh_tags()
+
     def refresh_tags(self) -> None:
-        if self.tags_dock.visibleRegion().isEmpty() and not self.tags_dock.isVisible():
+        if not self.tags_seen:
             return
         ctx = self.viewer.context
         self.tags.show_slice(ctx.volume if ctx else None, self.viewer.index)
