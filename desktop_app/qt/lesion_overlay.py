@@ -226,13 +226,19 @@ class LesionMaskItem(MaskItem):
     lesion_id: int = 0
     selected: bool = False
     rejected: bool = False
+    unreliable: bool = False
 
 
 def lesion_mask_items(
-    plane: np.ndarray, views: Mapping[int, LesionView], selected: int | None = None
+    plane: np.ndarray,
+    views: Mapping[int, LesionView],
+    selected: int | None = None,
+    unreliable: bool = False,
 ) -> list[LesionMaskItem]:
     """Each lesion's mask on one slice of the label volume (ids; 0 outside): its fill (none
-    when rejected) and outline in its colour, labelled "L1" (with ✓ once accepted)."""
+    when rejected) and outline in its colour, labelled "L1" (with ✓ once accepted). In an
+    ``unreliable`` run (outside the model's intended input, or unlike its training data) the
+    model's lesions are dashed and marked "⚠", as its findings are; the reader's are not."""
     items = []
     present = np.unique(plane[plane > 0]) if plane.any() else np.zeros(0, np.int64)
     for lesion_id in present.tolist():
@@ -245,6 +251,9 @@ def lesion_mask_items(
             rgb = QColor(color)
             rgba[mask] = (rgb.red(), rgb.green(), rgb.blue(), LESION_ALPHA)
         text = lesion_name(int(lesion_id)) + (" ✓" if view and view.verdict == ACCEPTED else "")
+        doubtful = unreliable and (view is None or view.source != "reader")
+        if doubtful:
+            text += " ⚠"
         if rejected:
             text += " ✗"
             dim = QColor(color)
@@ -259,6 +268,7 @@ def lesion_mask_items(
                 lesion_id=int(lesion_id),
                 selected=int(lesion_id) == selected,
                 rejected=rejected,
+                unreliable=doubtful,
             )
         )
     return items
@@ -285,7 +295,7 @@ class LesionLayer(DicomGraphicsLayer):
     def _paint_mask(self, painter: QPainter, t: QTransform, item: MaskItem) -> None:
         layers = self.canvas.layer_visibility()
         selected = isinstance(item, LesionMaskItem) and item.selected
-        rejected = isinstance(item, LesionMaskItem) and item.rejected
+        rejected = isinstance(item, LesionMaskItem) and (item.rejected or item.unreliable)
         color = QColor(item.color)
         painter.save()
         painter.setTransform(t)

@@ -1,5 +1,6 @@
 """A segmentation run whose slices are unlike its model's training data: the lesion rows'
-summary says the run is unreliable, under the findings panel's out-of-distribution warning."""
+summary says the run is unreliable, under the findings panel's out-of-distribution warning, and
+its lesions on the image are dashed and marked "⚠"."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from desktop_app.phantoms.studies import write_ct_series
 from desktop_app.review.runner import RunOutput
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
-from tests.qt.test_lesion_display import LesionRunner, run_window
+from tests.qt.test_lesion_display import LesionRunner, run_window, show_slice
 
 FLAGGED = InputCheck(in_distribution=False, ood_score=82.14, ood_threshold=18.12)
 
@@ -49,8 +50,14 @@ def test_flagged_run_marks_the_lesion_summary(qtbot, make_window, ct_folder: Pat
     assert rows.isVisible() and list(rows.rows) == [1, 2]
     assert rows.summary.text().startswith("⚠ Unreliable (see the warning above) · 2 lesions: ")
     assert "Out of distribution" in window.findings.scope_banner.text()
+    show_slice(qtbot, window, 4)  # the model's lesion is dashed and marked, as its findings are
+    (item,) = window.lesions.layer.scene.masks
+    assert item.unreliable and item.label.startswith("L1") and item.label.endswith("⚠")
 
 
 def test_unflagged_run_leaves_the_summary_plain(qtbot, make_window, ct_folder: Path) -> None:
     window = run_window(qtbot, make_window, ct_folder, LesionRunner)
     assert window.findings.lesions.summary.text().startswith("2 lesions: ")
+    show_slice(qtbot, window, 4)
+    (item,) = window.lesions.layer.scene.masks
+    assert not item.unreliable and "⚠" not in item.label

@@ -88,6 +88,7 @@ class LesionController(QObject):
         self.labels: np.ndarray | None = None
         self.where: LesionSlices | None = None
         self.reviewable = False
+        self.unreliable = False  # the shown run is flagged: its lesions are dashed and marked
         self._key: str | None = None
         self._stamp: tuple[object, ...] = ()
         self._cache: dict[int, list[LesionMaskItem]] = {}
@@ -186,6 +187,9 @@ class LesionController(QObject):
             self.where, self.views = None, []
         self.labels = labels
         self.reviewable = reviewed is not None
+        state = self.review.current_state() if key is not None else None
+        check = state.input_check(key) if state is not None and key is not None else None
+        self.unreliable = check is not None and check.flagged
         self._cache.clear()  # verdicts change the drawing too
         if self.selected not in {v.lesion_id for v in self.views}:
             self.selected = None
@@ -229,7 +233,7 @@ class LesionController(QObject):
         items = self._cache.get(index)
         if items is None:
             views = {v.lesion_id: v for v in self.views}
-            items = lesion_mask_items(labels[index], views)
+            items = lesion_mask_items(labels[index], views, unreliable=self.unreliable)
             if len(self._cache) >= SLICE_CACHE:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[index] = items
