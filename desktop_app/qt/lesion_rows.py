@@ -62,7 +62,7 @@ def lesion_text(view: LesionView, namer: Callable[[int], str]) -> str:
     lo, hi = sorted((view.first_slice, view.last_slice))
     parts.append(slice_span(namer(lo), namer(hi)))
     if view.confidence is not None:
-        parts.append(f"{view.confidence:.2f}")
+        parts.append(f"p {view.confidence:.2f}")  # the model's mean probability inside it
     return " · ".join(parts)
 
 
@@ -143,7 +143,12 @@ class LesionRowWidget(QFrame):
         for button in (self.accept_button, self.reject_button):
             button.setEnabled(reviewable)
             button.setToolTip("" if reviewable else "Reviewing lesions needs a saved review")
-        self.setToolTip(f"{view.name}: go to its largest slice, {namer(view.largest_slice)}")
+        why = (
+            f"; p {view.confidence:.2f}: the model's mean probability inside it"
+            if view.confidence is not None
+            else ""
+        )
+        self.setToolTip(f"{view.name}: go to its largest slice, {namer(view.largest_slice)}{why}")
 
     def _on_accept(self) -> None:
         if self.view.verdict == ACCEPTED:

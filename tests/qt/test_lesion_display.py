@@ -15,8 +15,13 @@ from PySide6.QtCore import QPoint, Qt
 
 from desktop_app.inference.lesions import MaskGeometry, find_lesions
 from desktop_app.phantoms.studies import write_ct_series
-from desktop_app.qt.lesion_overlay import LesionSlices, lesion_mask_items, views_from_table
-from desktop_app.qt.lesion_rows import format_volume, slice_span
+from desktop_app.qt.lesion_overlay import (
+    LesionSlices,
+    LesionView,
+    lesion_mask_items,
+    views_from_table,
+)
+from desktop_app.qt.lesion_rows import format_volume, lesion_text, slice_span
 from desktop_app.review.lesionreview import SeriesLesions
 from desktop_app.review.runner import RunOutput
 from desktop_app.studies.series import SliceStack
@@ -96,6 +101,11 @@ class TestFormatting:
     )
     def test_volume_in_mm3_under_1000_else_cm3(self, mm3: float, text: str) -> None:
         assert format_volume(mm3) == text
+
+    def test_row_text_names_what_each_number_is(self) -> None:
+        view = LesionView(1, "nodule", 16, 19, 17, 6996.0, 24.6, 50.0, 84.0, 0.98)
+        text = lesion_text(view, lambda i: f"Im {i + 1}")
+        assert text == "7.0 cm³ · 25 mm · mean 50 HU (max 84) · Im 17–20 · p 0.98"
 
     def test_slice_span_uses_the_viewer_numbering(self) -> None:
         assert slice_span("Im 17", "Im 20") == "Im 17–20"
