@@ -62,7 +62,7 @@ def lesion_text(view: LesionView, namer: Callable[[int], str]) -> str:
     lo, hi = sorted((view.first_slice, view.last_slice))
     parts.append(slice_span(namer(lo), namer(hi)))
     if view.confidence is not None:
-        parts.append(f"p {view.confidence:.2f}")  # the model's mean probability inside it
+        parts.append(f"p\u00a0{view.confidence:.2f}")  # the model's mean probability inside it
     return " · ".join(parts)
 
 

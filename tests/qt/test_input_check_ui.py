@@ -37,7 +37,8 @@ def test_a_refused_series_says_why_and_runs_anyway_marked(qtbot, make_window, da
     assert panel.scope_banner.text().startswith("⚠ Outside the model's intended input (run anyway)")
     assert all(card.property("unreliable") for card in panel.cards.values())
     assert all(card.graphicsEffect().isEnabled() for card in panel.cards.values())
-    assert any("UNRELIABLE" in line for line in window.canvas.corner_text("tr"))
+    corner = window.canvas.corner_text("tr")
+    assert corner[1:3] == ["⚠ UNRELIABLE", "outside its intended input"]  # fits 1280 px
     assert all("unreliable" in s.text and s.dashed for s in window.canvas.shapes())
     state = window.review.current_state()
     assert state is not None

@@ -105,7 +105,7 @@ class TestFormatting:
     def test_row_text_names_what_each_number_is(self) -> None:
         view = LesionView(1, "nodule", 16, 19, 17, 6996.0, 24.6, 50.0, 84.0, 0.98)
         text = lesion_text(view, lambda i: f"Im {i + 1}")
-        assert text == "7.0 cm³ · 25 mm · mean 50 HU (max 84) · Im 17–20 · p 0.98"
+        assert text == "7.0 cm³ · 25 mm · mean 50 HU (max 84) · Im 17–20 · p\u00a00.98"
 
     def test_slice_span_uses_the_viewer_numbering(self) -> None:
         assert slice_span("Im 17", "Im 20") == "Im 17–20"

@@ -185,8 +185,8 @@ class OverlayController(QObject):
             heat = ranked[0].finding_id if ranked else None
         self.canvas.set_overlay(self._image(heat) if heat else None)
         self.view.overlay_warning = (
-            "UNRELIABLE: " + ("outside the model's intended input" if check.out_of_scope
-                              else "images unlike the training data")
+            "UNRELIABLE: " + ("outside its intended input" if check.out_of_scope
+                              else "unlike its training data")
             if check is not None and check.flagged else ""
         )  # fmt: skip
         self.view.update_corners()

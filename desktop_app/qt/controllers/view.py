@@ -236,8 +236,9 @@ class ViewController(QObject):
         canvas.set_corner_text("tl", patient)
         series = labels.series_line(ctx.description) if labels else ctx.description
         ai = ["AI overlay — research use only"] if canvas.shapes() else []
-        if ai and overlay_warning:
-            ai.append(f"⚠ {overlay_warning}")
+        if ai and overlay_warning:  # two short lines: the corner is ~30 characters at 1280 px
+            head, _, why = overlay_warning.partition(": ")
+            ai.extend([f"⚠ {head}", why] if why else [f"⚠ {head}"])
         canvas.set_corner_text("tr", [*ai, series, f"{ctx.modality}  {stack.size_text}"])
         w = viewer.window_level
         wl = f"W {w.width:.0f}  L {w.center:.0f}" if w is not None else ""
