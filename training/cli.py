@@ -34,11 +34,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "make-demo-data": (
         "training.commands.make_demo_data",
-        "write a synthetic annotated chest-radiograph dataset and its manifest",
+        "write a synthetic annotated dataset and its manifest: chest radiographs, or CT series "
+        "with nodule masks (--ct)",
     ),
     "fit": (
         "training.commands.fit",
-        "train a model on a manifest (or RSNA layout) and write a model file",
+        "train a classifier or a segmentation model on a manifest or a public dataset's layout; "
+        "write a model file",
     ),
     "tune": (
         "training.commands.tune",
@@ -46,7 +48,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": (
         "training.commands.evaluate",
-        "score a model file on a manifest split: AUROC with CIs, sensitivity, specificity, ECE",
+        "score a model file on its test split or an external set: AUROC with CIs, sensitivity, "
+        "specificity, ECE; segmentation: Dice, HD95, lesion sensitivity, FP/image",
     ),
     "refit": (
         "training.commands.refit",

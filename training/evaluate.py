@@ -9,6 +9,7 @@ what the app does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -31,6 +32,7 @@ from training.data import Dataset, LayoutOptions, Splits, read_dataset, split_da
 from training.dataset import UnitImageDataset, load_units
 from training.metrics import choose_threshold, roc_curve, split_metrics
 from training.runtime import Runtime, select_device
+from training.segmetrics import false_positive_clause
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +209,11 @@ def evaluate_model_file(
     over that (``layout_for_model``).
 
     Without ``split``: a manifest or layout without a split column is an external set and
-    every row is scored (``data.external``), unless it is the very manifest the model was
-    trained on (its SHA-256 in the model file), whose test split is scored; a manifest with a
-    split column gives its test split. With ``split``, a manifest without a split column is
-    split as training split it: with the seed and fractions the model file's training_data
-    records.
+    every row is scored (``data.external``), unless it is the model's own training data
+    (``is_training_data``), whose test split is scored (``data.note`` says so); a manifest
+    with a split column gives its test split. With ``split``, a manifest without a split
+    column is split as training split it: with the seed and fractions the model file's
+    training_data records.
     """
     from desktop_app.model.modelfile import load_model_file
 
@@ -319,7 +321,9 @@ def evaluate_segmentation(
     picked = None if labels in ([DEFAULT_CLASS], ["foreground"]) else labels
     seg = read_segmentation_data(data_path, picked)
     data = seg.data
-    split, external, note, indices, method = _scored_rows(data, manifest.training_data, split)
+    split, external, note, indices, method = _scored_rows(
+        data, manifest.training_data, split, legacy_folder_hashes(seg)
+    )
     subset = SegDataset(
         replace(data, records=[data.records[i] for i in indices]),
         [seg.masks[i] for i in indices],
@@ -401,11 +405,12 @@ def evaluate_volume_model(
 
 
 def _scored_rows(
-    data: Dataset, training_data: Mapping[str, Any], split: str | None
-) -> tuple[str, bool, str | None, list[int], str]:
+    data: Dataset, training_data: Mapping[str, Any], split: str | None,
+    aliases: Sequence[str] = (),
+) -> tuple[str, bool, str | None, list[int], str]:  # fmt: skip
     """(split, external, note, row indices, split method) of the rows to score: the split as
     training made it, or every row of an external set; DataError for an empty split."""
-    split, external, note = _default_split(data, training_data, split)
+    split, external, note = _default_split(data, training_data, split, aliases)
     if external:
         indices = list(range(len(data.records)))
         method = "none: an external set without a split column, every row scored"
@@ -413,6 +418,8 @@ def _scored_rows(
         splits = _split_as_trained(data, dict(training_data))
         indices = split_indices(splits, split, len(data.records))
         method = splits.method
+    if note is not None:
+        note = own_data_line(len(indices))
     if not indices:
         raise DataError(
             f"the {split} split is empty",
@@ -423,20 +430,61 @@ def _scored_rows(
 
 
 def _default_split(
-    data: Dataset, training_data: Mapping[str, Any], split: str | None
-) -> tuple[str, bool, str | None]:
+    data: Dataset, training_data: Mapping[str, Any], split: str | None,
+    aliases: Sequence[str] = (),
+) -> tuple[str, bool, str | None]:  # fmt: skip
     """(split, external, note) for ``split`` None (see ``evaluate_model_file``)."""
     if split is not None:
         return split, False, None
     if data.has_split:
         return "test", False, None
-    if data.sha256 == training_data.get("manifest_sha256"):
-        note = (
-            "this is the manifest the model was trained on: its test split as training made it "
-            "is scored (--split all scores every row, training images included)"
-        )
-        return "test", False, note
+    if is_training_data(data, training_data, aliases):
+        return "test", False, own_data_line(None)
     return "all", True, None
+
+
+def own_data_line(images: int | None) -> str:
+    """What evaluate says when it scores the test split of the model's own training data."""
+    count = "" if images is None else f" ({images} image{'' if images == 1 else 's'})"
+    return (
+        f"the model's own training data: scoring its test split{count}; "
+        "--split all scores every image"
+    )
+
+
+def is_training_data(
+    data: Dataset, training_data: Mapping[str, Any], aliases: Sequence[str] = ()
+) -> bool:
+    """Whether ``data`` is the data the model was trained on: its hash (or one of ``aliases``,
+    the hashes the same data had under an older reader) is the one the model file records."""
+    return training_data.get("manifest_sha256") in (data.sha256, *aliases)
+
+
+def legacy_folder_hashes(seg: Any) -> list[str]:
+    """The hashes an image + mask folder had before they were taken of paths below the folder
+    (model files trained then record one): the same lines with the folder as the user may have
+    typed it, absolute or relative to any folder above it (``kv``, ``data/kv``, ``/abs/kv``)."""
+    from training.segmasks import LabelImage
+
+    data = seg.data
+    if data.kind != "folders":
+        return []
+    root = Path(data.source).resolve()
+    try:
+        lines = [(Path(r.path).resolve().relative_to(root),
+                  [Path(p).resolve().relative_to(root) for p in (m.path, *m.more)])
+                 for r, m in zip(data.records, seg.masks, strict=True)
+                 if isinstance(m, LabelImage)]  # fmt: skip
+    except ValueError:
+        return []
+    prefixes = [root, *(Path(*root.parts[-k:]) for k in range(1, len(root.parts)))]
+    return [
+        hashlib.sha256("\n".join(
+            f"{prefix / image},{','.join(str(prefix / m) for m in masks)}"
+            for image, masks in lines
+        ).encode("utf-8")).hexdigest()
+        for prefix in prefixes
+    ]  # fmt: skip
 
 
 def _ood_summary(ood: OodModel | None, features: np.ndarray) -> dict[str, Any] | None:
@@ -491,6 +539,12 @@ def format_seg_table(label_metrics: Mapping[str, Mapping[str, Any]]) -> str:
     ]
     dices = [m["dice"]["value"] for m in label_metrics.values() if m["dice"]["value"] is not None]
     lines.append(f"mean Dice {_num(float(np.mean(dices)) if dices else None)}")
+    for label, m in label_metrics.items():
+        many = false_positive_clause(m["fp_per_image"].get("value"))
+        if many:
+            lines.append(
+                f"{label}: lesion sensitivity {_num(m['lesion_sensitivity'].get('value'))} {many}"
+            )
     return "\n".join(lines)
 
 

@@ -279,6 +279,8 @@ def load_pairs(
                 _check_volumes(seg.image_of(i), seg.masks[i], volume)
                 mask = read_mask(seg.masks[i], record.path, shape, volume)
             except DataError as err:
+                if seg.data.kind != "manifest":  # a folder layout has no rows: the file says it
+                    raise
                 raise row_error(err, record.row, seg.data.source) from None
             units[i] = torch.from_numpy(unit)
             masks[i, 0] = torch.from_numpy(mask_to_unit(mask, spec))
@@ -344,10 +346,13 @@ def _image_values(
             image = read_image(record.path)
     except (RadAssistError, ValueError, MemoryError) as err:
         reason = err.reason if isinstance(err, RadAssistError) else str(err)
+        where = f"row {record.row}: " if seg.data.kind == "manifest" else ""
         raise DataError(
-            f"row {record.row}: image {record.path.name} can't be read: {reason}",
+            f"{where}image {record.path.name} can't be read: {reason}",
             seg.data.source,
-            "fix or replace the file, or remove its row",
+            "fix or replace the file, or remove its row"
+            if where
+            else "fix or replace the file, or move it out of the folder",
         ) from None
     mm = image.pixel_spacing
     known = mm is not None and all(float(v) > 0 for v in mm)

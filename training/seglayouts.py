@@ -538,7 +538,9 @@ def _read_folders(root: Path, labels: Sequence[str] | None) -> SegDataset:
         patient = image.stem if unique else image.relative_to(root).with_suffix("").as_posix()
         records.append(Record(len(records) + 1, image, (positive,), patient, split))
         masks.append(mask)
-    text = "\n".join(f"{r.path},{','.join(str(p) for p in (m.path, *m.more))}"
+    # Paths below root: the same folder hashes the same given as kv, ./kv or /abs/kv, so
+    # evaluate knows the model's own training data and --resume accepts it.
+    text = "\n".join(",".join(p.relative_to(root).as_posix() for p in (r.path, m.path, *m.more))
                      for r, m in zip(records, masks, strict=True)
                      if isinstance(m, LabelImage))  # fmt: skip
     data = Dataset(

@@ -55,7 +55,7 @@ from training.pipeline import (
 from training.runtime import all_sum, gather_rows
 from training.seeding import derived_seed, seed_everything
 from training.segdata import PairDataset, SegDataset, build_pair_augmenter, load_pairs
-from training.segmetrics import dice_per_image, seg_split_metrics
+from training.segmetrics import dice_per_image, false_positive_clause, seg_split_metrics
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,9 @@ def finish_fit(
 class SegmentationFit(Fit):
     """``Fit`` for ``data.task: segmentation`` (see the module docstring)."""
 
+    #: the recipe keys the user left open (``RECIPE_FLAGS`` names), said in the recipe line
+    recipe_defaults: tuple[str, ...] = ()
+
     def _run(self, start: float) -> FitOutcome:
         out, c = self.out_dir, self.config
         check_out_dir(out, self.resume)
@@ -244,6 +247,10 @@ class SegmentationFit(Fit):
             write_config(c, out / CONFIG)
         seg, splits = self._load_seg()
         data = seg.data
+        for line in (data_line(seg), split_line(data, splits, c.seed),
+                     recipe_line(c, self.recipe_defaults)):  # fmt: skip
+            if line:
+                self._info(line)
         self.metrics = {
             "task": "segmentation", "labels": list(data.labels),
             "device": str(self.runtime.device), "world_size": self.runtime.world_size,
@@ -424,6 +431,62 @@ def segmentation_card_section(labels: Sequence[str], size: int, ood: bool = Fals
     )
 
 
+LAYOUT_TITLES = {"folders": "images + masks folders", "msd": "MSD / nnU-Net folder"}
+# recipe key -> the fit flag that sets it
+RECIPE_FLAGS = {"image_size": "--image-size", "batch_size": "--batch-size", "lr": "--lr",
+                "epochs": "--epochs"}  # fmt: skip
+
+
+def data_line(seg: SegDataset) -> str:
+    """What fit found in ``--data``: the layout, the pairs and the reader's notes (images left
+    out, masks united, JPEG masks thresholded)."""
+    from training.segmasks import LabelImage
+
+    data = seg.data
+    title = LAYOUT_TITLES.get(data.kind) or data.source.name
+    n = len(data.records)
+    what = f"{n} image/mask pair{'' if n == 1 else 's'}"
+    if data.kind == "msd":
+        cases = len({r.patient for r in data.records})
+        what = f"{n} slice{'' if n == 1 else 's'} of {cases} case{'' if cases == 1 else 's'}"
+    lossy = sum(1 for m in seg.masks if isinstance(m, LabelImage)
+                and m.path.suffix.lower() in (".jpg", ".jpeg"))  # fmt: skip
+    if lossy:
+        what += " (JPEG masks thresholded at half their maximum)"
+    return "; ".join([f"{title}: {what}", *data.notes])
+
+
+def split_line(data: Any, splits: Any, seed: int) -> str:
+    """The split sizes and how they were made: ``split 14/3/3 (train/val/test) by image
+    (seed 0)``."""
+    sizes = "/".join(str(len(getattr(splits, name))) for name in ("train", "val", "test"))
+    if data.has_split:
+        how = "from the data's own split (column or folders)"
+    else:
+        unit = {"folders": "image", "msd": "case"}.get(data.kind)
+        unit = unit or ("patient" if data.has_patient_ids else "row")
+        how = f"by {unit} (seed {seed})"
+    return f"split {sizes} (train/val/test) {how}"
+
+
+def recipe_line(config: TrainConfig, defaults: Sequence[str]) -> str | None:
+    """The recipe trained, when some of it are defaults the user did not set (``defaults``:
+    ``RECIPE_FLAGS`` keys); None when every key was given."""
+    if not defaults:
+        return None
+    o, epochs = config.optim, config.optim.epochs
+    start = "pretrained" if config.model.pretrained else "from scratch"
+    values = {"image_size": f"{config.preprocess_spec().image_size} px",
+              "batch_size": f"batch {o.batch_size}", "lr": f"lr {o.lr:g}",
+              "epochs": f"{epochs} epoch{'' if epochs == 1 else 's'}"}  # fmt: skip
+    keys = [k for k in RECIPE_FLAGS if k in defaults]
+    return (
+        f"{config.model.arch} ({start}) at {', '.join(values.values())} (defaults: "
+        f"{', '.join(values[k] for k in keys)}; {', '.join(RECIPE_FLAGS[k] for k in keys)} "
+        "to change)"
+    )
+
+
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
     """What fit prints at the end of a segmentation run."""
     lines = [f"thresholds: {metrics['threshold_rule']}"]
@@ -440,10 +503,11 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                 return f"{v:.{digits}f} [{lo}, {hi}]"
 
             mm = f" ({fmt(m['hd95_mm'], 1)} mm)" if "hd95_mm" in m else ""
+            many = false_positive_clause(m["fp_per_image"].get("value"))
             lines.append(
                 f"{split} {label}: Dice {fmt(m['dice'])}; Dice (positive images) "
                 f"{fmt(m['dice_positive'])}; HD95 {fmt(m['hd95_px'], 1)} px{mm}; lesion sensitivity "
-                f"{fmt(m['lesion_sensitivity'])} of {m['lesions']}; FP/image "
+                f"{fmt(m['lesion_sensitivity'])} of {m['lesions']}{' ' + many if many else ''}; FP/image "
                 f"{fmt(m['fp_per_image'], 2)} ({m['images']} {'volumes' if 'cases' in m else 'images'})"
             )
     return lines
@@ -458,8 +522,10 @@ def run_segmentation_fit(
     progress_factory: ProgressFactory | None = None,
     stop: StopFlag = None,
     on_info: Callable[[str], None] | None = None,
+    recipe_defaults: Sequence[str] = (),
 ) -> FitOutcome:
-    """``training.pipeline.run_fit`` for ``data.task: segmentation`` (same arguments); a 3-D
+    """``training.pipeline.run_fit`` for ``data.task: segmentation`` (same arguments, and
+    ``recipe_defaults``: the ``RECIPE_FLAGS`` keys the user left open, said in one line); a 3-D
     architecture is ``training.seg3d.run_volume_fit``."""
     from desktop_app.model.archs import is_volume
 
@@ -468,7 +534,9 @@ def run_segmentation_fit(
             f"run_segmentation_fit trains 2-D networks; {config.model.arch} is 3-D",
             hint="call training.seg3d.run_volume_fit",
         )
-    return SegmentationFit(
+    fit = SegmentationFit(
         config, Path(out_dir), resume=resume, on_epoch=on_epoch,
         progress_factory=progress_factory, stop=stop, on_info=on_info,
-    ).run()  # fmt: skip
+    )  # fmt: skip
+    fit.recipe_defaults = tuple(recipe_defaults)
+    return fit.run()

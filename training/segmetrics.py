@@ -150,3 +150,18 @@ def seg_split_metrics(
     dices = [out[label]["dice"]["value"] for label in labels]
     out["mean_dice"] = float(np.mean([d for d in dices if d is not None])) if dices else None
     return out
+
+
+MANY_FALSE_POSITIVES = 1.0  # FP lesions per image over which a perfect sensitivity says little
+
+
+def false_positive_clause(fp_per_image: float | None) -> str:
+    """A caution after the lesion sensitivity when false positive lesions per image exceed
+    ``MANY_FALSE_POSITIVES`` (a model that marks much of every image finds every lesion);
+    "" otherwise."""
+    if fp_per_image is None or not math.isfinite(fp_per_image):
+        return ""
+    if fp_per_image <= MANY_FALSE_POSITIVES:
+        return ""
+    count = f"{fp_per_image:.0f}" if fp_per_image >= 10 else f"{fp_per_image:.1f}"
+    return f"(with {count} false-positive lesions per image: the model marks much of every image)"

@@ -234,7 +234,7 @@ class TestExternalEvaluation:
         )  # fmt: skip
         assert code == 0
         assert "external evaluation" not in out
-        assert "note: this is the manifest the model was trained on" in out
+        assert "the model's own training data: scoring its test split" in out
         assert f"{len(split_dataset(data).test)} images" in out
         code, out, _ = _run(
             capsys, "--model", path, "--data", external, "--split", "all", "--device", "cpu",

@@ -1,7 +1,7 @@
 """`radassist-train evaluate`: score a model file on a manifest's split, or on every row of an
 external set.
 
-    radassist-train evaluate --model FILE --data MANIFEST [--split SPLIT] [--json OUT]
+    radassist-train evaluate --model FILE --data DATA [--split SPLIT] [--json OUT]
         [--device auto|cpu|cuda] [--bootstrap N] [--batch-size B] [--workers N]
         [--uncertainty ...] [--views ...] [--label-rule ...] [--missing-images ...] [--labeler ...]
 
@@ -31,6 +31,11 @@ from training.evaluate import EVAL_SPLITS, evaluate_model_file, format_table
 PROG = "radassist-train evaluate"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 patient``, ``8 patients``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _count(text: str) -> int:
     value = whole_number(text)
     if value != 0 and not 100 <= value <= 100_000:
@@ -44,10 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--data",
-        metavar="MANIFEST",
+        metavar="DATA",
         type=Path,
         required=True,
-        help="manifest CSV (or RSNA CSV/folder)",
+        help="manifest CSV, or a public dataset's folder or labels file (the layouts fit "
+        "reads); the model's own training data gives its test split",
     )
     parser.add_argument(
         "--split",
@@ -91,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json == "-":
         if result["data"].get("external"):  # stdout holds the JSON only
             print(f"external evaluation: all {result['data']['images']} images", file=sys.stderr)
+        if result["data"].get("note"):  # the model's own training data: its test split
+            print(result["data"]["note"], file=sys.stderr)
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
@@ -99,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
     data = result["data"]
     if data.get("external"):
         print(f"external evaluation: all {data['images']} images")
+    if data.get("note"):  # the model's own training data: its test split
+        print(data["note"])
     where = "every row" if data.get("external") else f"the {data['split']} split"
     print(
         f"{result['model']['name']} (version {result['model']['version']}) on {where}: "
-        f"{data['images']} images of {data['patients']} patients; device {result['device']}"
+        f"{plural(data['images'], 'image')} of {plural(data['patients'], 'patient')}; "
+        f"device {result['device']}"
     )
-    if data.get("note"):
-        print(f"note: {data['note']}")
     print(format_table(result["labels"], result["mean_auroc"]))
     print(f"thresholds: {result['model']['threshold_rule']}")
     ood = result.get("ood")

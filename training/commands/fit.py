@@ -1,6 +1,6 @@
 """`radassist-train fit`: train a model on a manifest and write a RadAssist model file.
 
-    radassist-train fit --data MANIFEST --out DIR [--config FILE] [--epochs N]
+    radassist-train fit --data DATA --out DIR [--config FILE] [--epochs N]
         [--batch-size B] [--lr LR] [--image-size S] [--arch NAME] [--no-pretrained]
         [--folds K] [--task classification|segmentation] [--device auto|cpu|cuda] [--resume] [--seed S] [--workers N]
         [--labels a,b] [--cache-dir DIR] [--set section.key=value ...] [--quiet]
@@ -46,6 +46,8 @@ from training.commands.configflags import add_set_argument, config_from_args
 from training.commands.layoutflags import add_layout_arguments, layout_flags
 from training.config import (
     DEFAULT_SEGMENTATION_ARCH,
+    STATIC_BATCH_SIZE,
+    STATIC_LR,
     TrainConfig,
     config_from_dict,
     load_config_file,
@@ -67,7 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_files(parser: argparse.ArgumentParser) -> None:
     """Where the data, the output and the config file are."""
     parser.add_argument(
-        "--data", metavar="MANIFEST", help="manifest CSV, or an RSNA labels CSV or its folder"
+        "--data",
+        metavar="DATA",
+        help="manifest CSV, or a public dataset's folder or labels file: RSNA, NIH, CheXpert, "
+        "SIIM-ACR, VinBigData, MIMIC-CXR-JPG (classification); MSD, nnU-Net, image + mask "
+        "folders (segmentation)",
     )
     parser.add_argument(
         "--out", metavar="DIR", type=Path, help="output folder (or output.dir in --config)"
@@ -86,21 +92,24 @@ def _add_recipe(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
         "--batch-size",
         metavar="B",
         type=positive_int,
-        help="images per batch and process (default: chosen from memory, 16 where it fits)",
+        help="images per batch and process (default: chosen from memory, 16 where it fits; "
+        f"segmentation {STATIC_BATCH_SIZE}, 3-D {VOLUME_BATCH_SIZE})",
     )
     parser.add_argument(
         "--lr",
         metavar="LR",
         type=positive_float,
         help="peak learning rate of the head (default: an LR range test; the backbone gets "
-        f"x{d.optim.backbone_lr_factor:g})",
+        f"x{d.optim.backbone_lr_factor:g}; segmentation {STATIC_LR:g})",
     )
     parser.add_argument(
         "--image-size",
         metavar="S",
         type=positive_int,
-        help="network input side (default: chosen so the smallest annotated findings keep "
-        f"{d.recipe.min_finding_pixels} px, at least the architecture's 224 for Lite0)",
+        help="network input side (default: classification chooses it so the smallest "
+        f"annotated findings keep {d.recipe.min_finding_pixels} px, at least the "
+        "architecture's 224 for Lite0; segmentation uses the architecture's, 224 for "
+        f"{DEFAULT_SEGMENTATION_ARCH})",
     )
     parser.add_argument(
         "--arch", choices=list(ARCHITECTURES), help=f"architecture (default {d.model.arch})"
@@ -108,8 +117,9 @@ def _add_recipe(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
     parser.add_argument(
         "--task",
         choices=TASKS,
-        help=f"classification (default: 0/1 label columns) or segmentation (a 'mask' column of "
-        f"PNG masks, or SIIM-ACR's RLE; trains {DEFAULT_SEGMENTATION_ARCH})",
+        help="classification (default: 0/1 label columns) or segmentation (trains "
+        f"{DEFAULT_SEGMENTATION_ARCH} on masks: a manifest's 'mask' column of PNG, NIfTI, DICOM "
+        "SEG or RTSTRUCT files, SIIM-ACR's RLE, or MSD / nnU-Net / image + mask folders)",
     )
     parser.add_argument(
         "--no-pretrained", action="store_true", help="random init instead of ImageNet weights"
@@ -145,7 +155,8 @@ def _add_run_options(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
         "--labels",
         metavar="A,B",
         type=label_list,
-        help="label columns to train on (default: every 0/1 column)",
+        help="label columns to train on (default: every 0/1 column); segmentation: the one "
+        "class (dataset.json label, SEG segment, RTSTRUCT ROI or mask folder) to train",
     )
     parser.add_argument(
         "--cache-dir",
@@ -158,6 +169,23 @@ def _add_run_options(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """defaults < DIR/config.yaml (with --resume) < --config < --set < flags."""
+    return _given_config(args).resolved().validate()
+
+
+def open_recipe_keys(args: argparse.Namespace) -> tuple[str, ...]:
+    """The recipe keys (``training.segmentation.RECIPE_FLAGS``) that neither a flag, the
+    --config / --set nor a resumed config.yaml set: a segmentation fit names their defaults."""
+    given = _given_config(args)
+    open_keys = [key for key, value in (
+        ("image_size", given.preprocessing.image_size), ("batch_size", given.optim.batch_size),
+        ("lr", given.optim.lr)) if value is None]  # fmt: skip
+    if args.epochs is None and given.optim.epochs == TrainConfig().optim.epochs:
+        open_keys.append("epochs")
+    return tuple(open_keys)
+
+
+def _given_config(args: argparse.Namespace) -> TrainConfig:
+    """The config as given, before ``TrainConfig.resolved`` fills the open keys."""
     stored = args.out / "config.yaml" if args.out is not None else None
     resumed = None
     if args.resume and stored is not None and stored.is_file() and args.config is None:
@@ -220,7 +248,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         raise ConfigError("no training data given", hint="pass --data MANIFEST")
     if not config.output.dir:
         raise ConfigError("no output folder given", hint="pass --out DIR")
-    return config.resolved().validate()
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,11 +278,14 @@ def run(args: argparse.Namespace) -> int:
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
-    fit = run_segmentation_fit if config.data.task == "segmentation" else run_fit
+    fit: Any = run_fit
+    extra: dict[str, Any] = {}
     if config.data.task == "segmentation" and is_volume(config.model.arch):
         from training.seg3d import run_volume_fit
 
         fit = run_volume_fit
+    elif config.data.task == "segmentation":
+        fit, extra = run_segmentation_fit, {"recipe_defaults": open_recipe_keys(args)}
     outcome = fit(
         config,
         Path(str(config.output.dir)),
@@ -262,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
         on_epoch=on_epoch,
         progress_factory=progress_factory,
         on_info=on_info,
+        **extra,
     )
     if outcome.stopped:
         print(f"{PROG}: stopped; continue with --resume", file=sys.stderr)

@@ -24,7 +24,7 @@ from desktop_app.commands._common import (
 )
 from desktop_app.infra.errors import ConfigError, DataError
 from desktop_app.phantoms.studies import available_findings
-from training.demo_ct import CtDemoOptions, make_ct_dataset
+from training.demo_ct import LABEL, CtDemoOptions, make_ct_dataset
 from training.demo_data import (
     DemoDataOptions,
     check_output_dir,
@@ -241,4 +241,14 @@ def _run_ct(args: argparse.Namespace) -> int:
     log.info("wrote %d series in %.1f s", options.n, time.perf_counter() - start)
     print(f"wrote {dataset.manifest}")
     print(summary_text(dataset.summary))
+    print(ct_next_step(dataset.manifest))
     return EXIT_OK
+
+
+def ct_next_step(manifest: Path) -> str:
+    """The fit command for a CT demo set: ``--labels`` names the class after the manifest's
+    0/1 column (``nodule``); without it a segmentation class is called ``lesion``."""
+    return (
+        f"train it: radassist-train fit --task segmentation --data {manifest} --labels {LABEL} "
+        "--out DIR"
+    )
