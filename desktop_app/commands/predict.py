@@ -12,10 +12,14 @@ series had to be split into N parts; never a tag value:
   probable finding's) with the heatmaps, outlines, boxes and label text of the positive
   findings on it; ``overlay_<k>_<label>.png`` for positive findings on other slices.
 
-A segmentation model (manifest ``task: "segmentation"``) writes no heatmaps or overlays:
-findings.json gains the lesion table (``lesions``), ``segmentation.dcm`` is a DICOM SEG of the
-lesions (one AUTOMATIC segment each, referencing every source image; none when nothing was
-found or the stack is not DICOM), and the summary prints one line per lesion.
+A segmentation model (manifest ``task: "segmentation"``) writes no heatmaps: findings.json
+gains the lesion table (``lesions``), ``segmentation.dcm`` is a DICOM SEG of the lesions (one
+AUTOMATIC segment each, referencing every source image; none when nothing was found or the
+stack is not DICOM), ``overlay.png`` is the slice where a lesion's cross-section is largest
+(the middle slice, "no lesion found", without one) with every lesion on it filled and outlined
+in the viewer's colours, and the summary prints one line per lesion as the viewer's findings
+rows say it (slices by Instance Number: "Im 17–20"), the largest ``lesiontext.MANY_LESIONS``
+(20) of a crowded run, then "... and N more" (and one warning: more than a reader expects).
 
 Which model: ``--model FILE`` runs that model on every stack. Without it, each series runs the
 first model of the catalog (``model.catalog``: the bundled models, then the installed ones in
@@ -47,7 +51,7 @@ import argparse
 import logging
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -179,16 +183,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # the inputs first: a file the index refuses is refused as fast as `inspect` does it,
     # before the model (seconds, hundreds of MB) is loaded
-    jobs, problems = _collect(args.paths)
+    jobs, problems, skipped = _collect(args.paths)
     if not jobs:
         for line in problems:
             print(escape_control(line, limit=1000), file=sys.stderr)
-        unreadable = f"{len(problems)} input(s) could not be read; " if problems else ""
-        print(
-            f"radassist predict: error: {unreadable}no images found in the inputs",
-            file=sys.stderr,
-        )
+        print(f"radassist predict: error: {_nothing_found(args.paths, problems, skipped)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_SOME_FAILED
+    if skipped:  # as `inspect` says it
+        print(f"radassist predict: {skipped} non-DICOM file(s) skipped", file=sys.stderr)
     picker = _ModelPicker(args, thresholds)
     if not picker.ready():
         return EXIT_USAGE
@@ -215,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
             problems.append(err.one_line())
             continue
         _warn_applicability(name, result)
+        _warn_crowded(name, result)
         picker.say_warnings(result.warnings)  # e.g. only some images of a huge stack were run
         for path, reason in result.unreadable:
             problems.append(reason if reason.startswith(path) else f"{path}: {reason}")
@@ -226,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_SOME_FAILED
-        results.append((name, result))
+        results.append((name, result, _slice_namer(result, render_source)))
         audit_problem = _audit(result, study_uid, audit_problem)
     picker.say_engine_warnings()  # e.g. a CUDA failure during a run: said once
     _print_table(results, sys.stdout)
@@ -445,9 +449,22 @@ def _audit(result: Any, study_uid: str, problem: str | None) -> str | None:
     return problem
 
 
-def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], list[str]]:
-    """(output name, engine source, study UID, source for rendering) per stack, and problem
-    lines. PNG/JPEG files named on the command line are runs of their own."""
+def _nothing_found(paths: Sequence[str], problems: Sequence[str], skipped: int) -> str:
+    """Why nothing runs, naming the inputs (escaped) and what was skipped."""
+    named = ", ".join(escape_control(p, limit=200) for p in paths[:3])
+    named += f" (and {len(paths) - 3} more)" if len(paths) > 3 else ""
+    why = [f"{len(problems)} input(s) could not be read"] if problems else []
+    if skipped:
+        why.append(
+            f"{skipped} non-DICOM file(s) skipped (PNG/JPEG files run only when named one by one)"
+        )
+    return f"no images found in {named}" + (f": {'; '.join(why)}" if why else "")
+
+
+def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], list[str], int]:
+    """(output name, engine source, study UID, source for rendering) per stack, problem lines,
+    and how many non-DICOM files the folders held (skipped). PNG/JPEG files named on the
+    command line are runs of their own."""
     from desktop_app.infra.hashedpaths import uid_hash
     from desktop_app.model.imageio import image_kind
     from desktop_app.studies.index import index_paths
@@ -468,8 +485,10 @@ def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], lis
                 continue
         dicom_inputs.append(text)
     problems: list[str] = []
+    skipped = 0
     if dicom_inputs:
         index = index_paths(dicom_inputs)
+        skipped = index.skipped_non_dicom
         problems.extend(problem.one_line() for problem in index.problems)
         for _patient, study, series in index.iter_series():
             assembly = assemble(series)
@@ -484,7 +503,7 @@ def _collect(paths: Sequence[str]) -> tuple[list[tuple[str, Any, str, Any]], lis
                 raw *= max(1, first.bits_allocated // 8)
                 volume = SeriesVolume(stack, keep=raw <= KEEP_DECODED_BYTES)
                 jobs.append((name, volume, study.study_instance_uid, volume))
-    return jobs, problems
+    return jobs, problems, skipped
 
 
 def _key_image(render_source: Any, index: int) -> np.ndarray:
@@ -525,8 +544,10 @@ def _write_outputs(folder: Path, result: Any, labels: Sequence[str], render_sour
     from desktop_app.infra.atomicio import atomic_write_bytes, atomic_write_json
 
     folder.mkdir(parents=True, exist_ok=True)
-    if result.lesions is not None:  # a segmentation model: the SEG, no heatmaps or overlays
+    if result.lesions is not None:  # a segmentation model: the SEG and the overlay, no heatmaps
         _write_segmentation(folder, result, render_source)
+        overlay = _lesion_overlay(result, render_source)
+        atomic_write_bytes(folder / "overlay.png", _png_bytes(overlay))
         atomic_write_json(folder / "findings.json", result.to_json())
         return
     files, overlays = _render_outputs(folder, result, labels, render_source)
@@ -546,6 +567,7 @@ def _write_segmentation(folder: Path, result: Any, render_source: Any) -> None:
     from desktop_app.exports.seg import SegmentSpec, SegRequest, series_segmentation
     from desktop_app.exports.seg import write_segmentation as write_seg
     from desktop_app.exports.sources import StudySources
+    from desktop_app.inference.lesiontext import lesion_line
     from desktop_app.studies.volume import SeriesVolume
 
     table, mask = result.lesions, result.mask
@@ -565,10 +587,12 @@ def _write_segmentation(folder: Path, result: Any, render_source: Any) -> None:
             for k, ref in enumerate(result.slices)
             if ref.sop_instance_uid and mask[k].any()
         }
-        segments = [
-            SegmentSpec(label=f"Lesion {lesion.id}", description=_lesion_text(lesion))
+        namer = _slice_namer(result, render_source)
+        segments = [  # Latin-1 text: the SEG's character set may be the default repertoire
+            SegmentSpec(label=f"Lesion {lesion.id}",
+                        description=lesion_line(lesion, table.value_unit, namer).replace("–", "-"))
             for lesion in table.lesions
-        ]
+        ]  # fmt: skip
         request = SegRequest(labels=np.zeros((0, 1, 1), np.uint16), segments=segments,
                              model=summary)  # fmt: skip
         seg = series_segmentation(sources, result.series_instance_uid, masks, request)
@@ -578,14 +602,61 @@ def _write_segmentation(folder: Path, result: Any, render_source: Any) -> None:
         print(f"radassist predict: warning: no DICOM SEG written: {text}", file=sys.stderr)
 
 
-def _lesion_text(lesion: Any) -> str:
-    """``12.3 mm, 456 mm³, slices 3-7``: a lesion's size in one line."""
-    size = (f"{lesion.volume_mm3:.0f} mm³" if lesion.volume_mm3 is not None
-            else f"{lesion.area_mm2:.0f} mm²")  # fmt: skip
-    return (
-        f"{lesion.longest_diameter_mm:.1f} mm, {size}, slices "
-        f"{lesion.first_slice}-{lesion.last_slice}"
+def _slice_namer(result: Any, render_source: Any) -> Callable[[int], str] | None:
+    """How the viewer names the run's slice ``i`` ("Im 17", "Fr 5"): its stack's short label;
+    None for a stack that is not a DICOM series (the lesions' Instance Numbers then)."""
+    from desktop_app.studies.volume import SeriesVolume
+
+    if not isinstance(render_source, SeriesVolume):
+        return None
+    stack, slices = render_source.stack, result.slices
+    return lambda i: stack.short_label(slices[i].index)
+
+
+def _warn_crowded(name: str, result: Any) -> None:
+    """One warning (stderr and findings.json) for more lesions than a reader expects."""
+    from desktop_app.inference.lesiontext import crowd_warning
+
+    line = None if result.lesions is None else crowd_warning(len(result.lesions))
+    if line is not None:
+        result.warnings.append(line)
+        text = escape_control(f"{name}: {line}", limit=1000)
+        print(f"radassist predict: warning: {text}", file=sys.stderr)
+
+
+def _lesion_overlay(result: Any, render_source: Any) -> np.ndarray:
+    """The overlay of a segmentation run: the slice where a lesion's cross-section is largest
+    (the middle one without a lesion), as the viewer shows it, with every lesion on it."""
+    from desktop_app.inference.overlays import LesionMark, lesion_colour, render_lesions
+
+    table, mask = result.lesions, result.mask
+    lesions = list(table.lesions)
+    if lesions and mask is not None:
+        key = max(lesions, key=lambda lesion: lesion.area_mm2).diameter_slice
+    else:
+        key = len(result.slices) // 2
+    index = result.slices[key].index if result.slices else 0
+    image = _key_image(render_source, index)
+    namer = _slice_namer(result, render_source)
+    where = namer(key) if namer is not None else f"slice {key + 1} of {len(result.slices)}"
+    marks = []
+    on_slice = mask[key] if mask is not None and lesions else None
+    for lesion in lesions:
+        if on_slice is None or not lesion.first_slice <= key <= lesion.last_slice:
+            continue
+        pixels = on_slice == lesion.id
+        if pixels.any():
+            marks.append(LesionMark(
+                pixels, lesion_colour(lesion.id), f"L{lesion.id} {lesion.longest_diameter_mm:.0f} mm",
+                lesion.diameter_line if lesion.diameter_slice == key else None,
+            ))  # fmt: skip
+    count = (
+        f"{len(lesions)} lesion(s), {len(marks)} on this slice" if lesions else "no lesion found"
     )
+    # a line each: a 256² slice has room for about 40 characters a line
+    marks_line = _applicability_title(result.input_check).replace(" · ", "\n")
+    title = f"{RESEARCH_USE_NOTICE}\n{where} · {count}{marks_line}"
+    return render_lesions(image, marks, title=title)
 
 
 def _render_outputs(
@@ -611,7 +682,8 @@ def _render_outputs(
     slices = [key.slice_index, *sorted(i for i in by_slice if i != key.slice_index)]
     overlays: list[tuple[Path, np.ndarray]] = []
     for n, index in enumerate(slices):
-        image = _key_image(render_source, index)
+        # the run's image ``index`` is the stack's slices[index].index (a long stack is sampled)
+        image = _key_image(render_source, result.slices[index].index if result.slices else index)
         on_slice = by_slice.get(index, [])
         marks = marks_from_findings(on_slice, labels)
         title = f"{RESEARCH_USE_NOTICE} · slice {index}"
@@ -642,23 +714,35 @@ def _applicability_title(check: Any) -> str:
     return "".join(f" · {m}" for m in marks)
 
 
-def _print_table(results: Sequence[tuple[str, Any]], stream: TextIO) -> None:
+def _lesion_lines(name: str, result: Any, namer: Callable[[int], str] | None) -> list[str]:
+    """One line per lesion as the viewer's rows say it; past ``MANY_LESIONS``, the largest
+    of them and "... and N more"."""
+    from desktop_app.inference.lesiontext import MANY_LESIONS, lesion_line
+
+    if result.lesions is None:
+        return []
+    table, shown = result.lesions, escape_control(name, limit=60)
+    lines = [
+        f"{shown}  lesion {lesion.id}: {lesion_line(lesion, table.value_unit, namer)}"
+        for lesion in table.lesions[:MANY_LESIONS]
+    ]
+    if len(table) > MANY_LESIONS:
+        lines.append(f"{shown}  ... and {len(table) - MANY_LESIONS} more (findings.json lists all)")
+    return lines
+
+
+def _print_table(results: Sequence[tuple[str, Any, Any]], stream: TextIO) -> None:
     if not results:
         return  # nothing ran: the problem lines say why
     rows = [("series", "label", "probability", "threshold", "positive", "note")]
-    for name, result in results:
+    for name, result, _namer in results:
         for f in result.findings:
             rows.append(
                 (escape_control(name, limit=60), escape_control(f.label, limit=40),
                  f"{f.probability:.3f}", f"{f.threshold:.3f}",
                  "yes" if f.positive else "no", "unreliable" if f.unreliable else "")
             )  # fmt: skip
-    lesion_lines = [
-        f"{escape_control(name, limit=60)}  lesion {lesion.id}: {_lesion_text(lesion)}"
-        for name, result in results
-        if result.lesions is not None
-        for lesion in result.lesions.lesions
-    ]
+    lesion_lines = [line for r in results for line in _lesion_lines(*r)]
     noted = any(r[5] for r in rows[1:])  # the note column only when some finding has one
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:

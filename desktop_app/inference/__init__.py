@@ -9,6 +9,7 @@ Modules (one job each):
 - gradcam: heatmaps (LayerCAM fused with CAM, the default; Grad-CAM/CAM) with hooks, leaving the network untouched.
 - devices: device choice (auto: CUDA, MPS, CPU), accelerator-failure detection, CPU threads.
 - findings: Finding / SeriesResult dataclasses and the versioned findings JSON (to_json/from_json).
+- lesiontext: lesions in words (the findings row's text, slices by Instance Number) and the too-many-lesions warning, shared by the GUI and predict.
 - lesions: connected components of a mask as lesions (volume, longest diameter, HU, confidence) and their JSON.
 - segrun: a segmentation model's run, slice by slice: per-pixel probabilities on the original grid, then the lesion table.
 - overlays: peak region box and outline, burned-in overlay images.

@@ -34,7 +34,7 @@ from desktop_app.infra.errors import RadAssistError
 from desktop_app.infra.hashedpaths import uid_hash
 
 SCHEMA_NAME = "radassist-findings"
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = 1
 
 Box = tuple[float, float, float, float]

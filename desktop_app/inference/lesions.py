@@ -21,15 +21,22 @@ size (largest first, ids 1..n), with a versioned JSON form for findings.json.
   and memory grow with the number of runs, not voxels, and are bounded: a mask over
   ``max_voxels`` voxels or with over ``max_runs`` runs is refused in one line.
 
+- Size floor: ``min_diameter_mm`` drops components whose longest axial diameter is under it
+  (a bounding-box bound first, vectorised, then the measured diameter), and a note counts them;
+  the engine passes :data:`MIN_DIAMETER_MM` (or :data:`MIN_VOXELS_UNKNOWN_SPACING` voxels when
+  the spacing is not known), so a barely trained model's one-voxel specks are not lesions.
+
 Pixel coordinates in the output follow ``findings``: ``(x, y)`` = (column, row) with pixel
-``(r, c)`` covering ``[c, c+1) x [r, r+1)``; slices are 0-based stack indices.
+``(r, c)`` covering ``[c, c+1) x [r, r+1)``; slices are 0-based stack indices. Each lesion also
+carries the Instance Numbers (0020,0013) of its first and last slice, which is how the viewer
+names slices ("Im 17"); ``lesiontext.lesion_line`` says a lesion as the findings rows do.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA_NAME = "radassist-lesions"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: lesions' Instance Numbers, the table's min_diameter_mm
 SCHEMA_MAJOR = 1
 #: 2048 slices of 512x512: the largest mask measured unless the caller raises it.
 MAX_VOXELS = 2**29
@@ -51,6 +58,12 @@ MAX_VOXELS = 2**29
 MAX_RUNS = 5_000_000
 #: The largest lesions measured; the rest are counted in a note (a noisy map has millions).
 MAX_LESIONS = 1000
+#: The engine's size floor: a component under 3 mm longest axial diameter is not a lesion.
+#: 3 mm is the line LIDC-IDRI's readers drew (nodules of 3 mm or more were outlined, smaller
+#: ones only marked) and Fleischner's "micronodule"; the smallest nodule a CT reader reports.
+MIN_DIAMETER_MM = 3.0
+#: The floor without a known pixel spacing (a PNG): a 3 x 3 pixel speck is still noise.
+MIN_VOXELS_UNKNOWN_SPACING = 10
 _CHUNK_VOXELS = 1 << 22  # voxels per pass over the input (bounds temporary memory)
 
 Vec3 = tuple[float, float, float]
@@ -65,6 +78,7 @@ class MaskGeometry:
     ``slice_positions`` are the slices' positions along the normal (mm, one per slice, in stack
     order); without them ``slice_spacing``, else ``slice_thickness``, is each slice's slab.
     ``image_positions`` and ``orientation`` (optional) place centroids in patient coordinates.
+    ``instance_numbers`` (optional, one per slice) name the slices as the viewer does.
     """
 
     pixel_spacing: tuple[float, float]
@@ -73,6 +87,7 @@ class MaskGeometry:
     slice_thickness: float | None = None
     image_positions: tuple[Vec3, ...] | None = None
     orientation: tuple[float, float, float, float, float, float] | None = None
+    instance_numbers: tuple[int | None, ...] | None = None
 
     @classmethod
     def from_stack(cls, stack: SliceStack) -> MaskGeometry:
@@ -96,7 +111,13 @@ class MaskGeometry:
             slice_thickness=None if thickness is None else float(thickness),
             image_positions=tuple(known) if len(known) == len(positions) else None,
             orientation=stack.orientation,
+            instance_numbers=tuple(ref.instance.instance_number for ref in stack.slices),
         )
+
+    def instance_number(self, index: int) -> int | None:
+        """Slice ``index``'s Instance Number (0020,0013), None when unknown."""
+        numbers = self.instance_numbers
+        return numbers[index] if numbers is not None and 0 <= index < len(numbers) else None
 
     def slabs(self, slices: int) -> tuple[np.ndarray, list[str]] | None:
         """Each slice's extent along the normal (mm) and notes; None when unknown (2-D)."""
@@ -171,6 +192,8 @@ class Lesion:
     max_value: float | None = None
     mean_probability: float | None = None
     max_probability: float | None = None
+    first_instance_number: int | None = None  # Instance Number of first_slice (the viewer's "Im")
+    last_instance_number: int | None = None
 
     @property
     def slice_count(self) -> int:
@@ -196,6 +219,8 @@ class Lesion:
             "max_value": self.max_value,
             "mean_probability": self.mean_probability,
             "max_probability": self.max_probability,
+            "first_instance_number": self.first_instance_number,
+            "last_instance_number": self.last_instance_number,
         }
 
     @classmethod
@@ -222,6 +247,8 @@ class Lesion:
                 max_value=_opt_float(data.get("max_value")),
                 mean_probability=_opt_float(data.get("mean_probability")),
                 max_probability=_opt_float(data.get("max_probability")),
+                first_instance_number=_opt_int(data.get("first_instance_number")),
+                last_instance_number=_opt_int(data.get("last_instance_number")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise FindingsFormatError(f"lesion {data.get('id', '?')}: bad field ({err})") from None
@@ -242,6 +269,7 @@ class LesionTable:
     value_unit: str = ""
     notes: tuple[str, ...] = ()
     labels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    min_diameter_mm: float = 0.0  # longest axial diameter; 0 = no floor (1.0 tables)
 
     def __len__(self) -> int:
         return len(self.lesions)
@@ -258,6 +286,7 @@ class LesionTable:
             "threshold": self.threshold,
             "min_voxels": self.min_voxels,
             "min_size": self.min_size,
+            "min_diameter_mm": self.min_diameter_mm,
             "value_unit": self.value_unit,
             "notes": list(self.notes),
             "lesions": [lesion.to_json() for lesion in self.lesions],
@@ -289,6 +318,7 @@ class LesionTable:
                 min_size=float(data["min_size"]),
                 value_unit=str(data.get("value_unit", "")),
                 notes=tuple(str(n) for n in data.get("notes", [])),
+                min_diameter_mm=float(data.get("min_diameter_mm", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise FindingsFormatError(f"lesion table: bad field ({err})") from None
@@ -296,6 +326,10 @@ class LesionTable:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...]:
@@ -581,6 +615,7 @@ def find_lesions(
     connectivity: int = 26,
     min_voxels: int = 1,
     min_size: float = 0.0,
+    min_diameter_mm: float = 0.0,
     with_labels: bool = False,
     max_voxels: int = MAX_VOXELS,
     max_runs: int = MAX_RUNS,
@@ -591,7 +626,8 @@ def find_lesions(
     ``mask``: a probability map (float, inside where ``>= threshold``) or a binary mask
     (bool or integers, inside where non-zero), shaped (slices, rows, cols) or (rows, cols).
     ``values``: the modality values (HU on CT) on the same grid, for each lesion's mean and max.
-    Components smaller than ``min_voxels`` voxels or ``min_size`` mm³ (mm² in 2-D) are dropped.
+    Components smaller than ``min_voxels`` voxels or ``min_size`` mm³ (mm² in 2-D), or whose
+    longest axial diameter is under ``min_diameter_mm``, are dropped (a note counts the last).
     Only the ``max_lesions`` largest are measured and listed; a note counts the rest.
     ``with_labels`` also returns the label volume (lesion id per voxel, 0 outside: uint16, or
     uint32 past 65,535 lesions).
@@ -604,6 +640,9 @@ def find_lesions(
         vals = None if vals is None else vals[None]
     thr = float(threshold) if np.issubdtype(arr.dtype, np.floating) else None
     slices, rows, cols = arr.shape
+    numbers = geometry.instance_numbers
+    if numbers is not None and len(numbers) != slices:  # e.g. a crop's geometry: not its slices
+        geometry = replace(geometry, instance_numbers=None)
     slab_info = geometry.slabs(slices) if np.asarray(mask).ndim == 3 else None
     if slab_info is None and slices > 1:
         raise DataError(
@@ -624,9 +663,21 @@ def find_lesions(
     keep = np.flatnonzero((voxels >= min_voxels) & (size >= min_size))
     # Largest first; ties by voxels, then by where they start (stack order).
     order = keep[np.lexsort((keep, -voxels[keep], -size[keep]))]
+    widths: dict[int, _Widest] = {}
+    unmeasured = 0
+    if min_diameter_mm > 0 and order.size:
+        order, small, unmeasured = _wide_enough(
+            runs, comp, order, rows, (dy, dx), min_diameter_mm, max_lesions + 1, widths
+        )
+        if small:
+            notes.append(
+                f"{small:,} component(s) under {min_diameter_mm:g} mm longest axial diameter "
+                "are not counted as lesions"
+            )
     if order.size > max_lesions:
+        found = f"up to {order.size + unmeasured:,}" if unmeasured else f"{order.size:,}"
         notes.append(
-            f"{order.size:,} lesions found; the {max_lesions:,} largest are measured "
+            f"{found} lesions found; the {max_lesions:,} largest are measured "
             f"(the rest are {size[order[max_lesions]]:.3g} {'mm³' if slab_info else 'mm²'} "
             "or smaller)"
         )
@@ -640,7 +691,9 @@ def find_lesions(
     sums = _value_sums(arr, vals, thr, runs, comp, n, labels, lesion_id)
     if labels is not None and np.asarray(mask).ndim == 2:
         labels = labels[0]
-    lesions = _measure(runs, comp, order, rows, geometry, dimension, voxels, size, sums, vals, thr)
+    lesions = _measure(
+        runs, comp, order, rows, geometry, dimension, voxels, size, sums, vals, thr, widths
+    )
     log.debug("%d components, %d lesions kept from %d runs", n, len(lesions), runs.row.size)
     return LesionTable(
         lesions=tuple(lesions),
@@ -654,7 +707,80 @@ def find_lesions(
         value_unit=value_unit,
         notes=tuple(notes),
         labels=labels,
+        min_diameter_mm=float(min_diameter_mm),
     )
+
+
+@dataclass(frozen=True)
+class _Widest:
+    """A component's slice of largest area, its area per slice and its diameters there."""
+
+    slice: int
+    area_per_slice: np.ndarray
+    longest: float
+    short: float
+    line: tuple[float, float, float, float]
+
+
+def _by_component(comp: IntArray) -> tuple[IntArray, IntArray]:
+    """Runs sorted by component, and where each component's runs begin in that order."""
+    by_comp = np.argsort(comp, kind="stable")
+    bounds = np.searchsorted(comp[by_comp], np.arange(comp.max() + 2 if comp.size else 1))
+    return by_comp, bounds
+
+
+def _widest(runs: _Runs, mine: IntArray, rows: int, spacing: tuple[float, float]) -> _Widest:
+    """The diameters of one component (its runs ``mine``) on the slice where it is largest."""
+    s = runs.row[mine] // rows
+    first = int(s.min())
+    area_per_slice = np.bincount(s - first, weights=(runs.end[mine] - runs.start[mine]))
+    largest = first + int(np.argmax(area_per_slice))
+    crop, origin = _slice_crop(runs, mine[s == largest], rows)
+    longest, short, line = _diameters(crop, origin, spacing)
+    return _Widest(largest, area_per_slice.astype(np.float64), longest, short, line)
+
+
+def _wide_enough(
+    runs: _Runs,
+    comp: IntArray,
+    order: IntArray,
+    rows: int,
+    spacing: tuple[float, float],
+    min_diameter_mm: float,
+    enough: int,
+    widths: dict[int, _Widest],
+) -> tuple[IntArray, int, int]:
+    """The components of ``order`` (kept in order) whose longest axial diameter reaches
+    ``min_diameter_mm``, at most ``enough`` of them; how many were dropped as too small; and
+    how many were left unmeasured after ``enough`` were found. The in-plane bounding box's
+    diagonal bounds every slice's diameter from above, so specks are dropped without measuring;
+    the measured ones are kept in ``widths`` for ``_measure``."""
+    dy, dx = spacing
+    n = int(comp.max()) + 1 if comp.size else 0
+    r = runs.row % rows
+    lo_r, hi_r = np.full(n, np.iinfo(np.int64).max), np.full(n, -1)
+    lo_c, hi_c = np.full(n, np.iinfo(np.int64).max), np.full(n, -1)
+    np.minimum.at(lo_r, comp, r)
+    np.maximum.at(hi_r, comp, r)
+    np.minimum.at(lo_c, comp, runs.start)
+    np.maximum.at(hi_c, comp, runs.end)
+    bound = np.hypot((hi_r - lo_r + 1) * dy, (hi_c - lo_c) * dx)
+    candidates = order[bound[order] >= min_diameter_mm]
+    small = order.size - candidates.size
+    by_comp, bounds = _by_component(comp)
+    kept: list[int] = []
+    done = 0
+    for c in candidates.tolist():
+        if len(kept) >= enough:
+            break
+        done += 1
+        wide = _widest(runs, by_comp[bounds[c] : bounds[c + 1]], rows, spacing)
+        if wide.longest >= min_diameter_mm:
+            widths[c] = wide
+            kept.append(c)
+        else:
+            small += 1
+    return np.asarray(kept, dtype=np.int64), small, candidates.size - done
 
 
 def _measure(
@@ -669,21 +795,18 @@ def _measure(
     sums: _Sums,
     values: np.ndarray | None,
     threshold: float | None,
+    widths: dict[int, _Widest],
 ) -> list[Lesion]:
     dy, dx = geometry.pixel_spacing
     s_of, r_of = np.divmod(runs.row, rows)
     lengths = (runs.end - runs.start).astype(np.float64)
-    by_comp = np.argsort(comp, kind="stable")
-    bounds = np.searchsorted(comp[by_comp], np.arange(comp.max() + 2 if comp.size else 1))
+    by_comp, bounds = _by_component(comp)
     out: list[Lesion] = []
     for rank, c in enumerate(order, start=1):
         mine = by_comp[bounds[c] : bounds[c + 1]]
         s, r, ln = s_of[mine], r_of[mine], lengths[mine]
         first, last = int(s.min()), int(s.max())
-        area_per_slice = np.bincount(s - first, weights=ln)
-        largest = first + int(np.argmax(area_per_slice))
-        crop, origin = _slice_crop(runs, mine[s == largest], rows)
-        longest, short, line = _diameters(crop, origin, (dy, dx))
+        wide = widths.get(int(c)) or _widest(runs, mine, rows, (dy, dx))
         n_vox = float(voxels[c])
         cs = float((s * ln).sum() / n_vox)
         cr = float((r * ln).sum() / n_vox)
@@ -695,11 +818,11 @@ def _measure(
                 id=rank,
                 voxels=int(n_vox),
                 volume_mm3=float(size[c]) if dimension == 3 else None,
-                area_mm2=float(area_per_slice.max() * dy * dx),
-                longest_diameter_mm=longest,
-                short_axis_mm=short,
-                diameter_slice=largest,
-                diameter_line=line,
+                area_mm2=float(wide.area_per_slice.max() * dy * dx),
+                longest_diameter_mm=wide.longest,
+                short_axis_mm=wide.short,
+                diameter_slice=wide.slice,
+                diameter_line=wide.line,
                 first_slice=first,
                 last_slice=last,
                 box=(x0, y0, x1 - x0, y1 - y0),
@@ -709,6 +832,8 @@ def _measure(
                 max_value=None if values is None else float(sums.value_max[c]),
                 mean_probability=None if threshold is None else float(sums.prob_sum[c] / n_vox),
                 max_probability=None if threshold is None else float(sums.prob_max[c]),
+                first_instance_number=geometry.instance_number(first),
+                last_instance_number=geometry.instance_number(last),
             )
         )
     return out

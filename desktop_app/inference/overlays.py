@@ -10,6 +10,9 @@ files and secondary captures (numpy and Pillow, no Qt; heatmap colours: ``colorm
 - :func:`render_overlay`: grey or RGB image + heatmaps + outlines + boxes + label text →
   uint8 RGB, for ``radassist predict``'s overlay PNG and the exports. The text says what the
   marks are; the caller adds the research-use notice through ``title``.
+- :func:`render_lesions`: a segmentation's lesions on one slice (translucent fill, outline and
+  "L1 24 mm" in each lesion's colour, :data:`LESION_COLOURS` as the viewer colours them, the
+  longest diameter drawn where it was measured) → uint8 RGB, for ``radassist predict``.
 
 Everything is pure array code: it runs in any thread and is the same on every platform.
 """
@@ -350,6 +353,117 @@ def render_overlay(
             ty = min(max(ty, 0.0), max(rows - th - 2 * pad, 0))
             draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=(0, 0, 0))
             draw.text((tx + pad - left, ty + pad - top), text, fill=mark.colour, font=font)
+    if title:
+        title = title.translate(_ASCII_DASHES)
+        left, top, right, bottom = draw.textbbox((0, 0), title, font=font)
+        draw.rectangle([0, 0, right - left + 2 * pad, bottom - top + 2 * pad], fill=(0, 0, 0))
+        draw.text((pad - left, pad - top), title, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas, dtype=np.uint8).copy()
+
+
+# --------------------------------------------------------------------------- lesions
+
+#: One colour per lesion id (1-based, repeating after ten), the viewer's too (``qt.lesion_overlay``
+#: ``PALETTE``), distinct on a grey CT and apart from the findings' red and green.
+LESION_COLOURS: tuple[RGB, ...] = (
+    (0xFF, 0xB0, 0x00),
+    (0x36, 0xC5, 0xF0),
+    (0xFF, 0x5C, 0xA8),
+    (0x7B, 0xD8, 0x8F),
+    (0xB4, 0x8C, 0xFF),
+    (0xFF, 0x8A, 0x3D),
+    (0x3E, 0xE0, 0xC9),
+    (0xF2, 0xE8, 0x5C),
+    (0x6F, 0x9B, 0xFF),
+    (0xE0, 0x7A, 0x7A),
+)
+LESION_FILL_ALPHA = 90  # the viewer's LESION_ALPHA: the image reads under the fill
+
+
+def lesion_colour(lesion_id: int) -> RGB:
+    """The colour of lesion ``lesion_id`` (1-based), as the viewer draws it."""
+    return LESION_COLOURS[(max(int(lesion_id), 1) - 1) % len(LESION_COLOURS)]
+
+
+@dataclass(frozen=True)
+class LesionMark:
+    """One lesion on one slice: its pixels (bool, the image's grid), its colour, its text
+    ("L1 24 mm") and, on the slice where it was measured, its longest diameter (x0, y0, x1, y1)
+    in pixel-corner coordinates."""
+
+    mask: np.ndarray
+    colour: RGB
+    text: str = ""
+    diameter: Box | None = None
+
+
+def _erode4(mask: np.ndarray) -> np.ndarray:
+    p = np.pad(mask, 1, constant_values=False)
+    return mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+
+
+def _text_plate(
+    draw: ImageDraw.ImageDraw,
+    xy: Point,
+    text: str,
+    colour: RGB,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    pad: int,
+    size: tuple[int, int],
+) -> None:
+    """``text`` on a dark plate whose bottom-left is near ``xy``, kept inside the image."""
+    rows, cols = size
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    tw, th = right - left, bottom - top
+    tx = min(max(xy[0], 0.0), max(cols - tw - 2 * pad, 0))
+    ty = min(max(xy[1] - th - 3 * pad, 0.0), max(rows - th - 2 * pad, 0))
+    draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=(0, 0, 0))
+    draw.text((tx + pad - left, ty + pad - top), text, fill=colour, font=font)
+
+
+def render_lesions(
+    image: np.ndarray,
+    marks: Sequence[LesionMark],
+    *,
+    title: str | None = None,
+    fill_alpha: int = LESION_FILL_ALPHA,
+) -> np.ndarray:
+    """Burn lesions into ``image`` (uint8 grey or RGB, as rendered for display) → uint8 RGB.
+
+    Per mark: its pixels filled translucent (``fill_alpha`` of 255), its outline (the pixels at
+    its edge, about 1/300 of the shorter side thick) and its diameter line opaque in its colour,
+    its text above its top-left corner. ``title`` (the research-use notice) goes top-left.
+    """
+    rgb = to_rgb(image)
+    rows, cols = rgb.shape[:2]
+    short = min(rows, cols)
+    width = max(1, round(short / 300))
+    fill = np.zeros((rows, cols, 4), dtype=np.uint8)
+    edges = np.zeros((rows, cols, 4), dtype=np.uint8)
+    for mark in marks:
+        m = np.asarray(mark.mask, dtype=bool)
+        if m.shape != (rows, cols):
+            raise ValueError(f"lesion mask {m.shape} and image {(rows, cols)} differ in size")
+        inner = m
+        for _ in range(width):
+            inner = _erode4(inner)
+        fill[m] = (*mark.colour, fill_alpha)
+        edges[m & ~inner] = (*mark.colour, 255)
+    rgb = blend(blend(rgb, fill), edges)
+    canvas = Image.fromarray(rgb, mode="RGB")
+    draw = ImageDraw.Draw(canvas)
+    font = _font(max(10, round(short / 40)))
+    pad = max(1, width)
+    for mark in marks:
+        if mark.diameter is not None:
+            draw.line([tuple(mark.diameter[:2]), tuple(mark.diameter[2:])], fill=mark.colour,
+                      width=width)  # fmt: skip
+    for mark in marks:
+        rr, cc = np.nonzero(mark.mask)
+        if mark.text and rr.size:
+            xy = (float(cc.min()), float(rr.min()))
+            _text_plate(draw, xy, mark.text.translate(_ASCII_DASHES), mark.colour, font, pad,
+                        (rows, cols))  # fmt: skip
     if title:
         title = title.translate(_ASCII_DASHES)
         left, top, right, bottom = draw.textbbox((0, 0), title, font=font)

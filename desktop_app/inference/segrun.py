@@ -18,6 +18,12 @@ statistics), each slice's pooled encoder features (the forward outputs' ``penult
 its score (``SegOutcome.ood_scores``), which the engine turns into flags exactly as for a
 classifier (``inputcheck.RunMarks``). A model file without statistics, or a stored graph without
 that output, gives none.
+
+Not every component is a lesion: one under ``lesions.MIN_DIAMETER_MM`` (3 mm) longest axial
+diameter is dropped (a note in the table counts them), or, when the images carry no pixel
+spacing, one under ``lesions.MIN_VOXELS_UNKNOWN_SPACING`` pixels. The model file has no
+post-processing block to carry its own floor, so this is the engine's, the same for the GUI and
+``radassist predict``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop_app.inference.lesions import LesionTable, MaskGeometry, find_lesions
+from desktop_app.inference.lesions import (
+    MIN_DIAMETER_MM,
+    MIN_VOXELS_UNKNOWN_SPACING,
+    LesionTable,
+    MaskGeometry,
+    find_lesions,
+)
 from desktop_app.inference.ortrun import ForwardOutputs
 from desktop_app.inference.sources import SlicePlan, Source
 from desktop_app.infra.cancel import Progress, StopFlag, stop_requested
@@ -68,19 +80,30 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
         return (1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float32)))).astype(np.float32)
 
 
+def _stack_of(source: Source) -> SliceStack | None:
+    if isinstance(source, SeriesVolume):
+        return source.stack
+    return source if isinstance(source, SliceStack) else None
+
+
+def _spacing_known(source: Source, first: ImageForModel | None) -> bool:
+    """Whether the pixels have a size in mm (the stack's Pixel Spacing, or the first image's)."""
+    stack = _stack_of(source)
+    if stack is not None and stack.pixel_spacing is not None:
+        return True
+    return first is not None and first.pixel_spacing is not None
+
+
 def mask_geometry(source: Source, plan: SlicePlan, first: ImageForModel | None) -> MaskGeometry:
     """Where the plan's slices are: the stack's geometry (only the planned slices, when a long
     stack was sampled down), else the first image's pixel spacing (1 mm when unknown)."""
-    stack: SliceStack | None = None
-    if isinstance(source, SeriesVolume):
-        stack = source.stack
-    elif isinstance(source, SliceStack):
-        stack = source
+    stack = _stack_of(source)
     if stack is not None and stack.pixel_spacing is not None:
         whole = MaskGeometry.from_stack(stack)
         picked = [ref.index for ref in plan.refs]
         positions = whole.slice_positions
         images = whole.image_positions
+        numbers = whole.instance_numbers
         return MaskGeometry(
             pixel_spacing=whole.pixel_spacing,
             slice_positions=None if positions is None else tuple(positions[i] for i in picked),
@@ -88,6 +111,7 @@ def mask_geometry(source: Source, plan: SlicePlan, first: ImageForModel | None) 
             slice_thickness=whole.slice_thickness,
             image_positions=None if images is None else tuple(images[i] for i in picked),
             orientation=whole.orientation,
+            instance_numbers=None if numbers is None else tuple(numbers[i] for i in picked),
         )
     spacing = None if first is None else first.pixel_spacing
     return MaskGeometry(
@@ -208,6 +232,8 @@ def _lesions(source: Source, plan: SlicePlan, volumes: _Volumes, threshold: floa
     geometry = mask_geometry(source, plan, volumes.first)
     modality = plan.modality.upper()
     unit = "HU" if modality == "CT" else ""
+    # the size floor in mm where the pixels have a known size, else in pixels
+    known = _spacing_known(source, volumes.first)
     mask = volumes.probability if len(plan) > 1 else volumes.probability[0]
     values = volumes.values if len(plan) > 1 else volumes.values[0]  # type: ignore[index]
     try:
@@ -217,6 +243,8 @@ def _lesions(source: Source, plan: SlicePlan, volumes: _Volumes, threshold: floa
             values=values,
             value_unit=unit,
             threshold=threshold,
+            min_voxels=1 if known else MIN_VOXELS_UNKNOWN_SPACING,
+            min_diameter_mm=MIN_DIAMETER_MM if known else 0.0,
             with_labels=True,
         )
     except DataError as err:

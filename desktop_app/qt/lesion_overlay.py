@@ -20,23 +20,14 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QTransform
 
 from desktop_app.dicom.segread import mask_edges
+from desktop_app.inference.overlays import LESION_COLOURS
 from desktop_app.qt.dicom_graphics import DicomGraphicsLayer, MaskItem, bitmap
 from desktop_app.qt.plaintext import shown
 
-#: One colour per lesion id, repeating after ten: distinct on a grey CT, apart from the
-#: findings' red and green.
-PALETTE = (
-    "#ffb000",
-    "#36c5f0",
-    "#ff5ca8",
-    "#7bd88f",
-    "#b48cff",
-    "#ff8a3d",
-    "#3ee0c9",
-    "#f2e85c",
-    "#6f9bff",
-    "#e07a7a",
-)
+#: One colour per lesion id, repeating after ten (``inference.overlays.LESION_COLOURS``, which
+#: ``predict``'s overlay PNG uses too): distinct on a grey CT, apart from the findings' red and
+#: green.
+PALETTE = tuple("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in LESION_COLOURS)
 LESION_ALPHA = (
     90  # the SEG masks' fill (controllers.presentation.MASK_ALPHA): the image reads under it
 )

@@ -1,5 +1,5 @@
 """LesionListWidget: a segmentation's lesions in the findings panel, one row each ("L1 nodule —
-7.2 cm³ · 24 mm · mean 48 HU (max 95) · Im 17–20 · 0.93") with Accept / Reject (a reason from
+7.2 cm³ · 24 mm · mean 48 HU (max 95) · Im 17–20 · p 0.93") with Accept / Reject (a reason from
 the false-positive list) and the verdict; a click on a row goes to the lesion's largest slice.
 The widget shows and emits; the lesion controller applies the verdicts to the review."""
 
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.inference.lesiontext import format_volume, slice_span
 from desktop_app.qt.lesion_overlay import ACCEPTED, REJECTED, LesionView
 from desktop_app.qt.plaintext import plain_label, shown
 from desktop_app.review.state import reasons_for
@@ -27,26 +28,6 @@ from desktop_app.review.state import reasons_for
 ACCEPTED_COLOR = "#5fb36b"
 REJECTED_COLOR = "#8a9099"
 MUTED = "#aab0b8"
-
-
-def format_volume(mm3: float | None) -> str:
-    """mm³ under 1000, cm³ from there ("640 mm³", "7.2 cm³")."""
-    if mm3 is None:
-        return ""
-    if mm3 < 1000:
-        return f"{mm3:.0f} mm³" if mm3 >= 10 else f"{mm3:.1f} mm³"
-    return f"{mm3 / 1000:.1f} cm³"
-
-
-def slice_span(first: str, last: str) -> str:
-    """Two slice names as one span: "Im 17–20" (same prefix), "Im 17" (one slice)."""
-    if first == last:
-        return first
-    head_a, _, num_a = first.rpartition(" ")
-    head_b, _, num_b = last.rpartition(" ")
-    if head_a == head_b and num_a and num_b:
-        return f"{first}–{num_b}"
-    return f"{first}–{last}"
 
 
 def lesion_text(view: LesionView, namer: Callable[[int], str]) -> str:

@@ -109,7 +109,7 @@ class TestJson:
     def test_schema_fields_and_heatmap_file(self) -> None:
         doc = _result().to_json({"nodule": "heatmap_0_nodule.png"})
         assert doc["schema"] == SCHEMA_NAME == "radassist-findings"
-        assert doc["schema_version"] == SCHEMA_VERSION == "1.2"
+        assert doc["schema_version"] == SCHEMA_VERSION == "1.3"
         assert doc["series"]["input_check"] == {
             "applicable": True,
             "in_distribution": None,
