@@ -218,7 +218,6 @@ def run(args: argparse.Namespace) -> int:
             problems.append(err.one_line())
             continue
         _warn_applicability(name, result)
-        _warn_crowded(name, result)
         picker.say_warnings(result.warnings)  # e.g. only some images of a huge stack were run
         for path, reason in result.unreadable:
             problems.append(reason if reason.startswith(path) else f"{path}: {reason}")
@@ -611,17 +610,6 @@ def _slice_namer(result: Any, render_source: Any) -> Callable[[int], str] | None
         return None
     stack, slices = render_source.stack, result.slices
     return lambda i: stack.short_label(slices[i].index)
-
-
-def _warn_crowded(name: str, result: Any) -> None:
-    """One warning (stderr and findings.json) for more lesions than a reader expects."""
-    from desktop_app.inference.lesiontext import crowd_warning
-
-    line = None if result.lesions is None else crowd_warning(len(result.lesions))
-    if line is not None:
-        result.warnings.append(line)
-        text = escape_control(f"{name}: {line}", limit=1000)
-        print(f"radassist predict: warning: {text}", file=sys.stderr)
 
 
 def _lesion_overlay(result: Any, render_source: Any) -> np.ndarray:

@@ -320,6 +320,23 @@ def _finding(
     return finding if location is None else location.on(finding)
 
 
+def series_warnings(
+    notes: Sequence[str], unreadable: int, images: int, lesions: int | None
+) -> list[str]:
+    """A run's warnings: the engine's and the stack's ``notes``, the images that could not be
+    read, and a segmentation's ``lesions`` when more than a reader expects (the GUI's banner
+    and ``predict``'s stderr and findings.json say the same line)."""
+    from desktop_app.inference.lesiontext import crowd_warning
+
+    out = list(notes)
+    if unreadable:
+        out.append(f"{unreadable} of {images} image(s) could not be read and were skipped")
+    crowded = None if lesions is None else crowd_warning(lesions)
+    if crowded is not None:
+        out.append(crowded)
+    return out
+
+
 class InferenceEngine:
     """A verified model, ready to run on stacks of images, on a device, with Grad-CAM.
 
@@ -675,13 +692,12 @@ class InferenceEngine:
             )
             for j, d in enumerate(decisions)
         ]
-        warnings = list(self._warnings)
-        warnings.extend(plan.notes)  # e.g. a long stack sampled down (sources.MAX_RUN_IMAGES)
-        if scores.unreadable:
-            warnings.append(
-                f"{len(scores.unreadable)} of {len(plan)} image(s) could not be read and were "
-                "skipped"
-            )
+        warnings = series_warnings(
+            [*self._warnings, *plan.notes],  # e.g. a long stack sampled down (MAX_RUN_IMAGES)
+            len(scores.unreadable),
+            len(plan),
+            None if seg is None else len(seg.table.lesions),
+        )
         if progress is not None:
             progress(len(plan) + 1, len(plan) + 1)
         result = SeriesResult(

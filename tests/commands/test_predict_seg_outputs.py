@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from desktop_app.cli import main
-from desktop_app.commands.predict import _lesion_lines, _warn_crowded
+from desktop_app.commands.predict import _lesion_lines
+from desktop_app.inference.engine import series_warnings
 from desktop_app.inference.findings import ModelInfo, ResultSlice, SeriesResult
 from desktop_app.inference.lesions import MaskGeometry, find_lesions
 from desktop_app.inference.lesiontext import MANY_LESIONS
@@ -139,23 +140,18 @@ class TestCrowdedRun:
         assert lines[0].startswith("abc  lesion 1: 16 mm³ · 5 mm · Im 7")
         assert lines[-1] == "abc  ... and 137 more (findings.json lists all)"
 
-    def test_one_warning_on_stderr_and_in_findings_warnings(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        result = _crowded(157)
-        _warn_crowded("abc", result)
+    def test_the_run_warns_once_in_its_warnings(self) -> None:
+        """The engine's warnings (the GUI's banner, predict's stderr and findings.json)."""
         line = "157 lesions: far more than a reader expects; is this model made for this input?"
-        assert result.warnings == [line]
-        assert capsys.readouterr().err == f"radassist predict: warning: abc: {line}\n"
-        assert result.to_json()["warnings"] == [line]
+        assert series_warnings(["note"], 0, 40, 157) == ["note", line]
+        assert series_warnings([], 2, 40, None) == [
+            "2 of 40 image(s) could not be read and were skipped"
+        ]
 
-    def test_a_few_lesions_are_all_listed_without_a_warning(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_a_few_lesions_are_all_listed_without_a_warning(self) -> None:
         result = _crowded(3)
-        _warn_crowded("abc", result)
         assert len(_lesion_lines("abc", result, None)) == 3
-        assert result.warnings == [] and capsys.readouterr().err == ""
+        assert series_warnings([], 0, 1, len(result.lesions)) == []
 
 
 class TestNothingFound:
