@@ -66,6 +66,7 @@ class ImageCanvas(QWidget):
     boxEdited = Signal(str, object)  # shape key, (x, y, w, h) after a move or resize
     boxDrawn = Signal(object)  # (x, y, w, h) drawn with the draw tool, clipped to the image
     shapeClicked = Signal(str)
+    pointClicked = Signal(float, float)  # a Pan-tool click on no shape: (x, y) in image pixels
     viewChanged = Signal()
 
     TOOL_PAN = "pan"
@@ -510,6 +511,8 @@ class ImageCanvas(QWidget):
                 hit = self._shape_at(pos)
                 if hit is not None:
                     self.shapeClicked.emit(hit)
+                elif self.tool == self.TOOL_PAN:
+                    self.pointClicked.emit(p.x(), p.y())
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:

@@ -219,6 +219,8 @@ class MainWindow(QMainWindow):
         self.lesions = LesionController(
             self, shown, self.viewer, self.review, self.inference, panel, feedback
         )  # after runs: a run's outcome reaches the review first
+        self.view.model_masks = lambda: bool(self.lesions.views)
+        self.lesions.lesionsShown.connect(self.view.update_corners)
         self.masks = MaskToolController(
             self, shown, self.viewer, self.review, self.lesions, feedback,
             self.annotations.undo, self.annotations.redo, self.acts,

@@ -1,6 +1,7 @@
 """Screenshots of a segmentation's lesions on the CT sample (lesions-<W>.png): the nodule filled
 and outlined with its "L1" label, the marker strip along the slice slider, and its row in the
-findings panel (volume, diameter, HU, slices) with Accept / Reject.
+findings panel (volume, diameter, HU, slices) with Accept / Reject; the lesion is selected by a
+click in the image (thicker outline, its row highlighted, its measurements in the status line).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots/make_lesions.py \
         [--size 1600x1000] [--out docs/screenshots] [--truth]
@@ -96,6 +97,10 @@ def main() -> int:
         return 1
     window.lesions.go_to_lesion(window.lesions.views[0].lesion_id)
     target = window.viewer.index
+    import numpy as np  # the reader then clicks the lesion in the image: it is selected
+
+    rows, cols = np.nonzero(window.lesions.labels[target])
+    window.lesions.select_at(float(np.median(cols)), float(np.median(rows)))
     wait(lambda: window.viewer.frame is not None and window.viewer._frame_index == target)
     grab(window, args.out / f"lesions-{args.width}.png", settle_ms=600)
     window.close()

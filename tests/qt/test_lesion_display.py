@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 
 from desktop_app.inference.lesions import MaskGeometry, find_lesions
 from desktop_app.phantoms.studies import write_ct_series
@@ -193,6 +193,44 @@ class TestLesionDisplay:
         with qtbot.waitSignal(window.viewer.frameShown, timeout=10_000):
             qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(x, strip.height() // 2))
         assert window.viewer.index == 8
+
+    @pytest.mark.parametrize("runner", [LesionRunner, FakeRunner])
+    def test_the_research_use_notice_shows_with_lesions_as_with_findings(
+        self, qtbot, make_window, ct_folder: Path, runner: type[FakeRunner]
+    ) -> None:
+        """A segmentation's lesions are a model's output like a finding's box: the image's
+        corner says research use only on every slice of the series, shapes or not."""
+        window = run_window(qtbot, make_window, ct_folder, runner)
+        bare = [i for i in range(SLICES) if i not in LESION_SLICES]
+        for index in bare:
+            show_slice(qtbot, window, index)
+            if not window.canvas.shapes():
+                break
+        assert not window.canvas.shapes() and not window.lesions.layer.scene.masks
+        notice = "AI overlay — research use only" in window.canvas.corner_text("tr")
+        assert notice == (runner is LesionRunner)
+
+    def test_a_click_on_a_lesion_selects_it_and_the_slice_stays(
+        self, qtbot, make_window, ct_folder: Path
+    ) -> None:
+        window = run_window(qtbot, make_window, ct_folder)
+        show_slice(qtbot, window, 9)
+        canvas = window.canvas
+        assert window.lesions.selected is None
+        qtbot.mouseClick(
+            canvas,
+            Qt.MouseButton.LeftButton,
+            pos=canvas.image_to_widget(QPointF(43.5, 42.5)).toPoint(),
+        )
+        assert window.lesions.selected == 2 and window.findings.lesions.selected == 2
+        assert window.viewer.index == 9
+        assert window.statusBar().currentMessage().startswith("L2 ")
+        qtbot.mouseClick(
+            canvas,
+            Qt.MouseButton.LeftButton,
+            pos=canvas.image_to_widget(QPointF(2.5, 60.5)).toPoint(),
+        )
+        assert window.lesions.selected == 2  # beside every lesion: nothing changes
 
     def test_next_and_previous_lesion_go_to_the_largest_slice_and_wrap(
         self, qtbot, make_window, ct_folder: Path

@@ -60,6 +60,7 @@ class LesionController(QObject):
     """Draws and navigates the shown series' lesions; applies the reader's lesion verdicts."""
 
     lesionSelected = Signal(int)  # lesion id (0: none)
+    lesionsShown = Signal()  # the shown series' lesions were (re)read: the corners follow
 
     def __init__(
         self,
@@ -97,6 +98,7 @@ class LesionController(QObject):
         inference.finished.connect(self._on_outcome)
         review.reviewChanged.connect(lambda _fid: self.refresh())
         self.strip.sliceClicked.connect(viewer.set_index)
+        viewer.canvas.pointClicked.connect(self.select_at)
         self.rows.lesionClicked.connect(self.go_to_lesion)
         self.rows.acceptRequested.connect(self.accept_lesion)
         self.rows.rejectRequested.connect(self.reject_lesion)
@@ -201,6 +203,7 @@ class LesionController(QObject):
         self.rows.select(self.selected)
         self._update_strip()
         self.redraw()
+        self.lesionsShown.emit()
 
     def _update_strip(self) -> None:
         where = self.where
@@ -252,6 +255,27 @@ class LesionController(QObject):
         self._update_strip()
         self.redraw()
         self.lesionSelected.emit(self.selected or 0)
+
+    def select_at(self, x: float, y: float) -> None:
+        """A click on the image (Pan tool): the lesion under it is selected, its row shown and
+        named in the status line; the slice stays. A click beside every lesion changes
+        nothing."""
+        labels, index = self.labels, self.viewer.index
+        if labels is None or labels.ndim != 3 or not 0 <= index < len(labels):
+            return
+        row, col = int(y), int(x)
+        if not (0 <= row < labels.shape[1] and 0 <= col < labels.shape[2]):
+            return
+        lesion_id = int(labels[index, row, col])
+        view = self.view_of(lesion_id) if lesion_id else None
+        if view is None:
+            return
+        self.select_lesion(lesion_id)
+        widget = self.rows.rows.get(lesion_id)
+        if widget is not None:
+            self.panel.cards_scroll.ensureWidgetVisible(widget)
+        label = view.label.replace("_", " ")
+        self.feedback.message(f"{view.name} {label} — {lesion_text(view, self.slice_name)}", 8000)
 
     def go_to_lesion(self, lesion_id: int) -> None:
         """Select a lesion and show its largest slice; the status line names it."""

@@ -3,7 +3,7 @@ orientation letters, smooth magnification, the reading direction, the tags dock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
@@ -59,6 +59,9 @@ class ViewController(QObject):
         self.tags = tags
         # what the AI overlay's corner says of the shown run ("" when it is trustworthy)
         self.overlay_warning = ""
+        # Whether the shown series has a model's lesions (the lesion controller's, set by the
+        # window): the corner's research-use notice then shows as for the findings' shapes.
+        self.model_masks: Callable[[], bool] = lambda: False
         self.hide_identifiers = False
         self._preset_actions: list[QAction] = []
 
@@ -235,7 +238,8 @@ class ViewController(QObject):
         patient = labels.patient_lines(hide_identifiers=self.hide_identifiers) if labels else []
         canvas.set_corner_text("tl", patient)
         series = labels.series_line(ctx.description) if labels else ctx.description
-        ai = ["AI overlay — research use only"] if canvas.shapes() else []
+        masks = viewer is self.viewer and self.model_masks()
+        ai = ["AI overlay — research use only"] if canvas.shapes() or masks else []
         if ai and overlay_warning:  # two short lines: the corner is ~30 characters at 1280 px
             head, _, why = overlay_warning.partition(": ")
             ai.extend([f"⚠ {head}", why] if why else [f"⚠ {head}"])
