@@ -320,6 +320,16 @@ def _finding(
     return finding if location is None else location.on(finding)
 
 
+def at_widest_lesion(decisions: list[_Decision], table: Any) -> list[_Decision]:
+    """A one-class segmentation's positive finding sits on its largest lesion's widest slice
+    (where the reader measures it, and where the viewer opens after the run), not on the slice
+    of the single most probable pixel; its probability stays the series' highest."""
+    lesions = getattr(table, "lesions", ())
+    if len(decisions) != 1 or not lesions or not decisions[0].positive:
+        return decisions
+    return [replace(decisions[0], slice_index=int(lesions[0].diameter_slice))]
+
+
 def series_warnings(
     notes: Sequence[str], unreadable: int, images: int, lesions: int | None
 ) -> list[str]:
@@ -670,7 +680,7 @@ class InferenceEngine:
             seg = self._segment(source, plan, progress, stop)
             scores = _Scores(seg.probabilities, {}, seg.unreadable, seg.preprocess_seconds,
                              seg.network_seconds, seg.ood_scores)  # fmt: skip
-            decisions = self._decide(scores.probabilities)
+            decisions = at_widest_lesion(self._decide(scores.probabilities), seg.table)
             located = _Locations({}, 0.0, seg.postprocess_seconds)
         else:
             scores = self._score(plan, progress, stop)

@@ -204,3 +204,5 @@ class TestBundledCtModel:
         assert abs(lesion.last_slice - truth["last_slice"]) <= 1
         assert lesion.volume_mm3 is not None
         assert lesion.volume_mm3 == pytest.approx(truth["volume_mm3"], rel=0.25)
+        (finding,) = result.findings  # it opens where the nodule is widest, as predict's PNG
+        assert finding.positive and finding.slice_index == lesion.diameter_slice
