@@ -27,7 +27,7 @@ from training.dataset import Stopped
 from training.metrics import _value, wilson_interval
 from training.records import Dataset, Record
 from training.seeding import derived_seed
-from training.segmasks import class_name, foreground, is_nifti
+from training.segmasks import class_name, foreground, is_nifti, open_nifti, out_of_memory
 from training.segmetrics import bootstrap_mean_ci, dice_per_image, hd95_per_image
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,10 @@ def _manifest_cases(
 def _canonical(path: Path) -> Any:
     import nibabel as nib
 
+    image = open_nifti(path)
     try:
-        return nib.as_closest_canonical(nib.load(str(path)))
+        with nib.imageglobals.LoggingOutputSuppressor():
+            return nib.as_closest_canonical(image)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
         raise DataError(
             f"NIfTI can't be read: {err}", path, "give a .nii or .nii.gz file"
@@ -247,10 +249,13 @@ def load_volume_data(
     for k, (c, (_, sp)) in enumerate(zip(cases, headers, strict=True)):
         if stop_requested(stop):
             raise Stopped
-        raw = np.asanyarray(_canonical(c.image).dataobj)
-        lab = np.asanyarray(_canonical(c.label).dataobj)
-        images.append(resample(_layout(raw).astype(np.float32), sp, target, label=False))
-        masks.append(resample(foreground(_layout(lab), c.values), sp, target, label=True))
+        try:
+            raw = np.asanyarray(_canonical(c.image).dataobj)
+            lab = np.asanyarray(_canonical(c.label).dataobj)
+            images.append(resample(_layout(raw).astype(np.float32), sp, target, label=False))
+            masks.append(resample(foreground(_layout(lab), c.values), sp, target, label=True))
+        except MemoryError:
+            raise out_of_memory(c.image, _canonical(c.image)) from None
         records.append(Record(k + 2, c.image, (float(masks[-1].any()),), c.case, c.split))
         if progress is not None:
             progress(k + 1, len(cases))

@@ -64,6 +64,7 @@ from training.segmasks import (
     foreground,
     is_nifti,
     nifti_stem,
+    open_nifti,
     read_volume,
 )
 
@@ -80,6 +81,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", "")
 MASK_SUFFIXES = (".png", ".gif", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 RAW_SUFFIXES = (".img", ".raw")
+MAX_DATASET_JSON_BYTES = 16 * 2**20  # MSD's largest dataset.json is a few hundred kB
+MAX_LABEL_VALUE = 2**31 - 1  # label values are non-negative integers of a NIfTI's int32 at most
 # x_mask, x-mask, x_seg, x_segmentation, x_label, x_gt, each maybe + _1, _2 (BUSI's 2nd lesion)
 MASK_TAIL = re.compile(r"[_-](?:mask|seg|segmentation|label|gt)(?:[_-]?\d+)?$", re.IGNORECASE)
 # a folder of masks: masks/, labels/, ManualMask/leftMask, ..._GroundTruth, Ground Truth, gt/
@@ -143,12 +146,12 @@ def label_values(spec: Any, source: Path) -> dict[str, tuple[int, ...]]:
         values: tuple[int, ...]
         try:
             if isinstance(value, str):  # MSD: {"1": "tumour"}
-                name, values = value, (int(key),)
+                name, values = value, (_label_value(key),)
             elif isinstance(value, list):  # nnU-Net v2 region: {"whole": [1, 2, 3]}
-                name, values = str(key), tuple(int(v) for v in value)
+                name, values = str(key), tuple(_label_value(v) for v in value)
             else:
-                name, values = str(key), (int(value),)
-        except (TypeError, ValueError):
+                name, values = str(key), (_label_value(value),)
+        except (TypeError, ValueError, OverflowError):
             raise DataError(
                 f"dataset.json label {key!r}: {value!r} is not a label value",
                 source,
@@ -159,14 +162,35 @@ def label_values(spec: Any, source: Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def _label_value(value: Any) -> int:
+    """A label value: a whole number 0..MAX_LABEL_VALUE (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(value)
+    number = float(value) if isinstance(value, float) else int(value)
+    if not (isinstance(number, int) or number.is_integer()) or not 0 <= number <= MAX_LABEL_VALUE:
+        raise ValueError(value)
+    return int(number)
+
+
 def _dataset_json(root: Path) -> dict[str, Any]:
     path = root / "dataset.json"
     if not path.is_file():
         return {}
     try:
+        size = path.stat().st_size
+        if size > MAX_DATASET_JSON_BYTES:
+            raise DataError(
+                f"dataset.json is {size} bytes, over the limit of {MAX_DATASET_JSON_BYTES}",
+                path,
+                "give MSD's dataset.json (labels, modality, file_ending), not a data file",
+            )
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"dataset.json can't be read: {err}", path, "fix the JSON") from None
+    except RecursionError:
+        raise DataError(
+            "dataset.json is nested too deeply to be read", path, "fix the JSON"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -237,8 +261,8 @@ def canonical_shape(path: Path) -> tuple[int, ...]:
     """(slices, rows, columns) that ``segmasks.read_volume`` gives, from the header only."""
     import nibabel as nib
 
+    image = open_nifti(path)
     try:
-        image: Any = nib.load(str(path))
         shape = tuple(int(s) for s in image.shape[:3])
         ornt = nib.orientations.io_orientation(image.affine)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:

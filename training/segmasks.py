@@ -23,11 +23,27 @@ Which pixels are foreground:
   (``desktop_app.dicom.rtstruct``), rasterised with ``skimage.draw.polygon`` (a pixel is inside
   when its centre is); contours of one ROI combine even-odd, so an inner contour is a hole;
   any ROI, or those named in ``names``.
+
+Bounds, checked before a byte of data is read (a hostile file may declare anything): a NIfTI
+header (:func:`open_nifti`) must declare at most 4 dimensions, each at least 1 (further ones
+of 1 allowed), a scalar integer or float data type (not complex or RGB), at most
+:data:`MAX_VOLUME_VOXELS` voxels in its first three dimensions and :data:`MAX_VOLUME_BYTES`
+bytes of data (the viewer's budget for one object, ``desktop_app.dicom.limits``; 3-D
+training allows fewer, ``training.seg3ddata.MAX_VOXELS``), finite voxel sizes and affine, and its data must start within
+:data:`MAX_NIFTI_OFFSET` bytes (extensions); nibabel then reads only the declared bytes, so a
+.nii.gz inflates to at most that (a gzip bomb's surplus is never read). A label image may
+declare at most ``desktop_app.model.imageio.MAX_RASTER_PIXELS`` pixels, and fewer than Pillow's
+decompression bomb warning. DICOM SEG and RTSTRUCT are read by the viewer's bounded readers
+(``desktop_app.dicom.segread``, ``desktop_app.dicom.rtstruct``).
 """
 
 from __future__ import annotations
 
+import gzip
+import math
+import struct
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from desktop_app.dicom.imageplane import ImagePlane
+from desktop_app.dicom.limits import DEFAULT_LIMITS
 from desktop_app.infra.errors import DataError, RadAssistError
 from training.records import LABEL_PATTERN, Dataset
 
@@ -46,6 +63,11 @@ SEG_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DEFAULT_CLASS = "lesion"
 LOSSY_LEVELS = 16  # more grey levels than a label image holds: JPEG noise or antialiasing
+MAX_VOLUME_VOXELS = 2**30  # one volume's first three dimensions (1024 x 1024 x 1024)
+MAX_VOLUME_BYTES = DEFAULT_LIMITS.max_object_bytes  # one NIfTI's data, all channels (2 GiB)
+MAX_NIFTI_OFFSET = 2**26  # where the data may start: header + extensions (64 MiB)
+MAX_VOXEL_MM = 1.0e5  # a voxel over 100 m is nonsense (desktop_app.dicom.rtstruct.MAX_MM)
+NIFTI_HINT = "give a .nii or .nii.gz file"
 
 
 def is_nifti(path: Path) -> bool:
@@ -135,6 +157,104 @@ def _fail(path: Path, reason: str, hint: str) -> DataError:
 # --------------------------------------------------------------------------- NIfTI
 
 
+def _data_offset(path: Path) -> float | None:
+    """Where the data of a NIfTI-1/-2 single file starts (vox_offset), from the raw header;
+    None when the first bytes are no NIfTI header (nibabel then says why)."""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            head = fh.read(176)
+    except (OSError, EOFError, ValueError):
+        return None
+    for order in "<>":
+        if len(head) >= 112 and struct.unpack(f"{order}i", head[:4])[0] == 348:
+            return float(struct.unpack(f"{order}f", head[108:112])[0])
+        if len(head) >= 176 and struct.unpack(f"{order}i", head[:4])[0] == 540:
+            return float(struct.unpack(f"{order}q", head[168:176])[0])
+    return None
+
+
+def open_nifti(path: Path, hint: str = NIFTI_HINT) -> Any:
+    """``path``'s nibabel image, its header checked against the budget (module docstring)
+    before any data is read; nibabel's own log lines are kept off the terminal."""
+    import nibabel as nib
+
+    offset = _data_offset(path)
+    if offset is not None and not (math.isfinite(offset) and offset <= MAX_NIFTI_OFFSET):
+        raise _fail(
+            path,
+            f"NIfTI header says its data starts at byte {offset:.0f}, past the limit of "
+            f"{MAX_NIFTI_OFFSET} (huge extensions)",
+            hint,
+        )
+    try:
+        with nib.imageglobals.LoggingOutputSuppressor():
+            image: Any = nib.load(str(path))
+            header = image.header
+            shape = tuple(int(s) for s in header.get_data_shape())
+            dtype = np.dtype(header.get_data_dtype())
+            zooms = [float(z) for z in header.get_zooms()[:3]]
+            affine = np.asarray(image.affine, dtype=float)
+    except (
+        OSError, ValueError, EOFError, OverflowError, MemoryError,
+        nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+    ) as err:  # fmt: skip
+        raise _fail(path, f"NIfTI can't be read: {err}", hint) from None
+    check_nifti_header(path, shape, dtype, zooms, affine, hint)
+    return image
+
+
+def out_of_memory(path: Path, image: Any) -> DataError:
+    """The one line for a volume within the budget that this machine can't hold."""
+    shape = "x".join(str(s) for s in image.header.get_data_shape())
+    return _fail(
+        path,
+        f"not enough memory to read the NIfTI volume {shape} ({image.header.get_data_dtype()})",
+        "close other programs, or crop the volume to the region of interest",
+    )
+
+
+def check_nifti_header(
+    path: Path, shape: tuple[int, ...], dtype: np.dtype[Any], zooms: Sequence[float],
+    affine: np.ndarray, hint: str = NIFTI_HINT,
+) -> None:  # fmt: skip
+    """Refuse in one line a header whose declared dimensions, data type, size, voxel sizes or
+    affine are out of bounds (the module docstring)."""
+    text = "x".join(str(s) for s in shape)
+    if len(shape) < 1 or any(s < 1 for s in shape):
+        raise _fail(path, f"NIfTI header declares dimensions {text or 'none'}", hint)
+    if len(shape) > 4 and any(s != 1 for s in shape[4:]):
+        raise _fail(
+            path,
+            f"NIfTI of {len(shape)} dimensions ({text}) is not a 2-D or 3-D volume",
+            "give a 2-D or 3-D volume (or a 4-D one of channels)",
+        )
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise _fail(
+            path,
+            f"NIfTI data type {(dtype.fields and 'RGB') or dtype} is not a scalar integer or float",
+            "give grey values or labels (an integer or float NIfTI)",
+        )
+    voxels = math.prod(shape[:3])
+    nbytes = math.prod(shape) * dtype.itemsize
+    if voxels > MAX_VOLUME_VOXELS or nbytes > MAX_VOLUME_BYTES:
+        raise _fail(
+            path,
+            f"NIfTI volume {text} ({dtype}) declares {voxels} voxels and {nbytes} bytes, over "
+            f"the limit of {MAX_VOLUME_VOXELS} voxels or {MAX_VOLUME_BYTES} bytes",
+            "crop the volume to the region of interest or resample it coarser",
+        )
+    if not all(math.isfinite(z) and 0 < z <= MAX_VOXEL_MM for z in zooms):
+        raise _fail(
+            path,
+            f"NIfTI voxel size {' x '.join(f'{z:g}' for z in zooms)} mm is not a size over 0 "
+            f"and up to {MAX_VOXEL_MM:g} mm",
+            "fix pixdim in the header (the voxel size in mm)",
+        )
+    if not np.all(np.isfinite(affine)):
+        raise _fail(path, "NIfTI affine (qform/sform) is not finite", "fix the header's affine")
+
+
 def read_volume(path: Path, channel: int = 0) -> tuple[np.ndarray, tuple[float, float]]:
     """A NIfTI file as (slices, rows, columns) in its stored dtype, and (row, column) spacing
     in mm.
@@ -147,12 +267,16 @@ def read_volume(path: Path, channel: int = 0) -> tuple[np.ndarray, tuple[float, 
     """
     import nibabel as nib
 
+    loaded = open_nifti(path)
     try:
-        image = nib.as_closest_canonical(nib.load(str(path)))
-        data = np.asanyarray(image.dataobj)
+        with nib.imageglobals.LoggingOutputSuppressor():
+            image = nib.as_closest_canonical(loaded)
+            data = np.asanyarray(image.dataobj)
         zooms = tuple(float(z) for z in image.header.get_zooms()[:2])
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
-        raise _fail(path, f"NIfTI can't be read: {err}", "give a .nii or .nii.gz file") from None
+        raise _fail(path, f"NIfTI can't be read: {err}", NIFTI_HINT) from None
+    except MemoryError:
+        raise out_of_memory(path, loaded) from None
     if data.ndim == 4:
         if not 0 <= channel < data.shape[3]:
             raise _fail(
@@ -228,9 +352,11 @@ def _one_label_image(source: LabelImage) -> np.ndarray:
     if is_nifti(source.path):
         import nibabel as nib
 
+        loaded = open_nifti(source.path, "give a .nii(.gz) mask")
         try:
-            loaded: Any = nib.load(str(source.path))
             data = np.asanyarray(loaded.dataobj)
+        except MemoryError:
+            raise out_of_memory(source.path, loaded) from None
         except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
             raise _fail(
                 source.path, f"NIfTI can't be read: {err}", "give a .nii(.gz) mask"
@@ -251,18 +377,43 @@ def _one_label_image(source: LabelImage) -> np.ndarray:
                 "give a 2-D mask, or a 3-D one with a slice column",
             )
         return foreground(data, source.values)
-    from PIL import Image
-
-    try:
-        with Image.open(source.path) as im:
-            values = np.asarray(im if im.mode in ("L", "P", "I", "I;16", "1") else im.convert("L"))
-    except (OSError, ValueError) as err:
-        raise _fail(source.path, f"mask can't be read: {err}", "give a PNG mask") from None
+    values = _raster_values(source.path)
     if values.ndim == 3:
         values = values.max(axis=2)
     if not source.values and (source.path.suffix.lower() in JPEG_SUFFIXES or looks_lossy(values)):
         return lossy_foreground(values)
     return foreground(values, source.values)
+
+
+def _raster_values(path: Path) -> np.ndarray:
+    """A label image's values, its declared size checked first as
+    ``desktop_app.model.imageio`` checks an image (Pillow's decompression bomb warning is an
+    error, and over MAX_RASTER_PIXELS is refused before decoding)."""
+    from PIL import Image
+
+    from desktop_app.model.imageio import MAX_RASTER_PIXELS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_RASTER_PIXELS:
+                    raise _fail(
+                        path,
+                        f"mask is {im.width}x{im.height} pixels, over the limit of "
+                        f"{MAX_RASTER_PIXELS}",
+                        "give a mask of the image's size",
+                    )
+                keep = im.mode in ("L", "P", "I", "I;16", "1")
+                return np.asarray(im if keep else im.convert("L"))
+    except DataError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Warning) as err:
+        raise _fail(
+            path,
+            f"mask can't be read: {type(err).__name__}: {' '.join(str(err).split())}",
+            "give a PNG mask of the image's size",
+        ) from None
 
 
 # --------------------------------------------------------------------------- DICOM SEG / RTSTRUCT
