@@ -140,6 +140,22 @@ def labels_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _declared_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """The bytes the ``.npy`` member's header declares (shape x item size), read from its
+    first bytes alone: a 1 kB member may declare terabytes, which ``np.load`` would allocate."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _fortran, dtype = read_header(member)
+    if dtype.hasobject:
+        raise ValueError("an object array")
+    return math.prod(int(n) for n in shape) * dtype.itemsize
+
+
 def unpack_labels(
     data: bytes, shape: Iterable[int], known_ids: Iterable[int], where: str = ""
 ) -> np.ndarray:
@@ -158,11 +174,14 @@ def unpack_labels(
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:  # sizes before inflating anything
             inflated = sum(info.file_size for info in archive.infolist())
-        if inflated > 2 * math.prod(want) + 4096:
-            raise bad(f"would inflate to {inflated:,} bytes, more than the series' volume")
+            if inflated > 2 * math.prod(want) + 4096:
+                raise bad(f"would inflate to {inflated:,} bytes, more than the series' volume")
+            declared = sum(_declared_bytes(archive, info) for info in archive.infolist())
+        if declared > 2 * math.prod(want) + 4096:  # np.load allocates what a header says
+            raise bad(f"declares arrays of {declared:,} bytes, more than the series' volume")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             crop, offset, saved = npz["labels"], npz["offset"], npz["shape"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as err:
         raise bad(f"is damaged ({type(err).__name__})") from None
     got = tuple(int(v) for v in np.ravel(saved))
     if got != want:

@@ -280,6 +280,27 @@ class TestSaving:
         with pytest.raises(ReviewStateError, match="would inflate to"):
             unpack_labels(buffer.getvalue(), SHAPE, [1])
 
+    def test_an_array_header_declaring_terabytes_is_refused_before_np_load(self) -> None:
+        """1 kB on disk whose labels.npy header declares 4096³ uint16 (128 GiB): np.load
+        would try to allocate it."""
+        import io
+        import zipfile
+
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<u2", "fortran_order": False, "shape": (4096, 4096, 4096)}
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("labels.npy", header.getvalue() + b"\0" * 64)
+            for name, value in (("offset", np.zeros(3, np.int64)), ("shape", np.array(SHAPE))):
+                member = io.BytesIO()
+                np.save(member, value)
+                archive.writestr(f"{name}.npy", member.getvalue())
+        assert len(buffer.getvalue()) < 2048
+        with pytest.raises(ReviewStateError, match="declares arrays of 137,438,953,"):
+            unpack_labels(buffer.getvalue(), SHAPE, [1])
+
     def test_pickled_arrays_are_refused(self) -> None:
         import io
 
