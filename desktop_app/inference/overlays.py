@@ -354,11 +354,16 @@ def render_overlay(
             draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=(0, 0, 0))
             draw.text((tx + pad - left, ty + pad - top), text, fill=mark.colour, font=font)
     if title:
-        title = title.translate(_ASCII_DASHES)
-        left, top, right, bottom = draw.textbbox((0, 0), title, font=font)
-        draw.rectangle([0, 0, right - left + 2 * pad, bottom - top + 2 * pad], fill=(0, 0, 0))
-        draw.text((pad - left, pad - top), title, fill=(255, 255, 255), font=font)
+        _title_plate(draw, title, font, pad)
     return np.asarray(canvas, dtype=np.uint8).copy()
+
+
+def _title_plate(draw: Any, title: str, font: Any, pad: int) -> None:
+    """``title`` in white on a black plate in the top left corner."""
+    title = title.translate(_ASCII_DASHES)
+    left, top, right, bottom = draw.textbbox((0, 0), title, font=font)
+    draw.rectangle([0, 0, right - left + 2 * pad, bottom - top + 2 * pad], fill=(0, 0, 0))
+    draw.text((pad - left, pad - top), title, fill=(255, 255, 255), font=font)
 
 
 # --------------------------------------------------------------------------- lesions
@@ -465,8 +470,5 @@ def render_lesions(
             _text_plate(draw, xy, mark.text.translate(_ASCII_DASHES), mark.colour, font, pad,
                         (rows, cols))  # fmt: skip
     if title:
-        title = title.translate(_ASCII_DASHES)
-        left, top, right, bottom = draw.textbbox((0, 0), title, font=font)
-        draw.rectangle([0, 0, right - left + 2 * pad, bottom - top + 2 * pad], fill=(0, 0, 0))
-        draw.text((pad - left, pad - top), title, fill=(255, 255, 255), font=font)
+        _title_plate(draw, title, font, pad)
     return np.asarray(canvas, dtype=np.uint8).copy()
