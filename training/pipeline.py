@@ -247,6 +247,15 @@ class Fit:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    def _open_run_folder(self, comments: Mapping[str, str] | None = None) -> None:
+        """After ``check_out_dir``: a resumed run's config must match the folder's
+        (``check_resumable``); the main process makes the folder and writes the config."""
+        if self.resume:
+            check_resumable(self.out_dir, self.config)
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_config(self.config, self.out_dir / CONFIG, comments)
+
     def _write_choices(self) -> None:
         if self.main:
             write_config(self.config, self.out_dir / CONFIG, self.recipe.comments())
@@ -427,11 +436,7 @@ class Fit:
         recorded = autoconfig.read_recipe(out) if self.resume else None
         if recorded is not None:  # the earlier run's choices, not new ones
             self.config, self.recipe = autoconfig.apply_recorded(self.config, recorded)
-        if self.resume:
-            check_resumable(out, self.config)
-        if self.main:
-            out.mkdir(parents=True, exist_ok=True)
-            write_config(self.config, out / CONFIG, self.recipe.comments())
+        self._open_run_folder(self.recipe.comments())
         data, splits = self._load_data()
         self._configure(data, splits)
         c = self.config

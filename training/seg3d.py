@@ -55,13 +55,11 @@ from training.dataset import Stopped
 from training.loop import TrainHooks, TrainResult
 from training.optim import make_optimizer, make_scheduler
 from training.pipeline import (
-    CONFIG,
     MODEL_CARD,
     MODEL_FILE,
     Fit,
     FitOutcome,
     check_out_dir,
-    check_resumable,
 )
 from training.seeding import seed_everything
 from training.seg3ddata import (
@@ -167,13 +165,7 @@ class VolumeSegmentationFit(Fit):
                 f"{c.model.arch} trains in one process", hint="run fit without torchrun"
             )
         check_out_dir(out, self.resume)
-        if self.resume:
-            check_resumable(out, c)
-        if self.main:
-            out.mkdir(parents=True, exist_ok=True)
-            from training.config import write_config
-
-            write_config(c, out / CONFIG)
+        self._open_run_folder()
         if not c.data.manifest:
             raise ConfigError("no training data given", hint="pass --data FOLDER")
         try:

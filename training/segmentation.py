@@ -44,13 +44,11 @@ from training.evaluate import predict_masks
 from training.loop import ProgressFactory, Trainer, TrainHooks, TrainResult
 from training.optim import make_optimizer, make_scheduler
 from training.pipeline import (
-    CONFIG,
     MODEL_CARD,
     MODEL_FILE,
     Fit,
     FitOutcome,
     check_out_dir,
-    check_resumable,
 )
 from training.runtime import all_sum, gather_rows
 from training.seeding import derived_seed, seed_everything
@@ -238,13 +236,7 @@ class SegmentationFit(Fit):
     def _run(self, start: float) -> FitOutcome:
         out, c = self.out_dir, self.config
         check_out_dir(out, self.resume)
-        if self.resume:
-            check_resumable(out, c)
-        if self.main:
-            out.mkdir(parents=True, exist_ok=True)
-            from training.config import write_config
-
-            write_config(c, out / CONFIG)
+        self._open_run_folder()
         seg, splits = self._load_seg()
         data = seg.data
         for line in (data_line(seg), split_line(data, splits, c.seed),
