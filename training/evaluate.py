@@ -258,14 +258,7 @@ def evaluate_model_file(
         y, probs, labels, dict(manifest.thresholds), n_boot=n_boot, level=ci_level, seed=seed
     )
     return {
-        "model": {
-            "path": str(model_path),
-            "name": manifest.name,
-            "version": manifest.version,
-            "architecture": manifest.architecture,
-            "tensor_sha256": manifest.tensor_sha256,
-            "threshold_rule": manifest.threshold_rule,
-        },
+        "model": _model_block(model_path, manifest),
         "data": {
             "manifest": str(data.source),
             "manifest_sha256": data.sha256,
@@ -339,24 +332,10 @@ def evaluate_segmentation(
         probs, truth, labels, dict(manifest.thresholds), n_boot=n_boot, level=ci_level,
         seed=seed, spacing=spacing,
     )  # fmt: skip
-    return {
-        "task": "segmentation",
-        "model": {
-            "path": str(model_path), "name": manifest.name, "version": manifest.version,
-            "architecture": manifest.architecture, "tensor_sha256": manifest.tensor_sha256,
-            "threshold_rule": manifest.threshold_rule,
-        },
-        "data": {
-            "manifest": str(data.source), "manifest_sha256": data.sha256, "kind": data.kind,
-            "split": split, "split_method": method, "external": external,
-            "images": len(indices), "patients": len({data.records[i].patient for i in indices}),
-            **({"note": note} if note else {}),
-        },
-        "device": str(device), "bootstrap": n_boot, "ci_level": ci_level,
-        "labels": {label: metrics[label] for label in labels},
-        "mean_dice": metrics["mean_dice"], "mean_auroc": None, "calibrated": False, "ood": None,
-        "seconds": round(time.perf_counter() - start, 3),
-    }  # fmt: skip
+    return _seg_report(
+        model_path, manifest, data, (split, external, note, indices, method), metrics,
+        device=device, n_boot=n_boot, ci_level=ci_level, start=start,
+    )  # fmt: skip
 
 
 def evaluate_volume_model(
@@ -384,18 +363,39 @@ def evaluate_volume_model(
         probs, [vols.masks[i] for i in indices], labels, vols.spacing, n_boot=n_boot,
         level=ci_level, seed=seed,
     )  # fmt: skip
+    return {"dims": 3, **_seg_report(
+        model_path, manifest, data, (split, external, note, indices, method), metrics,
+        device=device, n_boot=n_boot, ci_level=ci_level, start=start,
+        spacing_mm=list(vols.spacing),
+    )}  # fmt: skip
+
+
+def _model_block(model_path: str | Path, manifest: Any) -> dict[str, Any]:
+    """The report's ``model``: the file and what names it."""
     return {
-        "task": "segmentation", "dims": 3,
-        "model": {
-            "path": str(model_path), "name": manifest.name, "version": manifest.version,
-            "architecture": manifest.architecture, "tensor_sha256": manifest.tensor_sha256,
-            "threshold_rule": manifest.threshold_rule,
-        },
+        "path": str(model_path), "name": manifest.name, "version": manifest.version,
+        "architecture": manifest.architecture, "tensor_sha256": manifest.tensor_sha256,
+        "threshold_rule": manifest.threshold_rule,
+    }  # fmt: skip
+
+
+def _seg_report(
+    model_path: str | Path, manifest: Any, data: Dataset,
+    scored: tuple[str, bool, str | None, list[int], str], metrics: Mapping[str, Any], *,
+    device: torch.device, n_boot: int, ci_level: float, start: float, **data_extra: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A segmentation model's report (2-D or 3-D): ``scored`` is :func:`_scored_rows`'s
+    answer, ``data_extra`` more of the ``data`` block (a 3-D model's spacing)."""
+    split, external, note, indices, method = scored
+    labels = list(manifest.labels)
+    return {
+        "task": "segmentation",
+        "model": _model_block(model_path, manifest),
         "data": {
             "manifest": str(data.source), "manifest_sha256": data.sha256, "kind": data.kind,
             "split": split, "split_method": method, "external": external,
             "images": len(indices), "patients": len({data.records[i].patient for i in indices}),
-            "spacing_mm": list(vols.spacing), **({"note": note} if note else {}),
+            **data_extra, **({"note": note} if note else {}),
         },
         "device": str(device), "bootstrap": n_boot, "ci_level": ci_level,
         "labels": {label: metrics[label] for label in labels},
