@@ -43,7 +43,6 @@ import gzip
 import math
 import struct
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -389,31 +388,17 @@ def _raster_values(path: Path) -> np.ndarray:
     """A label image's values, its declared size checked first as
     ``desktop_app.model.imageio`` checks an image (Pillow's decompression bomb warning is an
     error, and over MAX_RASTER_PIXELS is refused before decoding)."""
-    from PIL import Image
+    from desktop_app.model.imageio import open_raster
 
-    from desktop_app.model.imageio import MAX_RASTER_PIXELS
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if im.width * im.height > MAX_RASTER_PIXELS:
-                    raise _fail(
-                        path,
-                        f"mask is {im.width}x{im.height} pixels, over the limit of "
-                        f"{MAX_RASTER_PIXELS}",
-                        "give a mask of the image's size",
-                    )
-                keep = im.mode in ("L", "P", "I", "I;16", "1")
-                return np.asarray(im if keep else im.convert("L"))
-    except DataError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Warning) as err:
-        raise _fail(
-            path,
-            f"mask can't be read: {type(err).__name__}: {' '.join(str(err).split())}",
-            "give a PNG mask of the image's size",
-        ) from None
+    with open_raster(
+        path,
+        noun="mask",
+        unreadable="mask can't be read",
+        hint="give a PNG mask of the image's size",
+        too_big_hint="give a mask of the image's size",
+    ) as im:
+        keep = im.mode in ("L", "P", "I", "I;16", "1")
+        return np.asarray(im if keep else im.convert("L"))
 
 
 # --------------------------------------------------------------------------- DICOM SEG / RTSTRUCT

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -102,7 +104,19 @@ def image_from_frame(loaded: Frame) -> ImageForModel:
     )
 
 
-def _read_raster(path: Path, frame: int) -> ImageForModel:
+@contextmanager
+def open_raster(
+    path: Path,
+    *,
+    noun: str = "image",
+    unreadable: str = "can't be read as an image",
+    hint: str = "check that the file is a valid PNG, JPEG or DICOM image",
+    too_big_hint: str | None = None,
+) -> Iterator[Any]:
+    """A Pillow image of ``path`` whose declared size was checked before anything is decoded
+    (over :data:`MAX_RASTER_PIXELS` is refused; Pillow's decompression-bomb warning is an
+    error). A failure in Pillow or in the caller's block is one DataError: "``unreadable``:
+    <error>"."""
     from PIL import Image
 
     try:
@@ -111,24 +125,27 @@ def _read_raster(path: Path, frame: int) -> ImageForModel:
             with Image.open(path) as img:
                 if img.width * img.height > MAX_RASTER_PIXELS:
                     raise DataError(
-                        f"image is {img.width}x{img.height} pixels, over the limit of "
+                        f"{noun} is {img.width}x{img.height} pixels, over the limit of "
                         f"{MAX_RASTER_PIXELS}",
                         path,
+                        too_big_hint,
                     )
-                n_frames = getattr(img, "n_frames", 1)
-                if not 0 <= frame < n_frames:
-                    raise DataError(f"frame {frame} asked for, the image has {n_frames}", path)
-                if frame:
-                    img.seek(frame)
-                values = _grey_values(img)
+                yield img
     except DataError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Warning) as err:
-        raise DataError(
-            f"can't be read as an image: {type(err).__name__}: {err}",
-            path,
-            "check that the file is a valid PNG, JPEG or DICOM image",
-        ) from None
+        reason = " ".join(str(err).split())
+        raise DataError(f"{unreadable}: {type(err).__name__}: {reason}", path, hint) from None
+
+
+def _read_raster(path: Path, frame: int) -> ImageForModel:
+    with open_raster(path) as img:
+        n_frames = getattr(img, "n_frames", 1)
+        if not 0 <= frame < n_frames:
+            raise DataError(f"frame {frame} asked for, the image has {n_frames}", path)
+        if frame:
+            img.seek(frame)
+        values = _grey_values(img)
     return ImageForModel(values, "MONOCHROME2", None, None)
 
 
