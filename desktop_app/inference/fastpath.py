@@ -65,11 +65,12 @@ from desktop_app.inference.ortrun import (  # noqa: F401  (the CPU runners' name
     quantize_int8,
 )
 from desktop_app.infra.errors import InferenceError
+from desktop_app.model.capture import ForwardCapture
 
 log = logging.getLogger(__name__)
 
 
-class EncoderFeatures:
+class EncoderFeatures(ForwardCapture):
     """A segmentation UNet's pooled encoder features, captured during a forward pass (the
     out-of-distribution score of a segmentation model; ``penultimate`` of its outputs)::
 
@@ -87,26 +88,15 @@ class EncoderFeatures:
 
         encoder = unwrap(model).encoder
         assert isinstance(encoder, nn.Module)
-        self._encoder = encoder
-        self._handle: Any = None
-        self.value: torch.Tensor | None = None
+        super().__init__(encoder, pre=False)
 
     @staticmethod
     def pool(maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """(N, C) from the encoder's feature maps: the last one's mean over its pixels."""
         return maps[-1].mean(dim=(2, 3))
 
-    def _hook(self, _module: nn.Module, _args: Any, out: Sequence[torch.Tensor]) -> None:
+    def _hook(self, module: nn.Module, args: Any, out: Any = None) -> None:
         self.value = self.pool(out).detach()
-
-    def __enter__(self) -> EncoderFeatures:
-        self._handle = self._encoder.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
 
 
 def pooled_features(model: nn.Module) -> Any:

@@ -52,6 +52,7 @@ from desktop_app.model.archs import (  # noqa: F401  (re-exported: the names are
     is_pruned,
     validate_arch_args,
 )
+from desktop_app.model.capture import ForwardCapture
 
 log = logging.getLogger(__name__)
 
@@ -638,7 +639,7 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-class PenultimateFeatures:
+class PenultimateFeatures(ForwardCapture):
     """Captures the classifier head's input (the pooled penultimate features) during a forward
     pass, so the out-of-distribution score costs no second pass::
 
@@ -651,21 +652,10 @@ class PenultimateFeatures:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self._head = getattr(unwrap(model), head_name(model))
-        self._handle: Any = None
-        self.value: torch.Tensor | None = None
+        super().__init__(getattr(unwrap(model), head_name(model)), pre=True)
 
-    def _hook(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    def _hook(self, module: nn.Module, args: Any, out: Any = None) -> None:
         self.value = args[0].detach().flatten(start_dim=1)
-
-    def __enter__(self) -> PenultimateFeatures:
-        self._handle = self._head.register_forward_pre_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
 
 
 def feature_dim(model: nn.Module) -> int:
