@@ -80,8 +80,12 @@ def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def run_window(qtbot, make_window, folder: Path, runner: type[FakeRunner] = LesionRunner):
-    window = make_window(runner=lambda m, d: runner(m, d))
+def run_window(
+    qtbot, make_window, folder: Path, runner: type[FakeRunner] = LesionRunner, **kw: object
+):
+    """A window on ``folder`` after a run of ``runner`` (made with ``kw``, e.g.
+    ``out_of_distribution=True``)."""
+    window = make_window(runner=lambda m, d: runner(m, d, **kw))
     open_and_wait(qtbot, window, [folder])
     with qtbot.waitSignal(window.runs.inferenceDone, timeout=20_000):
         window.runs.run_inference()

@@ -4,37 +4,12 @@ its lesions on the image are dashed and marked "⚠"."""
 
 from __future__ import annotations
 
-import dataclasses
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from desktop_app.inference.inputcheck import InputCheck
 from desktop_app.phantoms.studies import write_ct_series
-from desktop_app.review.runner import RunOutput
-from desktop_app.studies.series import SliceStack
-from desktop_app.studies.volume import SeriesVolume
 from tests.qt.test_lesion_display import LesionRunner, run_window, show_slice
-
-FLAGGED = InputCheck(in_distribution=False, ood_score=82.14, ood_threshold=18.12)
-
-
-class UnlikeTrainingRunner(LesionRunner):
-    """The fake segmentation model, with the run's out-of-distribution verdict."""
-
-    def run(
-        self,
-        stack: SliceStack,
-        volume: SeriesVolume,
-        series_key: str,
-        progress: Callable[[int, int], None],
-        stop: threading.Event,
-        force: bool = False,
-    ) -> RunOutput:
-        out = super().run(stack, volume, series_key, progress, stop, force)
-        return dataclasses.replace(out, input_check=FLAGGED)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +20,7 @@ def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_flagged_run_marks_the_lesion_summary(qtbot, make_window, ct_folder: Path) -> None:
-    window = run_window(qtbot, make_window, ct_folder, UnlikeTrainingRunner)
+    window = run_window(qtbot, make_window, ct_folder, out_of_distribution=True)
     rows = window.findings.lesions
     assert rows.isVisible() and list(rows.rows) == [1, 2]
     assert rows.summary.text().startswith("⚠ Unreliable (see the warning above) · 2 lesions: ")
