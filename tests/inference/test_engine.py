@@ -33,6 +33,7 @@ from desktop_app.phantoms.studies import write_chest_xr
 from desktop_app.studies.index import index_paths
 from desktop_app.studies.series import assemble
 from desktop_app.studies.volume import SeriesVolume
+from tests.helpers.cuda import fail_moving_to_cuda, out_of_memory_on_cuda, pretend_cuda
 from tests.helpers.engine import LABELS, SIZE, bundled_model_or_skip, make_model_file
 from training.data import Record
 from training.dataset import UnitImageDataset, load_units
@@ -440,25 +441,13 @@ class TestCancellation:
 # --------------------------------------------------------------------------- devices
 
 
-def _pretend_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-
-
 class TestCpuFallback:
     def test_cuda_failing_at_start(
         self, model_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
-        _pretend_cuda(monkeypatch)
+        pretend_cuda(monkeypatch)
         loaded = MF.load_model_file(model_file)
-        real_to = loaded.network.to
-
-        def to(*args: Any, **kwargs: Any) -> Any:
-            if "cuda" in str(args[0] if args else kwargs.get("device")):
-                raise RuntimeError("CUDA error: no kernel image is available for execution")
-            return real_to(*args, **kwargs)
-
-        monkeypatch.setattr(loaded.network, "to", to)
+        fail_moving_to_cuda(monkeypatch, loaded.network)
         with caplog.at_level(logging.INFO, logger="desktop_app.inference.engine"):
             engine = InferenceEngine(loaded, device="cuda", backend="torch", threads=T)
             result = engine.run(_images(2))
@@ -477,19 +466,9 @@ class TestCpuFallback:
     def test_out_of_memory_on_the_first_forward(
         self, model_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
-        _pretend_cuda(monkeypatch)
+        pretend_cuda(monkeypatch)
         loaded = MF.load_model_file(model_file)
-        monkeypatch.setattr(loaded.network, "to", lambda *a, **k: loaded.network)  # stays put
-        real_call = fastpath.TorchRunner.__call__
-        calls: list[str] = []
-
-        def call(self: fastpath.TorchRunner, x: np.ndarray) -> np.ndarray:
-            calls.append(self.device.type)
-            if self.device.type == "cuda":
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-            return real_call(self, x)
-
-        monkeypatch.setattr(fastpath.TorchRunner, "__call__", call)
+        calls = out_of_memory_on_cuda(monkeypatch, loaded.network)
         with caplog.at_level(logging.INFO, logger="desktop_app.inference.engine"):
             engine = InferenceEngine(
                 loaded, device="cuda", backend="torch", batch_size=2, threads=T
@@ -510,7 +489,7 @@ class TestCpuFallback:
     def test_a_real_bug_is_not_swallowed(
         self, model_file: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        _pretend_cuda(monkeypatch)
+        pretend_cuda(monkeypatch)
         loaded = MF.load_model_file(model_file)
         monkeypatch.setattr(loaded.network, "to", lambda *a, **k: loaded.network)
 

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from desktop_app.cli import main as cli_main
-from desktop_app.inference import fastpath
 from desktop_app.inference.engine import InferenceEngine
 from desktop_app.inference.graphs import build_for_file, exporter_version
 from desktop_app.inference.ortrun import ONNX_OPSET, calibration_inputs
@@ -32,6 +31,7 @@ from desktop_app.phantoms.studies import write_ct_series
 from desktop_app.studies.index import index_paths
 from desktop_app.studies.series import assemble
 from desktop_app.studies.volume import SeriesVolume
+from tests.helpers.cuda import fail_moving_to_cuda, out_of_memory_on_cuda, pretend_cuda
 from tests.helpers.modelchoice import CT_SLICES
 
 SIZE = 64
@@ -153,11 +153,6 @@ class TestTorchBackend:
             engine._backend.heatmaps(x, [0])
 
 
-def _pretend_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-
-
 def _warned(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine warning")]
 
@@ -173,16 +168,9 @@ class TestCpuFallback:
         monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        _pretend_cuda(monkeypatch)
+        pretend_cuda(monkeypatch)
         loaded = MF.load_model_file(seg_model)
-        real_to = loaded.network.to
-
-        def to(*args: Any, **kwargs: Any) -> Any:
-            if "cuda" in str(args[0] if args else kwargs.get("device")):
-                raise RuntimeError("CUDA error: no kernel image is available for execution")
-            return real_to(*args, **kwargs)
-
-        monkeypatch.setattr(loaded.network, "to", to)
+        fail_moving_to_cuda(monkeypatch, loaded.network)
         with caplog.at_level(logging.INFO, logger="desktop_app.inference.engine"):
             engine = InferenceEngine(loaded, device="cuda", threads=T)
             result = engine.run(_volume(ct_folder))
@@ -205,19 +193,9 @@ class TestCpuFallback:
         monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        _pretend_cuda(monkeypatch)
+        pretend_cuda(monkeypatch)
         loaded = MF.load_model_file(seg_model)
-        monkeypatch.setattr(loaded.network, "to", lambda *a, **k: loaded.network)  # stays put
-        real_call = fastpath.TorchRunner.__call__
-        calls: list[str] = []
-
-        def call(self: fastpath.TorchRunner, x: np.ndarray) -> np.ndarray:
-            calls.append(self.device.type)
-            if self.device.type == "cuda":
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-            return real_call(self, x)
-
-        monkeypatch.setattr(fastpath.TorchRunner, "__call__", call)
+        calls = out_of_memory_on_cuda(monkeypatch, loaded.network)
         with caplog.at_level(logging.INFO, logger="desktop_app.inference.engine"):
             engine = InferenceEngine(
                 loaded, device="cuda", backend="torch", batch_size=2, threads=T
