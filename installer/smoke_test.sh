@@ -253,7 +253,9 @@ assert 0.75 * 7238 < volume < 1.25 * 7238, volume  # the sample's 12 mm sphere
 seg = hd.seg.segread(found[0].parent / "segmentation.dcm")
 assert len(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == 40
 assert "radassist-ct-nodule-lite0" in Path(sys.argv[2]).read_text()
-print(f"installer-test: predict CT: 1 lesion, {volume:.0f} mm³, slices {lesions[0]['first_slice']}-{lesions[0]['last_slice']}, SEG over 40 images")
+first, last = lesions[0]["first_instance_number"], lesions[0]["last_instance_number"]
+assert (first, last) == (lesions[0]["first_slice"] + 1, lesions[0]["last_slice"] + 1), lesions
+print(f"installer-test: predict CT: 1 lesion, {volume:.0f} mm³, Im {first}–{last}, SEG over 40 images")
 EOF
   ok "predict CT: the CT model chosen, the nodule found and measured, a SEG referencing every image"
 fi
