@@ -24,7 +24,8 @@ The series is synthetic (``synthetic.write_ct_series``, seed 0, 300 slices of 51
 model is ``--model`` or the bundled one, else a random-init EfficientNet-Lite0 at 224 px
 written to a temporary file (same architecture and input size as the demo model, so the same
 work). Prints max and 99th-percentile stall per scenario and their ratio to idle, and each
-scenario's garbage collections (a full one holds the GIL). Goal: max stall <= 33 ms (two
+scenario's garbage collections (a full one holds the GIL) and when each run's longest stall
+began (mid-run, or as the run ends and its results are shown). Goal: max stall <= 33 ms (two
 frames at 60 Hz) during inference. Asserts nothing.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_stall.py [--slices 300] [--size 512]
@@ -294,6 +295,7 @@ def main() -> int:
 
     gcs = GcWatch()
     gc_pauses: dict[str, list[tuple[int, bool, float]]] = {}
+    where: dict[str, list[str]] = {}
 
     def measure(name: str, action: object, done: object, timeout_s: float) -> None:
         gcs.take()
@@ -306,6 +308,9 @@ def main() -> int:
         if not ok:
             print(f"warning: {name} did not finish in {timeout_s:.0f} s", file=sys.stderr)
         results.append((name, seconds, stalls))
+        # when the longest stall began, in seconds from the start: mid-run or the run's end
+        at = max(probe.ticks[int(np.argmax(stalls))] - t0, 0.0) if len(stalls) else 0.0
+        where.setdefault(name, []).append(f"{at:.1f} of {seconds:.1f} s")
         gc_pauses.setdefault(name, []).extend(gcs.take())
 
     idle_end = [0.0]
@@ -411,6 +416,9 @@ def main() -> int:
         f"1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
         f"(this run adds about 1; the rest is other work sharing the {available_cpus()} CPUs)"
     )
+    for name, places in where.items():
+        if name != "idle":
+            print(f"longest stall began, {name}: " + ", ".join(places))
     for name, pauses in gc_pauses.items():
         if pauses and name != "baseline: run on GUI thread":
             gen, gui, ms = max(pauses, key=lambda p: p[2])
