@@ -13,6 +13,7 @@ import torch
 from desktop_app.model.modelfile import default_manifest, load_model_file, save_model_file
 from desktop_app.model.networks import build_from_arch_args
 from desktop_app.model.preprocessing import preprocess_file
+from tests.helpers.engine import make_model_file
 from tests.helpers.tinydata import demo_dataset
 from training import cli
 from training.data import read_dataset, split_dataset
@@ -219,15 +220,10 @@ class TestExternalEvaluation:
         split as training made it, with a note; --split all scores every row."""
         external = _without_split_column(demo, tmp_path)
         data = read_dataset(external)
-        manifest = default_manifest(
-            name="eval-test", architecture="efficientnet-lite0", labels=LABELS, image_size=48,
+        path = make_model_file(
+            tmp_path / "trained.safetensors", labels=LABELS, size=48,
             training_data={"manifest_sha256": data.sha256, "split_seed": 0},
         )  # fmt: skip
-        torch.manual_seed(0)
-        path = tmp_path / "trained.safetensors"
-        save_model_file(
-            path, build_from_arch_args(manifest.architecture, manifest.arch_args), manifest
-        )
         code, out, _ = _run(
             capsys, "--model", path, "--data", external, "--device", "cpu", "--bootstrap", "0",
             "--quiet",

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from desktop_app.model.modelfile import default_manifest, load_model_file, save_model_file
-from desktop_app.model.networks import build_from_arch_args
+from desktop_app.model.modelfile import load_model_file
+from tests.helpers.engine import make_model_file
 from tests.helpers.tinydata import demo_dataset
 from training import cli
 from training.data import read_dataset, split_dataset
@@ -189,15 +188,10 @@ def test_a_classifier_on_its_own_manifest_says_the_same(
             writer.writeheader()
             writer.writerows({**r, "path": str((demo.parent / r["path"]).resolve())} for r in kept)
     data = read_dataset(own)
-    manifest = default_manifest(
-        name="own", architecture="efficientnet-lite0", labels=data.labels, image_size=48,
+    model = make_model_file(
+        tmp_path / "m.safetensors", labels=data.labels, size=48,
         training_data={"manifest_sha256": data.sha256, "split_seed": 0},
     )  # fmt: skip
-    torch.manual_seed(0)
-    model = tmp_path / "m.safetensors"
-    save_model_file(
-        model, build_from_arch_args(manifest.architecture, manifest.arch_args), manifest
-    )
     code, out, _ = _run(
         capsys, "--model", model, "--data", own, "--device", "cpu", "--bootstrap", "0", "--quiet"
     )
