@@ -237,6 +237,20 @@ def open_and_wait(qtbot, window, paths: list[Path], timeout: int = 20_000) -> No
     qtbot.waitUntil(lambda: window.viewer.frame is not None, timeout=timeout)
 
 
+LESION_CT_SLICES, LESION_CT_ROWS = 12, 64
+
+
+@pytest.fixture(scope="session")
+def lesion_ct(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-slice 64 x 64 CT phantom (seed 5): the series the lesion tests' fake runner
+    outlines (tests/qt/test_lesion_display.py's ``LesionRunner``). Nothing writes into it."""
+    from desktop_app.phantoms.studies import write_ct_series
+
+    folder = tmp_path_factory.mktemp("lesion-ct")
+    write_ct_series(folder, 5, slices=LESION_CT_SLICES, rows=LESION_CT_ROWS)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random-init EfficientNet-Lite0 model file (64 px input, three labels), written

@@ -14,7 +14,6 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from desktop_app.inference.lesions import MaskGeometry, find_lesions
-from desktop_app.phantoms.studies import write_ct_series
 from desktop_app.qt.lesion_overlay import (
     LesionSlices,
     LesionView,
@@ -26,9 +25,9 @@ from desktop_app.review.lesionreview import SeriesLesions
 from desktop_app.review.runner import RunOutput
 from desktop_app.studies.series import SliceStack
 from desktop_app.studies.volume import SeriesVolume
-from tests.qt.conftest import FakeRunner, open_and_wait
+from tests.qt.conftest import LESION_CT_ROWS, LESION_CT_SLICES, FakeRunner, open_and_wait
 
-SLICES, ROWS = 12, 64
+SLICES, ROWS = LESION_CT_SLICES, LESION_CT_ROWS
 # two lesions: L1 (larger) on slices 3-5, L2 on slices 8-9
 LESION_SLICES = [3, 4, 5, 8, 9]
 
@@ -71,13 +70,6 @@ class LesionRunner(FakeRunner):
 
 class EmptyRunner(LesionRunner):
     empty = True
-
-
-@pytest.fixture(scope="module")
-def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ct")
-    write_ct_series(folder, 5, slices=SLICES, rows=ROWS)
-    return folder
 
 
 def run_window(
@@ -146,9 +138,9 @@ class TestLesionSlices:
 
 class TestLesionDisplay:
     def test_rows_list_each_lesion_with_its_measurements(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         rows = window.findings.lesions
         assert rows.isVisible()
         assert list(rows.rows) == [1, 2]
@@ -165,9 +157,9 @@ class TestLesionDisplay:
         assert not window.findings.summary.text().startswith("No findings")
 
     def test_overlay_on_a_lesion_slice_and_none_on_an_empty_one(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         layer = window.lesions.layer
         show_slice(qtbot, window, 4)
         assert [m.lesion_id for m in layer.scene.masks] == [1]
@@ -185,9 +177,9 @@ class TestLesionDisplay:
         assert layer.drawn()
 
     def test_strip_ticks_match_the_lesion_slices_and_a_click_goes_there(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         strip = window.viewer.lesion_strip
         assert strip.isVisible()
         assert strip.tick_slices() == LESION_SLICES
@@ -200,11 +192,11 @@ class TestLesionDisplay:
 
     @pytest.mark.parametrize("runner", [LesionRunner, FakeRunner])
     def test_the_research_use_notice_shows_with_lesions_as_with_findings(
-        self, qtbot, make_window, ct_folder: Path, runner: type[FakeRunner]
+        self, qtbot, make_window, lesion_ct: Path, runner: type[FakeRunner]
     ) -> None:
         """A segmentation's lesions are a model's output like a finding's box: the image's
         corner says research use only on every slice of the series, shapes or not."""
-        window = run_window(qtbot, make_window, ct_folder, runner)
+        window = run_window(qtbot, make_window, lesion_ct, runner)
         bare = [i for i in range(SLICES) if i not in LESION_SLICES]
         for index in bare:
             show_slice(qtbot, window, index)
@@ -215,9 +207,9 @@ class TestLesionDisplay:
         assert notice == (runner is LesionRunner)
 
     def test_a_click_on_a_lesion_selects_it_and_the_slice_stays(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         show_slice(qtbot, window, 9)
         canvas = window.canvas
         assert window.lesions.selected is None
@@ -237,9 +229,9 @@ class TestLesionDisplay:
         assert window.lesions.selected == 2  # beside every lesion: nothing changes
 
     def test_next_and_previous_lesion_go_to_the_largest_slice_and_wrap(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         show_slice(qtbot, window, 0)
         lesions, nxt, prev = window.lesions, window.acts["next_lesion"], window.acts["prev_lesion"]
         assert nxt.shortcut().toString() == "Alt+Down"
@@ -257,8 +249,8 @@ class TestLesionDisplay:
         assert [m.selected for m in lesions.layer.scene.masks] == [True]
         assert window.viewer.lesion_strip.selected_slices == frozenset({8, 9})
 
-    def test_clicking_a_row_goes_to_its_lesion(self, qtbot, make_window, ct_folder: Path) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+    def test_clicking_a_row_goes_to_its_lesion(self, qtbot, make_window, lesion_ct: Path) -> None:
+        window = run_window(qtbot, make_window, lesion_ct)
         show_slice(qtbot, window, 0)
         row = window.findings.lesions.rows[2]
         qtbot.mouseClick(row, Qt.MouseButton.LeftButton, pos=QPoint(4, 4))
@@ -267,9 +259,9 @@ class TestLesionDisplay:
         assert row.property("selected") is True
 
     def test_accept_and_reject_change_the_verdict(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         key = window.shown.key
         state = window.review.current_state()
         rows = window.findings.lesions
@@ -291,24 +283,24 @@ class TestLesionDisplay:
         assert window.review.writer.flush()
 
     def test_no_lesion_found_says_so_with_the_model(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder, EmptyRunner)
+        window = run_window(qtbot, make_window, lesion_ct, EmptyRunner)
         rows = window.findings.lesions
         assert rows.isVisible() and not rows.rows
         assert rows.summary.text() == "No lesion found · Model: fake-model 0.1"
         assert not window.viewer.lesion_strip.isVisible()
 
     def test_a_classifier_run_shows_no_lesion_rows(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder, FakeRunner)
+        window = run_window(qtbot, make_window, lesion_ct, FakeRunner)
         assert not window.findings.lesions.isVisible()
         assert window.lesions.layer.scene.masks == []
 
-    def test_an_engine_table_is_shown_unreviewed(self, qtbot, make_window, ct_folder: Path) -> None:
+    def test_an_engine_table_is_shown_unreviewed(self, qtbot, make_window, lesion_ct: Path) -> None:
         window = make_window()
-        open_and_wait(qtbot, window, [ct_folder])
+        open_and_wait(qtbot, window, [lesion_ct])
         stack = window.viewer.context.stack
         table = find_lesions(lesion_mask(), MaskGeometry.from_stack(stack), with_labels=True)
         assert [v.largest_slice for v in views_from_table(table, "nodule")] == [4, 8]

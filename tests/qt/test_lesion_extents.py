@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from desktop_app.inference.lesions import MaskGeometry, find_lesions
-from desktop_app.phantoms.studies import write_ct_series
 from desktop_app.qt.lesion_overlay import LesionSlices, lesion_extents
 from desktop_app.review.lesionreview import SeriesLesions
-from tests.qt.test_lesion_display import ROWS, SLICES, lesion_mask, run_window
+from tests.qt.test_lesion_display import ROWS, lesion_mask, run_window
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -102,18 +101,11 @@ class TestLesionExtents:
         assert where.counts == {} and where.ticks() == []
 
 
-@pytest.fixture(scope="module")
-def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ct")
-    write_ct_series(folder, 5, slices=SLICES, rows=ROWS)
-    return folder
-
-
 class TestViewerCountsInsideBoxes:
     def test_after_a_run_the_strip_and_overlay_match_the_full_count(
-        self, qtbot, make_window, ct_folder: Path
+        self, qtbot, make_window, lesion_ct: Path
     ) -> None:
-        window = run_window(qtbot, make_window, ct_folder)
+        window = run_window(qtbot, make_window, lesion_ct)
         lesions = window.lesions
         assert lesions.labels is not None and lesions.where is not None
         assert counts(lesions.where) == counts(LesionSlices.of(lesions.labels))

@@ -9,21 +9,13 @@ from pathlib import Path
 import pytest
 
 import desktop_app.qt.inference as qt_inference
-from desktop_app.phantoms.studies import write_ct_series
 from desktop_app.review.lesionfiles import pack_labels, unpack_labels
 from desktop_app.review.lesionreview import SeriesLesions
-from tests.qt.test_lesion_display import ROWS, SLICES, run_window
-
-
-@pytest.fixture(scope="module")
-def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ct")
-    write_ct_series(folder, 5, slices=SLICES, rows=ROWS)
-    return folder
+from tests.qt.test_lesion_display import run_window
 
 
 def test_the_worker_packs_and_the_save_reuses_it(
-    qtbot, make_window, ct_folder: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot, make_window, lesion_ct: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     packed: list[tuple[bool, bytes]] = []
 
@@ -33,7 +25,7 @@ def test_the_worker_packs_and_the_save_reuses_it(
         return data
 
     monkeypatch.setattr(qt_inference, "pack_labels", recording)
-    window = run_window(qtbot, make_window, ct_folder)
+    window = run_window(qtbot, make_window, lesion_ct)
     assert [on_gui for on_gui, _ in packed] == [False]
     state = window.review.current_state()
     series = state.lesion_sets[window.shown.key]

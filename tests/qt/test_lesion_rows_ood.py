@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from desktop_app.phantoms.studies import write_ct_series
 from tests.qt.test_lesion_display import LesionRunner, run_window, show_slice
 
 
-@pytest.fixture(scope="module")
-def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ct")
-    write_ct_series(folder, 5, slices=12, rows=64)
-    return folder
-
-
-def test_flagged_run_marks_the_lesion_summary(qtbot, make_window, ct_folder: Path) -> None:
-    window = run_window(qtbot, make_window, ct_folder, out_of_distribution=True)
+def test_flagged_run_marks_the_lesion_summary(qtbot, make_window, lesion_ct: Path) -> None:
+    window = run_window(qtbot, make_window, lesion_ct, out_of_distribution=True)
     rows = window.findings.lesions
     assert rows.isVisible() and list(rows.rows) == [1, 2]
     assert rows.summary.text().startswith("⚠ Unreliable (see the warning above) · 2 lesions: ")
@@ -30,8 +20,8 @@ def test_flagged_run_marks_the_lesion_summary(qtbot, make_window, ct_folder: Pat
     assert item.unreliable and item.label.startswith("L1") and item.label.endswith("⚠")
 
 
-def test_unflagged_run_leaves_the_summary_plain(qtbot, make_window, ct_folder: Path) -> None:
-    window = run_window(qtbot, make_window, ct_folder, LesionRunner)
+def test_unflagged_run_leaves_the_summary_plain(qtbot, make_window, lesion_ct: Path) -> None:
+    window = run_window(qtbot, make_window, lesion_ct, LesionRunner)
     assert window.findings.lesions.summary.text().startswith("2 lesions: ")
     show_slice(qtbot, window, 4)
     (item,) = window.lesions.layer.scene.masks
